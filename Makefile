@@ -1,0 +1,33 @@
+# The README's two commands: `make run` (default sweep end to end) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Default sweep: config/config.yaml, W&B offline, CPU unless a GPU is present.
+run: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH WANDB_MODE=$${WANDB_MODE:-offline} \
+		$(BIN)/snakemake --cores $(CORES) --profile profiles/default
+
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/fit_accuracy.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,7 @@
+"""lrscale: how does the optimal learning rate scale with batch size?
+
+Importing the package (and lrscale.config / lrscale.metrics) never imports torch, so the
+Snakemake DAG build stays fast. Only lrscale.train and lrscale.tasks touch torch.
+"""
+
+__version__ = "0.1.0"

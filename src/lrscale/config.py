@@ -1,0 +1,128 @@
+"""Sweep config: load, validate against workflow/schemas/config.schema.yaml, fill defaults.
+
+Shared by the Snakemake DAG build (workflow/rules/common.smk) and the CLI, so both reject the
+same configs with the same one-line messages. Never imports torch.
+"""
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO / "workflow" / "schemas"
+# Sections a training job depends on: changing any of them reruns the training jobs;
+# changing wandb/analysis does not.
+TRAIN_SECTIONS = ("task", "model", "optimizer", "schedule", "budget", "train")
+
+
+def load_schema(name: str) -> dict:
+    return yaml.safe_load((SCHEMAS / name).read_text())
+
+
+def _with_defaults(validator_class):
+    """jsonschema validator that fills `default` values in as it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def run_name(batch_size: int, lr: float) -> str:
+    """The name of one (batch size, lr) config: W&B namespace, results row, path component."""
+    return f"B{batch_size}_LR{lr:.6f}"
+
+
+def _key_path(error) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate(config: dict, source="config") -> dict:
+    """Return a validated copy of `config` with every default filled, or raise UserError."""
+    if not isinstance(config, dict):
+        raise UserError(f"{source}: expected a YAML mapping at the top level, got {type(config).__name__}")
+    cfg = copy.deepcopy(config)
+    errors = sorted(_Validator(load_schema("config.schema.yaml")).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        msg = e.message if len(e.message) < 200 else e.message[:200] + "..."
+        raise UserError(f"{source}: key '{_key_path(e)}': {msg}".replace("\n", " "))
+    sweep = cfg["sweep"]
+    for key in ("batch_sizes", "seeds"):
+        dup = sorted({v for v in sweep[key] if sweep[key].count(v) > 1})
+        if dup:
+            raise UserError(f"{source}: key 'sweep.{key}': duplicate values {dup}; expected unique values")
+    names = {}
+    for lr in sweep["lrs"]:
+        name = f"{lr:.6f}"
+        if name in names:
+            raise UserError(
+                f"{source}: key 'sweep.lrs': {names[name]!r} and {lr!r} both format as {name} with %.6f; "
+                "expected lrs that differ at 6 decimals"
+            )
+        if float(name) == 0.0:
+            raise UserError(f"{source}: key 'sweep.lrs': {lr!r} formats as 0.000000; expected lr >= 5e-7")
+        names[name] = lr
+    opt = cfg["optimizer"]
+    if opt["nesterov"] and not (opt["name"] == "sgd" and opt["momentum"] > 0):
+        raise UserError(f"{source}: key 'optimizer.nesterov': needs optimizer.name sgd with momentum > 0")
+    model = cfg["model"]
+    if cfg["task"]["name"] == "char_lm" and model["d_model"] % model["n_heads"]:
+        raise UserError(f"{source}: key 'model.n_heads': {model['n_heads']} does not divide model.d_model {model['d_model']}")
+    if cfg["budget"]["unit"] == "tokens" and cfg["task"]["name"] == "teacher_student":
+        raise UserError(f"{source}: key 'budget.unit': 'tokens' needs a sequence task (char_lm), not teacher_student")
+    return cfg
+
+
+def load(path) -> dict:
+    """Read a YAML (or JSON) sweep config safely and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: config is not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{at}; expected a sweep config mapping") from None
+    return validate(raw if raw is not None else {}, source=str(path))
+
+
+def train_config(cfg: dict) -> dict:
+    """The sections a training job depends on."""
+    return {k: cfg[k] for k in TRAIN_SECTIONS}
+
+
+def config_hash(cfg: dict) -> str:
+    """Stable hash of the training-relevant config (what makes two runs comparable)."""
+    blob = json.dumps(train_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def grid(cfg: dict) -> list[dict]:
+    """All (batch_size, lr, seed) points in grid order: batch-major, then lr, then seed."""
+    s = cfg["sweep"]
+    return [
+        {"batch_size": b, "lr": lr, "seed": seed, "name": run_name(b, lr)}
+        for b in s["batch_sizes"]
+        for lr in s["lrs"]
+        for seed in s["seeds"]
+    ]

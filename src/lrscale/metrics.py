@@ -1,0 +1,43 @@
+"""Read and validate metrics.json files (the train -> aggregate contract). Never imports torch."""
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+
+from .config import load_schema
+from .errors import UserError
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    return jsonschema.Draft202012Validator(load_schema("metrics.schema.yaml"))
+
+
+def _reject_constant(token):
+    raise ValueError(f"non-standard JSON number {token}")
+
+
+def read(path) -> dict:
+    """Parse and validate one metrics.json; any problem is a UserError naming the file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read metrics file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: metrics file is not UTF-8 text") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise UserError(f"{path}: corrupt metrics file, not valid JSON ({e}); delete it to rerun that job") from None
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise UserError(f"{path}: key '{key}': {e.message[:200]}; delete it to rerun that job".replace("\n", " "))
+    n = {k: len(v) for k, v in data["curves"].items() if k in _validator().schema["properties"]["curves"]["required"]}
+    if len(set(n.values())) > 1:
+        raise UserError(f"{path}: key 'curves': lists of different lengths {n}; delete it to rerun that job")
+    return data

@@ -1,0 +1,66 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def tiny_config(**sections):
+    """A seconds-fast teacher_student config; override sections by keyword."""
+    cfg = {
+        "sweep": {"name": "tiny", "batch_sizes": [8, 32], "lrs": [0.001, 0.01], "seeds": [0]},
+        "task": {"name": "teacher_student", "input_dim": 8, "teacher_hidden": 16, "val_size": 256},
+        "model": {"hidden": 16, "depth": 1},
+        "budget": {"unit": "samples", "value": 1024},
+        "train": {"eval_points": 8},
+        "wandb": {"project": "lrscale-test"},
+        "analysis": {"bootstrap": 50},
+    }
+    for k, v in sections.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    return cfg
+
+
+def write_config(path, cfg):
+    path = Path(path)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def make_corpus(path, n_chars=20000, seed=0):
+    """A small deterministic pseudo-English corpus (tests never need the real TinyShakespeare)."""
+    import random
+
+    rng = random.Random(seed)
+    words = ["the", "king", "shall", "speak", "to", "thee", "and", "my", "lord", "of", "york", "now", "is"]
+    out, n = [], 0
+    while n < n_chars:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + ".\n"
+        out.append(line)
+        n += len(line)
+    Path(path).write_text("".join(out)[:n_chars])
+    return path
+
+
+def lrscale(*args, check=False, timeout=300, env=None, **kw):
+    """Run the real console script; returns CompletedProcess with text output."""
+    e = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
+    r = subprocess.run([str(BIN / "lrscale"), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"lrscale {args} exited {r.returncode}:\n{r.stderr[-3000:]}")
+    return r
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+@pytest.fixture
+def cfg_file(tmp_path):
+    return write_config(tmp_path / "config.yaml", tiny_config())

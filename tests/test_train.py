@@ -1,0 +1,263 @@
+"""Issue 2: the training engine, exercised through the real `lrscale train` command."""
+
+import itertools
+import math
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, lrscale, make_corpus, read_json, tiny_config, write_config
+from lrscale import metrics as metrics_io
+from lrscale.errors import UserError
+
+
+def train(cfg_path, out, *extra, batch=8, lr=0.003, seed=0, check=True, **kw):
+    return lrscale("train", "--config", cfg_path, "--batch-size", batch, "--lr", lr, "--seed", seed,
+                   "--out", out, "--device", "cpu", *extra, check=check, **kw)
+
+
+def char_cfg(tmp_path, **over):
+    corpus = make_corpus(tmp_path / "corpus.txt")
+    return tiny_config(
+        task={"name": "char_lm", "seq_len": 16, "data": {"path": str(corpus)}},
+        model={"d_model": 16, "n_layers": 1, "n_heads": 2},
+        budget={"unit": "steps", "value": 60},
+        **over,
+    )
+
+
+@pytest.mark.parametrize("task,opt,sched", list(itertools.product(
+    ["teacher_student", "char_lm"], ["adamw", "adam", "sgd"], ["constant", "cosine", "linear"])))
+def test_every_task_optimizer_schedule_lowers_loss(tmp_path, task, opt, sched):
+    lr = {"sgd": 0.005, "adam": 0.003, "adamw": 0.003}[opt]
+    optimizer = {"name": opt, **({"momentum": 0.9} if opt == "sgd" else {})}
+    if task == "char_lm":
+        cfg = char_cfg(tmp_path, optimizer=optimizer, schedule={"name": sched})
+    else:
+        cfg = tiny_config(optimizer=optimizer, schedule={"name": sched})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    train(path, tmp_path / "m.json", lr=lr)
+    m = metrics_io.read(tmp_path / "m.json")  # schema-valid
+    assert not m["diverged"]
+    assert m["curves"]["val_loss"][-1] < m["curves"]["val_loss"][0]
+    assert m["final_train_loss"] < m["initial_loss"]
+    if sched == "constant":
+        assert set(m["curves"]["learning_rate"]) == {lr}
+    else:
+        assert m["curves"]["learning_rate"][-1] < lr
+
+
+def test_metrics_contract(tmp_path, cfg_file):
+    train(cfg_file, tmp_path / "m.json", batch=32, lr=0.01)
+    m = metrics_io.read(tmp_path / "m.json")
+    assert m["name"] == "B32_LR0.010000"
+    assert m["num_steps"] == math.ceil(1024 / 32) == m["planned_steps"]
+    assert m["samples_seen"] == 1024
+    assert len(m["curves"]["step"]) == 8 and m["curves"]["step"][-1] == 32
+    assert m["curves"]["samples_seen"] == [s * 32 for s in m["curves"]["step"]]
+    assert m["config"]["task"]["noise"] == "gaussian"  # resolved config echo, defaults filled
+    assert m["precision"] == "fp32" and m["device"] == "cpu"
+    assert "NaN" not in (tmp_path / "m.json").read_text()
+
+
+def test_deterministic_and_paired(tmp_path, cfg_file):
+    for name in ("a", "b"):
+        train(cfg_file, tmp_path / f"{name}.json")
+    a, b = read_json(tmp_path / "a.json"), read_json(tmp_path / "b.json")
+    assert a["curves"] == b["curves"]
+    assert a["final_train_loss"] == b["final_train_loss"]
+
+
+def test_budget_steps_and_eval_interval_do_not_change_trajectory(tmp_path):
+    p1 = write_config(tmp_path / "a.yaml", tiny_config(budget={"unit": "steps", "value": 40}, train={"eval_points": 4}))
+    p2 = write_config(tmp_path / "b.yaml", tiny_config(budget={"unit": "steps", "value": 40}, train={"eval_points": 40}))
+    train(p1, tmp_path / "a.json")
+    train(p2, tmp_path / "b.json")
+    a, b = read_json(tmp_path / "a.json"), read_json(tmp_path / "b.json")
+    assert a["num_steps"] == b["num_steps"] == 40
+    assert a["final_train_loss"] == b["final_train_loss"]
+    assert a["curves"]["val_loss"][-1] == b["curves"]["val_loss"][-1]
+
+
+def test_divergence_is_a_result(tmp_path, cfg_file):
+    r = train(cfg_file, tmp_path / "m.json", lr=100)
+    assert r.returncode == 0
+    m = metrics_io.read(tmp_path / "m.json")
+    assert m["diverged"] is True and m["converged"] is False
+    assert m["diverged_at_step"] >= 1 and m["num_steps"] == m["diverged_at_step"]
+    assert m["final_val_loss"] is None
+
+
+def test_grad_clip_recorded(tmp_path):
+    path = write_config(tmp_path / "c.yaml", tiny_config(train={"grad_clip": 0.01}))
+    train(path, tmp_path / "m.json")
+    g = read_json(tmp_path / "m.json")["grad_norm"]
+    assert g["clip"] == 0.01 and g["clipped_fraction"] > 0.9
+    assert g["median"] <= g["p95"] <= g["max"]
+
+
+def _slow_config(tmp_path):
+    # Long enough to be killed mid-run, checkpointing every step.
+    return write_config(tmp_path / "c.yaml", tiny_config(budget={"unit": "steps", "value": 3000}, train={"eval_points": 20}))
+
+
+def _start(cfg, out, ckpt):
+    return subprocess.Popen(
+        [str(BIN / "lrscale"), "train", "--config", str(cfg), "--batch-size", "8", "--lr", "0.003",
+         "--out", str(out), "--device", "cpu", "--checkpoint-dir", str(ckpt), "--checkpoint-every-s", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(path, timeout=60):
+    t0 = time.time()
+    while not path.exists():
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_kill9_then_rerun_resumes_identically(tmp_path):
+    cfg = _slow_config(tmp_path)
+    ckpt = tmp_path / "ckpt"
+    train(cfg, tmp_path / "ref.json")
+    p = _start(cfg, tmp_path / "m.json", ckpt)
+    _wait_for(ckpt / "checkpoint.pt")
+    time.sleep(0.5)
+    p.kill()
+    p.wait()
+    assert not (tmp_path / "m.json").exists()  # no partial output
+    r = train(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
+    assert "resumed from step" in r.stderr
+    ref, got = read_json(tmp_path / "ref.json"), read_json(tmp_path / "m.json")
+    assert got["resumed_from_step"] > 0
+    for key in ("curves", "final_train_loss", "final_val_loss", "train_loss_std", "grad_norm", "num_steps"):
+        assert got[key] == ref[key], key
+    assert not ckpt.exists()  # deleted on success
+
+
+def test_sigterm_writes_checkpoint_and_exits_nonzero(tmp_path):
+    cfg = _slow_config(tmp_path)
+    ckpt = tmp_path / "ckpt"
+    p = _start(cfg, tmp_path / "m.json", ckpt)
+    _wait_for(ckpt / "checkpoint.pt")
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert time.time() - t0 < 10
+    assert p.returncode != 0
+    assert "SIGTERM: checkpoint written" in err
+    assert (ckpt / "checkpoint.pt").exists() and not (tmp_path / "m.json").exists()
+    r = train(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
+    assert "resumed from step" in r.stderr
+
+
+def _assert_one_line_exit2(r, *needles):
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("section,value,needle", [
+    ("task", {"name": "nope"}, "task.name"),
+    ("optimizer", {"name": "lion"}, "optimizer.name"),
+    ("schedule", {"name": "step"}, "schedule.name"),
+])
+def test_unknown_names_exit2(tmp_path, section, value, needle):
+    path = write_config(tmp_path / "c.yaml", tiny_config(**{section: value}))
+    r = train(path, tmp_path / "m.json", check=False)
+    _assert_one_line_exit2(r, needle)
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("flag,value,needle", [("--lr", "0", "--lr"), ("--lr", "-1", "--lr"),
+                                               ("--batch-size", "0", "--batch-size"), ("--lr", "abc", "--lr")])
+def test_bad_flags_exit2(tmp_path, cfg_file, flag, value, needle):
+    args = {"--batch-size": "8", "--lr": "0.01"}
+    args[flag] = value
+    r = lrscale("train", "--config", cfg_file, "--batch-size", args["--batch-size"], "--lr", args["--lr"],
+                "--out", tmp_path / "m.json")
+    _assert_one_line_exit2(r, needle)
+
+
+def test_missing_and_corrupt_corpus_and_checksum(tmp_path):
+    cfg = char_cfg(tmp_path)
+    cfg["task"]["data"] = {"path": str(tmp_path / "missing.txt")}
+    r = train(write_config(tmp_path / "a.yaml", cfg), tmp_path / "m.json", check=False)
+    _assert_one_line_exit2(r, "task.data.path", "missing.txt")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00" * 5000)
+    cfg["task"]["data"] = {"path": str(tmp_path / "bin.txt")}
+    r = train(write_config(tmp_path / "b.yaml", cfg), tmp_path / "m.json", check=False)
+    _assert_one_line_exit2(r, "bin.txt")
+    cfg["task"]["data"] = {"path": str(tmp_path / "corpus.txt"), "sha256": "0" * 64}
+    r = train(write_config(tmp_path / "c.yaml", cfg), tmp_path / "m.json", check=False)
+    _assert_one_line_exit2(r, "sha256")
+    cfg["task"]["data"] = {"url": "http://127.0.0.1:9/none.txt", "sha256": "0" * 64, "cache_dir": str(tmp_path / "cache")}
+    r = train(write_config(tmp_path / "d.yaml", cfg), tmp_path / "m.json", check=False)
+    _assert_one_line_exit2(r, "task.data.url", "not cached")
+    assert not any((tmp_path / "cache").iterdir())  # nothing half-downloaded is left
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_download_verified_then_cached(tmp_path):
+    import hashlib
+    import http.server
+    import threading
+
+    corpus = make_corpus(tmp_path / "srv" / "c.txt" if (tmp_path / "srv").mkdir() is None else None)
+    digest = hashlib.sha256(corpus.read_bytes()).hexdigest()
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "srv"))  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    cfg = char_cfg(tmp_path)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/c.txt"
+    cfg["task"]["data"] = {"url": url, "sha256": digest, "cache_dir": str(tmp_path / "cache")}
+    train(write_config(tmp_path / "c.yaml", cfg), tmp_path / "m.json")
+    srv.shutdown()
+    assert (tmp_path / "cache" / f"{digest}.txt").read_bytes() == corpus.read_bytes()
+    train(write_config(tmp_path / "c.yaml", cfg), tmp_path / "m2.json")  # offline now: served from cache
+    bad = dict(cfg["task"]["data"], sha256="1" * 64, cache_dir=str(tmp_path / "cache2"))
+    cfg["task"]["data"] = bad
+    srv2 = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv2.serve_forever, daemon=True).start()
+    cfg["task"]["data"]["url"] = f"http://127.0.0.1:{srv2.server_address[1]}/c.txt"
+    r = train(write_config(tmp_path / "d.yaml", cfg), tmp_path / "m3.json", check=False)
+    srv2.shutdown()
+    _assert_one_line_exit2(r, "sha256")
+    assert not any((tmp_path / "cache2").iterdir())  # a mismatch leaves no cached file
+
+
+def test_unwritable_output_dir(tmp_path, cfg_file):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "file").write_text("x")
+    r = train(cfg_file, ro / "file" / "m.json", check=False)  # parent is a file
+    _assert_one_line_exit2(r, "output directory")
+
+
+def test_plugin_task(tmp_path):
+    (tmp_path / "myplug.py").write_text(
+        "from lrscale.tasks import teacher_student\n"
+        "def build(cfg, seed, device):\n"
+        "    return teacher_student(cfg, seed, device)\n"
+    )
+    path = write_config(tmp_path / "c.yaml", tiny_config(task={"name": "myplug:build"}))
+    r = train(path, tmp_path / "m.json", env={"PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0
+    assert read_json(tmp_path / "m.json")["task"] == "myplug:build"
+
+
+def test_metrics_reader_rejects_corrupt(tmp_path, cfg_file):
+    train(cfg_file, tmp_path / "m.json")
+    good = (tmp_path / "m.json").read_text()
+    (tmp_path / "t.json").write_text(good[: len(good) // 2])
+    with pytest.raises(UserError, match="t.json.*not valid JSON"):
+        metrics_io.read(tmp_path / "t.json")
+    (tmp_path / "n.json").write_text(good.replace('"final_val_loss": ', '"final_val_loss": "x", "_": ', 1))
+    with pytest.raises(UserError, match="n.json: key 'final_val_loss'"):
+        metrics_io.read(tmp_path / "n.json")
