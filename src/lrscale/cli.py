@@ -61,10 +61,9 @@ def cmd_aggregate(args):
 
 
 def cmd_wandb(args):
-    from . import config
     from .wandb_log import log_sweep
 
-    cfg = config.load(args.config)
+    cfg = _load_config(args)
     log_sweep(cfg, args.results, args.metrics, args.out, plots=args.plots)
 
 
@@ -106,7 +105,8 @@ def build_parser():
     a.set_defaults(func=cmd_aggregate)
 
     w = sub.add_parser("wandb", help="replay a finished sweep into ONE W&B run")
-    w.add_argument("--config", required=True)
+    w.add_argument("--config", help="sweep YAML")
+    w.add_argument("--config-json", help="the resolved config as a JSON string (what the Snakemake rule passes)")
     w.add_argument("--results", required=True, help="results.csv")
     w.add_argument("--out", required=True, help="where to write the run's facts (JSON)")
     w.add_argument("--plots", nargs="*", default=[])

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, tasks
-from .config import config_hash, run_name
+from .config import config_hash, run_name, train_config
 from .errors import UserError
 from .fileio import atomic_write_json, check_writable_dir
 
@@ -287,7 +287,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         "lr": lr,
         "seed": seed,
         "task": cfg["task"]["name"],
-        "config": cfg,
+        "config": train_config(cfg),  # the sections this job depends on, defaults filled
         "config_hash": identity["config_hash"],
         "curves": curves,
         "final_train_loss": final_train,

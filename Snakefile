@@ -1,0 +1,28 @@
+# lrscale: how does the optimal learning rate scale with batch size?
+# One training job per (batch size, lr, seed) -> results.csv -> beta fit -> one W&B run.
+# Run: snakemake --cores 2 (CPU) or snakemake --cores 8 --resources gpu=1 (one GPU).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/analysis.smk"
+
+
+localrules:
+    all,
+    aggregate,
+    fit,
+    wandb_log,
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,54 @@
+"""metrics.json files -> results.csv (one row per run, grid order). Never talks to W&B."""
+
+import csv
+import io
+import math
+
+from . import metrics as metrics_io
+from .errors import UserError
+from .fileio import atomic_write_text
+
+# The seed study's columns first (its tooling keeps working), then ours.
+COLUMNS = [
+    "batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
+    "seed", "diverged", "diverged_at_step", "min_val_loss", "samples_seen", "wall_s", "steps_per_s",
+    "name", "config_hash",
+]
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ""
+    return str(v)
+
+
+def load_all(paths) -> list[dict]:
+    """Validate every metrics file (a corrupt one is an error naming it, never skipped)."""
+    runs = [metrics_io.read(p) for p in paths]
+    seen = {}
+    for p, m in zip(paths, runs):
+        key = (m["batch_size"], m["lr"], m["seed"])
+        if key in seen:
+            raise UserError(f"{p}: duplicate run {m['name']} seed {m['seed']} (also in {seen[key]})")
+        seen[key] = p
+    return sorted(runs, key=lambda m: (m["batch_size"], m["lr"], m["seed"]))
+
+
+def rows(runs) -> list[dict]:
+    return [{c: m.get(c) for c in COLUMNS} for m in runs]
+
+
+def write_results_csv(paths, out) -> list[dict]:
+    runs = load_all(paths)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows(runs):
+        w.writerow([_cell(r[c]) for c in COLUMNS])
+    atomic_write_text(out, buf.getvalue())
+    print(f"[lrscale aggregate] wrote {out}: {len(runs)} runs")
+    return runs

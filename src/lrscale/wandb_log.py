@@ -1,0 +1,146 @@
+"""Replay a finished sweep into ONE W&B run with fixed metric namespaces.
+
+Key layout (users' dashboards depend on it; README "The W&B run"):
+  config/batch_size, config/lr, config/experiment_num       at the start of each (B, lr) config
+  B{b}_LR{lr:.6f}/{train_loss,val_loss,learning_rate,step}   each eval point (seed mean), plus the
+  flat train_loss, val_loss, batch_size, lr, step            in the same call
+  B{b}_LR{lr:.6f}_S{seed}/...                                per seed, when the sweep has several
+  summary/B{b}_LR{lr:.6f}_{final_val_loss,final_train_loss,converged}, summary/{final_val_loss,
+  final_train_loss,batch_size,lr}                            after each config
+We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
+"""
+
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from .aggregate import load_all
+from .fileio import atomic_write_json
+
+
+def warn(msg):
+    print(f"[lrscale wandb] {msg}", file=sys.stderr, flush=True)
+
+
+def _escape(name: str) -> str:
+    # '.' nests keys in define_metric; an unescaped B8_LR0.000030/step adds junk keys to every row.
+    return name.replace(".", "\\.")
+
+
+def _mean(values):
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def _num(v):
+    return float("nan") if v is None else v
+
+
+def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
+    """(namespaces, the list of `log` payloads in order). Pure: unit-testable without W&B."""
+    seeds = cfg["sweep"]["seeds"]
+    multi = len(seeds) > 1
+    by_config = {}
+    for m in runs:
+        by_config.setdefault((m["batch_size"], m["lr"]), []).append(m)
+    order = [(b, lr) for b in cfg["sweep"]["batch_sizes"] for lr in cfg["sweep"]["lrs"] if (b, lr) in by_config]
+    namespaces, calls = [], []
+    for n, (b, lr) in enumerate(order, start=1):
+        group = sorted(by_config[(b, lr)], key=lambda m: m["seed"])
+        ns = config_mod.run_name(b, lr)
+        namespaces.append(ns)
+        if multi:
+            namespaces += [f"{ns}_S{m['seed']}" for m in group]
+        calls.append({"config/batch_size": b, "config/lr": lr, "config/experiment_num": n})
+        length = max(len(m["curves"]["step"]) for m in group)
+        for i in range(length):
+            at = [m for m in group if i < len(m["curves"]["step"])]
+            point = {k: _mean([m["curves"][k][i] for m in at]) for k in ("train_loss", "val_loss", "learning_rate")}
+            step = at[0]["curves"]["step"][i]
+            row = {f"{ns}/{k}": v for k, v in point.items()}
+            row[f"{ns}/step"] = step
+            if multi:
+                for m in at:
+                    for k in ("train_loss", "val_loss", "learning_rate", "step"):
+                        row[f"{ns}_S{m['seed']}/{k}"] = _num(m["curves"][k][i])
+            row.update(train_loss=point["train_loss"], val_loss=point["val_loss"], batch_size=b, lr=lr, step=step)
+            calls.append(row)
+        final_val = _mean([m["final_val_loss"] for m in group])
+        final_train = _mean([m["final_train_loss"] for m in group])
+        summary = {
+            f"summary/{ns}_final_val_loss": final_val,
+            f"summary/{ns}_final_train_loss": final_train,
+            f"summary/{ns}_converged": all(m["converged"] for m in group),
+            "summary/final_val_loss": final_val,
+            "summary/final_train_loss": final_train,
+            "summary/batch_size": b,
+            "summary/lr": lr,
+        }
+        if multi:
+            for m in group:
+                summary[f"summary/{ns}_S{m['seed']}_final_val_loss"] = _num(m["final_val_loss"])
+                summary[f"summary/{ns}_S{m['seed']}_final_train_loss"] = _num(m["final_train_loss"])
+                summary[f"summary/{ns}_S{m['seed']}_converged"] = m["converged"]
+        calls.append(summary)
+    return namespaces, calls
+
+
+def _init(wandb, cfg, run_dir: Path):
+    """wandb.init honouring mode; online failures fall back to offline with one warning."""
+    wb = cfg["wandb"]
+    kwargs = dict(project=wb["project"], entity=wb["entity"], name=cfg["sweep"]["name"], config=cfg,
+                  dir=str(run_dir), reinit="create_new")
+    if wb["mode"] == "online":
+        os.environ["WANDB_MODE"] = "online"
+        try:
+            return wandb.init(settings=wandb.Settings(init_timeout=wb["init_timeout_s"]), **kwargs), "online"
+        except Exception as e:  # no key, no network, bad key: keep the results, go offline
+            warn(f"online init failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); falling back to offline")
+    # Offline must come from the environment: mode="offline" alone still tries a telemetry upload.
+    os.environ["WANDB_MODE"] = "offline"
+    return wandb.init(**kwargs), "offline"
+
+
+def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
+    runs = load_all(metrics_paths)
+    out = Path(out)
+    if cfg["wandb"]["mode"] == "disabled":
+        facts = {"mode": "disabled", "runs": len(runs)}
+        atomic_write_json(out, facts)
+        return facts
+    namespaces, calls = build_log_calls(cfg, runs)
+    run_dir = out.parent / "wandb"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    run, mode = _init(wandb, cfg, run_dir)
+    for ns in namespaces:
+        run.define_metric(f"{_escape(ns)}/*", step_metric=f"{_escape(ns)}/step")
+    for payload in calls:
+        run.log(payload)
+    with open(results_csv, newline="") as f:
+        table = list(csv.reader(f))
+    end = {"results": wandb.Table(columns=table[0], data=table[1:])}
+    for p in plots:
+        if Path(p).is_file():
+            end[f"plots/{Path(p).stem}"] = wandb.Image(str(p))
+    run.log(end)
+    run_id, run_path = run.id, Path(run.dir).parent
+    run.finish()
+    facts = {
+        "mode": mode, "project": cfg["wandb"]["project"], "name": cfg["sweep"]["name"], "run_id": run_id,
+        "run_dir": str(run_path), "log_calls": len(calls) + 1, "configs": sum(1 for c in calls if "config/lr" in c),
+    }
+    if mode == "offline":
+        files = sorted(run_path.glob("run-*.wandb"))
+        facts["run_file"] = str(files[0]) if files else None
+        facts["sync_command"] = f"wandb sync {run_path}"
+        if cfg["wandb"]["mode"] == "online":
+            warn(f"upload later with: wandb sync {run_path}")
+    atomic_write_json(out, facts)  # only a finished run is ever reported as the sweep's run
+    print(f"[lrscale wandb] {mode} run {run_id}: {facts['configs']} configs, {len(calls) + 1} log calls")
+    return facts

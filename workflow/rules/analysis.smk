@@ -1,0 +1,20 @@
+# Locate lr_opt per batch size, fit lr_opt = C * B^beta, plots and a verdict.
+rule fit:
+    input:
+        csv="results/{sweep}/results.csv",
+        metrics=get_metrics_files,
+    output:
+        fit="results/{sweep}/analysis/fit.json",
+        best="results/{sweep}/analysis/best_per_batch.csv",
+        report="results/{sweep}/analysis/report.md",
+        plots=expand("results/{{sweep}}/analysis/{plot}.png", plot=PLOTS),
+    log:
+        "results/{sweep}/logs/fit.log",
+    params:
+        args=get_analysis_args,
+        runs_dir="results/{sweep}/runs",
+    conda:
+        "../../envs/lrscale.yaml"
+    shell:
+        "python -m lrscale fit {input.csv} --out results/{wildcards.sweep}/analysis"
+        " {params.args} --metrics-dir {params.runs_dir} > {log} 2>&1"

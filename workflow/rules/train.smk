@@ -1,0 +1,23 @@
+# One training job per (batch size, lr, seed). Snakemake assigns no GPU device itself; jobs ask
+# for `gpu=1` so `--resources gpu=K` caps how many run at once (CPU runs omit --resources).
+rule train:
+    output:
+        metrics="results/{sweep}/runs/B{batch}_LR{lr}/seed{seed}/metrics.json",
+    log:
+        "results/{sweep}/logs/train/B{batch}_LR{lr}_seed{seed}.log",
+    benchmark:
+        "results/{sweep}/benchmarks/train/B{batch}_LR{lr}_seed{seed}.tsv"
+    params:
+        lr=get_lr,
+        train_config=get_train_config_json,
+        checkpoint_dir=get_checkpoint_dir,
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/lrscale.yaml"
+    shell:
+        "python -m lrscale train --config-json {params.train_config:q}"
+        " --batch-size {wildcards.batch} --lr {params.lr} --seed {wildcards.seed}"
+        " --out {output.metrics} --checkpoint-dir {params.checkpoint_dir}"
+        " --threads {threads} > {log} 2>&1"
