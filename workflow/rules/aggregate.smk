@@ -23,10 +23,10 @@ rule wandb_log:
         run="results/{sweep}/wandb_run.json",
     log:
         "results/{sweep}/logs/wandb.log",
-    params:
-        config=get_config_json,
     conda:
         "../../envs/lrscale.yaml"
+    params:
+        config=get_config_json,
     shell:
         "python -m lrscale wandb --config-json {params.config:q} --results {input.csv}"
         " --out {output.run} --plots {input.plots} -- {input.metrics} > {log} 2>&1"

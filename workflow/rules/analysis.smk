@@ -10,11 +10,11 @@ rule fit:
         plots=expand("results/{{sweep}}/analysis/{plot}.png", plot=PLOTS),
     log:
         "results/{sweep}/logs/fit.log",
+    conda:
+        "../../envs/lrscale.yaml"
     params:
         args=get_analysis_args,
         runs_dir="results/{sweep}/runs",
-    conda:
-        "../../envs/lrscale.yaml"
     shell:
         "python -m lrscale fit {input.csv} --out results/{wildcards.sweep}/analysis"
         " {params.args} --metrics-dir {params.runs_dir} > {log} 2>&1"

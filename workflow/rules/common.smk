@@ -1,15 +1,15 @@
 # Validate the config (same code and one-line messages as the `lrscale` CLI), then the grid
 # and the get_* helpers the rules use. Building the DAG never imports torch.
 import json
-import os
+import shlex
 import sys
 from pathlib import Path
 
 LRSCALE_SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, LRSCALE_SRC)
 # Jobs (local, SLURM, conda envs) import the same package from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (LRSCALE_SRC, os.environ.get("PYTHONPATH")) if p
+shell.prefix(
+    f'export PYTHONPATH={shlex.quote(LRSCALE_SRC)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
 )
 
 from lrscale import config as lrscale_config

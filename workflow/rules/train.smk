@@ -7,15 +7,15 @@ rule train:
         "results/{sweep}/logs/train/B{batch}_LR{lr}_seed{seed}.log",
     benchmark:
         "results/{sweep}/benchmarks/train/B{batch}_LR{lr}_seed{seed}.tsv"
+    conda:
+        "../../envs/lrscale.yaml"
+    threads: 1
+    resources:
+        gpu=1,
     params:
         lr=get_lr,
         train_config=get_train_config_json,
         checkpoint_dir=get_checkpoint_dir,
-    threads: 1
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/lrscale.yaml"
     shell:
         "python -m lrscale train --config-json {params.train_config:q}"
         " --batch-size {wildcards.batch} --lr {params.lr} --seed {wildcards.seed}"

@@ -1,0 +1,162 @@
+"""The five analysis plots (PNG). One style: log axes, one colour per batch size (viridis)."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+PLOTS = ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap"]
+REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
+
+
+def _save(fig, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _colours(n):
+    return plt.cm.viridis(np.linspace(0, 0.9, max(n, 1)))
+
+
+def lr_opt_vs_batch(result, path):
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    rows = [r for r in result["per_batch"] if r["lr_opt"] is not None]
+    for r in rows:
+        ci = r.get("lr_opt_ci95")
+        yerr = None if not ci else [[max(r["lr_opt"] - ci[0], 0)], [max(ci[1] - r["lr_opt"], 0)]]
+        style = dict(marker="o", ms=7, color="C0") if r["included"] else dict(marker="o", ms=7, mfc="none", color="grey")
+        ax.errorbar([r["batch_size"]], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", **style)
+        if not r["included"]:
+            ax.annotate(",".join(r["flags"]) or "excluded", (r["batch_size"], r["lr_opt"]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8, color="grey")
+    used = [r for r in rows if r["included"]]
+    if result["beta"] is not None:
+        b = np.geomspace(min(r["batch_size"] for r in used), max(r["batch_size"] for r in used), 50)
+        ax.plot(b, result["C"] * b ** result["beta"], color="C0", label=f"fit β = {result['beta']:.3f}")
+        lo, hi = result["ci95_t"]
+        xc = np.exp(np.mean(np.log([r["batch_size"] for r in used])))
+        yc = result["C"] * xc ** result["beta"]
+        ax.fill_between(b, yc * (b / xc) ** lo, yc * (b / xc) ** hi, color="C0", alpha=0.15, label="95% CI (slope)")
+        for h in result["hypotheses"]:
+            ax.plot(b, yc * (b / xc) ** h["beta"], color="black", lw=0.8, ls=REF_STYLE.get(h["beta"], ":"),
+                    label=f"β = {h['beta']} ({h['name']})")
+    else:
+        ax.text(0.5, 0.5, "no β fitted:\nfewer than 3 usable batch sizes", transform=ax.transAxes, ha="center")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt", title="Optimal lr vs batch size")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def loss_vs_lr(sweep, result, path):
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    cols = _colours(len(result["per_batch"]))
+    for c, r in zip(cols, result["per_batch"]):
+        lrs, mean = np.array(r["lrs"]), np.array([np.nan if v is None else v for v in r["mean_loss"]])
+        ax.plot(lrs, mean, "o-", color=c, ms=4, lw=1, label=f"B={r['batch_size']}")
+        div = ~np.isfinite(mean)
+        if div.any():
+            top = np.nanmax(mean) if np.isfinite(mean).any() else 1.0
+            ax.plot(lrs[div], np.full(div.sum(), top), "x", color=c, ms=8)
+        if r.get("parabola"):
+            a, b, k = r["parabola"]
+            x = np.linspace(np.log10(lrs).min(), np.log10(lrs).max(), 100)
+            y = a * x**2 + b * x + k
+            keep = y <= np.nanmax(mean)
+            ax.plot(10 ** x[keep], y[keep], color=c, lw=0.8, ls="--")
+        if r["lr_opt"] is not None:
+            ax.plot([r["lr_opt"]], [r["loss_at_opt"]], "*", color=c, ms=13, mec="black", mew=0.5)
+    ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)",
+           title="Loss vs lr (★ optimum, × diverged, -- parabola)")
+    ax.legend(fontsize=8, ncol=2)
+    _save(fig, path)
+
+
+def loss_heatmap(result, path):
+    all_lrs = sorted({lr for r in result["per_batch"] for lr in r["lrs"]})
+    bs = [r["batch_size"] for r in result["per_batch"]]
+    grid = np.full((len(bs), len(all_lrs)), np.nan)
+    for i, r in enumerate(result["per_batch"]):
+        for lr, v in zip(r["lrs"], r["mean_loss"]):
+            grid[i, all_lrs.index(lr)] = np.nan if v is None else v
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        im = ax.imshow(np.log10(grid), cmap="magma_r", aspect="auto")
+    fig.colorbar(im, ax=ax, label="log10 final val loss")
+    for i, r in enumerate(result["per_batch"]):
+        for j, lr in enumerate(all_lrs):
+            if lr in r["lrs"] and not np.isfinite(grid[i, j]):
+                ax.text(j, i, "×", ha="center", va="center", color="red")
+        if r["lr_opt"] is not None:
+            j = np.interp(np.log10(r["lr_opt"]), np.log10(all_lrs), np.arange(len(all_lrs)))
+            ax.plot(j, i, "*", color="cyan", ms=12, mec="black")
+    ax.set_xticks(range(len(all_lrs)), [f"{v:.2g}" for v in all_lrs], rotation=45)
+    ax.set_yticks(range(len(bs)), bs)
+    ax.set(xlabel="peak lr", ylabel="batch size", title="Final val loss (× diverged, ★ lr_opt)")
+    _save(fig, path)
+
+
+def training_curves(metrics_dir, path):
+    files = sorted(Path(metrics_dir).glob("*/seed*/metrics.json")) if metrics_dir else []
+    runs = []
+    for f in files:
+        try:
+            runs.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue  # the aggregate step already validated the files that matter
+    bs = sorted({m["batch_size"] for m in runs})
+    n = max(len(bs), 1)
+    ncol = min(4, n)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False, sharey=True)
+    lrs = sorted({m["lr"] for m in runs})
+    cols = dict(zip(lrs, plt.cm.plasma(np.linspace(0, 0.9, max(len(lrs), 1)))))
+    for ax, b in zip(axes.flat, bs):
+        for m in [m for m in runs if m["batch_size"] == b]:
+            c = m["curves"]
+            val = [np.nan if v is None else v for v in c["val_loss"]]
+            ax.plot(c["samples_seen"], val, color=cols[m["lr"]], lw=1, label=f"{m['lr']:.2g}" + (" ×" if m["diverged"] else ""))
+        ax.set(xscale="log", yscale="log", title=f"B={b}", xlabel="samples seen")
+    for ax in axes.flat[len(bs):]:
+        ax.axis("off")
+    if not runs:
+        axes.flat[0].text(0.5, 0.5, "no metrics files given", ha="center", transform=axes.flat[0].transAxes)
+    else:
+        axes.flat[0].set_ylabel("val loss")
+        axes.flat[0].legend(fontsize=6, title="lr", title_fontsize=7)
+    fig.suptitle("Validation curves per batch size (one colour per lr)")
+    _save(fig, path)
+
+
+def beta_bootstrap(result, boot, path):
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    if len(boot):
+        ax.hist(boot, bins=40, color="C0", alpha=0.7)
+        if result["beta"] is not None:
+            ax.axvline(result["beta"], color="C0", lw=2, label=f"β = {result['beta']:.3f}")
+        for h in result["hypotheses"]:
+            ax.axvline(h["beta"], color="black", ls=REF_STYLE.get(h["beta"], ":"), label=f"{h['beta']} {h['name']}")
+        if result["ci95_bootstrap"]:
+            ax.axvspan(*result["ci95_bootstrap"], color="C0", alpha=0.1, label="bootstrap 95% CI")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no bootstrap β (fewer than 3 usable batch sizes)", ha="center", transform=ax.transAxes)
+    ax.set(xlabel="β", ylabel="replicates", title=f"Bootstrap of β ({result['bootstrap']['method']})")
+    _save(fig, path)
+
+
+def render_all(sweep, result, boot, out: Path, metrics_dir=None):
+    lr_opt_vs_batch(result, out / "lr_opt_vs_batch.png")
+    loss_vs_lr(sweep, result, out / "loss_vs_lr.png")
+    loss_heatmap(result, out / "loss_heatmap.png")
+    training_curves(metrics_dir, out / "training_curves.png")
+    beta_bootstrap(result, boot, out / "beta_bootstrap.png")

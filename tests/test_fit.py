@@ -1,0 +1,210 @@
+"""Issue 4: hand-computed fixtures for the analysis, each flag, each input format, each bad input."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import lrscale
+from lrscale import fit
+from lrscale.errors import UserError
+
+LRS = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+
+
+def surface(beta=0.5, C=None, bs=(8, 16, 32, 64, 128, 256, 512), a=0.3, noise=0.0, seed=0, seeds=(0,)):
+    rng = np.random.default_rng(seed)
+    C = 1e-3 / 64**beta if C is None else C  # centre the optima on the grid (lr_opt(64) = 1e-3)
+    rows = []
+    for b in bs:
+        x_opt = math.log10(C * b**beta)
+        for s in seeds:
+            for lr in LRS:
+                loss = 1.0 + 0.1 / b + a * (math.log10(lr) - x_opt) ** 2 + rng.normal(0, noise)
+                rows.append({"batch_size": b, "lr": lr, "seed": s, "final_val_loss": loss})
+    return rows
+
+
+def write_csv(path, rows, cols=None):
+    cols = cols or ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged",
+                    "num_steps", "seed", "diverged"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({"final_train_loss": r.get("final_val_loss"), "train_loss_std": 0.0001, "converged": True,
+                        "num_steps": 1000, "diverged": False, **r})
+    return path
+
+
+def test_parabola_vertex_hand_computed():
+    # y = 2 (x + 3.2)^2 + 1 on a half-decade grid: best grid point x = -3, true vertex x = -3.2
+    lrs = 10 ** np.array([-4.5, -4, -3.5, -3, -2.5, -2, -1.5])
+    y = 2 * (np.log10(lrs) + 3.2) ** 2 + 1
+    loc = fit.locate(lrs, y, "parabola")
+    assert loc["lr_opt"] == pytest.approx(10**-3.2, rel=1e-9)
+    assert loc["loss_opt"] == pytest.approx(1.0)
+    assert fit.locate(lrs, y, "argmin")["lr_opt"] == pytest.approx(10**-3)
+    assert fit.locate(lrs, y, "spline")["lr_opt"] == pytest.approx(10**-3.2, rel=0.05)
+
+
+def test_vertex_kept_inside_bracket():
+    lrs = np.array([1e-3, 1e-2, 1e-1])
+    y = np.array([1.0, 0.5, 0.50001])  # vertex near the upper neighbour
+    loc = fit.locate(lrs, y, "parabola")
+    assert 1e-3 <= loc["lr_opt"] <= 1e-1
+
+
+def test_ols_matches_scipy_linregress():
+    b = np.array([8, 16, 32, 64, 128])
+    lr = np.array([1e-3, 1.5e-3, 2.2e-3, 3.1e-3, 4.9e-3])
+    ours = fit.ols(b, lr)
+    ref = stats.linregress(np.log(b), np.log(lr))
+    assert ours["beta"] == pytest.approx(ref.slope)
+    assert ours["intercept"] == pytest.approx(ref.intercept)
+    assert ours["se"] == pytest.approx(ref.stderr)
+    assert ours["r2"] == pytest.approx(ref.rvalue**2)
+    # t quantile with n-2 = 3 dof: 3.182446305284263 (tables), not 1.96 and not 2
+    assert ours["t_975"] == pytest.approx(3.182446305284263)
+    assert ours["ci95"][1] - ours["beta"] == pytest.approx(3.182446305284263 * ref.stderr)
+
+
+def test_recovers_beta_without_noise(tmp_path):
+    for beta in (0.5, 0.667, 1.0):
+        sweep = fit.read_table(write_csv(tmp_path / "s.csv", surface(beta=beta)))
+        r = fit.analyse(sweep, bootstrap=0)
+        assert r["beta"] == pytest.approx(beta, abs=1e-6)
+        assert r["n_used"] == 7
+
+
+def test_edge_flag_excluded_with_suggestion(tmp_path):
+    rows = surface(beta=1.0, C=3e-4)  # B=512: lr_opt 0.15 beyond the largest lr
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
+    by_b = {x["batch_size"]: x for x in r["per_batch"]}
+    assert "edge" in by_b[512]["flags"] and not by_b[512]["included"]
+    assert "largest lr tried" in by_b[512]["flags"]["edge"] and "add lr 0.0949" in by_b[512]["flags"]["edge"]
+    assert "B=512 (edge)" in r["verdict"]
+    r2 = fit.analyse(fit.read_table(tmp_path / "s.csv"), bootstrap=0, include_edge=True)
+    assert r2["n_used"] > r["n_used"]
+
+
+def test_diverged_neighbour_makes_edge(tmp_path):
+    rows = surface(beta=0.5)
+    for row in rows:  # B=8: everything above the optimum diverged
+        if row["batch_size"] == 8 and row["lr"] > 3e-4:
+            row["final_val_loss"] = float("nan")
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
+    b8 = r["per_batch"][0]
+    assert "edge" in b8["flags"] and "diverged" in b8["flags"]["edge"]
+    assert len(b8["diverged_lrs"]) == 4
+
+
+def test_flat_flag(tmp_path):
+    rows = surface(beta=0.5, a=0.00001)  # loss varies by ~1e-5 on a level of 1
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
+    assert all("flat" in x["flags"] for x in r["per_batch"])
+    assert r["beta"] is None and "no beta" in r["verdict"]
+
+
+def test_flat_from_seed_spread(tmp_path):
+    rows = surface(beta=0.5, a=0.001, noise=0.05, seeds=(0, 1, 2))
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
+    assert any("seed spread" in x["flags"].get("flat", "") for x in r["per_batch"])
+
+
+def test_insufficient_flag(tmp_path):
+    rows = [r for r in surface() if not (r["batch_size"] == 8 and r["lr"] > 1e-4)]
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
+    assert "insufficient" in r["per_batch"][0]["flags"]
+
+
+def test_verdict_never_confirms_two_hypotheses(tmp_path):
+    rows = surface(beta=0.6, noise=0.02, bs=(8, 32, 128, 512))
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=200)
+    inside = [h for h in r["hypotheses"] if h["in_ci95_t"]]
+    if len(inside) > 1:
+        assert "NOT separated" in r["verdict"] and "confirmed" not in r["verdict"]
+        assert "seeds" in r["verdict"]
+
+
+def test_bootstrap_reproducible_and_seed_resampling(tmp_path):
+    path = write_csv(tmp_path / "s.csv", surface(beta=0.5, noise=0.003, seeds=(0, 1, 2)))
+    a = fit.analyse(fit.read_table(path), bootstrap=100, seed=3)
+    b = fit.analyse(fit.read_table(path), bootstrap=100, seed=3)
+    assert a["ci95_bootstrap"] == b["ci95_bootstrap"] and a["ci95_bootstrap"] is not None
+    assert a["bootstrap"]["method"] == "seed resampling"
+    assert a["ci95_bootstrap"][0] < a["beta"] < a["ci95_bootstrap"][1]
+
+
+def test_non_monotonic_reported(tmp_path):
+    rows = []
+    for b, x_opt in zip((8, 16, 32, 64, 128), (-3.8, -3.4, -3.0, -2.6, -3.6)):  # surge then drop
+        for lr in LRS:
+            rows.append({"batch_size": b, "lr": lr, "final_val_loss": 1 + 0.3 * (math.log10(lr) - x_opt) ** 2})
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=200)
+    assert r["non_monotonic"] and r["non_monotonic"][0]["from_batch_size"] == 64
+    assert "non-monotonic" in r["verdict"]
+
+
+def test_seed_study_and_wandb_formats(tmp_path):
+    rows = surface(beta=0.5)
+    seed_cols = ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
+                 "timestamp"]
+    s1 = fit.read_table(write_csv(tmp_path / "seed.csv", rows, seed_cols))
+    assert s1.fmt == "seed_study"
+    with open(tmp_path / "wb.csv", "w") as f:
+        f.write("summary/batch_size,summary/lr,summary/final_val_loss,summary/final_train_loss\n")
+        for r in rows:
+            f.write(f"{r['batch_size']},{r['lr']},{r['final_val_loss']},{r['final_val_loss']}\n")
+    s2 = fit.read_table(tmp_path / "wb.csv")
+    assert s2.fmt == "wandb_export"
+    assert fit.analyse(s1, bootstrap=0)["beta"] == pytest.approx(fit.analyse(s2, bootstrap=0)["beta"])
+
+
+def test_inf_and_nan_are_data(tmp_path):
+    rows = surface()
+    rows[6]["final_val_loss"] = float("inf")
+    rows[5]["final_val_loss"] = float("nan")
+    r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
+    assert r["per_batch"][0]["diverged_lrs"] == [1e-2, 3e-2]
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("", "empty file"),
+    ("batch_size,lr\n8,0.1\n", "missing column"),
+    ("batch_size,lr,final_train_loss,final_val_loss,train_loss_std,converged,num_steps\n", "header only"),
+    ("batch_size,lr,final_train_loss,final_val_loss,train_loss_std,converged,num_steps\n8,abc,1,1,0,True,10\n",
+     "row 2, column 'lr'"),
+    ("batch_size,lr,final_train_loss,final_val_loss,train_loss_std,converged,num_steps\n8,0.1,1,1,0,True,10\n"
+     "16,0.1,1,1,0,True,10\n", "single lr"),
+    ("batch_size,lr,final_train_loss,final_val_loss,train_loss_std,converged,num_steps\n8,0.1,1,1,0,True,10\n"
+     "8,0.1,1,1,0,True,10\n", "rows 2 and 3 are duplicates"),
+    ("batch_size,lr,final_train_loss,final_val_loss,train_loss_std,converged,num_steps\n-8,0.1,1,1,0,True,10\n",
+     "column 'batch_size'"),
+])
+def test_bad_input_one_line_exit2(tmp_path, content, needle):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match="bad.csv"):
+        fit.read_table(path)
+    r = lrscale("fit", path, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "bad.csv" in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_writes_outputs(tmp_path):
+    path = write_csv(tmp_path / "s.csv", surface(beta=0.667, noise=0.002, seeds=(0, 1)))
+    r = lrscale("fit", path, "--bootstrap", "200", "--seed", "1", check=True)
+    out = tmp_path / "analysis"
+    res = json.loads((out / "fit.json").read_text())
+    assert abs(res["beta"] - 0.667) < 0.1
+    assert res["input"]["sha256"] and res["estimator"] == "parabola"
+    for p in ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap"]:
+        assert (out / f"{p}.png").stat().st_size > 1000
+    assert "Verdict:" in r.stdout
+    assert len((out / "best_per_batch.csv").read_text().splitlines()) == 8

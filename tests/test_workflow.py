@@ -1,0 +1,233 @@
+"""Issue 3: the real `snakemake` on a tiny sweep; the offline W&B run read back from its file."""
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO, read_json, tiny_config, write_config
+from lrscale import wandb_file
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir, *args, configfile=None, check=True, timeout=600):
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    if configfile:
+        cmd += ["--configfile", str(configfile)]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "offline"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"snakemake {args} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}")
+    return r
+
+
+def planned_jobs(workdir, configfile):
+    """{rule: count} that a dry run would execute (Snakemake's job stats table)."""
+    r = snakemake(workdir, "-n", configfile=configfile)
+    out = r.stdout + r.stderr
+    counts = {}
+    if "Nothing to be done" in out:
+        return counts
+    table = out.split("Job stats:")[1] if "Job stats:" in out else ""
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One finished tiny sweep (2 B x 3 lr), shared by the read-only tests."""
+    wd = tmp_path_factory.mktemp("sweep")
+    cfg = tiny_config(sweep={"name": "tiny", "batch_sizes": [8, 32], "lrs": [0.001, 0.003, 0.01], "seeds": [0]})
+    path = write_config(wd / "config.yaml", cfg)
+    snakemake(wd, configfile=path)
+    return wd, path, cfg
+
+
+def test_all_outputs_exist(sweep):
+    wd, _, _ = sweep
+    res = wd / "results" / "tiny"
+    for f in ["results.csv", "analysis/fit.json", "analysis/best_per_batch.csv", "analysis/report.md",
+              "wandb_run.json", "analysis/lr_opt_vs_batch.png", "analysis/loss_vs_lr.png",
+              "analysis/loss_heatmap.png", "analysis/training_curves.png", "analysis/beta_bootstrap.png"]:
+        assert (res / f).is_file(), f
+    rows = list(csv.DictReader(open(res / "results.csv")))
+    assert len(rows) == 6
+    assert [(r["batch_size"], r["lr"]) for r in rows][:3] == [("8", "0.001"), ("8", "0.003"), ("8", "0.01")]
+    for col in ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
+                "seed", "diverged", "min_val_loss", "samples_seen", "wall_s"]:
+        assert col in rows[0]
+    assert (res / "logs" / "train" / "B8_LR0.001000_seed0.log").is_file()
+    assert (res / "benchmarks" / "train" / "B8_LR0.001000_seed0.tsv").is_file()
+    assert not (res / "checkpoints" / "B8_LR0.001000").exists()  # deleted on success
+
+
+def test_wandb_run_holds_every_key(sweep):
+    wd, _, cfg = sweep
+    facts = read_json(wd / "results" / "tiny" / "wandb_run.json")
+    assert facts["mode"] == "offline" and facts["sync_command"].startswith("wandb sync ")
+    hist = wandb_file.history(facts["run_file"])
+    info = wandb_file.run_info(facts["run_file"])
+    assert info["name"] == "tiny" and info["project"] == "lrscale-test"
+    assert info["config"]["sweep"]["lrs"] == [0.001, 0.003, 0.01]
+    keys = set().union(*hist)
+    configs = [(b, lr) for b in (8, 32) for lr in (0.001, 0.003, 0.01)]
+    starts = [r for r in hist if "config/experiment_num" in r]
+    assert [r["config/experiment_num"] for r in starts] == list(range(1, len(configs) + 1))
+    assert [(r["config/batch_size"], r["config/lr"]) for r in starts] == configs
+    for b, lr in configs:
+        ns = f"B{b}_LR{lr:.6f}"
+        rows = [r for r in hist if f"{ns}/val_loss" in r]
+        assert len(rows) == 8  # every eval point
+        for r in rows:
+            for k in ("train_loss", "val_loss", "learning_rate", "step"):
+                assert f"{ns}/{k}" in r
+            assert r["batch_size"] == b and r["lr"] == lr and r["step"] == r[f"{ns}/step"]
+            assert r["val_loss"] == r[f"{ns}/val_loss"]
+        for k in ("final_val_loss", "final_train_loss", "converged"):
+            assert f"summary/{ns}_{k}" in keys
+        summ = [r for r in hist if f"summary/{ns}_final_val_loss" in r]
+        assert len(summ) == 1 and summ[0]["summary/batch_size"] == b and summ[0]["summary/lr"] == lr
+        assert "summary/final_val_loss" in summ[0] and "summary/final_train_loss" in summ[0]
+    assert not any(k.startswith("B") and "/" not in k for k in keys), "junk keys from unescaped dots"
+    assert "results._type" in keys  # the wandb.Table of results.csv
+    assert any(k.startswith("plots/lr_opt_vs_batch") for k in keys)
+    globs = {m.glob_name: m.step_metric for m in wandb_file.metric_definitions(facts["run_file"])}
+    assert globs["B8_LR0\\.001000/*"] == "B8_LR0\\.001000/step"
+
+
+def test_fit_outputs_from_the_sweep(sweep):
+    wd, _, _ = sweep
+    fit = read_json(wd / "results" / "tiny" / "analysis" / "fit.json")
+    assert [r["batch_size"] for r in fit["per_batch"]] == [8, 32]
+    assert fit["estimator"] == "parabola" and "verdict" in fit
+    assert fit["beta"] is None  # 2 batch sizes: no beta, said why
+    assert "need at least 3" in fit["verdict"]
+
+
+def test_incremental_reruns(sweep, tmp_path):
+    src, path, cfg = sweep
+    wd = tmp_path / "wd"
+    shutil.copytree(src, wd, symlinks=True)
+    path = wd / "config.yaml"
+    assert planned_jobs(wd, path) == {}
+    # deleting one metrics.json reruns exactly that job plus what depends on it
+    (wd / "results/tiny/runs/B8_LR0.003000/seed0/metrics.json").unlink()
+    assert planned_jobs(wd, path) == {"train": 1, "aggregate": 1, "fit": 1, "wandb_log": 1, "all": 1}
+    snakemake(wd, configfile=path)
+    # adding an lr runs only the new jobs
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["sweep"]["lrs"].append(0.03)
+    write_config(path, cfg2)
+    assert planned_jobs(wd, path) == {"train": 2, "aggregate": 1, "fit": 1, "wandb_log": 1, "all": 1}
+    # changing only the W&B project reruns only the W&B rule
+    cfg3 = json.loads(json.dumps(cfg))
+    cfg3["wandb"]["project"] = "another"
+    write_config(path, cfg3)
+    assert planned_jobs(wd, path) == {"wandb_log": 1, "all": 1}
+    # changing a training hyperparameter reruns every training job
+    cfg4 = json.loads(json.dumps(cfg))
+    cfg4["optimizer"] = {"weight_decay": 0.1}
+    write_config(path, cfg4)
+    assert planned_jobs(wd, path)["train"] == 6
+
+
+def test_corrupt_metrics_stops_aggregation_naming_file(sweep, tmp_path):
+    src, _, _ = sweep
+    wd = tmp_path / "wd"
+    shutil.copytree(src, wd, symlinks=True)
+    bad = wd / "results/tiny/runs/B32_LR0.010000/seed0/metrics.json"
+    bad.write_text(bad.read_text()[:100])
+    os.utime(bad, (os.path.getmtime(bad) - 3600,) * 2)  # keep it older than results.csv ...
+    (wd / "results/tiny/results.csv").unlink()  # ... and force re-aggregation
+    r = snakemake(wd, configfile=wd / "config.yaml", check=False)
+    assert r.returncode != 0
+    log = (wd / "results/tiny/logs/aggregate.log").read_text()
+    assert "B32_LR0.010000/seed0/metrics.json" in log and "not valid JSON" in log
+    assert "Traceback" not in log
+
+
+def test_multi_seed_namespaces(tmp_path):
+    cfg = tiny_config(sweep={"name": "seeds", "batch_sizes": [8], "lrs": [0.003, 0.01], "seeds": [0, 1]},
+                      budget={"value": 256}, train={"eval_points": 4})
+    path = write_config(tmp_path / "config.yaml", cfg)
+    snakemake(tmp_path, configfile=path)
+    facts = read_json(tmp_path / "results/seeds/wandb_run.json")
+    hist = wandb_file.history(facts["run_file"])
+    rows = [r for r in hist if "B8_LR0.003000/val_loss" in r]
+    assert len(rows) == 4
+    for r in rows:
+        mean = (r["B8_LR0.003000_S0/val_loss"] + r["B8_LR0.003000_S1/val_loss"]) / 2
+        assert r["B8_LR0.003000/val_loss"] == pytest.approx(mean)
+    keys = set().union(*hist)
+    assert "summary/B8_LR0.010000_S1_final_val_loss" in keys
+    assert len(list(csv.DictReader(open(tmp_path / "results/seeds/results.csv")))) == 4
+
+
+def test_wandb_disabled_and_results_do_not_depend_on_it(tmp_path):
+    cfg = tiny_config(sweep={"name": "nowb", "batch_sizes": [8], "lrs": [0.003, 0.01]}, wandb={"mode": "disabled"},
+                      budget={"value": 128}, train={"eval_points": 2})
+    path = write_config(tmp_path / "config.yaml", cfg)
+    snakemake(tmp_path, configfile=path)
+    assert read_json(tmp_path / "results/nowb/wandb_run.json")["mode"] == "disabled"
+    assert not (tmp_path / "results/nowb/wandb").exists()
+
+
+def test_phase2_dry_run_lists_49_train_jobs(tmp_path):
+    jobs = planned_jobs(tmp_path, REPO / "config" / "phase_2_batch_sweep.yaml")
+    assert jobs["train"] == 49
+
+
+def test_default_config_dry_run(tmp_path):
+    jobs = planned_jobs(tmp_path, REPO / "config" / "config.yaml")
+    cfg = yaml.safe_load(open(REPO / "config" / "config.yaml"))
+    s = cfg["sweep"]
+    assert jobs["train"] == len(s["batch_sizes"]) * len(s["lrs"]) * len(s["seeds"])
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"sweep": {"lrs": [1e-7, 2e-7]}}, "sweep.lrs"),
+    ({"sweep": {"lrs": []}}, "sweep.lrs"),
+    ({"sweep": {"batch_sizes": [0, 8]}}, "sweep.batch_sizes"),
+    ({"sweep": {"name": "../escape"}}, "sweep.name"),
+    ({"optimizer": {"name": "lion"}}, "optimizer.name"),
+    ({"budget": {"value": "lots"}}, "budget.value"),
+    ({"train": {"bogus": 1}}, "train"),
+])
+def test_bad_config_one_line_error(tmp_path, change, needle):
+    cfg = tiny_config()
+    for k, v in change.items():
+        cfg[k] = {**cfg[k], **v}
+    path = write_config(tmp_path / "config.yaml", cfg)
+    r = snakemake(tmp_path, "-n", configfile=path, check=False)
+    assert r.returncode != 0
+    lines = [l for l in (r.stdout + r.stderr).splitlines() if "invalid config" in l]
+    assert len(lines) == 1 and needle in lines[0] and "config.yaml" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_lint_and_snakefmt_clean():
+    r = subprocess.run([str(BIN / "snakemake"), "--lint", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO)],
+                       capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Lints for" not in r.stdout + r.stderr, r.stdout + r.stderr
+    r = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dag_build_never_imports_torch(tmp_path):
+    code = ("import sys, runpy; sys.argv=['snakemake','-n','--snakefile',%r,'--directory',%r,'--cores','1'];"
+            "import snakemake.cli as c\ntry:\n    c.main()\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')") % (str(REPO / "Snakefile"), str(tmp_path))
+    r = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True, timeout=120)
+    assert "NOTORCH" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
