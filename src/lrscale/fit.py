@@ -198,7 +198,8 @@ def flags_for(lrs, table, noise_se, estimator):
         flags["edge"] = f"best lr {lrs[i]:.3g} is the {side}; add lr {', '.join(f'{v:.3g}' for v in add)} to bracket it"
     spread = float(np.nanmax(mean) - np.nanmin(mean))
     if table.shape[0] >= 2:
-        noise = float(np.nanmean(np.nanstd(table, axis=0, ddof=1))) / math.sqrt(table.shape[0])
+        ok = np.isfinite(table).sum(axis=0) >= 2  # lrs where at least two seeds finished
+        noise = float(np.mean(np.nanstd(table[:, ok], axis=0, ddof=1))) / math.sqrt(table.shape[0]) if ok.any() else 0.0
         source = "seed spread"
     else:
         noise, source = (noise_se or 0.0), "train_loss_std"

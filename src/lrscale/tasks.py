@@ -70,8 +70,16 @@ def unit_noise(kind: str, shape, gen, df: float = 3.0) -> torch.Tensor:
 def teacher_student(cfg, seed, device) -> Task:
     t, m = cfg["task"], cfg["model"]
     d = t["input_dim"]
-    teacher = _mlp([d, t["teacher_hidden"], 1], torch.Generator().manual_seed(t["teacher_seed"])).to(device)
-    teacher.requires_grad_(False)
+    tgen = torch.Generator().manual_seed(t["teacher_seed"])
+    teacher = _mlp([d, t["teacher_hidden"], 1], tgen)
+    with torch.no_grad():
+        # N(0, 1/fan_in) hidden weights put tanh in its non-linear range; then scale the output to unit
+        # variance so noise_scale reads as noise-to-signal and the student has something to learn.
+        teacher[0].weight.normal_(0, 1 / math.sqrt(d), generator=tgen)
+        probe = teacher(torch.randn(8192, d, generator=tgen))
+        teacher[-1].weight /= probe.std()
+        teacher[-1].bias.sub_(probe.mean()).div_(probe.std())
+    teacher = teacher.to(device).requires_grad_(False)
     student = _mlp([d] + [m["hidden"]] * m["depth"] + [1], torch.Generator().manual_seed(seed))
 
     def sample_batch(gen, batch_size):

@@ -1,0 +1,74 @@
+"""W&B replay details: offline by default, online falls back, no step=, reader framing."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import lrscale, read_json, tiny_config, write_config
+from lrscale import config, wandb_file
+from lrscale.wandb_log import build_log_calls
+
+
+def fake_run(b, lr, seed, n=3, diverged=False):
+    steps = list(range(10, 10 * n + 1, 10))
+    return {
+        "batch_size": b, "lr": lr, "seed": seed, "name": config.run_name(b, lr),
+        "curves": {"step": steps, "samples_seen": [s * b for s in steps], "train_loss": [1.0 + seed] * n,
+                   "val_loss": [2.0 + seed] * n, "learning_rate": [lr] * n},
+        "final_val_loss": None if diverged else 2.0 + seed, "final_train_loss": None if diverged else 1.0,
+        "converged": False, "diverged": diverged,
+    }
+
+
+def test_log_calls_grid_order_and_counts():
+    cfg = config.validate(tiny_config(sweep={"batch_sizes": [8, 32], "lrs": [0.01, 0.001], "seeds": [0]}))
+    runs = [fake_run(b, lr, 0) for b in (32, 8) for lr in (0.001, 0.01)]  # any input order
+    ns, calls = build_log_calls(cfg, runs)
+    assert ns == ["B8_LR0.010000", "B8_LR0.001000", "B32_LR0.010000", "B32_LR0.001000"]  # config order
+    assert len(calls) == 4 * (1 + 3 + 1)
+    assert [c["config/experiment_num"] for c in calls if "config/experiment_num" in c] == [1, 2, 3, 4]
+    assert all("step" not in k or k == "step" or k.endswith("/step") for c in calls for k in c)
+
+
+def test_diverged_run_logs_nan_summary():
+    cfg = config.validate(tiny_config(sweep={"batch_sizes": [8], "lrs": [0.1], "seeds": [0]}))
+    _, calls = build_log_calls(cfg, [fake_run(8, 0.1, 0, n=1, diverged=True)])
+    summ = calls[-1]
+    assert summ["summary/B8_LR0.100000_final_val_loss"] != summ["summary/B8_LR0.100000_final_val_loss"]  # NaN
+    assert summ["summary/B8_LR0.100000_converged"] is False
+
+
+def _finished_sweep(tmp_path, **wandb):
+    cfg = tiny_config(sweep={"name": "wb", "batch_sizes": [8], "lrs": [0.003, 0.01]}, budget={"value": 128},
+                      train={"eval_points": 2}, wandb=wandb)
+    path = write_config(tmp_path / "c.yaml", cfg)
+    metrics = []
+    for lr in (0.003, 0.01):
+        out = tmp_path / f"runs/B8_LR{lr:.6f}/seed0/metrics.json"
+        lrscale("train", "--config", path, "--batch-size", 8, "--lr", lr, "--out", out, "--device", "cpu", check=True)
+        metrics.append(out)
+    lrscale("aggregate", *metrics, "--out", tmp_path / "results.csv", check=True)
+    return path, metrics
+
+
+def test_online_without_network_falls_back_to_offline(tmp_path):
+    path, metrics = _finished_sweep(tmp_path, mode="online", init_timeout_s=10)
+    t0 = time.time()
+    r = lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
+                *metrics, env={"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
+    took = time.time() - t0
+    assert r.returncode == 0, r.stderr
+    assert took < 30
+    facts = read_json(tmp_path / "run.json")
+    assert facts["mode"] == "offline"
+    assert "falling back to offline" in r.stderr and "wandb sync" in r.stderr
+    assert len(wandb_file.history(facts["run_file"])) == 2 * (1 + 2 + 1) + 1
+    assert "x" * 40 not in r.stderr + r.stdout + (tmp_path / "run.json").read_text()
+
+
+def test_reader_rejects_non_wandb_file(tmp_path):
+    (tmp_path / "x.wandb").write_bytes(b"not a wandb file")
+    with pytest.raises(ValueError, match="bad header"):
+        list(wandb_file.iter_payloads(tmp_path / "x.wandb"))
