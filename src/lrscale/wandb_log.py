@@ -99,9 +99,10 @@ def _init(wandb, cfg, run_dir: Path):
             return wandb.init(settings=wandb.Settings(init_timeout=wb["init_timeout_s"]), **kwargs), "online"
         except Exception as e:  # no key, no network, bad key: keep the results, go offline
             warn(f"online init failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); falling back to offline")
+            wandb.teardown()  # forget the online settings the failed attempt cached
     # Offline must come from the environment: mode="offline" alone still tries a telemetry upload.
     os.environ["WANDB_MODE"] = "offline"
-    return wandb.init(**kwargs), "offline"
+    return wandb.init(settings=wandb.Settings(mode="offline"), **kwargs), "offline"
 
 
 def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
