@@ -76,8 +76,9 @@ def test_wandb_run_holds_every_key(sweep):
     wd, _, cfg = sweep
     facts = read_json(wd / "results" / "tiny" / "wandb_run.json")
     assert facts["mode"] == "offline" and facts["sync_command"].startswith("wandb sync ")
-    hist = wandb_file.history(facts["run_file"])
-    info = wandb_file.run_info(facts["run_file"])
+    run_file = wd / facts["run_file"]  # recorded relative to the workflow directory
+    hist = wandb_file.history(run_file)
+    info = wandb_file.run_info(run_file)
     assert info["name"] == "tiny" and info["project"] == "lrscale-test"
     assert info["config"]["sweep"]["lrs"] == [0.001, 0.003, 0.01]
     keys = set().union(*hist)
@@ -102,7 +103,7 @@ def test_wandb_run_holds_every_key(sweep):
     assert not any(k.startswith("B") and "/" not in k for k in keys), "junk keys from unescaped dots"
     assert "results._type" in keys  # the wandb.Table of results.csv
     assert any(k.startswith("plots/lr_opt_vs_batch") for k in keys)
-    globs = {m.glob_name: m.step_metric for m in wandb_file.metric_definitions(facts["run_file"])}
+    globs = {m.glob_name: m.step_metric for m in wandb_file.metric_definitions(run_file)}
     assert globs["B8_LR0\\.001000/*"] == "B8_LR0\\.001000/step"
 
 
@@ -163,7 +164,7 @@ def test_multi_seed_namespaces(tmp_path):
     path = write_config(tmp_path / "config.yaml", cfg)
     snakemake(tmp_path, configfile=path)
     facts = read_json(tmp_path / "results/seeds/wandb_run.json")
-    hist = wandb_file.history(facts["run_file"])
+    hist = wandb_file.history(tmp_path / facts["run_file"])
     rows = [r for r in hist if "B8_LR0.003000/val_loss" in r]
     assert len(rows) == 4
     for r in rows:
@@ -196,7 +197,7 @@ def test_default_config_dry_run(tmp_path):
 
 
 @pytest.mark.parametrize("change,needle", [
-    ({"sweep": {"lrs": [1e-7, 2e-7]}}, "sweep.lrs"),
+    ({"sweep": {"lrs": [1e-7, 2e-7]}}, "1e-07 and 2e-07 both format as 0.000000"),
     ({"sweep": {"lrs": []}}, "sweep.lrs"),
     ({"sweep": {"batch_sizes": [0, 8]}}, "sweep.batch_sizes"),
     ({"sweep": {"name": "../escape"}}, "sweep.name"),
@@ -207,7 +208,7 @@ def test_default_config_dry_run(tmp_path):
 def test_bad_config_one_line_error(tmp_path, change, needle):
     cfg = tiny_config()
     for k, v in change.items():
-        cfg[k] = {**cfg[k], **v}
+        cfg[k] = {**cfg.get(k, {}), **v}
     path = write_config(tmp_path / "config.yaml", cfg)
     r = snakemake(tmp_path, "-n", configfile=path, check=False)
     assert r.returncode != 0

@@ -74,9 +74,10 @@ def validate(config: dict, source="config") -> dict:
                 f"{source}: key 'sweep.lrs': {names[name]!r} and {lr!r} both format as {name} with %.6f; "
                 "expected lrs that differ at 6 decimals"
             )
+        names[name] = lr
+    for name, lr in names.items():
         if float(name) == 0.0:
             raise UserError(f"{source}: key 'sweep.lrs': {lr!r} formats as 0.000000; expected lr >= 5e-7")
-        names[name] = lr
     opt = cfg["optimizer"]
     if opt["nesterov"] and not (opt["name"] == "sgd" and opt["momentum"] > 0):
         raise UserError(f"{source}: key 'optimizer.nesterov': needs optimizer.name sgd with momentum > 0")

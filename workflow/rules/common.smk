@@ -85,7 +85,9 @@ def get_plots(wildcards=None):
 
 
 def get_final_outputs():
-    return [
+    """Every metrics.json is a target too: deleting one reruns exactly that job (and
+    what depends on it), which Snakemake would not do for a missing intermediate."""
+    return get_metrics_files() + [
         f"{RESULTS}/results.csv",
         f"{RESULTS}/analysis/fit.json",
         f"{RESULTS}/wandb_run.json",
