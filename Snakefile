@@ -18,7 +18,10 @@ include: "workflow/rules/analysis.smk"
 localrules:
     all,
     aggregate,
+    aggregate_partial,
     fit,
+    fit_partial,
+    partial,
     wandb_log,
 
 

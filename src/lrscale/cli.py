@@ -46,11 +46,19 @@ def _load_config(args):
 
 def cmd_train(args):
     cfg = _load_config(args)
+    slot = None
+    if args.device != "cpu":
+        from . import gpu_slots
+
+        if gpu_slots.visible_devices():  # several jobs may share the machine: one slot each
+            slot = gpu_slots.acquire()
+            gpu_slots.bind_process(slot)  # before torch touches CUDA
     from .train import train  # torch is imported only here
 
     train(
         cfg, args.batch_size, args.lr, args.seed, args.out, device=args.device,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every_s=args.checkpoint_every_s, threads=args.threads,
+        gpu_slot=None if slot is None else f"gpu{slot.device}/slot{slot.index}",
     )
 
 

@@ -34,6 +34,13 @@ class Task:
     tokens_per_sample: int | None = None  # sequence tasks: enables tokens budget and tokens_per_s
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """CPU -> device without a host sync: a pageable copy would wait for the GPU every step."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
 def mse_loss(model, x, y):
     return F.mse_loss(model(x).float(), y)
 
@@ -85,7 +92,7 @@ def teacher_student(cfg, seed, device) -> Task:
     def sample_batch(gen, batch_size):
         x = torch.randn(batch_size, d, generator=gen)
         noise = t["noise_scale"] * unit_noise(t["noise"], (batch_size, 1), gen, t["df"])
-        x, noise = x.to(device, non_blocking=True), noise.to(device, non_blocking=True)
+        x, noise = to_device(x, device), to_device(noise, device)
         with torch.no_grad():
             y = teacher(x) + noise
         return x, y
@@ -196,7 +203,7 @@ def char_lm(cfg, seed, device) -> Task:
     train_dev = train_ids.to(device)
 
     def sample_batch(gen, batch_size):
-        starts = torch.randint(0, len(train_ids) - seq - 1, (batch_size,), generator=gen).to(device)
+        starts = to_device(torch.randint(0, len(train_ids) - seq - 1, (batch_size,), generator=gen), device)
         offs = starts[:, None] + torch.arange(seq + 1, device=device)
         chunk = train_dev[offs]
         return chunk[:, :-1], chunk[:, 1:]

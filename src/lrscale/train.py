@@ -102,7 +102,8 @@ def _stats(values: torch.Tensor) -> dict:
     return {"median": v.median().item(), "p95": torch.quantile(v, 0.95).item(), "max": v.max().item()}
 
 
-def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None):
+def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
+          gpu_slot=None):
     t_start = time.monotonic()
     # ---------------------------------------------------------------- setup
     if batch_size <= 0:
@@ -180,8 +181,14 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     terminate = {"flag": False}
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminate.update(flag=True))
 
-    # ---------------------------------------------------------------- loop
+    # Fault injection for the reliability tests (never set in normal use):
+    # LRSCALE_FAULT_CRASH=B8_LR0.010000,... crashes those runs; LRSCALE_FAULT_NAN_STEP=N makes loss N NaN.
     name = run_name(batch_size, lr)
+    if name in os.environ.get("LRSCALE_FAULT_CRASH", "").split(","):
+        raise RuntimeError(f"LRSCALE_FAULT_CRASH: injected crash of {name}")
+    nan_step = int(os.environ.get("LRSCALE_FAULT_NAN_STEP", "0") or 0)
+
+    # ---------------------------------------------------------------- loop
     log(f"{name} seed {seed}: {steps} steps on {dev} ({precision}), {len(evals)} eval points")
     progress = None
     if sys.stderr.isatty():
@@ -204,6 +211,8 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
             x, y = task.sample_batch(data_gen, batch_size)
             with autocast:
                 loss = task.loss(forward, x, y)
+            if nan_step == step + 1:
+                loss = loss * float("nan")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # 3. grad norm before clipping (clipping silently caps the effective lr: record it)
@@ -317,6 +326,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         "device": str(dev),
         "device_name": device_name,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "gpu_slot": gpu_slot,
         "torch_version": torch.__version__,
         "lrscale_version": __version__,
         "resumed_from_step": start or None,

@@ -30,3 +30,14 @@ rule wandb_log:
     shell:
         "python -m lrscale wandb --config-json {params.config:q} --results {input.csv}"
         " --out {output.run} --plots {input.plots} -- {input.metrics} > {log} 2>&1"
+
+
+# `snakemake partial`: results.csv + fit from the runs that exist, kept apart in partial/ so a
+# partial analysis is never mistaken for the sweep's.
+use rule aggregate as aggregate_partial with:
+    input:
+        metrics=get_existing_metrics_files,
+    output:
+        csv="results/{sweep}/partial/results.csv",
+    log:
+        "results/{sweep}/logs/aggregate_partial.log",

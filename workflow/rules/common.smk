@@ -71,6 +71,10 @@ def get_analysis_args(wildcards):
     return f"--estimator {a['estimator']} --hypotheses {hyps} --bootstrap {a['bootstrap']} --seed {a['seed']}{edge}"
 
 
+def get_fit_out_dir(wildcards, output):
+    return str(Path(output.fit).parent)
+
+
 PLOTS = [
     "lr_opt_vs_batch",
     "loss_vs_lr",
@@ -92,3 +96,13 @@ def get_final_outputs():
         f"{RESULTS}/analysis/fit.json",
         f"{RESULTS}/wandb_run.json",
     ]
+
+
+def get_existing_metrics_files(wildcards):
+    """Partial analysis: only the runs that finished (asked for explicitly: `snakemake partial`)."""
+    found = [f for f in get_metrics_files() if Path(f).exists()]
+    if not found:
+        raise WorkflowError(
+            f"partial analysis: no finished run under {RESULTS}/runs yet"
+        )
+    return found
