@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import UserError
@@ -50,7 +51,9 @@ def cmd_train(args):
     if args.device != "cpu":
         from . import gpu_slots
 
-        if gpu_slots.visible_devices():  # several jobs may share the machine: one slot each
+        # Several jobs may share the machine: one slot each. Under SLURM the scheduler binds
+        # each job to its own GPU already (and renumbers it 0), so the pool stays out of its way.
+        if not os.environ.get("SLURM_JOB_ID") and gpu_slots.visible_devices():
             slot = gpu_slots.acquire()
             gpu_slots.bind_process(slot)  # before torch touches CUDA
     from .train import train  # torch is imported only here
@@ -103,7 +106,8 @@ def build_parser():
     t.add_argument("--out", required=True, help="metrics.json path (written atomically at the end)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--checkpoint-dir", help="default: .checkpoint next to --out")
-    t.add_argument("--checkpoint-every-s", type=_float, default=300.0)
+    t.add_argument("--checkpoint-every-s", type=_float, default=float(os.environ.get("LRSCALE_CHECKPOINT_EVERY_S", 300)),
+                   help="wall seconds between checkpoints (default 300, or $LRSCALE_CHECKPOINT_EVERY_S)")
     t.add_argument("--threads", type=_positive_int, help="torch CPU threads (Snakemake passes {threads})")
     t.set_defaults(func=cmd_train)
 

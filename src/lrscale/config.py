@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from .errors import UserError
+from .fileio import read_text
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "workflow" / "schemas"
@@ -92,12 +93,7 @@ def validate(config: dict, source="config") -> dict:
 def load(path) -> dict:
     """Read a YAML (or JSON) sweep config safely and validate it."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read config ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: config is not UTF-8 text") from None
+    text = read_text(path, "config")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -60,3 +60,14 @@ def check_writable_dir(path) -> None:
         raise UserError(f"{d}: output directory cannot be created ({e.strerror})") from None
     if not os.access(d, os.W_OK):
         raise UserError(f"{d}: output directory is not writable; expected a writable directory")
+
+
+def read_text(path, what: str) -> str:
+    """A user-supplied text file, or a one-line UserError naming it (missing, unreadable, not UTF-8)."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read {what} ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: {what} is not UTF-8 text") from None

@@ -18,7 +18,7 @@ from scipy import stats
 from scipy.interpolate import Akima1DInterpolator
 
 from .errors import UserError
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json, atomic_write_text, read_text
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 REL_FLAT_TOL = 0.01  # loss range below 1% of the loss = no identifiable optimum
@@ -63,14 +63,7 @@ def _bool(text):
 
 def read_table(path) -> Sweep:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; expected a CSV") from None
+    text = read_text(path, "results CSV")
     if "\x00" in text:
         raise UserError(f"{path}: contains NUL bytes; expected a CSV")
     rows = list(csv.reader(text.splitlines()))

@@ -8,6 +8,7 @@ import jsonschema
 
 from .config import load_schema
 from .errors import UserError
+from .fileio import read_text
 
 
 @lru_cache(maxsize=1)
@@ -22,12 +23,7 @@ def _reject_constant(token):
 def read(path) -> dict:
     """Parse and validate one metrics.json; any problem is a UserError naming the file and key."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read metrics file ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: metrics file is not UTF-8 text") from None
+    text = read_text(path, "metrics file")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:

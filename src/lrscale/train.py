@@ -186,6 +186,11 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     name = run_name(batch_size, lr)
     if name in os.environ.get("LRSCALE_FAULT_CRASH", "").split(","):
         raise RuntimeError(f"LRSCALE_FAULT_CRASH: injected crash of {name}")
+    once = ckpt_dir / ".crashed_once"  # LRSCALE_FAULT_CRASH_ONCE: crash the first attempt only
+    if name in os.environ.get("LRSCALE_FAULT_CRASH_ONCE", "").split(",") and not once.exists():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        once.touch()
+        raise RuntimeError(f"LRSCALE_FAULT_CRASH_ONCE: injected crash of {name}")
     nan_step = int(os.environ.get("LRSCALE_FAULT_NAN_STEP", "0") or 0)
 
     # ---------------------------------------------------------------- loop
@@ -327,12 +332,14 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         "device_name": device_name,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "gpu_slot": gpu_slot,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "torch_version": torch.__version__,
         "lrscale_version": __version__,
         "resumed_from_step": start or None,
     }
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
     ckpt_path.unlink(missing_ok=True)
+    (ckpt_dir / ".crashed_once").unlink(missing_ok=True)
     try:
         ckpt_dir.rmdir()
     except OSError:

@@ -1,0 +1,123 @@
+"""Issue 5: the SLURM profile on a real single-node cluster (munge, MariaDB, slurmdbd, slurmctld,
+slurmd) brought up by tests/slurm/cluster.sh. Never skipped: no cluster = a loud failure."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import BIN, REPO, lrscale, read_json, tiny_config, write_config  # noqa: E402
+
+pytestmark = pytest.mark.slurm
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("slurm")
+    subprocess.run(["bash", str(CLUSTER), "install"], check=True, timeout=900)
+    up = subprocess.run(["bash", str(CLUSTER), "up", str(state)], capture_output=True, text=True, timeout=300)
+    if up.returncode != 0:
+        subprocess.run(["bash", str(CLUSTER), "down", str(state)], timeout=60)
+        pytest.fail(f"could not bring up the SLURM test cluster:\n{up.stdout[-2000:]}\n{up.stderr[-3000:]}")
+    yield state
+    subprocess.run(["bash", str(CLUSTER), "down", str(state)], timeout=120)
+
+
+def env(**extra):
+    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SLURM_CONF": "/etc/slurm/slurm.conf",
+            "WANDB_MODE": "offline", **extra}
+
+
+def snakemake_slurm(workdir, configfile, *args, extra_env=None, timeout=400, background=False):
+    # If sacct ever fails the plugin hangs and ignores SIGTERM: always under `timeout -k`.
+    cmd = ["timeout", "-k", "30", str(timeout), str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(configfile),
+           *args]
+    if background:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(**(extra_env or {})))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env(**(extra_env or {})), timeout=timeout + 60)
+
+
+def sacct(*fields):
+    r = subprocess.run(["sacct", "-n", "-P", "-X", "-a", "-S", "now-1hours", "-o", ",".join(fields)],
+                       capture_output=True, text=True, env=env(), check=True)
+    return [dict(zip(fields, line.split("|"))) for line in r.stdout.splitlines() if line.strip()]
+
+
+def tiny(name, **over):
+    return tiny_config(sweep={"name": name, "batch_sizes": [8, 32], "lrs": [0.003, 0.01], "seeds": [0]},
+                       analysis={"bootstrap": 50}, **over)
+
+
+def comparable(csv_path):
+    rows = list(csv.DictReader(open(csv_path)))
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in rows]
+
+
+def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
+    cfg = tiny("slurm1")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "l").mkdir()
+    path_s = write_config(tmp_path / "s" / "config.yaml", cfg)
+    path_l = write_config(tmp_path / "l" / "config.yaml", cfg)
+    r = snakemake_slurm(tmp_path / "s", path_s)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    local = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
+                            str(tmp_path / "l"), "--cores", "2", "--configfile", str(path_l)],
+                           capture_output=True, text=True, env=env(), timeout=600)
+    assert local.returncode == 0, local.stderr[-3000:]
+    runs = sorted((tmp_path / "s" / "results/slurm1/runs").glob("*/seed0/metrics.json"))
+    assert len(runs) == 4
+    job_ids = {read_json(p)["slurm_job_id"] for p in runs}
+    assert None not in job_ids and len(job_ids) == 4  # every train job ran inside its own SLURM job
+    jobs = {j["JobID"]: j for j in sacct("JobID", "State", "AllocTRES", "ReqTRES")}
+    for jid in job_ids:
+        assert jobs[jid]["State"] == "COMPLETED"
+        assert "gres/gpu=1" in jobs[jid]["AllocTRES"]  # --gpus=1 reached the scheduler
+    # same numbers as the local run (CPU is deterministic)
+    assert comparable(tmp_path / "s/results/slurm1/results.csv") == comparable(tmp_path / "l/results/slurm1/results.csv")
+    fit_s = read_json(tmp_path / "s/results/slurm1/analysis/fit.json")
+    fit_l = read_json(tmp_path / "l/results/slurm1/analysis/fit.json")
+    assert [r["lr_opt"] for r in fit_s["per_batch"]] == [r["lr_opt"] for r in fit_l["per_batch"]]
+
+
+def test_failed_job_is_retried(cluster, tmp_path):
+    path = write_config(tmp_path / "config.yaml", tiny("slurm2"))
+    r = snakemake_slurm(tmp_path, path, extra_env={"LRSCALE_FAULT_CRASH_ONCE": "B32_LR0.003000"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m = read_json(tmp_path / "results/slurm2/runs/B32_LR0.003000/seed0/metrics.json")
+    states = [j["State"] for j in sacct("JobID", "JobName", "State")]
+    assert "FAILED" in states  # the first attempt really failed in SLURM ...
+    assert m["slurm_job_id"] and len(list(csv.DictReader(open(tmp_path / "results/slurm2/results.csv")))) == 4
+
+
+def test_scancel_mid_run_resumes_from_checkpoint(cluster, tmp_path):
+    cfg = tiny("slurm3", budget={"unit": "steps", "value": 4000}, train={"eval_points": 20})
+    cfg["sweep"].update(batch_sizes=[8], lrs=[0.003])
+    path = write_config(tmp_path / "config.yaml", cfg)
+    p = snakemake_slurm(tmp_path, path, background=True, extra_env={"LRSCALE_CHECKPOINT_EVERY_S": "0.5"})
+    ckpt = tmp_path / "results/slurm3/checkpoints/B8_LR0.003000/seed0/checkpoint.pt"
+    t0 = time.time()
+    while not ckpt.exists():
+        assert time.time() - t0 < 120 and p.poll() is None, "no checkpoint appeared"
+        time.sleep(0.2)
+    running = [j for j in sacct("JobID", "State") if j["State"] == "RUNNING"]
+    assert len(running) == 1
+    subprocess.run(["scancel", running[0]["JobID"]], check=True, env=env())
+    out, _ = p.communicate(timeout=400)
+    assert p.returncode == 0, out[-4000:]
+    log = (tmp_path / "results/slurm3/logs/train/B8_LR0.003000_seed0.log").read_text()
+    assert "resumed from step" in log
+    m = read_json(tmp_path / "results/slurm3/runs/B8_LR0.003000/seed0/metrics.json")
+    assert m["resumed_from_step"] > 0
+    # and the resumed run equals an uninterrupted one
+    ref = tmp_path / "ref.json"
+    lrscale("train", "--config", path, "--batch-size", 8, "--lr", 0.003, "--out", ref, "--device", "cpu", check=True)
+    assert read_json(ref)["curves"] == m["curves"]
