@@ -338,8 +338,9 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         "resumed_from_step": start or None,
     }
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
-    ckpt_path.unlink(missing_ok=True)
-    (ckpt_dir / ".crashed_once").unlink(missing_ok=True)
+    # Done: the checkpoint, a half-written one left by a kill -9, and fault markers go.
+    for leftover in [ckpt_path, ckpt_dir / ".crashed_once", *ckpt_dir.glob(".checkpoint.*.tmp")]:
+        leftover.unlink(missing_ok=True)
     try:
         ckpt_dir.rmdir()
     except OSError:
