@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/fit_accuracy.py
+	$(BIN)/python bench/wandb_replay.py
 
 clean:
 	rm -rf results .snakemake
