@@ -24,7 +24,7 @@ def char_cfg(tmp_path, **over):
     return tiny_config(
         task={"name": "char_lm", "seq_len": 16, "data": {"path": str(corpus)}},
         model={"d_model": 16, "n_layers": 1, "n_heads": 2},
-        budget={"unit": "steps", "value": 60},
+        budget=over.pop("budget", {"unit": "steps", "value": 60}),
         **over,
     )
 
@@ -261,3 +261,20 @@ def test_metrics_reader_rejects_corrupt(tmp_path, cfg_file):
     (tmp_path / "n.json").write_text(good.replace('"final_val_loss": ', '"final_val_loss": "x", "_": ', 1))
     with pytest.raises(UserError, match="n.json: key 'final_val_loss'"):
         metrics_io.read(tmp_path / "n.json")
+
+
+def test_tokens_budget_for_char_lm(tmp_path):
+    cfg = char_cfg(tmp_path, budget={"unit": "tokens", "value": 16 * 8 * 25})  # B=8, seq 16: 25 steps
+    path = write_config(tmp_path / "c.yaml", cfg)
+    train(path, tmp_path / "m.json", batch=8)
+    m = read_json(tmp_path / "m.json")
+    assert m["num_steps"] == 25 and m["tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_nan_loss_is_recorded_as_diverged(tmp_path, cfg_file, where):
+    step = {"first": 1, "middle": 64, "last": 128}[where]  # B=8, 1024 samples: 128 steps
+    r = train(cfg_file, tmp_path / "m.json", env={"LRSCALE_FAULT_NAN_STEP": str(step)})
+    assert r.returncode == 0
+    m = metrics_io.read(tmp_path / "m.json")
+    assert m["diverged"] is True and m["converged"] is False and m["diverged_at_step"] == step

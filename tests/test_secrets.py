@@ -1,0 +1,28 @@
+"""Secrets in the environment never land in outputs or logs (a canary WANDB_API_KEY)."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, REPO, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+CANARY = "canary" + "7f3a9c" * 6
+
+
+def test_api_key_canary_never_written(tmp_path):
+    cfg = tiny_config(sweep={"name": "canary", "batch_sizes": [8, 16, 32], "lrs": [0.003, 0.01, 0.03]},
+                      budget={"value": 256}, train={"eval_points": 4})
+    path = write_config(tmp_path / "config.yaml", cfg)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_API_KEY": CANARY, "LRSCALE_SECRET": CANARY}
+    r = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                        "--cores", "2", "--configfile", str(path)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert CANARY not in r.stdout + r.stderr
+    scanned = 0
+    for f in (tmp_path / "results").rglob("*"):
+        if f.is_file():
+            scanned += 1
+            assert CANARY.encode() not in f.read_bytes(), f
+    assert scanned > 20  # metrics, results.csv, fit.json, plots, logs, the W&B run files
