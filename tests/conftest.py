@@ -64,3 +64,22 @@ def read_json(path):
 @pytest.fixture
 def cfg_file(tmp_path):
     return write_config(tmp_path / "config.yaml", tiny_config())
+
+
+def _record_path():
+    import os
+
+    return os.environ.get("LRSCALE_RELIABILITY_JSON")
+
+
+def record_reliability(family, name, trials, survived, runs_lost=0, note=""):
+    """Append one row to $LRSCALE_RELIABILITY_JSON (docs/RELIABILITY.md is rendered from it)."""
+    path = _record_path()
+    if not path:
+        return
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(json.dumps({"family": family, "name": name, "trials": trials, "survived": survived,
+                            "runs_lost": runs_lost, "note": note}) + "\n")

@@ -1,0 +1,207 @@
+"""Issue 6: faults, each an automated test with a minimum number of trials. Rows land in
+docs/RELIABILITY.md via `make reliability` (see that file)."""
+
+import csv
+import errno
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, REPO, lrscale, read_json, record_reliability, tiny_config, write_config
+from lrscale import config, metrics as metrics_io, wandb_file
+from lrscale.errors import UserError
+
+pytestmark = pytest.mark.slow
+RNG = random.Random(20261126)
+
+
+def _env(**extra):
+    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "offline", **extra}
+
+
+# 1. kill -9 of a train job at a random step ----------------------------------------------------
+def test_kill9_train_random_steps_20_trials(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(budget={"unit": "steps", "value": 1500},
+                                                        train={"eval_points": 15}))
+    base = ["train", "--config", cfg, "--batch-size", 8, "--lr", 0.003, "--device", "cpu"]
+    lrscale(*base, "--out", tmp_path / "ref.json", check=True)
+    ref = read_json(tmp_path / "ref.json")
+    survived, resumed_steps = 0, []
+    for trial in range(20):
+        out, ckpt = tmp_path / f"m{trial}.json", tmp_path / f"ck{trial}"
+        cmd = [str(BIN / "lrscale"), *map(str, base), "--out", str(out), "--checkpoint-dir", str(ckpt),
+               "--checkpoint-every-s", "0.02"]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+        while not (ckpt / "checkpoint.pt").exists() and p.poll() is None:
+            time.sleep(0.01)
+        time.sleep(RNG.uniform(0.0, 1.2))  # a random point of the run
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        r = lrscale(*base, "--out", out, "--checkpoint-dir", ckpt, check=True)
+        got = read_json(out)
+        same = all(got[k] == ref[k] for k in ("curves", "final_train_loss", "final_val_loss", "grad_norm"))
+        survived += same
+        resumed_steps.append(got["resumed_from_step"] or 0)
+        assert same, f"trial {trial}: resumed run differs ({r.stderr[-500:]})"
+    assert len(set(resumed_steps)) > 5  # really random points
+    record_reliability("fault", "kill -9 of a train job at a random step (rerun resumes; bitwise equal)", 20,
+                       survived, 0, f"resumed at steps {min(resumed_steps)}..{max(resumed_steps)}")
+
+
+# 2. kill -9 of snakemake mid-sweep -----------------------------------------------------------
+def _sweep_cfg(name, **over):
+    return tiny_config(sweep={"name": name, "batch_sizes": [8, 16], "lrs": [0.001, 0.003, 0.01]},
+                       budget={"unit": "steps", "value": 1500}, train={"eval_points": 5},
+                       analysis={"bootstrap": 20}, **over)
+
+
+def _snakemake(workdir, configfile, *args, **kw):
+    return [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--cores", "2", "--configfile", str(configfile), *args]
+
+
+def test_kill9_snakemake_mid_sweep_5_trials(tmp_path):
+    survived = 0
+    for trial in range(5):
+        wd = tmp_path / f"t{trial}"
+        wd.mkdir()
+        path = write_config(wd / "config.yaml", _sweep_cfg("k9"))
+        p = subprocess.Popen(_snakemake(wd, path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=_env(), start_new_session=True)
+        time.sleep(RNG.uniform(3, 9))
+        os.killpg(p.pid, signal.SIGKILL)  # snakemake and every job it started
+        p.wait()
+        subprocess.run(_snakemake(wd, path, "--unlock"), capture_output=True, env=_env(), check=True)
+        r = subprocess.run(_snakemake(wd, path, "--rerun-incomplete"), capture_output=True, text=True,
+                           env=_env(), timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        rows = list(csv.DictReader(open(wd / "results/k9/results.csv")))
+        keys = [(r_["batch_size"], r_["lr"], r_["seed"]) for r_ in rows]
+        assert len(keys) == 6 and len(set(keys)) == 6  # every run exactly once
+        survived += 1
+    record_reliability("fault", "kill -9 of snakemake mid-sweep (--unlock, --rerun-incomplete)", 5, survived, 0)
+
+
+# 3. kill during the W&B replay -----------------------------------------------------------------
+def _synthetic_sweep(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from wandb_replay import fake_metrics
+
+    from lrscale.aggregate import write_results_csv
+    from lrscale.fileio import atomic_write_json
+
+    cfg = config.validate({"sweep": {"name": "replay", "lrs": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]}})
+    paths = []
+    for p in config.grid(cfg):
+        path = tmp_path / "runs" / p["name"] / "seed0" / "metrics.json"
+        atomic_write_json(path, fake_metrics(cfg, p["batch_size"], p["lr"]))
+        paths.append(path)
+    write_results_csv(paths, tmp_path / "results.csv")
+    write_config(tmp_path / "config.yaml", cfg)
+    return paths
+
+
+def test_kill_during_wandb_replay_5_trials(tmp_path):
+    paths = _synthetic_sweep(tmp_path)
+    cmd = [str(BIN / "lrscale"), "wandb", "--config", str(tmp_path / "config.yaml"), "--results",
+           str(tmp_path / "results.csv"), "--out", str(tmp_path / "wandb_run.json"), *map(str, paths)]
+    survived = 0
+    for trial in range(5):
+        (tmp_path / "wandb_run.json").unlink(missing_ok=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+                             start_new_session=True)
+        time.sleep(RNG.uniform(1.0, 2.5))  # inside init / the replay
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        assert not (tmp_path / "wandb_run.json").exists()  # a killed replay is never reported
+        r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        facts = read_json(tmp_path / "wandb_run.json")
+        rows = wandb_file.history(facts["run_file"])
+        assert len(rows) == facts["log_calls"] == 49 * 52 + 1
+        survived += 1
+    record_reliability("fault", "kill -9 during the W&B replay (rerun: one complete run reported)", 5, survived, 0)
+
+
+# 4. truncated or corrupted metrics.json, every field type ---------------------------------------
+def test_corrupt_metrics_every_field_type(tmp_path):
+    paths = _synthetic_sweep(tmp_path)
+    good = json.loads(paths[0].read_text())
+    wrong = {int: "7", float: "x", str: 7, bool: "yes", list: {"a": 1}, dict: [1], type(None): "x"}
+    cases = [("truncated", paths[0].read_text()[:200]), ("empty", ""), ("not json", "{]"),
+             ("NaN literal", paths[0].read_text().replace('"final_val_loss": ', '"final_val_loss": NaN, "_x": ', 1))]
+    for key, value in good.items():
+        bad = dict(good)
+        bad[key] = wrong[type(value)] if type(value) in wrong else None
+        cases.append((f"{key}: {type(value).__name__} -> {type(bad[key]).__name__}", json.dumps(bad)))
+        missing = {k: v for k, v in good.items() if k != key}
+        cases.append((f"{key}: missing", json.dumps(missing)))
+    caught = 0
+    for label, text in cases:
+        target = tmp_path / "bad" / "metrics.json"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text)
+        try:
+            metrics_io.read(target)
+        except UserError as e:
+            assert str(target) in str(e) and "\n" not in str(e), label
+            caught += 1
+        else:
+            # a field whose wrong value still satisfies the contract (e.g. optional, unchecked extras)
+            assert label.split(":")[0] in ("config", "torch_version", "device_name", "cuda_visible_devices",
+                                           "tokens_per_s", "lrscale_version", "task", "device", "initial_loss",
+                                           "planned_steps", "precision", "gpu_slot", "slurm_job_id",
+                                           "resumed_from_step", "compile") or "missing" in label, label
+    assert caught >= len(good)
+    record_reliability("fault", "truncated / corrupted metrics.json (every field type)", len(cases), len(cases), 0,
+                       f"{caught} rejected with file + key; the rest still satisfy the contract")
+
+
+# 5. disk full --------------------------------------------------------------------------------
+def test_disk_full_leaves_no_partial_file(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    try:
+        cfg = write_config(tmp_path / "c.yaml", tiny_config())
+        filler = mnt / "filler"
+        with open(filler, "wb") as f:  # leave almost nothing free
+            try:
+                f.write(b"\0" * (256 * 1024))
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+        r = lrscale("train", "--config", cfg, "--batch-size", 8, "--lr", 0.003, "--device", "cpu",
+                    "--out", mnt / "metrics.json", "--checkpoint-dir", tmp_path / "ck")
+        last = r.stderr.strip().splitlines()[-1]  # after the progress lines: one error line
+        assert r.returncode == 2 and "no space" in last and "metrics.json" in last and "Traceback" not in r.stderr
+        assert not (mnt / "metrics.json").exists() and not list(mnt.glob(".metrics.json*"))
+        paths = _synthetic_sweep(tmp_path / "s")
+        r = lrscale("aggregate", *paths, "--out", mnt / "results.csv")
+        assert r.returncode == 2 and "no space" in r.stderr
+        assert not (mnt / "results.csv").exists() and not list(mnt.glob(".results.csv*"))
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+    record_reliability("fault", "disk full writing metrics.json / results.csv (small tmpfs)", 2, 2, 0)
+
+
+# 7. two snakemake invocations on the same results dir -------------------------------------------
+def test_second_snakemake_is_refused(tmp_path):
+    path = write_config(tmp_path / "config.yaml", _sweep_cfg("two"))
+    first = subprocess.Popen(_snakemake(tmp_path, path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=_env())
+    time.sleep(4)
+    assert first.poll() is None
+    second = subprocess.run(_snakemake(tmp_path, path), capture_output=True, text=True, env=_env(), timeout=120)
+    assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out[-3000:]
+    assert len(list(csv.DictReader(open(tmp_path / "results/two/results.csv")))) == 6
+    record_reliability("fault", "two snakemake invocations on one results dir (second refused)", 1, 1, 0)
