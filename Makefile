@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/fit_accuracy.py
 	$(BIN)/python bench/wandb_replay.py
+
+# Regenerates docs/RELIABILITY.md from the fault / fuzz / security tests (needs root for tmpfs).
+reliability: $(STAMP)
+	rm -f docs/reliability.jsonl
+	LRSCALE_RELIABILITY_JSON=$(abspath docs/reliability.jsonl) PATH=$(abspath $(BIN)):$$PATH \
+		$(BIN)/python -m pytest -q tests/test_reliability.py tests/test_fuzz.py tests/test_wandb.py \
+		tests/test_train.py tests/test_secrets.py
+	$(BIN)/python tests/reliability_report.py docs/reliability.jsonl docs/RELIABILITY.md
 
 clean:
 	rm -rf results .snakemake

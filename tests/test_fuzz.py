@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import lrscale, tiny_config, write_config
+from collections import Counter
+
+from conftest import lrscale, record_reliability, tiny_config, write_config
 from lrscale import config, fit
 from lrscale.errors import UserError
 
@@ -22,13 +24,29 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 SECTIONS = ["sweep", "task", "model", "optimizer", "schedule", "budget", "train", "wandb", "analysis"]
 
 
+CASES = Counter()  # (family, outcome) -> cases run, for docs/RELIABILITY.md
+FAMILY = {"validate": "sweep config", "read_table": "fit input CSV"}
+
+
 def _ok_or_user_error(fn, *args):
+    family = FAMILY.get(fn.__name__, fn.__name__)
     try:
-        return fn(*args)
+        result = fn(*args)
+        CASES[(family, "accepted")] += 1
+        return result
     except UserError as e:
         assert "\n" not in str(e) and str(e), repr(e)
+        CASES[(family, "rejected: one-line error")] += 1
         return None
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts():
+    yield
+    for family in sorted({f for f, _ in CASES}):
+        total = sum(n for (f, _), n in CASES.items() if f == family)
+        detail = ", ".join(f"{n} {o}" for (f, o), n in sorted(CASES.items()) if f == family)
+        record_reliability("bad input", f"{family} (hypothesis, derandomized)", total, total, 0, detail)
 
 @FUZZ
 @given(st.dictionaries(st.sampled_from(SECTIONS + ["bogus"]), st.one_of(values, st.dictionaries(
@@ -98,3 +116,4 @@ def test_cli_flags_exit2_one_line(tmp_path, cfg_file, args):
     assert r.returncode == 2, (args, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "r.csv").exists()
+    CASES[("CLI flags", "rejected: exit 2, one line")] += 1

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, REPO, tiny_config, write_config
+from conftest import BIN, REPO, record_reliability, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 CANARY = "canary" + "7f3a9c" * 6
@@ -26,3 +26,18 @@ def test_api_key_canary_never_written(tmp_path):
             scanned += 1
             assert CANARY.encode() not in f.read_bytes(), f
     assert scanned > 20  # metrics, results.csv, fit.json, plots, logs, the W&B run files
+    record_reliability("security", "canary WANDB_API_KEY never in any output, log or W&B file", scanned, scanned, 0,
+                       "files scanned after a full sweep")
+
+
+def test_no_unsafe_yaml_or_shell_in_package():
+    import re
+
+    offenders = []
+    for f in (REPO / "src" / "lrscale").glob("*.py"):
+        text = f.read_text()
+        for bad in (r"shell=True", r"yaml\.load\(", r"os\.system\(", r"(?<![.\w])eval\(", r"(?<![.\w])exec\("):
+            if re.search(bad, text):
+                offenders.append(f"{f.name}: {bad}")
+    assert not offenders, offenders
+    record_reliability("security", "no shell=True / yaml.load / eval / exec / os.system in the package", 1, 1)

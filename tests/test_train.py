@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BIN, lrscale, make_corpus, read_json, tiny_config, write_config
+from conftest import BIN, lrscale, make_corpus, read_json, record_reliability, tiny_config, write_config
 from lrscale import metrics as metrics_io
 from lrscale.errors import UserError
 
@@ -152,6 +152,7 @@ def test_sigterm_writes_checkpoint_and_exits_nonzero(tmp_path):
     assert (ckpt / "checkpoint.pt").exists() and not (tmp_path / "m.json").exists()
     r = train(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
     assert "resumed from step" in r.stderr
+    record_reliability("fault", "SIGTERM to a train job (checkpoint, non-zero exit, resumed)", 1, 1)
 
 
 def _assert_one_line_exit2(r, *needles):
@@ -278,3 +279,4 @@ def test_nan_loss_is_recorded_as_diverged(tmp_path, cfg_file, where):
     assert r.returncode == 0
     m = metrics_io.read(tmp_path / "m.json")
     assert m["diverged"] is True and m["converged"] is False and m["diverged_at_step"] == step
+    record_reliability("fault", "NaN loss injected at the first, a middle and the last step (diverged, exit 0)", 1, 1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lrscale, read_json, tiny_config, write_config
+from conftest import lrscale, read_json, record_reliability, tiny_config, write_config
 from lrscale import config, wandb_file
 from lrscale.wandb_log import build_log_calls
 
@@ -66,6 +66,8 @@ def test_online_without_network_falls_back_to_offline(tmp_path):
     assert "falling back to offline" in r.stderr and "wandb sync" in r.stderr
     assert len(wandb_file.history(facts["run_file"])) == 2 * (1 + 2 + 1) + 1
     assert "x" * 40 not in r.stderr + r.stdout + (tmp_path / "run.json").read_text()
+    record_reliability("fault", "W&B online with no network and a bad key (offline fallback, <= 30 s)", 1, 1, 0,
+                       f"fell back and finished in {took:.1f} s (init_timeout_s 10)")
 
 
 def test_reader_rejects_non_wandb_file(tmp_path):
