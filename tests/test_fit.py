@@ -208,3 +208,13 @@ def test_cli_writes_outputs(tmp_path):
         assert (out / f"{p}.png").stat().st_size > 1000
     assert "Verdict:" in r.stdout
     assert len((out / "best_per_batch.csv").read_text().splitlines()) == 8
+
+
+def test_asymmetric_curve_does_not_drag_vertex():
+    # a real demo curve (B=64): plateau on the small-lr side, steep rise after the optimum
+    lrs = np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
+    loss = np.array([0.0684, 0.0679, 0.0662, 0.0626, 0.0539, 0.0800, 0.1187])
+    loc = fit.locate(lrs, loss, "parabola")
+    assert 5e-3 < loc["lr_opt"] < 1.5e-2  # near the measured minimum, not pulled towards the plateau
+    flat_bottom = np.array([0.9, 0.5, 0.31, 0.30, 0.31, 0.5, 0.9])  # a flat bottom widens the fit
+    assert fit.locate(lrs, flat_bottom, "parabola")["lr_opt"] == pytest.approx(10**-2.5, rel=0.05)

@@ -160,9 +160,12 @@ def locate(lrs, loss, estimator="parabola"):
         vals = f(grid) if f is not None else np.interp(grid, xs, ys)
         j = int(np.nanargmin(vals))
         return {**out, "lr_opt": float(10 ** grid[j]), "loss_opt": float(vals[j])}
-    # parabola: the best point and its finite neighbours; the next ones out join at half weight
-    # (weighted LS) so noise on three points moves the vertex less.
-    sel = [j for j in range(i - 2, i + 3) if 0 <= j < len(x) and finite[j]]
+    # parabola: through the best point and its finite neighbours. A point two steps out joins (at half
+    # weight, weighted LS) only when it is as near the minimum as a neighbour — a flat bottom — so
+    # an asymmetric curve (plateau on one side, blow-up on the other) does not drag the vertex.
+    near = min(loss[i - 1], loss[i + 1]) - loss[i]
+    sel = [j for j in range(i - 2, i + 3)
+           if 0 <= j < len(x) and finite[j] and (abs(j - i) <= 1 or loss[j] - loss[i] <= near)]
     w = np.array([1.0 if abs(j - i) <= 1 else 0.5 for j in sel])
     a, b, c = quad_fit(x[sel], loss[sel], w)
     if a <= 0:

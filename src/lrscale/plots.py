@@ -69,7 +69,8 @@ def loss_vs_lr(sweep, result, path):
             ax.plot(lrs[div], np.full(div.sum(), top), "x", color=c, ms=8)
         if r.get("parabola"):
             a, b, k = r["parabola"]
-            x = np.linspace(np.log10(lrs).min(), np.log10(lrs).max(), 100)
+            i = int(np.argmin(np.abs(lrs - r["grid_best_lr"])))  # drawn over the points it was fitted to
+            x = np.linspace(np.log10(lrs[max(i - 2, 0)]), np.log10(lrs[min(i + 2, len(lrs) - 1)]), 100)
             y = a * x**2 + b * x + k
             keep = y <= np.nanmax(mean)
             ax.plot(10 ** x[keep], y[keep], color=c, lw=0.8, ls="--")
