@@ -232,3 +232,13 @@ def test_dag_build_never_imports_torch(tmp_path):
             "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')") % (str(REPO / "Snakefile"), str(tmp_path))
     r = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True, timeout=120)
     assert "NOTORCH" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_symlinked_sweep_dir_cannot_escape_results(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tiny").symlink_to(outside)
+    path = write_config(tmp_path / "config.yaml", tiny_config())
+    r = snakemake(tmp_path, "-n", configfile=path, check=False)
+    assert r.returncode != 0 and "outside results/" in r.stdout + r.stderr

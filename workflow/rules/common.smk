@@ -26,6 +26,12 @@ config.update(_resolved)
 
 SWEEP = config["sweep"]["name"]
 RESULTS = f"results/{SWEEP}"
+# The sweep name is a safe path component (schema); a symlinked results/<sweep> could still point
+# outside results/ (a symlinked results/ itself is fine: big disks on clusters).
+if Path(RESULTS).resolve().parent != Path("results").resolve():
+    raise WorkflowError(
+        f"invalid results dir: {RESULTS} resolves to {Path(RESULTS).resolve()}, outside results/"
+    )
 GRID = lrscale_config.grid(config)
 LR_BY_NAME = {f"{lr:.6f}": lr for lr in config["sweep"]["lrs"]}
 
