@@ -46,7 +46,8 @@ def _report_counts():
     for family in sorted({f for f, _ in CASES}):
         total = sum(n for (f, _), n in CASES.items() if f == family)
         detail = ", ".join(f"{n} {o}" for (f, o), n in sorted(CASES.items()) if f == family)
-        record_reliability("bad input", f"{family} (hypothesis, derandomized)", total, total, 0, detail)
+        how = "parametrized cases" if family == "CLI flags" else "hypothesis, derandomized"
+        record_reliability("bad input", f"{family} ({how})", total, total, 0, detail)
 
 @FUZZ
 @given(st.dictionaries(st.sampled_from(SECTIONS + ["bogus"]), st.one_of(values, st.dictionaries(
@@ -88,6 +89,30 @@ def test_fit_csv_fuzz(tmp_path_factory, header, data):
     sweep = _ok_or_user_error(fit.read_table, path)
     if sweep is not None:
         fit.analyse(sweep, bootstrap=5)
+
+
+SEED_COLS = ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps"]
+losses = st.one_of(st.floats(0, 10), st.sampled_from(["nan", "inf", "-inf", "", "1e308", "-1", "0"]).map(str))
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from([8, 16, 32, 64, 128]), st.sampled_from([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
+                          losses, st.floats(0, 1)), min_size=1, max_size=40))
+def test_fit_csv_fuzz_mostly_valid(tmp_path_factory, rows):
+    """Near-valid tables (duplicates, NaN/inf, huge and negative losses): fitted or one clear error."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(SEED_COLS)
+    for b, lr, loss, std in rows:
+        w.writerow([b, lr, loss, loss, std, True, 1000])
+    path = tmp_path_factory.mktemp("fz") / "near.csv"
+    path.write_text(buf.getvalue())
+    sweep = _ok_or_user_error(fit.read_table, path)
+    if sweep is not None:
+        result = fit.analyse(sweep, bootstrap=5)
+        assert result["verdict"]
+        if result["beta"] is not None:
+            assert math.isfinite(result["beta"])
 
 
 @FUZZ

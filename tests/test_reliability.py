@@ -162,7 +162,7 @@ def test_corrupt_metrics_every_field_type(tmp_path):
                                            "resumed_from_step", "compile") or "missing" in label, label
     assert caught >= len(good)
     record_reliability("fault", "truncated / corrupted metrics.json (every field type)", len(cases), len(cases), 0,
-                       f"{caught} rejected with file + key; the rest still satisfy the contract")
+                       f"{caught} of {len(cases)} rejected naming the file and key")
 
 
 # 5. disk full --------------------------------------------------------------------------------
