@@ -142,3 +142,11 @@ def test_cli_flags_exit2_one_line(tmp_path, cfg_file, args):
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "r.csv").exists()
     CASES[("CLI flags", "rejected: exit 2, one line")] += 1
+
+
+@pytest.mark.parametrize("raw,key", [({"sweep": {"lrs": [float("inf")]}}, "sweep.lrs.0"),
+                                     ({"optimizer": {"eps": float("nan")}}, "optimizer.eps")])
+def test_non_finite_numbers_rejected(raw, key):
+    # found by test_config_fuzz_grid_values in CI: YAML's `.inf` passed the schema as an lr
+    with pytest.raises(UserError, match=f"key '{key}'.*finite"):
+        config.validate(raw, "x.yaml")

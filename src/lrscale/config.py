@@ -7,6 +7,7 @@ same configs with the same one-line messages. Never imports torch.
 import copy
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import jsonschema
@@ -52,6 +53,17 @@ def _key_path(error) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _leaves(obj, prefix=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), obj
+
+
 def validate(config: dict, source="config") -> dict:
     """Return a validated copy of `config` with every default filled, or raise UserError."""
     if not isinstance(config, dict):
@@ -62,6 +74,9 @@ def validate(config: dict, source="config") -> dict:
         e = errors[0]
         msg = e.message if len(e.message) < 200 else e.message[:200] + "..."
         raise UserError(f"{source}: key '{_key_path(e)}': {msg}".replace("\n", " "))
+    for key, value in _leaves(cfg):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{source}: key '{key}': {value!r}; expected a finite number")
     sweep = cfg["sweep"]
     for key in ("batch_sizes", "seeds"):
         dup = sorted({v for v in sweep[key] if sweep[key].count(v) > 1})
