@@ -38,20 +38,27 @@ def fake_metrics(cfg, b, lr, points=50):
     }
 
 
+def write_synthetic_sweep(directory, project="lrscale"):
+    """49 schema-valid metrics.json files + results.csv under `directory` (also used by the tests)."""
+    directory = Path(directory)
+    cfg = config.validate({"sweep": {"name": "replay", "lrs": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]},
+                           "wandb": {"project": project}})
+    paths = []
+    for p in config.grid(cfg):
+        path = directory / "runs" / p["name"] / "seed0" / "metrics.json"
+        atomic_write_json(path, fake_metrics(cfg, p["batch_size"], p["lr"]))
+        paths.append(path)
+    write_results_csv(paths, directory / "results.csv")
+    return cfg, paths
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/out/wandb_replay.json")
     args = ap.parse_args()
     os.environ["WANDB_MODE"] = "offline"
     tmp = Path(tempfile.mkdtemp())
-    cfg = config.validate({"sweep": {"name": "replay", "lrs": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]},
-                           "wandb": {"project": "lrscale-bench"}})
-    paths = []
-    for p in config.grid(cfg):
-        path = tmp / "runs" / p["name"] / "seed0" / "metrics.json"
-        atomic_write_json(path, fake_metrics(cfg, p["batch_size"], p["lr"]))
-        paths.append(path)
-    write_results_csv(paths, tmp / "results.csv")
+    cfg, paths = write_synthetic_sweep(tmp, project="lrscale-bench")
     t0 = time.perf_counter()
     facts = log_sweep(cfg, tmp / "results.csv", paths, tmp / "wandb_run.json")
     replay_s = time.perf_counter() - t0

@@ -93,18 +93,9 @@ def test_kill9_snakemake_mid_sweep_5_trials(tmp_path):
 # 3. kill during the W&B replay -----------------------------------------------------------------
 def _synthetic_sweep(tmp_path):
     sys.path.insert(0, str(REPO / "bench"))
-    from wandb_replay import fake_metrics
+    from wandb_replay import write_synthetic_sweep
 
-    from lrscale.aggregate import write_results_csv
-    from lrscale.fileio import atomic_write_json
-
-    cfg = config.validate({"sweep": {"name": "replay", "lrs": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]}})
-    paths = []
-    for p in config.grid(cfg):
-        path = tmp_path / "runs" / p["name"] / "seed0" / "metrics.json"
-        atomic_write_json(path, fake_metrics(cfg, p["batch_size"], p["lr"]))
-        paths.append(path)
-    write_results_csv(paths, tmp_path / "results.csv")
+    cfg, paths = write_synthetic_sweep(tmp_path)
     write_config(tmp_path / "config.yaml", cfg)
     return paths
 

@@ -174,7 +174,7 @@ def locate(lrs, loss, estimator="parabola"):
     return {**out, "lr_opt": float(10**xv), "loss_opt": float(a * xv**2 + b * xv + c), "parabola": [a, b, c]}
 
 
-def flags_for(lrs, table, noise_se, estimator):
+def flags_for(lrs, table, noise_se):
     """Flags with reasons for one batch size (edge / flat / insufficient)."""
     mean = _seed_mean(table)
     finite = np.isfinite(mean)
@@ -251,7 +251,7 @@ def analyse(sweep: Sweep, estimator="parabola", hypotheses=(0.5, 0.667, 1.0), bo
     noise_pooled = pooled_noise(sweep)
     for b in sweep.batch_sizes:
         lrs, table = sweep.lrs[b], sweep.losses[b]
-        flags, mean = flags_for(lrs, table, sweep.noise.get(b), estimator)
+        flags, mean = flags_for(lrs, table, sweep.noise.get(b))
         row = {"batch_size": b, "lr_opt": None, "loss_at_opt": None, "lr_opt_ci95": None, "flags": flags,
                "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
                "n_seeds": int(table.shape[0]), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
@@ -404,7 +404,7 @@ def run_fit(results_csv, out_dir=None, estimator="parabola", hypotheses=None, bo
     boot = result.pop("boot_betas")
     from . import plots  # matplotlib only when writing outputs
 
-    plots.render_all(sweep, result, boot, out, metrics_dir)
+    plots.render_all(result, boot, out, metrics_dir)
     atomic_write_json(out / "fit.json", result)
     best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags"]
     for r in result["per_batch"]:

@@ -57,7 +57,7 @@ def lr_opt_vs_batch(result, path):
     _save(fig, path)
 
 
-def loss_vs_lr(sweep, result, path):
+def loss_vs_lr(result, path):
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     cols = _colours(len(result["per_batch"]))
     for c, r in zip(cols, result["per_batch"]):
@@ -155,9 +155,9 @@ def beta_bootstrap(result, boot, path):
     _save(fig, path)
 
 
-def render_all(sweep, result, boot, out: Path, metrics_dir=None):
+def render_all(result, boot, out: Path, metrics_dir=None):
     lr_opt_vs_batch(result, out / "lr_opt_vs_batch.png")
-    loss_vs_lr(sweep, result, out / "loss_vs_lr.png")
+    loss_vs_lr(result, out / "loss_vs_lr.png")
     loss_heatmap(result, out / "loss_heatmap.png")
     training_curves(metrics_dir, out / "training_curves.png")
     beta_bootstrap(result, boot, out / "beta_bootstrap.png")
