@@ -4,19 +4,17 @@ docs/RELIABILITY.md via `make reliability` (see that file)."""
 import csv
 import errno
 import json
-import math
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import BIN, REPO, lrscale, read_json, record_reliability, tiny_config, write_config
-from lrscale import config, metrics as metrics_io, wandb_file
+from lrscale import metrics as metrics_io, wandb_file
 from lrscale.errors import UserError
 
 pytestmark = pytest.mark.slow
