@@ -53,6 +53,12 @@ def sacct(*fields):
     return [dict(zip(fields, line.split("|"))) for line in r.stdout.splitlines() if line.strip()]
 
 
+def squeue_running():
+    r = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True, env=env(),
+                       check=True)
+    return r.stdout.split()
+
+
 def tiny(name, **over):
     return tiny_config(sweep={"name": name, "batch_sizes": [8, 32], "lrs": [0.003, 0.01], "seeds": [0]},
                        analysis={"bootstrap": 50}, **over)
@@ -113,7 +119,10 @@ def test_scancel_mid_run_resumes_from_checkpoint(cluster, tmp_path):
         time.sleep(0.2)
     name = found[0].parent.parent.name  # the run that is training now
     log = tmp_path / f"results/slurm3/logs/train/{name}_seed0.log"
-    running = [j["JobID"] for j in sacct("JobID", "State") if j["State"] == "RUNNING"]
+    # squeue asks slurmctld itself; sacct goes through slurmdbd and may lag behind a job start.
+    while not (running := squeue_running()):
+        assert time.time() - t0 < 120, "a checkpoint is being written but squeue shows no running job"
+        time.sleep(0.2)
     assert len(running) == 1
     subprocess.run(["scancel", running[0]], check=True, env=env())
     while "SIGTERM: checkpoint written" not in log.read_text():
