@@ -167,11 +167,15 @@ def locate(lrs, loss, estimator="parabola"):
     sel = [j for j in range(i - 2, i + 3)
            if 0 <= j < len(x) and finite[j] and (abs(j - i) <= 1 or loss[j] - loss[i] <= near)]
     w = np.array([1.0 if abs(j - i) <= 1 else 0.5 for j in sel])
-    a, b, c = quad_fit(x[sel], loss[sel], w)
-    if a <= 0:
-        return out
-    xv = float(np.clip(-b / (2 * a), x[i - 1], x[i + 1]))  # vertex kept inside the bracket
-    return {**out, "lr_opt": float(10**xv), "loss_opt": float(a * xv**2 + b * xv + c), "parabola": [a, b, c]}
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd losses (1e300) overflow: checked below
+        a, b, c = quad_fit(x[sel], loss[sel], w)
+        if not a > 0:
+            return out
+        xv = float(np.clip(-b / (2 * a), x[i - 1], x[i + 1]))  # vertex kept inside the bracket
+        loss_opt = float(a * xv**2 + b * xv + c)
+    if not np.isfinite(loss_opt):
+        return out  # the parabola cannot be evaluated: keep the grid point
+    return {**out, "lr_opt": float(10**xv), "loss_opt": loss_opt, "parabola": [a, b, c]}
 
 
 def flags_for(lrs, table, noise_se):
@@ -218,10 +222,11 @@ def pooled_noise(sweep: Sweep):
         sel = [j for j in range(i - 2, i + 3) if 0 <= j < len(x) and finite[j]]
         if len(sel) < 4:
             continue
-        coef = quad_fit(x[sel], mean[sel])
-        ss += float(np.sum((mean[sel] - np.polyval(coef, x[sel])) ** 2))
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd losses: not finite -> no estimate
+            coef = quad_fit(x[sel], mean[sel])
+            ss += float(np.sum((mean[sel] - np.polyval(coef, x[sel])) ** 2))
         dof += len(sel) - 3
-    return math.sqrt(ss / dof) if dof else None
+    return math.sqrt(ss / dof) if dof and math.isfinite(ss) else None
 
 
 # ---------------------------------------------------------------------------- fit
