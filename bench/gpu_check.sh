@@ -14,7 +14,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 corpus=.devdata/tinyshakespeare.txt
 [ -f "$corpus" ] || corpus=""
-python3 bench/train_throughput.py --steps "${STEPS:-300}" ${corpus:+--corpus $corpus} \
+python3 bench/train_throughput.py --steps "${STEPS:-300}" --reps "${REPS:-3}" ${corpus:+--corpus $corpus} \
   --variants "${VARIANTS:-default,fp32,compile}" --out "$OUT/train_throughput.json" 2>&1 | tee "$OUT/train_throughput.txt"
 # One real CUDA job through the CLI: schema-valid metrics, bf16, device recorded.
 printf 'task: {name: char_lm, seq_len: 256, val_tokens: 16384, data: {path: %s}}\nbudget: {unit: steps, value: 300}\n' \
