@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ import json, os, sys, time
 from lrscale import gpu_slots
 slot = gpu_slots.acquire(poll_s=0.01)
 t_in = time.time()
+print("held", flush=True)
 time.sleep(float(sys.argv[1]))
 print(json.dumps({"device": slot.device, "slot": slot.index, "t_in": t_in, "t_out": time.time(),
                   "cvd": None}), flush=True)
@@ -32,7 +32,7 @@ def test_concurrent_jobs_never_share_a_slot(tmp_path):
     env = _env(tmp_path, "0,1", 2)  # 4 slots, 10 jobs
     procs = [subprocess.Popen([sys.executable, "-c", HOLDER, "0.4"], stdout=subprocess.PIPE, text=True, env=env)
              for _ in range(10)]
-    held = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    held = [json.loads(p.communicate(timeout=60)[0].splitlines()[-1]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     for i, a in enumerate(held):
         for b in held[i + 1:]:
@@ -49,7 +49,7 @@ def test_concurrent_jobs_never_share_a_slot(tmp_path):
 def test_killed_holder_slot_is_reused(tmp_path):
     env = _env(tmp_path, "0", 1)
     p = subprocess.Popen([sys.executable, "-c", HOLDER, "60"], stdout=subprocess.PIPE, text=True, env=env)
-    time.sleep(1.5)
+    assert p.stdout.readline().strip() == "held"  # the holder has the only slot now
     with pytest.raises(TimeoutError):
         gpu_slots.acquire(devices=["0"], per_gpu=1, lock_dir=tmp_path / "locks", timeout_s=0.5)
     p.send_signal(signal.SIGKILL)

@@ -56,9 +56,9 @@ def test_kill9_train_random_steps_20_trials(tmp_path):
 
 # 2. kill -9 of snakemake mid-sweep -----------------------------------------------------------
 def _sweep_cfg(name, **over):
-    return tiny_config(sweep={"name": name, "batch_sizes": [8, 16], "lrs": [0.001, 0.003, 0.01]},
-                       budget={"unit": "steps", "value": 1500}, train={"eval_points": 5},
-                       analysis={"bootstrap": 20}, **over)
+    sections = {"sweep": {"name": name, "batch_sizes": [8, 16], "lrs": [0.001, 0.003, 0.01]},
+                "budget": {"unit": "steps", "value": 1500}, "train": {"eval_points": 5}, "analysis": {"bootstrap": 20}}
+    return tiny_config(**{**sections, **over})
 
 
 def _snakemake(workdir, configfile, *args, **kw):
@@ -196,7 +196,8 @@ def test_disk_full_leaves_no_partial_file(tmp_path):
 
 # 7. two snakemake invocations on the same results dir -------------------------------------------
 def test_second_snakemake_is_refused(tmp_path):
-    path = write_config(tmp_path / "config.yaml", _sweep_cfg("two"))
+    # 6000 steps a job: the first run must still hold the lock while the second starts, on any machine
+    path = write_config(tmp_path / "config.yaml", _sweep_cfg("two", budget={"unit": "steps", "value": 6000}))
     first = subprocess.Popen(_snakemake(tmp_path, path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, env=_env())
     time.sleep(4)
