@@ -57,6 +57,18 @@ def lrscale(*args, check=False, timeout=300, env=None, **kw):
     return r
 
 
+def tool_env(**extra):
+    """Environment for the real tools: this venv's scripts first on PATH, W&B offline."""
+    return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "WANDB_MODE": "offline", **extra}
+
+
+def snakemake_cmd(workdir, *args, configfile=None, cores=2):
+    """The real snakemake on this repo's Snakefile in `workdir`; --configfile last (it takes nargs+)."""
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--cores", str(cores)] if cores else []
+    return cmd + list(map(str, args)) + (["--configfile", str(configfile)] if configfile else [])
+
+
 def read_json(path):
     return json.loads(Path(path).read_text())
 
@@ -66,15 +78,9 @@ def cfg_file(tmp_path):
     return write_config(tmp_path / "config.yaml", tiny_config())
 
 
-def _record_path():
-    import os
-
-    return os.environ.get("LRSCALE_RELIABILITY_JSON")
-
-
 def record_reliability(family, name, trials, survived, runs_lost=0, note=""):
     """Append one row to $LRSCALE_RELIABILITY_JSON (docs/RELIABILITY.md is rendered from it)."""
-    path = _record_path()
+    path = os.environ.get("LRSCALE_RELIABILITY_JSON")
     if not path:
         return
     import fcntl

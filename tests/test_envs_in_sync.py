@@ -1,7 +1,6 @@
 """The conda env files pin exactly what pyproject.toml pins (conda itself is not on these machines)."""
 
 import tomllib
-from pathlib import Path
 
 import yaml
 

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from conftest import REPO, tiny_config, write_config
+from conftest import tiny_config, write_config
 from test_workflow import planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow

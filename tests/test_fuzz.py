@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from collections import Counter
 
-from conftest import lrscale, record_reliability, tiny_config, write_config
+from conftest import lrscale, record_reliability
 from lrscale import config, fit
 from lrscale.errors import UserError
 

@@ -13,16 +13,13 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, lrscale, read_json, record_reliability, tiny_config, write_config
+from conftest import (BIN, REPO, lrscale, read_json, record_reliability, snakemake_cmd, tiny_config, tool_env,
+                      write_config)
 from lrscale import metrics as metrics_io, wandb_file
 from lrscale.errors import UserError
 
 pytestmark = pytest.mark.slow
 RNG = random.Random(20261126)
-
-
-def _env(**extra):
-    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "offline", **extra}
 
 
 # 1. kill -9 of a train job at a random step ----------------------------------------------------
@@ -37,7 +34,7 @@ def test_kill9_train_random_steps_20_trials(tmp_path):
         out, ckpt = tmp_path / f"m{trial}.json", tmp_path / f"ck{trial}"
         cmd = [str(BIN / "lrscale"), *map(str, base), "--out", str(out), "--checkpoint-dir", str(ckpt),
                "--checkpoint-every-s", "0.02"]
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env())
         while not (ckpt / "checkpoint.pt").exists() and p.poll() is None:
             time.sleep(0.01)
         time.sleep(RNG.uniform(0.0, 1.2))  # a random point of the run
@@ -61,25 +58,20 @@ def _sweep_cfg(name, **over):
     return tiny_config(**{**sections, **over})
 
 
-def _snakemake(workdir, configfile, *args, **kw):
-    return [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--cores", "2", "--configfile", str(configfile), *args]
-
-
 def test_kill9_snakemake_mid_sweep_5_trials(tmp_path):
     survived = 0
     for trial in range(5):
         wd = tmp_path / f"t{trial}"
         wd.mkdir()
         path = write_config(wd / "config.yaml", _sweep_cfg("k9"))
-        p = subprocess.Popen(_snakemake(wd, path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=_env(), start_new_session=True)
+        p = subprocess.Popen(snakemake_cmd(wd, configfile=path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=tool_env(), start_new_session=True)
         time.sleep(RNG.uniform(3, 9))
         os.killpg(p.pid, signal.SIGKILL)  # snakemake and every job it started
         p.wait()
-        subprocess.run(_snakemake(wd, path, "--unlock"), capture_output=True, env=_env(), check=True)
-        r = subprocess.run(_snakemake(wd, path, "--rerun-incomplete"), capture_output=True, text=True,
-                           env=_env(), timeout=600)
+        subprocess.run(snakemake_cmd(wd, "--unlock", configfile=path), capture_output=True, env=tool_env(), check=True)
+        r = subprocess.run(snakemake_cmd(wd, "--rerun-incomplete", configfile=path), capture_output=True, text=True,
+                           env=tool_env(), timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         rows = list(csv.DictReader(open(wd / "results/k9/results.csv")))
         keys = [(r_["batch_size"], r_["lr"], r_["seed"]) for r_ in rows]
@@ -104,7 +96,7 @@ def test_kill_during_wandb_replay_5_trials(tmp_path):
     cmd = [str(BIN / "lrscale"), "wandb", "--config", str(tmp_path / "config.yaml"), "--results",
            str(tmp_path / "results.csv"), "--out", str(out), *map(str, paths)]
     t0 = time.time()
-    subprocess.run(cmd, capture_output=True, env=_env(), timeout=120, check=True)
+    subprocess.run(cmd, capture_output=True, env=tool_env(), timeout=120, check=True)
     full_s = time.time() - t0  # kill points are drawn inside this, whatever the machine's speed
 
     def complete(facts):
@@ -116,7 +108,7 @@ def test_kill_during_wandb_replay_5_trials(tmp_path):
         attempts += 1
         assert attempts <= 30, f"only {landed} of {attempts} kills landed before the replay ended"
         out.unlink(missing_ok=True)
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env(),
                              start_new_session=True)
         time.sleep(RNG.uniform(0.2, 0.8) * full_s)  # inside init / the replay
         if p.poll() is not None:
@@ -126,7 +118,7 @@ def test_kill_during_wandb_replay_5_trials(tmp_path):
         landed += 1
         # a killed replay is never reported as the sweep's run (unless it had already finished)
         assert not out.exists() or complete(read_json(out))
-        r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=tool_env(), timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         assert complete(read_json(out))
         survived += 1
@@ -198,11 +190,11 @@ def test_disk_full_leaves_no_partial_file(tmp_path):
 def test_second_snakemake_is_refused(tmp_path):
     # 6000 steps a job: the first run must still hold the lock while the second starts, on any machine
     path = write_config(tmp_path / "config.yaml", _sweep_cfg("two", budget={"unit": "steps", "value": 6000}))
-    first = subprocess.Popen(_snakemake(tmp_path, path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=_env())
+    first = subprocess.Popen(snakemake_cmd(tmp_path, configfile=path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=tool_env())
     time.sleep(4)
     assert first.poll() is None
-    second = subprocess.run(_snakemake(tmp_path, path), capture_output=True, text=True, env=_env(), timeout=120)
+    second = subprocess.run(snakemake_cmd(tmp_path, configfile=path), capture_output=True, text=True, env=tool_env(), timeout=120)
     assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
     out, _ = first.communicate(timeout=600)
     assert first.returncode == 0, out[-3000:]

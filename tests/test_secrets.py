@@ -1,11 +1,10 @@
 """Secrets in the environment never land in outputs or logs (a canary WANDB_API_KEY)."""
 
-import os
 import subprocess
 
 import pytest
 
-from conftest import BIN, REPO, record_reliability, tiny_config, write_config
+from conftest import REPO, record_reliability, snakemake_cmd, tiny_config, tool_env, write_config
 
 pytestmark = pytest.mark.slow
 CANARY = "canary" + "7f3a9c" * 6
@@ -15,9 +14,8 @@ def test_api_key_canary_never_written(tmp_path):
     cfg = tiny_config(sweep={"name": "canary", "batch_sizes": [8, 16, 32], "lrs": [0.003, 0.01, 0.03]},
                       budget={"value": 256}, train={"eval_points": 4})
     path = write_config(tmp_path / "config.yaml", cfg)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_API_KEY": CANARY, "LRSCALE_SECRET": CANARY}
-    r = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                        "--cores", "2", "--configfile", str(path)], capture_output=True, text=True, env=env, timeout=600)
+    env = tool_env(WANDB_API_KEY=CANARY, LRSCALE_SECRET=CANARY)
+    r = subprocess.run(snakemake_cmd(tmp_path, configfile=path), capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert CANARY not in r.stdout + r.stderr
     scanned = 0

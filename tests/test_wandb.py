@@ -1,8 +1,6 @@
 """W&B replay details: offline by default, online falls back, no step=, reader framing."""
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 

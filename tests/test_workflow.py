@@ -6,24 +6,19 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import BIN, REPO, read_json, tiny_config, write_config
+from conftest import BIN, REPO, read_json, snakemake_cmd, tiny_config, tool_env, write_config
 from lrscale import wandb_file
 
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir, *args, configfile=None, check=True, timeout=600):
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
-    if configfile:
-        cmd += ["--configfile", str(configfile)]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "WANDB_MODE": "offline"}
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    r = subprocess.run(snakemake_cmd(workdir, *args, configfile=configfile), capture_output=True, text=True,
+                       timeout=timeout, env=tool_env())
     if check and r.returncode != 0:
         raise AssertionError(f"snakemake {args} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}")
     return r
@@ -219,7 +214,7 @@ def test_bad_config_one_line_error(tmp_path, change, needle):
 
 def test_lint_and_snakefmt_clean():
     r = subprocess.run([str(BIN / "snakemake"), "--lint", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO)],
-                       capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
+                       capture_output=True, text=True, env=tool_env())
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Lints for" not in r.stdout + r.stderr, r.stdout + r.stderr
     r = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO, capture_output=True, text=True)

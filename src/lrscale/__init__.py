@@ -5,3 +5,6 @@ Snakemake DAG build stays fast. Only lrscale.train and lrscale.tasks touch torch
 """
 
 __version__ = "0.1.0"
+
+# The analysis plots, `<name>.png`: the fit draws them, the workflow declares them as outputs.
+PLOTS = ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap"]

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 from scipy.interpolate import Akima1DInterpolator
 
+from . import PLOTS
 from .errors import UserError
 from .fileio import atomic_write_json, atomic_write_text, read_text
 
@@ -131,6 +132,11 @@ def _seed_mean(table):
     return np.where(np.isnan(table).any(axis=0), np.nan, np.nanmean(np.where(np.isnan(table), 0, table), axis=0))
 
 
+def _best(mean) -> int:
+    """Index of the lowest finite loss (NaN = diverged)."""
+    return int(np.nanargmin(np.where(np.isfinite(mean), mean, np.inf)))
+
+
 def quad_fit(x, y, w=None):
     """Weighted least-squares y = a x^2 + b x + c; returns (a, b, c)."""
     w = np.ones_like(x) if w is None else w
@@ -143,7 +149,7 @@ def locate(lrs, loss, estimator="parabola"):
     """lr_opt for one batch size from seed-mean losses. Returns dict(lr_opt, loss_opt, i_best, fit)."""
     x = np.log10(lrs)
     finite = np.isfinite(loss)
-    i = int(np.nanargmin(np.where(finite, loss, np.inf)))
+    i = _best(loss)
     out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None}
     if estimator == "argmin":
         return out
@@ -186,7 +192,7 @@ def flags_for(lrs, table, noise_se):
     if finite.sum() < 3:
         flags["insufficient"] = f"{int(finite.sum())} finite point(s); expected at least 3"
         return flags, mean
-    i = int(np.nanargmin(np.where(finite, mean, np.inf)))
+    i = _best(mean)
     spacing = float(np.median(np.diff(np.log10(lrs)))) if len(lrs) > 1 else 0.5
     if i == 0 or not finite[i - 1]:
         side = "smallest lr tried" if i == 0 else f"its lower neighbour {lrs[i - 1]:.3g} diverged"
@@ -218,7 +224,7 @@ def pooled_noise(sweep: Sweep):
         finite = np.isfinite(mean)
         if finite.sum() < 4:
             continue
-        i = int(np.nanargmin(np.where(finite, mean, np.inf)))
+        i = _best(mean)
         sel = [j for j in range(i - 2, i + 3) if 0 <= j < len(x) and finite[j]]
         if len(sel) < 4:
             continue
@@ -421,7 +427,7 @@ def run_fit(results_csv, out_dir=None, estimator="parabola", hypotheses=None, bo
     table = summary_table(result)
     report = (f"# lrscale fit: {path}\n\nEstimator: {estimator}; bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n{table}\n\n## Verdict\n\n{result['verdict']}\n\n"
-              + "".join(f"![{p}]({p}.png)\n" for p in plots.PLOTS))
+              + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
     print(table)
     print()

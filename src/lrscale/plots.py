@@ -1,8 +1,7 @@
 """The five analysis plots (PNG). One style: log axes, one colour per batch size (viridis)."""
 
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -11,17 +10,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-PLOTS = ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap"]
+from . import PLOTS  # noqa: E402
+from .fileio import atomic_write_bytes  # noqa: E402
+
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
 
 
 def _save(fig, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _colours(n):
@@ -156,8 +155,13 @@ def beta_bootstrap(result, boot, path):
 
 
 def render_all(result, boot, out: Path, metrics_dir=None):
-    lr_opt_vs_batch(result, out / "lr_opt_vs_batch.png")
-    loss_vs_lr(result, out / "loss_vs_lr.png")
-    loss_heatmap(result, out / "loss_heatmap.png")
-    training_curves(metrics_dir, out / "training_curves.png")
-    beta_bootstrap(result, boot, out / "beta_bootstrap.png")
+    draw = {
+        "lr_opt_vs_batch": lambda path: lr_opt_vs_batch(result, path),
+        "loss_vs_lr": lambda path: loss_vs_lr(result, path),
+        "loss_heatmap": lambda path: loss_heatmap(result, path),
+        "training_curves": lambda path: training_curves(metrics_dir, path),
+        "beta_bootstrap": lambda path: beta_bootstrap(result, boot, path),
+    }
+    assert list(draw) == PLOTS, "lrscale.PLOTS and the plot functions disagree"
+    for name in PLOTS:
+        draw[name](out / f"{name}.png")

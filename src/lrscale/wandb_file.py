@@ -45,6 +45,10 @@ def iter_payloads(path):
             pending = None
 
 
+def _key(item) -> str:
+    return ".".join(item.nested_key) if item.nested_key else item.key
+
+
 def records(path):
     from wandb.proto import wandb_internal_pb2
 
@@ -62,8 +66,7 @@ def history(path) -> list[dict]:
             continue
         row = {}
         for item in rec.history.item:
-            key = ".".join(item.nested_key) if item.nested_key else item.key
-            row[key] = json.loads(item.value_json)
+            row[_key(item)] = json.loads(item.value_json)
         out.append(row)
     return out
 
@@ -77,8 +80,7 @@ def run_info(path) -> dict:
             info["project"], info["name"] = rec.run.project, rec.run.display_name
         updates = rec.run.config.update if kind == "run" else rec.config.update if kind == "config" else []
         for item in updates:
-            key = ".".join(item.nested_key) if item.nested_key else item.key
-            info["config"][key] = json.loads(item.value_json)
+            info["config"][_key(item)] = json.loads(item.value_json)
     info["config"].pop("_wandb", None)
     return info
 

@@ -2,7 +2,6 @@
 slurmd) brought up by tests/slurm/cluster.sh. Never skipped: no cluster = a loud failure."""
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import BIN, REPO, lrscale, read_json, tiny_config, write_config  # noqa: E402
+from conftest import REPO, lrscale, read_json, snakemake_cmd, tiny_config, tool_env, write_config  # noqa: E402
 
 pytestmark = pytest.mark.slurm
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
@@ -32,15 +31,13 @@ def cluster(tmp_path_factory):
 
 
 def env(**extra):
-    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SLURM_CONF": "/etc/slurm/slurm.conf",
-            "WANDB_MODE": "offline", **extra}
+    return tool_env(SLURM_CONF="/etc/slurm/slurm.conf", **extra)
 
 
 def snakemake_slurm(workdir, configfile, *args, extra_env=None, timeout=400, background=False):
     # If sacct ever fails the plugin hangs and ignores SIGTERM: always under `timeout -k`.
-    cmd = ["timeout", "-k", "30", str(timeout), str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--profile", str(REPO / "profiles" / "slurm"), "--configfile", str(configfile),
-           *args]
+    cmd = ["timeout", "-k", "30", str(timeout),
+           *snakemake_cmd(workdir, "--profile", REPO / "profiles" / "slurm", *args, configfile=configfile, cores=None)]
     if background:  # own session: the test can SIGKILL snakemake and `timeout` together
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
                                 env=env(**(extra_env or {})), start_new_session=True)
@@ -77,9 +74,8 @@ def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
     path_l = write_config(tmp_path / "l" / "config.yaml", cfg)
     r = snakemake_slurm(tmp_path / "s", path_s)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    local = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
-                            str(tmp_path / "l"), "--cores", "2", "--configfile", str(path_l)],
-                           capture_output=True, text=True, env=env(), timeout=600)
+    local = subprocess.run(snakemake_cmd(tmp_path / "l", configfile=path_l), capture_output=True, text=True, env=env(),
+                           timeout=600)
     assert local.returncode == 0, local.stderr[-3000:]
     runs = sorted((tmp_path / "s" / "results/slurm1/runs").glob("*/seed0/metrics.json"))
     assert len(runs) == 4
@@ -132,8 +128,8 @@ def test_scancel_mid_run_resumes_from_checkpoint(cluster, tmp_path):
     # forever: the documented recovery is to stop snakemake, --unlock, and run again.
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    subprocess.run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-                    "--unlock", "--configfile", str(path)], check=True, capture_output=True, env=env())
+    subprocess.run(snakemake_cmd(tmp_path, "--unlock", configfile=path, cores=None), check=True, capture_output=True,
+                   env=env())
     r = snakemake_slurm(tmp_path, path, extra_env=fast_ckpt)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "resumed from step" in log.read_text()

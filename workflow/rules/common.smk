@@ -12,6 +12,7 @@ shell.prefix(
     f'export PYTHONPATH={shlex.quote(LRSCALE_SRC)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
 )
 
+from lrscale import PLOTS
 from lrscale import config as lrscale_config
 from lrscale.errors import UserError
 
@@ -46,7 +47,7 @@ wildcard_constraints:
 def get_metrics_files(wildcards=None):
     """Every training job's metrics.json, in grid order."""
     return [
-        f"{RESULTS}/runs/B{p['batch_size']}_LR{p['lr']:.6f}/seed{p['seed']}/metrics.json"
+        f"{RESULTS}/runs/{lrscale_config.run_name(p['batch_size'], p['lr'])}/seed{p['seed']}/metrics.json"
         for p in GRID
     ]
 
@@ -79,15 +80,6 @@ def get_analysis_args(wildcards):
 
 def get_fit_out_dir(wildcards, output):
     return str(Path(output.fit).parent)
-
-
-PLOTS = [
-    "lr_opt_vs_batch",
-    "loss_vs_lr",
-    "loss_heatmap",
-    "training_curves",
-    "beta_bootstrap",
-]
 
 
 def get_plots(wildcards=None):
