@@ -53,3 +53,12 @@ def test_default_config_has_a_comment_on_every_key():
     for line in (REPO / "config" / "config.yaml").read_text().splitlines():
         if line.strip() and not line.strip().startswith("#") and ":" in line and not line.rstrip().endswith(":"):
             assert "#" in line, f"uncommented key: {line}"
+
+
+def test_version_has_one_source():
+    import importlib.metadata
+
+    import lrscale
+
+    assert 'dynamic = ["version"]' in (REPO / "pyproject.toml").read_text()
+    assert importlib.metadata.version("lrscale") == lrscale.__version__

@@ -51,11 +51,22 @@ def test_parabola_vertex_hand_computed():
     assert fit.locate(lrs, y, "spline")["lr_opt"] == pytest.approx(10**-3.2, rel=0.05)
 
 
-def test_vertex_kept_inside_bracket():
+def test_three_point_parabola_vertex_hand_computed():
     lrs = np.array([1e-3, 1e-2, 1e-1])
     y = np.array([1.0, 0.5, 0.50001])  # vertex near the upper neighbour
-    loc = fit.locate(lrs, y, "parabola")
-    assert 1e-3 <= loc["lr_opt"] <= 1e-1
+    # through three equally spaced points: x_v = x_1 - h (y_2 - y_0) / (2 (y_0 - 2 y_1 + y_2)), h = 1 decade
+    x_v = -2 - (0.50001 - 1.0) / (2 * (1.0 - 2 * 0.5 + 0.50001))
+    assert fit.locate(lrs, y, "parabola")["lr_opt"] == pytest.approx(10**x_v, rel=1e-9)
+
+
+def test_vertex_clipped_to_the_bracket():
+    # a flat bottom on the left pulls in the point two steps out; the weighted fit's vertex
+    # (x = -3.045, computed by hand from the normal equations) lies below the bracket [-3, -1]
+    lrs = 10 ** np.array([-4.0, -3.0, -2.0, -1.0, 0.0])
+    y = np.array([0.3001, 0.3001, 0.3, 0.5, 0.9])
+    a, b, _ = fit.quad_fit(np.log10(lrs[:4]), y[:4], np.array([0.5, 1, 1, 1]))
+    assert -b / (2 * a) == pytest.approx(-3.045, abs=1e-3)
+    assert fit.locate(lrs, y, "parabola")["lr_opt"] == pytest.approx(1e-3, rel=1e-12)
 
 
 def test_ols_matches_scipy_linregress():
@@ -124,10 +135,9 @@ def test_insufficient_flag(tmp_path):
 def test_verdict_never_confirms_two_hypotheses(tmp_path):
     rows = surface(beta=0.6, noise=0.02, bs=(8, 32, 128, 512))
     r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=200)
-    inside = [h for h in r["hypotheses"] if h["in_ci95_t"]]
-    if len(inside) > 1:
-        assert "NOT separated" in r["verdict"] and "confirmed" not in r["verdict"]
-        assert "seeds" in r["verdict"]
+    assert [h["beta"] for h in r["hypotheses"] if h["in_ci95_t"]] == [0.5, 0.667]  # CI [0.494, 0.778]
+    assert "NOT separated" in r["verdict"] and "0.5 (square-root / Gaussian) and 0.667 (Laplace)" in r["verdict"]
+    assert "confirmed" not in r["verdict"] and "excludes" not in r["verdict"] and "seeds" in r["verdict"]
 
 
 def test_bootstrap_reproducible_and_seed_resampling(tmp_path):
@@ -218,3 +228,49 @@ def test_asymmetric_curve_does_not_drag_vertex():
     assert 5e-3 < loc["lr_opt"] < 1.5e-2  # near the measured minimum, not pulled towards the plateau
     flat_bottom = np.array([0.9, 0.5, 0.31, 0.30, 0.31, 0.5, 0.9])  # a flat bottom widens the fit
     assert fit.locate(lrs, flat_bottom, "parabola")["lr_opt"] == pytest.approx(10**-2.5, rel=0.05)
+
+
+def test_final_window_sets_the_noise_of_a_final_loss(tmp_path):
+    path = write_csv(tmp_path / "s.csv", surface())  # train_loss_std 1e-4, 1000 steps
+    assert fit.read_table(path).noise[8] == pytest.approx(1e-4 / math.sqrt(100))  # default final_window 0.1
+    assert fit.read_table(path, final_window=0.25).noise[8] == pytest.approx(1e-4 / math.sqrt(250))
+
+
+def test_analyse_defaults_come_from_the_config_schema(tmp_path):
+    from lrscale import config
+
+    sweep = fit.read_table(write_csv(tmp_path / "s.csv", surface(beta=0.5)))
+    r = fit.analyse(sweep, bootstrap=0)
+    a = config.defaults()["analysis"]
+    assert r["estimator"] == a["estimator"]
+    assert [h["beta"] for h in r["hypotheses"]] == a["hypotheses"]
+
+
+def test_cli_takes_the_config_and_flags_override_it(tmp_path):
+    from conftest import tiny_config, write_config
+
+    csv_path = write_csv(tmp_path / "s.csv", surface(beta=0.5, noise=0.002, seeds=(0, 1)))
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(analysis={"estimator": "argmin", "hypotheses": [0.4, 0.9],
+                                                                    "bootstrap": 30, "seed": 2}))
+    lrscale("fit", csv_path, "--config", cfg, "--out", tmp_path / "a", check=True)
+    res = json.loads((tmp_path / "a" / "fit.json").read_text())
+    assert res["estimator"] == "argmin" and [h["beta"] for h in res["hypotheses"]] == [0.4, 0.9]
+    assert res["bootstrap"]["n"] == 30 and res["bootstrap"]["seed"] == 2
+    lrscale("fit", csv_path, "--config", cfg, "--estimator", "spline", "--out", tmp_path / "b", check=True)
+    res = json.loads((tmp_path / "b" / "fit.json").read_text())
+    assert res["estimator"] == "spline" and res["bootstrap"]["n"] == 30  # only the flag given changes
+    r = lrscale("fit", csv_path, "--config", cfg, "--bootstrap", "-3", "--out", tmp_path / "c")
+    assert r.returncode == 2 and "analysis.bootstrap" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_corrupt_metrics_file_is_an_error_naming_it(tmp_path):
+    csv_path = write_csv(tmp_path / "s.csv", surface(beta=0.5))
+    bad = tmp_path / "runs" / "B8_LR0.001000" / "seed0" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"schema_version": 1, "name": "B8_LR0.00')
+    r = lrscale("fit", csv_path, "--out", tmp_path / "out", "--metrics", bad)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "B8_LR0.001000/seed0/metrics.json" in lines[0] and "not valid JSON" in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import BIN, lrscale, make_corpus, read_json, record_reliability, tiny_config, write_config
-from lrscale import metrics as metrics_io
+from lrscale import config, metrics as metrics_io
 from lrscale.errors import UserError
 
 
@@ -250,6 +250,35 @@ def test_plugin_task(tmp_path):
     r = train(path, tmp_path / "m.json", env={"PYTHONPATH": str(tmp_path)})
     assert r.returncode == 0
     assert read_json(tmp_path / "m.json")["task"] == "myplug:build"
+
+
+RECORDING_PLUGIN = (
+    "import json\n"
+    "from lrscale.tasks import teacher_student\n"
+    "def build(cfg, seed, device):\n"
+    "    with open(cfg['task']['record'], 'w') as f:\n"
+    "        json.dump(cfg, f)\n"
+    "    return teacher_student(cfg, seed, device)\n"
+)
+
+
+def test_plugin_gets_the_training_sections(tmp_path):
+    (tmp_path / "recplug.py").write_text(RECORDING_PLUGIN)
+    cfg = tiny_config(task={"name": "recplug:build", "record": str(tmp_path / "seen.json")},
+                      sweep={"name": "not_demo"})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    train(path, tmp_path / "m.json", env={"PYTHONPATH": str(tmp_path)})
+    seen = read_json(tmp_path / "seen.json")
+    assert sorted(seen) == sorted(config.TRAIN_SECTIONS)  # no sweep/wandb/analysis (no schema defaults either)
+    assert seen["model"]["hidden"] == 16 and seen["train"]["final_window"] == 0.1  # given values, defaults filled
+
+
+def test_validation_set_shorter_than_a_sequence(tmp_path):
+    cfg = char_cfg(tmp_path)
+    cfg["task"]["val_tokens"] = 8  # seq_len 16
+    r = train(write_config(tmp_path / "c.yaml", cfg), tmp_path / "m.json", check=False)
+    _assert_one_line_exit2(r, "task.val_tokens", "seq_len (16)")
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_metrics_reader_rejects_corrupt(tmp_path, cfg_file):

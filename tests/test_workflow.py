@@ -237,3 +237,36 @@ def test_symlinked_sweep_dir_cannot_escape_results(tmp_path):
     path = write_config(tmp_path / "config.yaml", tiny_config())
     r = snakemake(tmp_path, "-n", configfile=path, check=False)
     assert r.returncode != 0 and "outside results/" in r.stdout + r.stderr
+
+
+def test_plugin_sees_training_sections_under_snakemake(tmp_path):
+    from test_train import RECORDING_PLUGIN
+
+    (tmp_path / "recplug.py").write_text(RECORDING_PLUGIN)
+    cfg = tiny_config(sweep={"name": "plug", "batch_sizes": [8], "lrs": [0.01], "seeds": [0]},
+                      task={"name": "recplug:build", "record": str(tmp_path / "seen.json")},
+                      budget={"value": 64}, train={"eval_points": 2})
+    path = write_config(tmp_path / "config.yaml", cfg)
+    r = subprocess.run(snakemake_cmd(tmp_path, "results/plug/runs/B8_LR0.010000/seed0/metrics.json",
+                                     configfile=path), capture_output=True, text=True, timeout=600,
+                       env=tool_env(PYTHONPATH=str(tmp_path)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    seen = read_json(tmp_path / "seen.json")
+    assert sorted(seen) == sorted(["task", "model", "optimizer", "schedule", "budget", "train"])
+    assert seen["task"]["record"] == str(tmp_path / "seen.json") and seen["model"]["hidden"] == 16
+
+
+def test_fit_reads_exactly_the_declared_runs(sweep, tmp_path):
+    src, _, cfg = sweep
+    wd = tmp_path / "wd"
+    shutil.copytree(src, wd, symlinks=True)
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["sweep"]["lrs"] = [0.001, 0.003]  # 0.01 leaves the config; its runs stay on disk
+    path = write_config(wd / "config.yaml", cfg2)
+    assert planned_jobs(wd, path) == {"aggregate": 1, "fit": 1, "wandb_log": 1, "all": 1}
+    snakemake(wd, configfile=path)
+    assert len(list((wd / "results/tiny/runs").glob("*/seed0/metrics.json"))) == 6
+    log = (wd / "results/tiny/logs/fit.log").read_text()
+    assert "training curves from 4 metrics files" in log
+    fit = read_json(wd / "results/tiny/analysis/fit.json")
+    assert all(r["lrs"] == [0.001, 0.003] for r in fit["per_batch"])

@@ -1,10 +1,11 @@
 """lrscale: how does the optimal learning rate scale with batch size?
 
 Importing the package (and lrscale.config / lrscale.metrics) never imports torch, so the
-Snakemake DAG build stays fast. Only lrscale.train and lrscale.tasks touch torch.
+Snakemake DAG build stays fast. Only the training job's modules touch torch: lrscale.train,
+lrscale.tasks, lrscale.checkpoint and lrscale.faults.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place (pyproject.toml reads it)
 
 # The analysis plots, `<name>.png`: the fit draws them, the workflow declares them as outputs.
 PLOTS = ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap"]

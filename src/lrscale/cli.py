@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from .errors import UserError
+from .errors import Preempted, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +31,8 @@ def _float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _load_config(args):
+def _load_config(args, required=True):
+    """--config FILE or --config-json JSON, validated with defaults filled; else the defaults."""
     from . import config
 
     if args.config_json is not None:
@@ -40,13 +41,20 @@ def _load_config(args):
         except ValueError:
             raise UserError("--config-json: not valid JSON; expected a config mapping") from None
         return config.validate(raw, source="--config-json")
-    if args.config is None:
+    if args.config is not None:
+        return config.load(args.config)
+    if required:
         raise UserError("--config: required (a sweep YAML), or --config-json")
-    return config.load(args.config)
+    return config.defaults()
 
 
 def cmd_train(args):
     cfg = _load_config(args)
+    from . import checkpoint, faults
+    from .config import run_name
+
+    # Test-only crash hooks (never set in normal use) fire before anything is set up.
+    faults.before_training(run_name(args.batch_size, args.lr), args.checkpoint_dir or checkpoint.default_dir(args.out))
     slot = None
     if args.device != "cpu":
         from . import gpu_slots
@@ -56,7 +64,7 @@ def cmd_train(args):
         if not os.environ.get("SLURM_JOB_ID") and gpu_slots.visible_devices():
             slot = gpu_slots.acquire()
             gpu_slots.bind_process(slot)  # before torch touches CUDA
-    from .train import train  # torch is imported only here
+    from .train import train
 
     train(
         cfg, args.batch_size, args.lr, args.seed, args.out, device=args.device,
@@ -78,19 +86,25 @@ def cmd_wandb(args):
     log_sweep(cfg, args.results, args.metrics, args.out, plots=args.plots)
 
 
+def _hypotheses(text):
+    try:
+        return [float(h) for h in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}; expected comma-separated numbers like 0.5,0.667,1.0") from None
+
+
 def cmd_fit(args):
+    from . import config
     from .fit import run_fit
 
-    hyps = None
-    if args.hypotheses:
-        try:
-            hyps = [float(h) for h in args.hypotheses.split(",")]
-        except ValueError:
-            raise UserError(f"--hypotheses: {args.hypotheses!r}; expected comma-separated numbers like 0.5,0.667,1.0")
-    run_fit(
-        args.results_csv, out_dir=args.out, estimator=args.estimator, hypotheses=hyps,
-        bootstrap=args.bootstrap, seed=args.seed, include_edge=args.include_edge, metrics_dir=args.metrics_dir,
-    )
+    cfg = _load_config(args, required=False)
+    flags = {"estimator": args.estimator, "hypotheses": args.hypotheses, "bootstrap": args.bootstrap,
+             "seed": args.seed, "include_edge": args.include_edge}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if given:  # flags override the config's analysis section, checked by the same schema
+        cfg["analysis"].update(given)
+        cfg = config.validate(cfg, source="command line")
+    run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics)
 
 
 def build_parser():
@@ -127,13 +141,17 @@ def build_parser():
 
     f = sub.add_parser("fit", help="locate lr_opt per batch size and fit lr_opt = C * B^beta")
     f.add_argument("results_csv")
+    f.add_argument("--config", help="sweep YAML: its analysis section (and train.final_window); default: defaults")
+    f.add_argument("--config-json", help="the same config as a JSON string (what the Snakemake rule passes)")
     f.add_argument("--out", help="output dir (default: next to the CSV)")
-    f.add_argument("--estimator", choices=["parabola", "argmin", "spline"], default="parabola")
-    f.add_argument("--hypotheses", help="comma-separated exponents (default 0.5,0.667,1.0)")
-    f.add_argument("--bootstrap", type=int, default=1000)
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--include-edge", action="store_true", help="keep unbracketed (edge) optima in the fit")
-    f.add_argument("--metrics-dir", help="runs dir with metrics.json files (for training_curves.png)")
+    f.add_argument("--estimator", choices=["parabola", "argmin", "spline"], help="overrides analysis.estimator")
+    f.add_argument("--hypotheses", type=_hypotheses, help="comma-separated exponents; overrides analysis.hypotheses")
+    f.add_argument("--bootstrap", type=int, help="resamples; overrides analysis.bootstrap")
+    f.add_argument("--seed", type=int, help="bootstrap seed; overrides analysis.seed")
+    f.add_argument("--include-edge", action="store_const", const=True,
+                   help="keep unbracketed (edge) optima in the fit; overrides analysis.include_edge")
+    f.add_argument("--metrics", nargs="+", default=[], metavar="METRICS_JSON",
+                   help="the sweep's metrics.json files (validated; drawn in training_curves.png)")
     f.set_defaults(func=cmd_fit)
     return p
 
@@ -145,14 +163,11 @@ def main(argv=None):
     except UserError as e:
         print(f"lrscale {args.command}: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except Preempted as e:
+        print(f"lrscale {args.command}: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:  # Preempted carries its own exit code
-        code = getattr(e, "exit_code", None)
-        if code is None:
-            raise
-        print(f"lrscale {args.command}: {e}", file=sys.stderr)
-        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ import copy
 import hashlib
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from .errors import UserError
+from .errors import UserError, schema_message
 from .fileio import read_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,6 +22,7 @@ SCHEMAS = REPO / "workflow" / "schemas"
 # Sections a training job depends on: changing any of them reruns the training jobs;
 # changing wandb/analysis does not.
 TRAIN_SECTIONS = ("task", "model", "optimizer", "schedule", "budget", "train")
+FIT_SECTIONS = ("analysis", "train")
 
 
 def load_schema(name: str) -> dict:
@@ -44,13 +46,27 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+# The ONE definition of a run's name: W&B namespace, results row, path component, Snakemake
+# wildcards ({batch}, {lr}) and the metrics schema's pattern are all derived from these.
+LR_DECIMALS = 6  # lrs in names are fixed-point: lrs that agree to this many decimals collide
+RUN_NAME = "B{batch}_LR{lr}"
+RUN_NAME_REGEX = {"batch": r"\d+", "lr": rf"\d+\.\d{{{LR_DECIMALS}}}"}  # one per field of RUN_NAME
+RUN_METRICS = "runs/" + RUN_NAME + "/seed{seed}/metrics.json"  # a run's metrics, under results/<sweep>/
+
+
+def lr_name(lr: float) -> str:
+    """The lr as it appears in run names and paths."""
+    return f"{lr:.{LR_DECIMALS}f}"
+
+
 def run_name(batch_size: int, lr: float) -> str:
     """The name of one (batch size, lr) config: W&B namespace, results row, path component."""
-    return f"B{batch_size}_LR{lr:.6f}"
+    return RUN_NAME.format(batch=batch_size, lr=lr_name(lr))
 
 
-def _key_path(error) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+def run_name_pattern() -> str:
+    """A regex that matches exactly the names run_name can produce."""
+    return "^" + RUN_NAME.replace(".", r"\.").format(**RUN_NAME_REGEX) + "$"
 
 
 def _leaves(obj, prefix=""):
@@ -71,9 +87,7 @@ def validate(config: dict, source="config") -> dict:
     cfg = copy.deepcopy(config)
     errors = sorted(_Validator(load_schema("config.schema.yaml")).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        e = errors[0]
-        msg = e.message if len(e.message) < 200 else e.message[:200] + "..."
-        raise UserError(f"{source}: key '{_key_path(e)}': {msg}".replace("\n", " "))
+        raise UserError(schema_message(source, errors[0]))
     for key, value in _leaves(cfg):
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"{source}: key '{key}': {value!r}; expected a finite number")
@@ -82,18 +96,7 @@ def validate(config: dict, source="config") -> dict:
         dup = sorted({v for v in sweep[key] if sweep[key].count(v) > 1})
         if dup:
             raise UserError(f"{source}: key 'sweep.{key}': duplicate values {dup}; expected unique values")
-    names = {}
-    for lr in sweep["lrs"]:
-        name = f"{lr:.6f}"
-        if name in names:
-            raise UserError(
-                f"{source}: key 'sweep.lrs': {names[name]!r} and {lr!r} both format as {name} with %.6f; "
-                "expected lrs that differ at 6 decimals"
-            )
-        names[name] = lr
-    for name, lr in names.items():
-        if float(name) == 0.0:
-            raise UserError(f"{source}: key 'sweep.lrs': {lr!r} formats as 0.000000; expected lr >= 5e-7")
+    _check_lr_names(sweep["lrs"], source)
     opt = cfg["optimizer"]
     if opt["nesterov"] and not (opt["name"] == "sgd" and opt["momentum"] > 0):
         raise UserError(f"{source}: key 'optimizer.nesterov': needs optimizer.name sgd with momentum > 0")
@@ -103,6 +106,33 @@ def validate(config: dict, source="config") -> dict:
     if cfg["budget"]["unit"] == "tokens" and cfg["task"]["name"] == "teacher_student":
         raise UserError(f"{source}: key 'budget.unit': 'tokens' needs a sequence task (char_lm), not teacher_student")
     return cfg
+
+
+def _check_lr_names(lrs, source) -> None:
+    """Every lr must keep its own run name (names carry LR_DECIMALS decimals)."""
+    names = {}
+    for lr in lrs:
+        name = lr_name(lr)
+        if name in names:
+            raise UserError(
+                f"{source}: key 'sweep.lrs': {names[name]!r} and {lr!r} both format as {name} in run names; "
+                f"expected lrs that differ at {LR_DECIMALS} decimals"
+            )
+        names[name] = lr
+    for name, lr in names.items():
+        if float(name) == 0.0:
+            raise UserError(f"{source}: key 'sweep.lrs': {lr!r} formats as {name}; "
+                            f"expected lr >= {0.5 * 10**-LR_DECIMALS:g}")
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict:
+    return validate({}, source="defaults")
+
+
+def defaults() -> dict:
+    """The complete default config: the schema's defaults, the one place they are written."""
+    return copy.deepcopy(_defaults())
 
 
 def load(path) -> dict:
@@ -121,6 +151,11 @@ def load(path) -> dict:
 def train_config(cfg: dict) -> dict:
     """The sections a training job depends on."""
     return {k: cfg[k] for k in TRAIN_SECTIONS}
+
+
+def fit_config(cfg: dict) -> dict:
+    """The sections the fit depends on: analysis settings, and train for final_window."""
+    return {k: cfg[k] for k in FIT_SECTIONS}
 
 
 def config_hash(cfg: dict) -> str:

@@ -17,7 +17,8 @@ import numpy as np
 from scipy import stats
 from scipy.interpolate import Akima1DInterpolator
 
-from . import PLOTS
+from . import PLOTS, config
+from .aggregate import load_all
 from .errors import UserError
 from .fileio import atomic_write_json, atomic_write_text, read_text
 
@@ -62,8 +63,26 @@ def _bool(text):
     return str(text).strip().lower() in ("true", "1", "yes")
 
 
-def read_table(path) -> Sweep:
+def _record(path, n, cells: dict, prefix) -> tuple:
+    """(batch_size, lr, seed, loss, train_loss_std, num_steps) of CSV row n; NaN loss = diverged."""
+    b = _num(path, n, prefix + "batch_size", cells[prefix + "batch_size"], integer=True)
+    lr = _num(path, n, prefix + "lr", cells[prefix + "lr"])
+    if not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"{path}: row {n}, column '{prefix}lr': {cells[prefix + 'lr']!r}; expected a positive number")
+    loss = _num(path, n, prefix + "final_val_loss", cells[prefix + "final_val_loss"])
+    seed = int(_num(path, n, "seed", cells["seed"])) if cells.get("seed", "").strip() else 0
+    if _bool(cells.get("diverged", False)) or not math.isfinite(loss):
+        loss = math.nan  # NaN/inf losses are data (diverged), not errors
+    std = _num(path, n, "train_loss_std", cells["train_loss_std"]) if "train_loss_std" in cells else math.nan
+    steps = _num(path, n, "num_steps", cells["num_steps"]) if "num_steps" in cells else math.nan
+    return b, lr, seed, loss, std, steps
+
+
+def read_table(path, final_window=None) -> Sweep:
+    """The results CSV as a Sweep. `final_window`: the fraction of each run its final losses
+    average (train.final_window), which sets the SE of a final loss from train_loss_std."""
     path = Path(path)
+    final_window = config.defaults()["train"]["final_window"] if final_window is None else final_window
     text = read_text(path, "results CSV")
     if "\x00" in text:
         raise UserError(f"{path}: contains NUL bytes; expected a CSV")
@@ -89,18 +108,7 @@ def read_table(path) -> Sweep:
     for n, r in enumerate(rows[1:], start=2):
         if len(r) < len(header):
             raise UserError(f"{path}: row {n} has {len(r)} fields; expected {len(header)}")
-        get = lambda c: r[col[c]]  # noqa: E731
-        b = _num(path, n, prefix + "batch_size", get(prefix + "batch_size"), integer=True)
-        lr = _num(path, n, prefix + "lr", get(prefix + "lr"))
-        if not (math.isfinite(lr) and lr > 0):
-            raise UserError(f"{path}: row {n}, column '{prefix}lr': {get(prefix + 'lr')!r}; expected a positive number")
-        loss = _num(path, n, prefix + "final_val_loss", get(prefix + "final_val_loss"))
-        seed = int(_num(path, n, "seed", get("seed"))) if "seed" in col and get("seed").strip() else 0
-        diverged = _bool(get("diverged")) if "diverged" in col else False
-        if diverged or not math.isfinite(loss):
-            loss = math.nan  # NaN/inf losses are data (diverged), not errors
-        std = _num(path, n, "train_loss_std", get("train_loss_std")) if "train_loss_std" in col else math.nan
-        steps = _num(path, n, "num_steps", get("num_steps")) if "num_steps" in col else math.nan
+        b, lr, seed, loss, std, steps = _record(path, n, {c: r[i] for c, i in col.items()}, prefix)
         key = (b, lr, seed)
         if key in seen:
             raise UserError(f"{path}: rows {seen[key]} and {n} are duplicates (batch_size {b}, lr {lr}, seed {seed}); "
@@ -118,7 +126,7 @@ def read_table(path) -> Sweep:
             if rb == b:
                 table[seeds.index(seed), lrs.index(lr)] = loss
                 if math.isfinite(std) and math.isfinite(steps) and steps > 0 and math.isfinite(loss):
-                    ses.append(std / math.sqrt(max(1.0, math.ceil(0.1 * steps))))  # SE of a final-window mean
+                    ses.append(std / math.sqrt(max(1.0, math.ceil(final_window * steps))))  # SE of a final-window mean
         sweep.lrs[b], sweep.losses[b] = np.array(lrs), table
         sweep.noise[b] = float(np.median(ses)) if ses else None
     if all(len(v) == 1 for v in sweep.lrs.values()):
@@ -256,55 +264,18 @@ def ols(batch_sizes, lr_opts):
     }
 
 
-def analyse(sweep: Sweep, estimator="parabola", hypotheses=(0.5, 0.667, 1.0), bootstrap=1000, seed=0,
-            include_edge=False) -> dict:
-    per_b, included = [], []
+def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=None, include_edge=None) -> dict:
+    """lr_opt per batch size, beta, CIs, hypotheses and verdict. Unset settings take the defaults of
+    the config's analysis section (workflow/schemas/config.schema.yaml)."""
+    given = dict(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
+    settings = {**config.defaults()["analysis"], **{k: v for k, v in given.items() if v is not None}}
+    estimator, hypotheses, bootstrap, seed, include_edge = (settings[k] for k in given)
+    per_b = [_per_batch(sweep, b, estimator, include_edge) for b in sweep.batch_sizes]
+    included = [r for r in per_b if r["included"]]
     noise_pooled = pooled_noise(sweep)
-    for b in sweep.batch_sizes:
-        lrs, table = sweep.lrs[b], sweep.losses[b]
-        flags, mean = flags_for(lrs, table, sweep.noise.get(b))
-        row = {"batch_size": b, "lr_opt": None, "loss_at_opt": None, "lr_opt_ci95": None, "flags": flags,
-               "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
-               "n_seeds": int(table.shape[0]), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
-        if "insufficient" not in flags:
-            loc = locate(lrs, mean, estimator)
-            row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
-                       parabola=loc["parabola"])
-        use = row["lr_opt"] is not None and "flat" not in flags and ("edge" not in flags or include_edge)
-        row["included"] = bool(use)
-        if use:
-            included.append(row)
-        per_b.append(row)
-
-    # Bootstrap: resample seeds when there are >= 2, else perturb losses with the estimated noise.
-    rng = np.random.default_rng(seed)
     sigma = noise_pooled if noise_pooled is not None else np.nanmedian([v for v in sweep.noise.values() if v] or [0.0])
     multi = len(sweep.seeds) >= 2
-    boot_lr = {r["batch_size"]: [] for r in included}
-    boot_beta = []
-    for _ in range(bootstrap if included else 0):
-        lr_rep = []
-        for r in included:
-            table = sweep.losses[r["batch_size"]]
-            if multi:
-                table = table[rng.integers(0, table.shape[0], table.shape[0])]
-                mean = _seed_mean(table)
-            else:
-                mean = _seed_mean(table) + rng.normal(0, sigma or 0.0, table.shape[1])
-            if not np.isfinite(mean).any():
-                lr_rep.append(np.nan)
-                continue
-            lr_rep.append(locate(sweep.lrs[r["batch_size"]], mean, estimator)["lr_opt"])
-        for r, v in zip(included, lr_rep):
-            boot_lr[r["batch_size"]].append(v)
-        if len(included) >= 3 and np.all(np.isfinite(lr_rep)):
-            boot_beta.append(ols([r["batch_size"] for r in included], lr_rep)["beta"])
-    for r in included:
-        vals = np.array(boot_lr[r["batch_size"]])
-        vals = vals[np.isfinite(vals)]
-        if len(vals) >= 10:
-            r["lr_opt_ci95"] = [float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
-
+    boot_beta = _bootstrap(sweep, included, estimator, bootstrap if included else 0, seed, sigma)
     result = {
         "estimator": estimator, "input_format": sweep.fmt, "seeds": sweep.seeds, "per_batch": per_b,
         "n_used": len(included), "included_batch_sizes": [r["batch_size"] for r in included],
@@ -335,6 +306,53 @@ def analyse(sweep: Sweep, estimator="parabola", hypotheses=(0.5, 0.667, 1.0), bo
     result["non_monotonic"] = _non_monotonic(included)
     result["verdict"] = _verdict(result, hypotheses, len(sweep.seeds))
     return result
+
+
+def _per_batch(sweep: Sweep, b, estimator, include_edge) -> dict:
+    """One batch size: flags, seed-mean losses, lr_opt where it can be located, included or not."""
+    lrs, table = sweep.lrs[b], sweep.losses[b]
+    flags, mean = flags_for(lrs, table, sweep.noise.get(b))
+    row = {"batch_size": b, "lr_opt": None, "loss_at_opt": None, "lr_opt_ci95": None, "flags": flags,
+           "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
+           "n_seeds": int(table.shape[0]), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
+    if "insufficient" not in flags:
+        loc = locate(lrs, mean, estimator)
+        row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
+                   parabola=loc["parabola"])
+    row["included"] = bool(row["lr_opt"] is not None and "flat" not in flags and ("edge" not in flags or include_edge))
+    return row
+
+
+def _bootstrap(sweep: Sweep, included, estimator, n, seed, sigma) -> list:
+    """Resample seeds when there are >= 2, else perturb losses with the estimated noise `sigma`.
+    Sets each included row's lr_opt_ci95; returns the bootstrap betas."""
+    rng = np.random.default_rng(seed)
+    multi = len(sweep.seeds) >= 2
+    boot_lr = {r["batch_size"]: [] for r in included}
+    boot_beta = []
+    for _ in range(n):
+        lr_rep = []
+        for r in included:
+            table = sweep.losses[r["batch_size"]]
+            if multi:
+                table = table[rng.integers(0, table.shape[0], table.shape[0])]
+                mean = _seed_mean(table)
+            else:
+                mean = _seed_mean(table) + rng.normal(0, sigma or 0.0, table.shape[1])
+            if not np.isfinite(mean).any():
+                lr_rep.append(np.nan)
+                continue
+            lr_rep.append(locate(sweep.lrs[r["batch_size"]], mean, estimator)["lr_opt"])
+        for r, v in zip(included, lr_rep):
+            boot_lr[r["batch_size"]].append(v)
+        if len(included) >= 3 and np.all(np.isfinite(lr_rep)):
+            boot_beta.append(ols([r["batch_size"] for r in included], lr_rep)["beta"])
+    for r in included:
+        vals = np.array(boot_lr[r["batch_size"]])
+        vals = vals[np.isfinite(vals)]
+        if len(vals) >= 10:
+            r["lr_opt_ci95"] = [float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
+    return boot_beta
 
 
 def _exclusion_text(result):
@@ -402,20 +420,25 @@ def summary_table(result) -> str:
     return "\n".join(lines)
 
 
-def run_fit(results_csv, out_dir=None, estimator="parabola", hypotheses=None, bootstrap=1000, seed=0,
-            include_edge=False, metrics_dir=None) -> dict:
-    if bootstrap < 0:
-        raise UserError(f"--bootstrap: {bootstrap}; expected a non-negative integer")
-    hypotheses = hypotheses or [0.5, 0.667, 1.0]
+def run_fit(results_csv, cfg=None, out_dir=None, metrics=()) -> dict:
+    """Fit a results CSV with the config's analysis settings; write fit.json, best_per_batch.csv,
+    report.md and the plots. `metrics`: the sweep's metrics.json files, validated before any output
+    is written (a corrupt one is an error naming it) and drawn in training_curves.png."""
+    cfg = cfg or config.defaults()
+    a = cfg["analysis"]
+    if a["bootstrap"] < 0:
+        raise UserError(f"--bootstrap: {a['bootstrap']}; expected a non-negative integer")
     path = Path(results_csv)
-    sweep = read_table(path)
-    result = analyse(sweep, estimator, hypotheses, bootstrap, seed, include_edge)
+    sweep = read_table(path, cfg["train"]["final_window"])
+    runs = load_all(metrics)
+    result = analyse(sweep, a["estimator"], a["hypotheses"], a["bootstrap"], a["seed"], a["include_edge"])
     result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     out = Path(out_dir) if out_dir else path.parent / "analysis"
     boot = result.pop("boot_betas")
     from . import plots  # matplotlib only when writing outputs
 
-    plots.render_all(result, boot, out, metrics_dir)
+    plots.render_all(result, boot, out, runs)
+    print(f"[lrscale fit] training curves from {len(runs)} metrics files")
     atomic_write_json(out / "fit.json", result)
     best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags"]
     for r in result["per_batch"]:
@@ -425,7 +448,7 @@ def run_fit(results_csv, out_dir=None, estimator="parabola", hypotheses=None, bo
                              + ['"' + ";".join(r["flags"]) + '"']))
     atomic_write_text(out / "best_per_batch.csv", "\n".join(best) + "\n")
     table = summary_table(result)
-    report = (f"# lrscale fit: {path}\n\nEstimator: {estimator}; bootstrap: {result['bootstrap']['n']} "
+    report = (f"# lrscale fit: {path}\n\nEstimator: {a['estimator']}; bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n{table}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)

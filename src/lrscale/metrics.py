@@ -6,14 +6,23 @@ from pathlib import Path
 
 import jsonschema
 
-from .config import load_schema
-from .errors import UserError
+from .config import LR_DECIMALS, RUN_NAME, load_schema, run_name_pattern
+from .errors import UserError, schema_message
 from .fileio import read_text
 
 
 @lru_cache(maxsize=1)
+def schema() -> dict:
+    """metrics.schema.yaml with the run-name rule filled in from lrscale.config (its one definition)."""
+    s = load_schema("metrics.schema.yaml")
+    s["properties"]["name"].update(pattern=run_name_pattern(), description=f"Run name, {RUN_NAME} (lr with "
+                                   f"{LR_DECIMALS} decimals).")
+    return s
+
+
+@lru_cache(maxsize=1)
 def _validator():
-    return jsonschema.Draft202012Validator(load_schema("metrics.schema.yaml"))
+    return jsonschema.Draft202012Validator(schema())
 
 
 def _reject_constant(token):
@@ -30,9 +39,7 @@ def read(path) -> dict:
         raise UserError(f"{path}: corrupt metrics file, not valid JSON ({e}); delete it to rerun that job") from None
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        e = errors[0]
-        key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise UserError(f"{path}: key '{key}': {e.message[:200]}; delete it to rerun that job".replace("\n", " "))
+        raise UserError(f"{schema_message(path, errors[0])}; delete it to rerun that job")
     n = {k: len(v) for k, v in data["curves"].items() if k in _validator().schema["properties"]["curves"]["required"]}
     if len(set(n.values())) > 1:
         raise UserError(f"{path}: key 'curves': lists of different lengths {n}; delete it to rerun that job")

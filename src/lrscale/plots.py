@@ -1,7 +1,6 @@
 """The five analysis plots (PNG). One style: log axes, one colour per batch size (viridis)."""
 
 import io
-import json
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from . import PLOTS  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
@@ -105,34 +106,34 @@ def loss_heatmap(result, path):
     _save(fig, path)
 
 
-def training_curves(metrics_dir, path):
-    files = sorted(Path(metrics_dir).glob("*/seed*/metrics.json")) if metrics_dir else []
-    runs = []
-    for f in files:
-        try:
-            runs.append(json.loads(f.read_text()))
-        except (OSError, ValueError):
-            continue  # the aggregate step already validated the files that matter
+def training_curves(runs, path):
+    """Validation curves of the given runs (validated metrics.json contents), one panel per B,
+    one colour per lr (seeds share it), diverged runs dashed; one legend for the figure."""
     bs = sorted({m["batch_size"] for m in runs})
     n = max(len(bs), 1)
     ncol = min(4, n)
     nrow = -(-n // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 1.2, 2.9 * nrow), squeeze=False, sharey=True,
+                             layout="constrained")
     lrs = sorted({m["lr"] for m in runs})
     cols = dict(zip(lrs, plt.cm.plasma(np.linspace(0, 0.9, max(len(lrs), 1)))))
     for ax, b in zip(axes.flat, bs):
         for m in [m for m in runs if m["batch_size"] == b]:
             c = m["curves"]
             val = [np.nan if v is None else v for v in c["val_loss"]]
-            ax.plot(c["samples_seen"], val, color=cols[m["lr"]], lw=1, label=f"{m['lr']:.2g}" + (" ×" if m["diverged"] else ""))
+            ax.plot(c["samples_seen"], val, color=cols[m["lr"]], lw=1, ls="--" if m["diverged"] else "-")
         ax.set(xscale="log", yscale="log", title=f"B={b}", xlabel="samples seen")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^3 ... labels collide
     for ax in axes.flat[len(bs):]:
         ax.axis("off")
     if not runs:
         axes.flat[0].text(0.5, 0.5, "no metrics files given", ha="center", transform=axes.flat[0].transAxes)
     else:
-        axes.flat[0].set_ylabel("val loss")
-        axes.flat[0].legend(fontsize=6, title="lr", title_fontsize=7)
+        for row in axes:
+            row[0].set_ylabel("val loss")
+        handles = [Line2D([], [], color=cols[lr], label=f"{lr:.2g}") for lr in lrs]
+        handles.append(Line2D([], [], color="grey", ls="--", label="diverged"))
+        fig.legend(handles=handles, title="peak lr", loc="outside right center", fontsize=8)
     fig.suptitle("Validation curves per batch size (one colour per lr)")
     _save(fig, path)
 
@@ -154,12 +155,12 @@ def beta_bootstrap(result, boot, path):
     _save(fig, path)
 
 
-def render_all(result, boot, out: Path, metrics_dir=None):
+def render_all(result, boot, out: Path, runs=()):
     draw = {
         "lr_opt_vs_batch": lambda path: lr_opt_vs_batch(result, path),
         "loss_vs_lr": lambda path: loss_vs_lr(result, path),
         "loss_heatmap": lambda path: loss_heatmap(result, path),
-        "training_curves": lambda path: training_curves(metrics_dir, path),
+        "training_curves": lambda path: training_curves(runs, path),
         "beta_bootstrap": lambda path: beta_bootstrap(result, boot, path),
     }
     assert list(draw) == PLOTS, "lrscale.PLOTS and the plot functions disagree"

@@ -1,6 +1,8 @@
 """Training tasks: the built-ins and the plugin hook.
 
-A task builder is `build(cfg, seed, device) -> Task`, where cfg is the full resolved sweep config.
+A task builder is `build(cfg, seed, device) -> Task`, where cfg holds the training sections of the
+resolved sweep config (task, model, optimizer, schedule, budget, train: defaults filled), the same
+under Snakemake and `lrscale train`. Not sweep/wandb/analysis: a run depends only on what reruns it.
 Contract (plugins follow it too, see config/README.md):
   - model init depends only on `seed`;
   - `sample_batch(gen, batch_size)` draws one training batch using ONLY the CPU generator `gen`
@@ -211,6 +213,9 @@ def char_lm(cfg, seed, device) -> Task:
     # Fixed validation set: non-overlapping windows of the held-out 10%.
     n_val = len(val_ids) - 1 if t["val_tokens"] is None else min(t["val_tokens"], len(val_ids) - 1)
     windows = n_val // seq
+    if windows == 0:
+        raise UserError(f"task.val_tokens: {t['val_tokens']} validation tokens are fewer than one sequence; "
+                        f"expected at least seq_len ({seq})")
     xv = val_ids[: windows * seq].view(windows, seq)
     yv = val_ids[1 : windows * seq + 1].view(windows, seq)
     val = [(xv[i : i + 64].to(device), yv[i : i + 64].to(device)) for i in range(0, windows, 64)]

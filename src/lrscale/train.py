@@ -1,9 +1,11 @@
 """One training job: (config, batch size, lr, seed) -> metrics.json.
 
-Reads top to bottom: setup, resume, one loop with commented phases, summary, atomic write.
-Per-step losses and grad norms stay on the device in preallocated buffers and are read back only
-at eval points (one host sync per eval, divergence checks included), so a GPU never waits on
-`loss.item()`. The training trajectory never depends on when we evaluate.
+Reads top to bottom: the pieces (schedule, optimizer, evaluation), `setup`, then `train`: resume,
+one loop with numbered phases, `summarize`, one atomic write. Per-step losses and grad norms stay
+on the device in preallocated buffers and are read back only at eval points (one host sync per
+eval, divergence checks included), so a GPU never waits on `loss.item()`. The training trajectory
+never depends on when we evaluate. Checkpoint files live in lrscale.checkpoint, test-only fault
+hooks in lrscale.faults.
 """
 
 import math
@@ -14,26 +16,23 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
-from . import __version__, tasks
+from . import __version__, checkpoint, faults, tasks
 from .config import config_hash, run_name, train_config
-from .errors import UserError
+from .errors import Preempted, UserError
 from .fileio import atomic_write_json, check_writable_dir
-
-
-class Preempted(Exception):
-    """SIGTERM received: a checkpoint was written; the job exits non-zero (SLURM requeue/retry)."""
-
-    exit_code = 143
 
 
 def log(msg: str) -> None:
     print(f"[lrscale train] {msg}", file=sys.stderr, flush=True)
 
 
+# ---------------------------------------------------------------- the pieces
 def num_steps(cfg, batch_size, tokens_per_sample) -> int:
     unit, value = cfg["budget"]["unit"], cfg["budget"]["value"]
     if unit == "steps":
@@ -95,6 +94,175 @@ def stream_seed(seed: int, batch_size: int) -> int:
     return (seed * 1_000_003 + batch_size * 7919) % (2**63)
 
 
+def evaluate(model, task, autocast) -> float:
+    """Mean loss over the task's fixed validation set, in eval mode: one host sync."""
+    model.eval()
+    with torch.no_grad(), autocast:
+        total = sum(task.loss(model, xv, yv).float() * len(xv) for xv, yv in task.val_batches)
+        val = (total / sum(len(xv) for xv, _ in task.val_batches)).item()
+    model.train()
+    return val
+
+
+def first_bad_step(chunk: torch.Tensor, init_loss: float, factor: float) -> tuple[int, float] | None:
+    """(offset into `chunk`, limit) of the first non-finite loss or loss above factor x initial."""
+    limit = factor * init_loss if math.isfinite(init_loss) else -math.inf
+    bad = (~torch.isfinite(chunk)) | (chunk > limit)
+    return (int(bad.nonzero()[0]), limit) if bad.any() else None
+
+
+# ---------------------------------------------------------------- setup
+CURVES = ("step", "samples_seen", "train_loss", "val_loss", "learning_rate")  # one entry per eval point
+
+
+@dataclass
+class Job:
+    """Everything one run is built from; `setup` makes it, the loop only reads it."""
+
+    batch_size: int
+    lr: float
+    device: torch.device
+    task: tasks.Task
+    model: torch.nn.Module
+    forward: Callable  # the model, or its torch.compile'd wrapper (training steps only)
+    optimizer: torch.optim.Optimizer
+    lr_mult: Callable[[int], float]
+    data_gen: torch.Generator
+    steps: int
+    evals: list[int]
+    precision: str
+    autocast: Any
+    identity: dict
+    ckpt_dir: Path
+
+
+@dataclass
+class LoopState:
+    """What the loop accumulates; a checkpoint saves it with the model, optimizer and RNG."""
+
+    step_loss: torch.Tensor  # per update, on the device
+    grad_norm: torch.Tensor  # pre-clip, per update, on the device
+    curves: dict = field(default_factory=lambda: {k: [] for k in CURVES})
+    start: int = 0  # updates done before this process started (resume)
+    init_loss: float | None = None
+    prior_wall_s: float = 0.0
+    last_eval: int = 0
+    diverged_at: int | None = None
+
+
+def build_task(cfg, seed, device) -> tasks.Task:
+    """The configured task, given the training sections only (what a run may depend on)."""
+    task = tasks.resolve(cfg["task"]["name"])(train_config(cfg), seed, device)
+    if not task.val_batches or not sum(len(xv) for xv, _ in task.val_batches):
+        raise UserError(f"task.name: task '{cfg['task']['name']}' has an empty validation set; expected val_batches")
+    return task
+
+
+def check_args(batch_size, lr, out) -> None:
+    """Bad flags fail before hours of training, with one line naming the flag."""
+    if batch_size <= 0:
+        raise UserError(f"--batch-size: {batch_size} is not a positive integer")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise UserError(f"--lr: {lr} is not a positive finite number")
+    check_writable_dir(out)
+
+
+def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
+    dev = pick_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)  # global RNG: dropout, and the init of tasks that draw from it (char_lm)
+    task = build_task(cfg, seed, dev)
+    model = task.model.to(dev)
+    steps = num_steps(cfg, batch_size, task.tokens_per_sample)
+    tc = cfg["train"]
+    precision = tc["precision"] if tc["precision"] != "auto" else ("bf16" if dev.type == "cuda" else "fp32")
+    forward = model
+    if tc["compile"] != "off":
+        forward = torch.compile(model, mode="reduce-overhead" if tc["compile"] == "cudagraphs" else None)
+    return Job(
+        batch_size=batch_size, lr=lr, device=dev, task=task, model=model, forward=forward,
+        optimizer=make_optimizer(model.parameters(), cfg["optimizer"], lr, dev),
+        lr_mult=lr_multiplier(cfg["schedule"], steps),
+        data_gen=torch.Generator().manual_seed(stream_seed(seed, batch_size)),
+        steps=steps, evals=eval_steps(steps, tc["eval_points"]), precision=precision,
+        autocast=torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext(),
+        identity={"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed},
+        ckpt_dir=Path(ckpt_dir),
+    )
+
+
+# ---------------------------------------------------------------- checkpoint state
+def save_state(job: Job, loop: LoopState, done: int, wall_s: float) -> Path:
+    return checkpoint.save(job.ckpt_dir, {
+        "identity": job.identity, "step": done, "model": job.model.state_dict(),
+        "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
+        "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
+        "curves": loop.curves, "init_loss": loop.init_loss, "wall_s": wall_s,
+    })
+
+
+def resume(job: Job, loop: LoopState) -> None:
+    """Continue from this job's own checkpoint, if there is one."""
+    state = checkpoint.load(job.ckpt_dir, job.identity, job.device, log)
+    if state is None:
+        return
+    job.model.load_state_dict(state["model"])
+    job.optimizer.load_state_dict(state["optimizer"])
+    checkpoint.restore_rng(state, job.data_gen, job.device)
+    loop.start, loop.curves, loop.prior_wall_s, loop.init_loss = (
+        state["step"], state["curves"], state["wall_s"], state["init_loss"])
+    loop.step_loss[: loop.start] = state["step_loss"].to(job.device)
+    loop.grad_norm[: loop.start] = state["grad_norm"].to(job.device)
+    loop.last_eval = max([0] + [s for s in job.evals if s <= loop.start])
+    log(f"resumed from step {loop.start}")
+
+
+# ---------------------------------------------------------------- the loop's phases
+def eval_point(job: Job, loop: LoopState, done: int, lr_now: float, divergence_factor: float) -> bool:
+    """Divergence check over the losses since the last eval, then evaluate. False = diverged."""
+    chunk = loop.step_loss[loop.last_eval : done].cpu()  # the one host sync of this interval
+    if loop.init_loss is None:
+        loop.init_loss = chunk[0].item()
+    bad = first_bad_step(chunk, loop.init_loss, divergence_factor)
+    if bad is not None:
+        loop.diverged_at = loop.last_eval + bad[0] + 1
+        log(f"diverged at step {loop.diverged_at} (loss {chunk[bad[0]].item():.4g}, limit {bad[1]:.4g})")
+        return False
+    point = (done, done * job.batch_size, chunk.double().mean().item(),
+             evaluate(job.model, job.task, job.autocast), lr_now)
+    for key, value in zip(CURVES, point):
+        loop.curves[key].append(value)
+    loop.last_eval = done
+    return True
+
+
+class ProgressLog:
+    """A tqdm bar on a terminal, else one log line per 10% (Snakemake and SLURM logs stay short)."""
+
+    def __init__(self, name: str, steps: int, start: int):
+        self.name, self.steps, self.next_pct, self.bar = name, steps, 10, None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, initial=start, desc=name, unit="step")
+
+    def update(self, done: int, val_losses: list) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if val_losses:
+                self.bar.set_postfix(val_loss=f"{val_losses[-1]:.4f}", refresh=False)
+        elif 100 * done / self.steps >= self.next_pct:
+            last_val = f", val_loss {val_losses[-1]:.4f}" if val_losses else ""
+            log(f"{self.name}: {self.next_pct}% (step {done}/{self.steps}{last_val})")
+            self.next_pct += 10
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------- summary
 def _stats(values: torch.Tensor) -> dict:
     if values.numel() == 0:
         return {"median": None, "p95": None, "max": None}
@@ -102,184 +270,18 @@ def _stats(values: torch.Tensor) -> dict:
     return {"median": v.median().item(), "p95": torch.quantile(v, 0.95).item(), "max": v.max().item()}
 
 
-def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
-          gpu_slot=None):
-    t_start = time.monotonic()
-    # ---------------------------------------------------------------- setup
-    if batch_size <= 0:
-        raise UserError(f"--batch-size: {batch_size} is not a positive integer")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise UserError(f"--lr: {lr} is not a positive finite number")
-    out = Path(out)
-    check_writable_dir(out)
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else out.parent / ".checkpoint"
-    ckpt_path = ckpt_dir / "checkpoint.pt"
-    dev = pick_device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)  # global RNG: dropout; init uses explicit seeded generators
-    build = tasks.resolve(cfg["task"]["name"])
-    task = build(cfg, seed, dev)
-    model = task.model.to(dev)
-    steps = num_steps(cfg, batch_size, task.tokens_per_sample)
-    evals = eval_steps(steps, cfg["train"]["eval_points"])
-    optimizer = make_optimizer(model.parameters(), cfg["optimizer"], lr, dev)
-    lr_mult = lr_multiplier(cfg["schedule"], steps)
-    data_gen = torch.Generator().manual_seed(stream_seed(seed, batch_size))
+def summarize(cfg, point: dict, curves: dict, losses: torch.Tensor, norms: torch.Tensor, planned_steps: int,
+              diverged_at: int | None, init_loss: float | None) -> dict:
+    """The result block of metrics.json from what the loop recorded. Pure: no clock, device or env.
+
+    point: batch_size, lr, seed; losses / norms: per-update CPU tensors of every update run
+    (up to divergence); curves: one entry per eval point."""
     tc = cfg["train"]
-    precision = tc["precision"] if tc["precision"] != "auto" else ("bf16" if dev.type == "cuda" else "fp32")
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    forward = model
-    if tc["compile"] != "off":
-        forward = torch.compile(model, mode="reduce-overhead" if tc["compile"] == "cudagraphs" else None)
-    params = [p for p in model.parameters() if p.requires_grad]
-    clip = tc["grad_clip"]
-    identity = {"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed}
-
-    # Device-side buffers, read back only at eval points.
-    step_loss = torch.zeros(steps, device=dev)
-    grad_norm = torch.zeros(steps, device=dev)
-    curves = {"step": [], "samples_seen": [], "train_loss": [], "val_loss": [], "learning_rate": []}
-    start, prior_wall_s, init_loss = 0, 0.0, None
-    diverged_at = None
-
-    # ---------------------------------------------------------------- resume
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if state["identity"] == identity:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            data_gen.set_state(state["data_gen"])
-            torch.set_rng_state(state["rng_cpu"])
-            if dev.type == "cuda" and state.get("rng_cuda") is not None:
-                torch.cuda.set_rng_state(state["rng_cuda"])
-            start, curves, prior_wall_s, init_loss = state["step"], state["curves"], state["wall_s"], state["init_loss"]
-            step_loss[:start] = state["step_loss"].to(dev)
-            grad_norm[:start] = state["grad_norm"].to(dev)
-            log(f"resumed from step {start}")
-        else:
-            log(f"ignoring checkpoint {ckpt_path}: it belongs to another config/run")
-
-    def save_checkpoint(step):
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt_dir / f".checkpoint.{os.getpid()}.tmp"
-        torch.save(
-            {
-                "identity": identity, "step": step, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "data_gen": data_gen.get_state(),
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state() if dev.type == "cuda" else None,
-                "step_loss": step_loss[:step].cpu(), "grad_norm": grad_norm[:step].cpu(),
-                "curves": curves, "init_loss": init_loss,
-                "wall_s": prior_wall_s + time.monotonic() - t_start,
-            },
-            tmp,
-        )
-        os.replace(tmp, ckpt_path)
-
-    # SIGTERM (SLURM preemption / time limit): checkpoint at the next step boundary, then exit.
-    terminate = {"flag": False}
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminate.update(flag=True))
-
-    # Fault injection for the reliability tests (never set in normal use):
-    # LRSCALE_FAULT_CRASH=B8_LR0.010000,... crashes those runs; LRSCALE_FAULT_NAN_STEP=N makes loss N NaN.
-    name = run_name(batch_size, lr)
-    if name in os.environ.get("LRSCALE_FAULT_CRASH", "").split(","):
-        raise RuntimeError(f"LRSCALE_FAULT_CRASH: injected crash of {name}")
-    once = ckpt_dir / ".crashed_once"  # LRSCALE_FAULT_CRASH_ONCE: crash the first attempt only
-    if name in os.environ.get("LRSCALE_FAULT_CRASH_ONCE", "").split(",") and not once.exists():
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        once.touch()
-        raise RuntimeError(f"LRSCALE_FAULT_CRASH_ONCE: injected crash of {name}")
-    nan_step = int(os.environ.get("LRSCALE_FAULT_NAN_STEP", "0") or 0)
-
-    # ---------------------------------------------------------------- loop
-    log(f"{name} seed {seed}: {steps} steps on {dev} ({precision}), {len(evals)} eval points")
-    progress = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        progress = tqdm(total=steps, initial=start, desc=name, unit="step")
-    next_log_pct = 10
-    last_ckpt = time.monotonic()
-    loop_t0 = time.monotonic()
-    eval_set = set(evals)
-    prev_eval = max([0] + [s for s in evals if s <= start])
-    model.train()
-    try:
-        for step in range(start, steps):  # `step` = updates done so far; this is update step+1
-            # 1. lr for this update (host-side arithmetic, no sync)
-            lr_now = lr * lr_mult(step)
-            for g in optimizer.param_groups:
-                g["lr"] = lr_now
-            # 2. forward/backward on the next batch of this (seed, B) stream
-            x, y = task.sample_batch(data_gen, batch_size)
-            with autocast:
-                loss = task.loss(forward, x, y)
-            if nan_step == step + 1:
-                loss = loss * float("nan")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # 3. grad norm before clipping (clipping silently caps the effective lr: record it)
-            if clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, clip)
-            else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            optimizer.step()
-            step_loss[step] = loss.detach().float()
-            grad_norm[step] = norm.detach().float()
-            done = step + 1
-            # 4. eval point: one host sync; divergence check over the losses since the last one
-            if done in eval_set:
-                chunk = step_loss[prev_eval:done].cpu()
-                if init_loss is None:
-                    init_loss = chunk[0].item()
-                limit = tc["divergence_factor"] * init_loss if math.isfinite(init_loss) else -math.inf
-                bad = (~torch.isfinite(chunk)) | (chunk > limit)
-                if bad.any():
-                    diverged_at = prev_eval + int(bad.nonzero()[0]) + 1
-                    log(f"diverged at step {diverged_at} (loss {chunk[bad][0].item():.4g}, limit {limit:.4g})")
-                    break
-                model.eval()
-                with torch.no_grad(), autocast:
-                    total = sum(task.loss(model, xv, yv).float() * len(xv) for xv, yv in task.val_batches)
-                    val = (total / sum(len(xv) for xv, _ in task.val_batches)).item()
-                model.train()
-                curves["step"].append(done)
-                curves["samples_seen"].append(done * batch_size)
-                curves["train_loss"].append(chunk.double().mean().item())
-                curves["val_loss"].append(val)
-                curves["learning_rate"].append(lr_now)
-                prev_eval = done
-            # 5. progress, checkpoint, preemption
-            if progress is not None:
-                progress.update(1)
-                if curves["val_loss"]:
-                    progress.set_postfix(val_loss=f"{curves['val_loss'][-1]:.4f}", refresh=False)
-            elif 100 * done / steps >= next_log_pct:
-                last_val = f", val_loss {curves['val_loss'][-1]:.4f}" if curves["val_loss"] else ""
-                log(f"{name}: {next_log_pct}% (step {done}/{steps}{last_val})")
-                next_log_pct += 10
-            if terminate["flag"]:
-                save_checkpoint(done)
-                log(f"SIGTERM: checkpoint written at step {done} to {ckpt_path}")
-                raise Preempted(f"preempted at step {done}; rerun to resume")
-            if time.monotonic() - last_ckpt > checkpoint_every_s:
-                save_checkpoint(done)
-                last_ckpt = time.monotonic()
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        if progress is not None:
-            progress.close()
-    loop_s = time.monotonic() - loop_t0
-
-    # ---------------------------------------------------------------- summary
-    n_done = diverged_at if diverged_at is not None else steps
+    n_done = len(losses)
     diverged = diverged_at is not None
-    losses = step_loss[:n_done].double().cpu()
-    norms = grad_norm[:n_done].double().cpu()
-    window = max(1, math.ceil(tc["final_window"] * steps))
-    eval_window = max(1, math.ceil(tc["final_window"] * len(evals)))
+    losses, norms = losses.double(), norms.double()
+    window = max(1, math.ceil(tc["final_window"] * planned_steps))
+    eval_window = max(1, math.ceil(tc["final_window"] * len(eval_steps(planned_steps, tc["eval_points"]))))
     final_train = final_val = train_std = None
     if not diverged:
         tail = losses[-window:]
@@ -287,63 +289,122 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         train_std = tail.std(unbiased=window > 1).item() if window > 1 else 0.0
         final_val = sum(curves["val_loss"][-eval_window:]) / len(curves["val_loss"][-eval_window:])
     finite_val = [v for v in curves["val_loss"] if math.isfinite(v)]
-    if dev.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-        device_name = torch.cuda.get_device_name(dev)
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-        device_name = platform.processor() or platform.machine()
-    ran = n_done - start
-    metrics = {
-        "schema_version": 1,
-        "name": name,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
+    clip = tc["grad_clip"]
+    return {
+        "schema_version": 1, "name": run_name(point["batch_size"], point["lr"]), **point,
         "task": cfg["task"]["name"],
         "config": train_config(cfg),  # the sections this job depends on, defaults filled
-        "config_hash": identity["config_hash"],
-        "curves": curves,
-        "final_train_loss": final_train,
-        "final_val_loss": final_val,
+        "config_hash": config_hash(cfg), "curves": curves,
+        "final_train_loss": final_train, "final_val_loss": final_val,
         "min_val_loss": min(finite_val) if finite_val else None,
-        "train_loss_std": train_std,
-        "initial_loss": init_loss,
+        "train_loss_std": train_std, "initial_loss": init_loss,
         "converged": (not diverged) and train_std is not None and train_std < tc["convergence_threshold"],
-        "diverged": diverged,
-        "diverged_at_step": diverged_at,
-        "num_steps": n_done,
-        "planned_steps": steps,
-        "samples_seen": n_done * batch_size,
+        "diverged": diverged, "diverged_at_step": diverged_at,
+        "num_steps": n_done, "planned_steps": planned_steps, "samples_seen": n_done * point["batch_size"],
         "grad_norm": {
-            **_stats(norms),
-            "clip": clip,
+            **_stats(norms), "clip": clip,
             "clipped_fraction": (norms > clip).double().mean().item() if clip is not None and len(norms) else 0.0,
         },
-        "precision": precision,
-        "compile": tc["compile"],
-        "wall_s": prior_wall_s + time.monotonic() - t_start,
-        "steps_per_s": ran / loop_s if loop_s > 0 and ran > 0 else None,
-        "samples_per_s": ran * batch_size / loop_s if loop_s > 0 and ran > 0 else None,
-        "tokens_per_s": (ran * batch_size * task.tokens_per_sample / loop_s)
-        if task.tokens_per_sample and loop_s > 0 and ran > 0 else None,
-        "peak_memory_mb": peak_mb,
-        "device": str(dev),
-        "device_name": device_name,
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "gpu_slot": gpu_slot,
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "torch_version": torch.__version__,
+    }
+
+
+def throughput(ran: int, loop_s: float, batch_size: int, tokens_per_sample: int | None) -> dict:
+    """Rates of the updates this process ran (a resumed job counts only its own)."""
+    ok = loop_s > 0 and ran > 0
+    return {
+        "steps_per_s": ran / loop_s if ok else None,
+        "samples_per_s": ran * batch_size / loop_s if ok else None,
+        "tokens_per_s": ran * batch_size * tokens_per_sample / loop_s if ok and tokens_per_sample else None,
+    }
+
+
+def run_facts(dev: torch.device, gpu_slot) -> dict:
+    """Where and with what the job ran: memory, device, GPU slot, SLURM job, versions."""
+    if dev.type == "cuda":
+        peak_mb, name = torch.cuda.max_memory_allocated(dev) / 2**20, torch.cuda.get_device_name(dev)
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        name = platform.processor() or platform.machine()
+    return {
+        "peak_memory_mb": peak_mb, "device": str(dev), "device_name": name,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "gpu_slot": gpu_slot,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "torch_version": torch.__version__,
         "lrscale_version": __version__,
-        "resumed_from_step": start or None,
+    }
+
+
+# ---------------------------------------------------------------- train
+def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
+          gpu_slot=None):
+    t_start = time.monotonic()
+    # 1. setup: check the arguments, build the run, resume it
+    out = Path(out)
+    check_args(batch_size, lr, out)
+    job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
+    loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    resume(job, loop)
+    task = faults.wrap_task(job.task, loop.start)  # the task itself unless a fault hook is set
+    params = [p for p in job.model.parameters() if p.requires_grad]
+    clip, eval_set = cfg["train"]["grad_clip"], set(job.evals)
+    name = run_name(batch_size, lr)
+    log(f"{name} seed {seed}: {job.steps} steps on {job.device} ({job.precision}), {len(job.evals)} eval points")
+    progress, terminate = ProgressLog(name, job.steps, loop.start), {"flag": False}
+    last_ckpt = loop_t0 = time.monotonic()
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    job.model.train()
+    try:
+        # SIGTERM (SLURM preemption / time limit): checkpoint at the next step boundary, then exit.
+        signal.signal(signal.SIGTERM, lambda *_: terminate.update(flag=True))
+        for step in range(loop.start, job.steps):  # `step` = updates done so far; this is update step+1
+            # 2. lr for this update (host-side arithmetic, no sync)
+            lr_now = lr * job.lr_mult(step)
+            for g in job.optimizer.param_groups:
+                g["lr"] = lr_now
+            # 3. forward/backward on the next batch of this (seed, B) stream
+            x, y = task.sample_batch(job.data_gen, batch_size)
+            with job.autocast:
+                loss = task.loss(job.forward, x, y)
+            job.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # 4. grad norm before clipping (clipping silently caps the effective lr: record it)
+            if clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            else:
+                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            job.optimizer.step()
+            loop.step_loss[step] = loss.detach().float()
+            loop.grad_norm[step] = norm.detach().float()
+            done = step + 1
+            # 5. eval point: one host sync; divergence check over the losses since the last one
+            if done in eval_set and not eval_point(job, loop, done, lr_now, cfg["train"]["divergence_factor"]):
+                break
+            # 6. progress, preemption, periodic checkpoint
+            progress.update(done, loop.curves["val_loss"])
+            if terminate["flag"]:
+                path = save_state(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start)
+                log(f"SIGTERM: checkpoint written at step {done} to {path}")
+                raise Preempted(f"preempted at step {done}; rerun to resume")
+            if time.monotonic() - last_ckpt > checkpoint_every_s:
+                save_state(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start)
+                last_ckpt = time.monotonic()
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        progress.close()
+    loop_s = time.monotonic() - loop_t0
+
+    # 7. summary, the one write of metrics.json, clean-up of the checkpoint
+    n_done = loop.diverged_at if loop.diverged_at is not None else job.steps
+    metrics = {
+        **summarize(cfg, {"batch_size": batch_size, "lr": lr, "seed": seed}, loop.curves,
+                    loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
+                    loop.init_loss),
+        "precision": job.precision, "compile": cfg["train"]["compile"],
+        "wall_s": loop.prior_wall_s + time.monotonic() - t_start,
+        **throughput(n_done - loop.start, loop_s, batch_size, job.task.tokens_per_sample),
+        **run_facts(job.device, gpu_slot), "resumed_from_step": loop.start or None,
     }
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
-    # Done: the checkpoint, a half-written one left by a kill -9, and fault markers go.
-    for leftover in [ckpt_path, ckpt_dir / ".crashed_once", *ckpt_dir.glob(".checkpoint.*.tmp")]:
-        leftover.unlink(missing_ok=True)
-    try:
-        ckpt_dir.rmdir()
-    except OSError:
-        pass
-    log(f"wrote {out}: final_val_loss {final_val}, diverged {diverged}, {metrics['steps_per_s'] or 0:.1f} steps/s")
+    checkpoint.clean(job.ckpt_dir)
+    log(f"wrote {out}: final_val_loss {metrics['final_val_loss']}, diverged {metrics['diverged']}, "
+        f"{metrics['steps_per_s'] or 0:.1f} steps/s")
     return metrics

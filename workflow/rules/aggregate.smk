@@ -1,5 +1,4 @@
-# results.csv from every metrics.json (validated: a corrupt file stops here, named), then the
-# one W&B run. W&B is its own rule so results.csv never depends on it and the run gets the plots.
+# results.csv from every metrics.json (validated: a corrupt file stops here, named).
 rule aggregate:
     input:
         metrics=get_metrics_files,
@@ -11,25 +10,6 @@ rule aggregate:
         "../../envs/lrscale.yaml"
     shell:
         "python -m lrscale aggregate {input.metrics} --out {output.csv} > {log} 2>&1"
-
-
-rule wandb_log:
-    input:
-        csv="results/{sweep}/results.csv",
-        fit="results/{sweep}/analysis/fit.json",
-        metrics=get_metrics_files,
-        plots=get_plots,
-    output:
-        run="results/{sweep}/wandb_run.json",
-    log:
-        "results/{sweep}/logs/wandb.log",
-    conda:
-        "../../envs/lrscale.yaml"
-    params:
-        config=get_config_json,
-    shell:
-        "python -m lrscale wandb --config-json {params.config:q} --results {input.csv}"
-        " --out {output.run} --plots {input.plots} -- {input.metrics} > {log} 2>&1"
 
 
 # `snakemake partial`: results.csv + fit from the runs that exist, kept apart in partial/ so a

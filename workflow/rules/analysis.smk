@@ -1,7 +1,7 @@
 # Locate lr_opt per batch size, fit lr_opt = C * B^beta, plots and a verdict.
 rule fit:
     input:
-        csv="results/{sweep}/results.csv",
+        csv=rules.aggregate.output.csv,
         metrics=get_metrics_files,
     output:
         fit="results/{sweep}/analysis/fit.json",
@@ -13,17 +13,16 @@ rule fit:
     conda:
         "../../envs/lrscale.yaml"
     params:
-        args=get_analysis_args,
+        config=get_fit_config_json,
         out_dir=get_fit_out_dir,
-        runs_dir="results/{sweep}/runs",
     shell:
-        "python -m lrscale fit {input.csv} --out {params.out_dir}"
-        " {params.args} --metrics-dir {params.runs_dir} > {log} 2>&1"
+        "python -m lrscale fit {input.csv} --config-json {params.config:q} --out {params.out_dir}"
+        " --metrics {input.metrics} > {log} 2>&1"
 
 
 use rule fit as fit_partial with:
     input:
-        csv="results/{sweep}/partial/results.csv",
+        csv=rules.aggregate_partial.output.csv,
         metrics=get_existing_metrics_files,
     output:
         fit="results/{sweep}/partial/analysis/fit.json",
@@ -36,4 +35,4 @@ use rule fit as fit_partial with:
 
 rule partial:
     input:
-        f"{RESULTS}/partial/analysis/fit.json",
+        expand(rules.fit_partial.output.fit, sweep=SWEEP),

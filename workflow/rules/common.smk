@@ -34,26 +34,31 @@ if Path(RESULTS).resolve().parent != Path("results").resolve():
         f"invalid results dir: {RESULTS} resolves to {Path(RESULTS).resolve()}, outside results/"
     )
 GRID = lrscale_config.grid(config)
-LR_BY_NAME = {f"{lr:.6f}": lr for lr in config["sweep"]["lrs"]}
+LR_BY_NAME = {lrscale_config.lr_name(lr): lr for lr in config["sweep"]["lrs"]}
+# Path patterns of one run, derived from the package's one run-name definition.
+RUN = lrscale_config.RUN_NAME  # "B{batch}_LR{lr}"
+RUN_METRICS = lrscale_config.RUN_METRICS
 
 
 wildcard_constraints:
+    **lrscale_config.RUN_NAME_REGEX,
     sweep=SWEEP.replace(".", r"\."),
-    batch=r"\d+",
-    lr=r"\d+\.\d{6}",
     seed=r"\d+",
 
 
 def get_metrics_files(wildcards=None):
     """Every training job's metrics.json, in grid order."""
     return [
-        f"{RESULTS}/runs/{lrscale_config.run_name(p['batch_size'], p['lr'])}/seed{p['seed']}/metrics.json"
+        f"{RESULTS}/"
+        + RUN_METRICS.format(
+            batch=p["batch_size"], lr=lrscale_config.lr_name(p["lr"]), seed=p["seed"]
+        )
         for p in GRID
     ]
 
 
 def get_lr(wildcards):
-    """The exact lr from the config (the path only carries it to 6 decimals)."""
+    """The exact lr from the config (the path only carries it to LR_DECIMALS decimals)."""
     return repr(LR_BY_NAME[wildcards.lr])
 
 
@@ -62,38 +67,32 @@ def get_train_config_json(wildcards):
     return json.dumps(lrscale_config.train_config(config), sort_keys=True)
 
 
+def get_fit_config_json(wildcards):
+    """The sections the fit reads: changing wandb does not rerun it."""
+    return json.dumps(lrscale_config.fit_config(config), sort_keys=True)
+
+
 def get_checkpoint_dir(wildcards):
     """Outside Snakemake's outputs, so it survives a failed or preempted job."""
-    return f"{RESULTS}/checkpoints/B{wildcards.batch}_LR{wildcards.lr}/seed{wildcards.seed}"
+    run = RUN.format(batch=wildcards.batch, lr=wildcards.lr)
+    return f"{RESULTS}/checkpoints/{run}/seed{wildcards.seed}"
 
 
 def get_config_json(wildcards):
     return json.dumps(config, sort_keys=True)
 
 
-def get_analysis_args(wildcards):
-    a = config["analysis"]
-    hyps = ",".join(str(h) for h in a["hypotheses"])
-    edge = " --include-edge" if a["include_edge"] else ""
-    return f"--estimator {a['estimator']} --hypotheses {hyps} --bootstrap {a['bootstrap']} --seed {a['seed']}{edge}"
-
-
 def get_fit_out_dir(wildcards, output):
     return str(Path(output.fit).parent)
-
-
-def get_plots(wildcards=None):
-    return [f"{RESULTS}/analysis/{p}.png" for p in PLOTS]
 
 
 def get_final_outputs():
     """Every metrics.json is a target too: deleting one reruns exactly that job (and
     what depends on it), which Snakemake would not do for a missing intermediate."""
-    return get_metrics_files() + [
-        f"{RESULTS}/results.csv",
-        f"{RESULTS}/analysis/fit.json",
-        f"{RESULTS}/wandb_run.json",
-    ]
+    return get_metrics_files() + expand(
+        [rules.aggregate.output.csv, rules.fit.output.fit, rules.wandb_log.output.run],
+        sweep=SWEEP,
+    )
 
 
 def get_existing_metrics_files(wildcards):

@@ -2,11 +2,11 @@
 # for `gpu=1` so `--resources gpu=K` caps how many run at once (CPU runs omit --resources).
 rule train:
     output:
-        metrics="results/{sweep}/runs/B{batch}_LR{lr}/seed{seed}/metrics.json",
+        metrics=f"results/{{sweep}}/{RUN_METRICS}",
     log:
-        "results/{sweep}/logs/train/B{batch}_LR{lr}_seed{seed}.log",
+        f"results/{{sweep}}/logs/train/{RUN}_seed{{seed}}.log",
     benchmark:
-        "results/{sweep}/benchmarks/train/B{batch}_LR{lr}_seed{seed}.tsv"
+        f"results/{{sweep}}/benchmarks/train/{RUN}_seed{{seed}}.tsv"
     conda:
         "../../envs/lrscale.yaml"
     threads: 1

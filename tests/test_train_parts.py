@@ -1,0 +1,177 @@
+"""Issue 9: the pieces of a training job, tested without training (schedule, budget, eval points,
+summary, checkpoint files, fault hooks), and the SIGTERM handler restored on every exit."""
+
+import math
+import signal
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from lrscale import checkpoint, config, faults, train
+from lrscale.errors import UserError
+
+
+def cfg(**sections):
+    return config.validate(tiny_config(**sections))
+
+
+# ---------------------------------------------------------------- schedule, budget, eval points
+def test_lr_multiplier_cosine_with_warmup_hand_computed():
+    mult = train.lr_multiplier({"name": "cosine", "warmup_steps": 2, "warmup_fraction": 0.5, "min_lr_ratio": 0.1}, 12)
+    assert [mult(0), mult(1)] == [0.5, 1.0]  # linear warmup over updates 0, 1
+    assert mult(2) == pytest.approx(1.0)  # peak right after warmup
+    assert mult(7) == pytest.approx(0.1 + 0.9 * 0.5)  # halfway through the decay: cos(pi/2) = 0
+    assert mult(12) == pytest.approx(0.1) and mult(50) == pytest.approx(0.1)  # floor, never below
+
+
+def test_lr_multiplier_linear_constant_and_warmup_fraction():
+    lin = train.lr_multiplier({"name": "linear", "warmup_steps": None, "warmup_fraction": 0.1, "min_lr_ratio": 0.0}, 100)
+    assert [lin(s) for s in range(10)] == pytest.approx([(s + 1) / 10 for s in range(10)])  # round(0.1 * 100)
+    assert lin(55) == pytest.approx(0.5) and lin(100) == 0.0
+    const = train.lr_multiplier({"name": "constant", "warmup_steps": 5, "warmup_fraction": 0.5, "min_lr_ratio": 0.5}, 10)
+    assert {const(s) for s in range(20)} == {1.0}  # constant ignores warmup and floor
+
+
+def test_eval_steps_even_unique_last_included():
+    assert train.eval_steps(100, 4) == [25, 50, 75, 100]
+    assert train.eval_steps(10, 3) == [3, 7, 10]
+    assert train.eval_steps(3, 50) == [1, 2, 3]  # more points than steps: every step once
+
+
+@pytest.mark.parametrize("budget,b,tokens,steps", [
+    ({"unit": "steps", "value": 77}, 512, None, 77),
+    ({"unit": "samples", "value": 1000}, 64, None, 16),  # ceil(1000 / 64)
+    ({"unit": "tokens", "value": 10_000}, 8, 16, 79),  # ceil(10000 / (8 * 16))
+])
+def test_num_steps_per_unit(budget, b, tokens, steps):
+    c = cfg(task={"name": "char_lm"}, budget=budget)
+    assert train.num_steps(c, b, tokens) == steps
+
+
+def test_num_steps_tokens_needs_a_sequence_task():
+    c = cfg(budget={"unit": "steps", "value": 10})
+    c["budget"] = {"unit": "tokens", "value": 100}  # the config validator refuses it; the runner too
+    with pytest.raises(UserError, match="budget.unit"):
+        train.num_steps(c, 8, None)
+
+
+# ---------------------------------------------------------------- divergence, summary, rates
+def test_first_bad_step():
+    assert train.first_bad_step(torch.tensor([1.0, 2.0, 9.9]), 1.0, 10) is None
+    assert train.first_bad_step(torch.tensor([1.0, 10.5, math.nan]), 1.0, 10) == (1, 10.0)
+    assert train.first_bad_step(torch.tensor([1.0, math.inf]), 1.0, 10) == (1, 10.0)
+    assert train.first_bad_step(torch.tensor([1.0]), math.nan, 10)[0] == 0  # a NaN start is diverged at once
+
+
+def test_summarize_hand_computed():
+    c = cfg(budget={"unit": "steps", "value": 4}, train={"eval_points": 2, "final_window": 0.5, "grad_clip": 1.5,
+                                                         "convergence_threshold": 0.5})
+    curves = {"step": [2, 4], "samples_seen": [16, 32], "train_loss": [3.0, 1.5], "val_loss": [2.5, 1.25],
+              "learning_rate": [0.01, 0.0]}
+    m = train.summarize(c, {"batch_size": 8, "lr": 0.01, "seed": 3}, curves, torch.tensor([4.0, 2.0, 2.0, 1.0]),
+                        torch.tensor([1.0, 2.0, 3.0, 4.0]), 4, None, 4.0)
+    assert m["name"] == "B8_LR0.010000" and (m["batch_size"], m["lr"], m["seed"]) == (8, 0.01, 3)
+    assert m["final_train_loss"] == 1.5  # mean of the last 2 of 4 updates
+    assert m["train_loss_std"] == pytest.approx(math.sqrt(0.5))  # std of [2, 1], n-1
+    assert m["final_val_loss"] == 1.25  # the last 1 of 2 evals
+    assert m["min_val_loss"] == 1.25 and m["initial_loss"] == 4.0
+    assert m["converged"] is False  # std 0.707 >= threshold 0.5
+    assert (m["num_steps"], m["planned_steps"], m["samples_seen"]) == (4, 4, 32)
+    assert m["grad_norm"] == {"median": 2.0, "p95": pytest.approx(3.85), "max": 4.0, "clip": 1.5,
+                              "clipped_fraction": 0.75}
+    assert m["config"] == config.train_config(c) and m["config_hash"] == config.config_hash(c)
+
+
+def test_summarize_diverged_run_has_no_final_losses():
+    c = cfg(budget={"unit": "steps", "value": 10}, train={"eval_points": 5})
+    curves = {"step": [2], "samples_seen": [16], "train_loss": [2.0], "val_loss": [1.5], "learning_rate": [0.1]}
+    m = train.summarize(c, {"batch_size": 8, "lr": 0.1, "seed": 0}, curves, torch.tensor([2.0, 2.0, math.nan]),
+                        torch.tensor([1.0, 1.0, math.nan]), 10, 3, 2.0)
+    assert m["diverged"] is True and m["converged"] is False and m["diverged_at_step"] == 3
+    assert m["final_train_loss"] is None and m["final_val_loss"] is None and m["train_loss_std"] is None
+    assert m["num_steps"] == 3 and m["planned_steps"] == 10 and m["min_val_loss"] == 1.5
+    assert m["grad_norm"]["clipped_fraction"] == 0.0  # no clipping configured
+
+
+def test_throughput_counts_only_this_process():
+    assert train.throughput(100, 2.0, 8, None) == {"steps_per_s": 50.0, "samples_per_s": 400.0, "tokens_per_s": None}
+    assert train.throughput(100, 2.0, 8, 16)["tokens_per_s"] == 6400.0
+    assert train.throughput(0, 2.0, 8, 16) == {"steps_per_s": None, "samples_per_s": None, "tokens_per_s": None}
+
+
+# ---------------------------------------------------------------- checkpoint files
+def test_checkpoint_roundtrip_identity_check_and_clean(tmp_path):
+    ident = {"config_hash": "abc", "batch_size": 8, "lr": 0.01, "seed": 0}
+    ck = tmp_path / "ck"
+    assert checkpoint.load(ck, ident, torch.device("cpu")) is None  # nothing saved yet
+    checkpoint.save(ck, {"identity": ident, "step": 7, "x": torch.arange(3)})
+    state = checkpoint.load(ck, ident, torch.device("cpu"))
+    assert state["step"] == 7 and state["x"].tolist() == [0, 1, 2]
+    said = []
+    assert checkpoint.load(ck, {**ident, "lr": 0.02}, torch.device("cpu"), log=said.append) is None
+    assert "belongs to another config/run" in said[0]
+    (ck / ".checkpoint.123.tmp").write_bytes(b"half")  # what a kill -9 mid-save leaves
+    checkpoint.marker(ck, "x").touch()
+    checkpoint.clean(ck)
+    assert not ck.exists()
+    checkpoint.save(ck, {"identity": ident})
+    (ck / "notes.txt").write_text("not ours")
+    checkpoint.clean(ck)
+    assert sorted(p.name for p in ck.iterdir()) == ["notes.txt"]  # only our files go
+
+
+def test_rng_state_roundtrip():
+    gen = torch.Generator().manual_seed(5)
+    saved = checkpoint.rng_state(gen, torch.device("cpu"))
+    first = (torch.rand(3, generator=gen), torch.rand(3))
+    checkpoint.restore_rng(saved, gen, torch.device("cpu"))
+    assert torch.equal(torch.rand(3, generator=gen), first[0]) and torch.equal(torch.rand(3), first[1])
+
+
+# ---------------------------------------------------------------- fault hooks
+def test_crash_hooks(tmp_path, monkeypatch):
+    faults.before_training("B8_LR0.010000", tmp_path / "ck")  # no variable set: nothing happens
+    monkeypatch.setenv("LRSCALE_FAULT_CRASH", "B16_LR0.010000,B8_LR0.010000")
+    with pytest.raises(faults.InjectedCrash, match="B8_LR0.010000"):
+        faults.before_training("B8_LR0.010000", tmp_path / "ck")
+    faults.before_training("B8_LR0.001000", tmp_path / "ck")  # a run not named
+    monkeypatch.delenv("LRSCALE_FAULT_CRASH")
+    monkeypatch.setenv("LRSCALE_FAULT_CRASH_ONCE", "B8_LR0.010000")
+    with pytest.raises(faults.InjectedCrash, match="CRASH_ONCE"):
+        faults.before_training("B8_LR0.010000", tmp_path / "ck")
+    faults.before_training("B8_LR0.010000", tmp_path / "ck")  # the retry goes through
+    checkpoint.clean(tmp_path / "ck")  # ... and success removes the marker with the checkpoint
+    assert not (tmp_path / "ck").exists()
+
+
+def test_nan_hook_wraps_training_loss_only(monkeypatch):
+    task = train.tasks.teacher_student(cfg(), 0, torch.device("cpu"))
+    assert faults.wrap_task(task, 0) is task  # unset: the task itself, no wrapper in the hot loop
+    monkeypatch.setenv("LRSCALE_FAULT_NAN_STEP", "3")
+    wrapped = faults.wrap_task(task, 1)  # resumed after 1 update: the 2nd call here is update 3
+    x, y = task.sample_batch(torch.Generator().manual_seed(0), 4)
+    with torch.no_grad():
+        assert math.isfinite(wrapped.loss(task.model, x, y).item())  # evaluation does not count
+    first, second = wrapped.loss(task.model, x, y), wrapped.loss(task.model, x, y)
+    assert math.isfinite(first.item()) and math.isnan(second.item())
+    assert math.isfinite(wrapped.loss(task.model, x, y).item())
+
+
+# ---------------------------------------------------------------- every exit restores SIGTERM
+def test_sigterm_handler_restored_when_training_raises(tmp_path, monkeypatch):
+    (tmp_path / "boom.py").write_text(
+        "from dataclasses import replace\n"
+        "from lrscale.tasks import teacher_student\n"
+        "def build(cfg, seed, device):\n"
+        "    task = teacher_student(cfg, seed, device)\n"
+        "    def loss(model, x, y):\n"
+        "        raise RuntimeError('task bug')\n"
+        "    return replace(task, loss=loss)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RuntimeError, match="task bug"):
+        train.train(cfg(task={"name": "boom:build"}), 8, 0.01, 0, tmp_path / "m.json", device="cpu")
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not (tmp_path / "m.json").exists()

@@ -1,0 +1,19 @@
+# The ONE W&B run of the sweep: every curve replayed from the metrics files, then results.csv and
+# the plots. Its own rule, last, so results.csv and the fit never depend on W&B.
+rule wandb_log:
+    input:
+        csv=rules.aggregate.output.csv,
+        fit=rules.fit.output.fit,
+        metrics=get_metrics_files,
+        plots=rules.fit.output.plots,
+    output:
+        run="results/{sweep}/wandb_run.json",
+    log:
+        "results/{sweep}/logs/wandb.log",
+    conda:
+        "../../envs/lrscale.yaml"
+    params:
+        config=get_config_json,
+    shell:
+        "python -m lrscale wandb --config-json {params.config:q} --results {input.csv}"
+        " --out {output.run} --plots {input.plots} -- {input.metrics} > {log} 2>&1"
