@@ -141,7 +141,7 @@ def build_parser():
 
     f = sub.add_parser("fit", help="locate lr_opt per batch size and fit lr_opt = C * B^beta")
     f.add_argument("results_csv")
-    f.add_argument("--config", help="sweep YAML: its analysis section (and train.final_window); default: defaults")
+    f.add_argument("--config", help="sweep YAML: its analysis section and train.final_window (default: the schema defaults)")
     f.add_argument("--config-json", help="the same config as a JSON string (what the Snakemake rule passes)")
     f.add_argument("--out", help="output dir (default: next to the CSV)")
     f.add_argument("--estimator", choices=["parabola", "argmin", "spline"], help="overrides analysis.estimator")
