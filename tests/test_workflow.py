@@ -62,6 +62,7 @@ def test_all_outputs_exist(sweep):
     for col in ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
                 "seed", "diverged", "min_val_loss", "samples_seen", "wall_s"]:
         assert col in rows[0]
+    assert list(rows[0])[-1] == "clipped_fraction" and rows[0]["clipped_fraction"] == "0.0"  # appended, no clip
     assert (res / "logs" / "train" / "B8_LR0.001000_seed0.log").is_file()
     assert (res / "benchmarks" / "train" / "B8_LR0.001000_seed0.tsv").is_file()
     assert not (res / "checkpoints" / "B8_LR0.001000").exists()  # deleted on success
@@ -105,6 +106,7 @@ def test_wandb_run_holds_every_key(sweep):
 def test_fit_outputs_from_the_sweep(sweep):
     wd, _, _ = sweep
     fit = read_json(wd / "results" / "tiny" / "analysis" / "fit.json")
+    assert "## Form comparison" in (wd / "results" / "tiny" / "analysis" / "report.md").read_text()
     assert [r["batch_size"] for r in fit["per_batch"]] == [8, 32]
     assert fit["estimator"] == "parabola" and "verdict" in fit
     assert fit["beta"] is None  # 2 batch sizes: no beta, said why

@@ -13,6 +13,7 @@ COLUMNS = [
     "batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
     "seed", "diverged", "diverged_at_step", "min_val_loss", "samples_seen", "wall_s", "steps_per_s",
     "name", "config_hash",
+    "clipped_fraction",  # appended (columns are only ever appended): grad_norm.clipped_fraction
 ]
 
 
@@ -39,7 +40,8 @@ def load_all(paths) -> list[dict]:
 
 
 def rows(runs) -> list[dict]:
-    return [{c: m.get(c) for c in COLUMNS} for m in runs]
+    flat = lambda m: {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"]}  # noqa: E731
+    return [{c: flat(m).get(c) for c in COLUMNS} for m in runs]
 
 
 def write_results_csv(paths, out) -> list[dict]:

@@ -149,7 +149,7 @@ def build_parser():
     f.add_argument("--bootstrap", type=int, help="resamples; overrides analysis.bootstrap")
     f.add_argument("--seed", type=int, help="bootstrap seed; overrides analysis.seed")
     f.add_argument("--include-edge", action="store_const", const=True,
-                   help="keep unbracketed (edge) optima in the fit; overrides analysis.include_edge")
+                   help="keep edge and clipped optima in the fit; overrides analysis.include_edge")
     f.add_argument("--metrics", nargs="+", default=[], metavar="METRICS_JSON",
                    help="the sweep's metrics.json files (validated; drawn in training_curves.png)")
     f.set_defaults(func=cmd_fit)

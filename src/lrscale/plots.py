@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from . import PLOTS  # noqa: E402
+from . import PLOTS, forms  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
@@ -28,32 +28,55 @@ def _colours(n):
     return plt.cm.viridis(np.linspace(0, 0.9, max(n, 1)))
 
 
-def lr_opt_vs_batch(result, path):
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    rows = [r for r in result["per_batch"] if r["lr_opt"] is not None]
+FORM_STYLE = {"power_law": ("C0", "power law"), "mccandlish": ("C1", "McCandlish"), "surge": ("C2", "surge")}
+
+
+def _points(ax, rows):
+    """Per-B lr_opt with its 95% CI: filled = used in the fit, hollow grey = excluded (flags named)."""
     for r in rows:
         ci = r.get("lr_opt_ci95")
         yerr = None if not ci else [[max(r["lr_opt"] - ci[0], 0)], [max(ci[1] - r["lr_opt"], 0)]]
-        style = dict(marker="o", ms=7, color="C0") if r["included"] else dict(marker="o", ms=7, mfc="none", color="grey")
-        ax.errorbar([r["batch_size"]], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", **style)
-        if not r["included"]:
-            ax.annotate(",".join(r["flags"]) or "excluded", (r["batch_size"], r["lr_opt"]), textcoords="offset points",
-                        xytext=(5, 5), fontsize=8, color="grey")
+        style = dict(color="black", mfc="black") if r["included"] else dict(color="grey", mfc="none")
+        ax.errorbar([r["batch_size"]], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", marker="o", ms=6, zorder=5,
+                    **style)
+        notes = [k for k in r["flags"] if k != "grad_clipped" or not r["included"]]
+        if "grad_clipped" in r["flags"]:
+            ax.plot([r["batch_size"]], [r["lr_opt"]], "o", ms=13, mfc="none", mec="red", zorder=6)
+        if not r["included"] or notes:
+            ax.annotate(",".join(notes) or "excluded", (r["batch_size"], r["lr_opt"]), textcoords="offset points",
+                        xytext=(6, 6), fontsize=8, color="grey")
+
+
+def lr_opt_vs_batch(result, path):
+    fig, ax = plt.subplots(figsize=(7, 5))
+    rows = [r for r in result["per_batch"] if r["lr_opt"] is not None]
+    _points(ax, rows)
     used = [r for r in rows if r["included"]]
-    if result["beta"] is not None:
-        b = np.geomspace(min(r["batch_size"] for r in used), max(r["batch_size"] for r in used), 50)
-        ax.plot(b, result["C"] * b ** result["beta"], color="C0", label=f"fit β = {result['beta']:.3f}")
-        lo, hi = result["ci95_t"]
-        xc = np.exp(np.mean(np.log([r["batch_size"] for r in used])))
-        yc = result["C"] * xc ** result["beta"]
-        ax.fill_between(b, yc * (b / xc) ** lo, yc * (b / xc) ** hi, color="C0", alpha=0.15, label="95% CI (slope)")
-        for h in result["hypotheses"]:
-            ax.plot(b, yc * (b / xc) ** h["beta"], color="black", lw=0.8, ls=REF_STYLE.get(h["beta"], ":"),
-                    label=f"β = {h['beta']} ({h['name']})")
+    if result.get("forms"):
+        b_used = [r["batch_size"] for r in used]
+        bb = np.geomspace(min(b_used), max(b_used), 60)
+        lr = [r["lr_opt"] for r in used]
+        se_ln = [np.log(10) * r["lr_opt_se_across_b_log10"] for r in used]
+        for name, fit in result["forms"].items():
+            colour, label = FORM_STYLE[name]
+            best = name == result["preferred_form"]
+            lo, hi = forms.band(b_used, lr, se_ln, name, bb, n=100, seed=0)
+            ax.fill_between(bb, lo, hi, color=colour, alpha=0.22 if best else 0.07, lw=0)
+            if name == "power_law":
+                extra = f" β = {fit['beta']:.3f}"
+            elif fit["b_noise_unbounded"] or not min(b_used) / 10 < fit["b_noise"] < 10 * max(b_used):
+                extra = " B_noise off the B range"
+            else:
+                extra = f" B_noise = {fit['b_noise']:.3g}"
+            ax.plot(bb, forms.curve(fit, bb), color=colour, lw=2.4 if best else 1.0, ls="-" if best else "--",
+                    label=f"{label}:{extra}, χ² {fit['chi2']:.1f}" + (" (preferred)" if best else ""))
+        if any("grad_clipped" in r["flags"] for r in rows):
+            ax.plot([], [], "o", ms=10, mfc="none", mec="red", label="grad clipped on most steps")
+        ax.legend(fontsize=8, title=f"preferred: {result['preferred_form']}", title_fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no β fitted:\nfewer than 3 usable batch sizes", transform=ax.transAxes, ha="center")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt", title="Optimal lr vs batch size")
-    ax.legend(fontsize=8)
+        ax.text(0.5, 0.5, "no form fitted:\nfewer than 3 usable batch sizes", transform=ax.transAxes, ha="center")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI)",
+           title="Optimal lr vs batch size: fitted forms with 95% bands")
     _save(fig, path)
 
 
@@ -139,7 +162,7 @@ def training_curves(runs, path):
 
 
 def beta_bootstrap(result, boot, path):
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
     if len(boot):
         ax.hist(boot, bins=40, color="C0", alpha=0.7)
         if result["beta"] is not None:
@@ -148,10 +171,10 @@ def beta_bootstrap(result, boot, path):
             ax.axvline(h["beta"], color="black", ls=REF_STYLE.get(h["beta"], ":"), label=f"{h['beta']} {h['name']}")
         if result["ci95_bootstrap"]:
             ax.axvspan(*result["ci95_bootstrap"], color="C0", alpha=0.1, label="bootstrap 95% CI")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     else:
         ax.text(0.5, 0.5, "no bootstrap β (fewer than 3 usable batch sizes)", ha="center", transform=ax.transAxes)
-    ax.set(xlabel="β", ylabel="replicates", title=f"Bootstrap of β ({result['bootstrap']['method']})")
+    ax.set(xlabel="β", ylabel="replicates", title=f"Bootstrap of β: {result['bootstrap']['method']}")
     _save(fig, path)
 
 

@@ -1,0 +1,267 @@
+"""Where lr_opt is for one batch size, how sure we are, and whether there is an optimum at all.
+
+`locate` fits a quadratic in log10 lr through the best point and its neighbours (points two steps
+out join, at half weight, only over a flat bottom, so an asymmetric curve does not drag the
+vertex). Its uncertainty is the delta method through that fit, with the noise of one loss value
+pooled over the whole sweep (`pooled_sigma`), plus a floor for what noise cannot explain: the
+grid phase (a quadratic through three points of an asymmetric curve is biased by an amount that
+depends on where the grid falls). `flags_for` says why an optimum cannot be used: edge (not
+bracketed), clipped (the vertex falls outside its bracket), flat (no curvature above the noise),
+insufficient (< 3 finite points), and grad_clipped (a confound, not an exclusion).
+"""
+
+import math
+
+import numpy as np
+from scipy import stats
+from scipy.interpolate import Akima1DInterpolator
+
+FLOOR_STEPS = 0.02  # least SE of log10 lr_opt from shape bias, in grid steps
+MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not identifiable
+CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
+
+
+def seed_mean(table):
+    """Mean over seeds; an lr where any seed diverged counts as diverged (never fitted through)."""
+    return np.where(np.isnan(table).any(axis=0), np.nan, np.nanmean(np.where(np.isnan(table), 0, table), axis=0))
+
+
+def best_index(mean) -> int:
+    """Index of the lowest finite loss (NaN = diverged)."""
+    return int(np.nanargmin(np.where(np.isfinite(mean), mean, np.inf)))
+
+
+def quad_fit(x, y, w=None):
+    """Weighted least-squares y = a x^2 + b x + c; returns (a, b, c)."""
+    return _quad_operator(x, w) @ y
+
+
+def _quad_operator(x, w=None):
+    """M with (a, b, c) = M y for the weighted quadratic fit: linear in y, so SEs follow exactly."""
+    w = np.ones_like(x) if w is None else w
+    A = np.vstack([x**2, x, np.ones_like(x)]).T * np.sqrt(w)[:, None]
+    return np.linalg.pinv(A) * np.sqrt(w)[None, :]
+
+
+def spacing(lrs) -> float:
+    """The grid step in decades (median; half a decade for a single lr)."""
+    return float(np.median(np.diff(np.log10(lrs)))) if len(lrs) > 1 else 0.5
+
+
+def fit_points(loss, i):
+    """Indices and weights of the local quadratic around the best point i (flat-bottom rule)."""
+    finite = np.isfinite(loss)
+    near = min(loss[i - 1], loss[i + 1]) - loss[i]
+    sel = [j for j in range(i - 2, i + 3)
+           if 0 <= j < len(loss) and finite[j] and (abs(j - i) <= 1 or loss[j] - loss[i] <= near)]
+    return sel, np.array([1.0 if abs(j - i) <= 1 else 0.5 for j in sel])
+
+
+def vertex(x, loss, sel, w, sd=None) -> dict | None:
+    """Vertex of the weighted quadratic through loss[sel] and, when `sd` (SD of each loss value) is
+    given, its SE by the delta method. None when it opens downwards."""
+    M = _quad_operator(x[sel], w)
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd losses (1e300) overflow: checked below
+        a, b, c = M @ loss[sel]
+        if not a > 0:
+            return None
+        xv = -b / (2 * a)
+        out = {"x": float(xv), "a": float(a), "coef": [float(a), float(b), float(c)],
+               "loss": float(a * xv**2 + b * xv + c)}
+    if not np.isfinite(out["loss"]):
+        return None
+    if sd is not None:
+        grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0]) @ M  # d xv / d loss[sel]
+        out["grad"] = dict(zip(sel, grad))
+        out["se"] = float(math.sqrt(np.sum(grad**2 * np.asarray(sd, float)[sel] ** 2)))
+    return out
+
+
+def curvature_t(x, loss, i, sd) -> float | None:
+    """Curvature of an unweighted quadratic over the finite points within 2 steps of the best,
+    in SEs: the identifiability test (5 points pin a curvature ~5x better than 3)."""
+    near = [j for j in range(i - 2, i + 3) if 0 <= j < len(loss) and np.isfinite(loss[j])]
+    if len(near) < 3:
+        return None
+    M = _quad_operator(x[near])
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = float(M[0] @ loss[near])
+    se_a = math.sqrt(np.sum(M[0] ** 2 * np.asarray(sd, float)[near] ** 2))
+    if not math.isfinite(a):
+        return None
+    return a / se_a if se_a > 0 else (math.inf if a > 0 else -math.inf)
+
+
+def cubic_vertex(x, loss, i):
+    """Minimum of a cubic through the finite points within 2 steps of the best (>= 4 of them) and
+    its gradient with respect to those losses; None when there is no minimum near the best point.
+    A cubic follows an asymmetric wall a quadratic cannot: their disagreement measures shape bias."""
+    near = [j for j in range(i - 2, i + 3) if 0 <= j < len(loss) and np.isfinite(loss[j])]
+    if len(near) < 4:
+        return None
+    xs = x[near]
+    M = np.linalg.pinv(np.vander(xs, 4))  # (c3, c2, c1, c0) = M y
+    with np.errstate(over="ignore", invalid="ignore"):
+        c3, c2, c1, _ = M @ loss[near]
+        roots = np.roots([3 * c3, 2 * c2, c1]) if np.isfinite([c3, c2, c1]).all() else []
+    roots = [r.real for r in roots if abs(r.imag) < 1e-12 and 6 * c3 * r.real + 2 * c2 > 0]
+    roots = [r for r in roots if xs.min() <= r <= xs.max()]
+    if not roots:
+        return None
+    xc = min(roots, key=lambda r: abs(r - x[i]))
+    dcoef = -np.array([3 * xc**2, 2 * xc, 1.0, 0.0]) / (6 * c3 * xc + 2 * c2)  # implicit function theorem
+    return xc, dict(zip(near, dcoef @ M))
+
+
+def shape_bias(x, loss, i, v, sd):
+    """(d, Var d) for d = quadratic vertex − cubic minimum: beyond its noise Var d, d measures the
+    quadratic vertex's shape bias (None when there is no cubic minimum)."""
+    cub = cubic_vertex(x, loss, i)
+    if cub is None or "grad" not in v:
+        return None
+    xc, g_cubic = cub
+    g = {j: v["grad"].get(j, 0.0) - g_cubic.get(j, 0.0) for j in set(v["grad"]) | set(g_cubic)}
+    return v["x"] - xc, float(sum(gj**2 * float(sd[j]) ** 2 for j, gj in g.items()))
+
+
+def locate(lrs, loss, estimator="parabola", sd=None):
+    """lr_opt for one batch size from seed-mean losses. Returns dict(lr_opt, loss_opt, i_best,
+    parabola, x_vertex, clipped, se_log10, curvature_t); the last two need `sd` (per-point SD)."""
+    x = np.log10(lrs)
+    finite = np.isfinite(loss)
+    i = best_index(loss)
+    out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None,
+           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None}
+    if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
+        return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
+    sel, w = fit_points(loss, i)
+    v = vertex(x, loss, sel, w, sd)
+    if v is None:
+        return out  # opens downwards or cannot be evaluated: keep the grid point
+    xv = float(np.clip(v["x"], x[i - 1], x[i + 1]))  # the lr reported stays in the bracket ...
+    out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
+               curvature_t=None if sd is None else curvature_t(x, loss, i, sd),
+               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd))
+    if estimator == "argmin":
+        return out
+    if estimator == "spline":
+        idx = np.flatnonzero(finite)
+        run = idx[(idx >= i - 3) & (idx <= i + 3)]
+        grid = np.linspace(x[i - 1], x[i + 1], 401)
+        vals = Akima1DInterpolator(x[run], loss[run])(grid) if len(run) >= 3 else np.interp(grid, x[run], loss[run])
+        j = int(np.nanargmin(vals))
+        return {**out, "lr_opt": float(10 ** grid[j]), "loss_opt": float(vals[j])}
+    a, b, c = v["coef"]
+    return {**out, "lr_opt": float(10**xv), "loss_opt": float(a * xv**2 + b * xv + c), "parabola": v["coef"]}
+
+
+def _edge_reason(lrs, finite, i, h) -> str | None:
+    """Why the best lr is not bracketed, with the lrs to add (None when it is bracketed)."""
+    if i == 0 or not finite[i - 1]:
+        side = "smallest lr tried" if i == 0 else f"its lower neighbour {lrs[i - 1]:.3g} diverged"
+        add = [lrs[0] / 10 ** (h * k) for k in (1, 2)] if i == 0 else [math.sqrt(lrs[i] * lrs[i - 1])]
+    elif i == len(lrs) - 1 or not finite[i + 1]:
+        side = "largest lr tried" if i == len(lrs) - 1 else f"its upper neighbour {lrs[i + 1]:.3g} diverged"
+        add = [lrs[-1] * 10 ** (h * k) for k in (1, 2)] if i == len(lrs) - 1 else [math.sqrt(lrs[i] * lrs[i + 1])]
+    else:
+        return None
+    return f"best lr {lrs[i]:.3g} is the {side}; add lr {', '.join(f'{v:.3g}' for v in add)} to bracket it"
+
+
+def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
+    """Flags with reasons for one batch size. `loc`: locate's result (None: < 3 finite points);
+    `noise`: pooled sigma, dof, source; `clipped`: clipped_fraction per (seed, lr), NaN = unknown."""
+    finite = np.isfinite(mean)
+    if loc is None:
+        return {"insufficient": f"{int(finite.sum())} finite point(s); expected at least 3"}
+    flags, i, h = {}, loc["i_best"], spacing(lrs)
+    edge = _edge_reason(lrs, finite, i, h)
+    if edge:
+        flags["edge"] = edge
+    elif loc["x_vertex"] is None:
+        flags["flat"] = "the local quadratic has no minimum (it opens downwards)"
+    elif loc["clipped"]:
+        k = -1 if loc["x_vertex"] < math.log10(lrs[i]) else 1  # the side the vertex fell out of
+        beyond = lrs[i + 2 * k] if 0 <= i + 2 * k < len(lrs) else lrs[i + k] * 10 ** (k * h)
+        flags["clipped"] = (f"vertex at lr {10 ** loc['x_vertex']:.3g} lies outside the bracket [{lrs[i - 1]:.3g}, "
+                            f"{lrs[i + 1]:.3g}] (kept at its edge); add lr {math.sqrt(lrs[i + k] * beyond):.3g} "
+                            "to pin it")
+    if noise["sigma"] is None and not edge:
+        flags["no_noise"] = "no noise estimate (one seed, too few points, no train_loss_std): lr_opt has no SE"
+    elif loc["curvature_t"] is not None and loc["curvature_t"] < MIN_CURVATURE_T:
+        flags["flat"] = (f"local curvature t = {loc['curvature_t']:.2f} < {MIN_CURVATURE_T:g} (noise sigma "
+                         f"{noise['sigma']:.3g} from {noise['source']}): no identifiable optimum")
+    elif se_log10 is not None and se_log10 > h and not edge:
+        flags["flat"] = f"lr_opt SE {se_log10:.2f} decades exceeds the grid step {h:.2f}: the optimum is not pinned"
+    frac = _clipped_near(clipped, i)
+    if frac is not None and frac > CLIPPED_MAJORITY:
+        flags["grad_clipped"] = (f"gradient clipping active on {frac:.0%} of steps near lr_opt: the step follows "
+                                 "clip/||g||, not the nominal lr")
+    return flags
+
+
+def _clipped_near(clipped, i):
+    """Mean clipped fraction of the runs at the best lr and its neighbours (None: unknown)."""
+    if clipped is None:
+        return None
+    near = clipped[:, max(i - 1, 0) : i + 2]
+    return float(np.nanmean(near)) if np.isfinite(near).any() else None
+
+
+def ci95(lr_opt, se_log10, dof):
+    """95% CI of lr_opt from the SE of log10 lr_opt (t quantile with the noise estimate's dof)."""
+    q = float(stats.t.ppf(0.975, dof)) if dof and math.isfinite(dof) else 1.959964
+    half = min(q * se_log10, 30.0)  # an unidentified vertex (flagged flat) can have any SE
+    return [lr_opt / 10**half, lr_opt * 10**half]
+
+
+def shape_floor(biases, step) -> tuple[float, float]:
+    """(total, varying): SDs of the quadratic vertex's shape bias over the sweep's batch sizes, from
+    their (d, Var d). Their curves share a shape, so most of the bias is one shift common to every B
+    (it moves lr_opt, not β); the part that varies with the grid phase (var of d beyond noise) is
+    what the fits of lr_opt(B) must carry. Each at least FLOOR_STEPS grid steps."""
+    least = (FLOOR_STEPS * step) ** 2
+    pairs = [(d, var) for d, var in biases if math.isfinite(d) and math.isfinite(var)]
+    if len(pairs) < 2:
+        return math.sqrt(least), math.sqrt(least)
+    d, var = np.array(pairs).T
+    total = float(np.mean(d**2 - var))
+    varying = float(np.var(d, ddof=1) - np.mean(var))
+    return math.sqrt(max(total, least)), math.sqrt(max(varying, least))
+
+
+def total_se(se_noise, floor) -> float:
+    """SE of log10 lr_opt: the noise part and the shape floor, in quadrature."""
+    return math.sqrt(se_noise**2 + floor**2)
+
+
+def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None):
+    """(sigma, dof, source): the SD of one run's loss, pooled over the whole sweep.
+
+    Several seeds: the within-cell spread of every (B, lr) cell near an optimum (best ± 2 steps,
+    where the fits live; far-off runs near divergence are noisier and say nothing about the
+    vertex). One seed: the residuals of local 5-point cubics. Else train_loss_std."""
+    ss, dof = 0.0, 0
+    several = any(t.shape[0] >= 2 for t in tables.values())
+    for b, table in tables.items():
+        mean = seed_mean(table)
+        if np.isfinite(mean).sum() < 3:
+            continue
+        i = best_index(mean)
+        near = [j for j in range(i - 2, i + 3) if 0 <= j < len(mean) and np.isfinite(mean[j])]
+        if several:
+            cells = table[:, near]
+            ok = np.isfinite(cells).sum(axis=0) >= 2
+            with np.errstate(over="ignore", invalid="ignore"):
+                ss += float(np.nansum((cells[:, ok] - np.nanmean(cells[:, ok], axis=0)) ** 2))
+            dof += int(np.sum(np.isfinite(cells[:, ok]).sum(axis=0) - 1))
+        elif len(near) >= 5:  # a cubic absorbs most of an asymmetric wall, which is not noise
+            x = np.log10(lrs_by_b[b])[near]
+            with np.errstate(over="ignore", invalid="ignore"):
+                ss += float(np.sum((mean[near] - np.polyval(np.polyfit(x, mean[near], 3), x)) ** 2))
+            dof += len(near) - 4
+    if dof and math.isfinite(ss):
+        return math.sqrt(ss / dof), dof, "seed spread" if several else "local cubic residuals"
+    if noise_fallback:
+        return float(noise_fallback), math.inf, "train_loss_std"
+    return None, 0, "none"

@@ -1,0 +1,78 @@
+"""The fit's outputs: fit.json, best_per_batch.csv, report.md (tables + verdict + plots)."""
+
+from pathlib import Path
+
+from . import PLOTS
+from .fileio import atomic_write_json, atomic_write_text
+from .verdict import FORM_NAMES
+
+
+def _fmt(v, spec=".4g"):
+    return "—" if v is None else format(v, spec)
+
+
+def summary_table(result) -> str:
+    lines = ["| B | lr_opt | 95% CI | SE (decades) | loss at opt | used | flags |", "|---|---|---|---|---|---|---|"]
+    for r in result["per_batch"]:
+        ci = r.get("lr_opt_ci95")
+        ci_s = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "—"
+        flags = "; ".join(f"{k}: {v}" for k, v in r["flags"].items()) or "—"
+        lines.append(f"| {r['batch_size']} | {_fmt(r['lr_opt'], '.4g')} | {ci_s} | {_fmt(r['lr_opt_se_log10'], '.3f')} "
+                     f"| {_fmt(r['loss_at_opt'])} | {'yes' if r['included'] else 'no'} | {flags} |")
+    return "\n".join(lines)
+
+
+def _interval(ci, spec=".3g") -> str:
+    if ci is None:
+        return "—"
+    return "[" + ", ".join("open" if v is None else format(v, spec) for v in ci) + "]"
+
+
+def forms_table(result) -> str:
+    """One row per form: parameters with CIs, χ², p, and which one is preferred."""
+    if not result.get("forms"):
+        return "No form fitted (fewer than 3 usable batch sizes)."
+    lines = ["| form | parameters (95% CI) | local slope (smallest → largest B) | χ² (dof) | p | preferred |",
+             "|---|---|---|---|---|---|"]
+    for name, f in result["forms"].items():
+        if name == "power_law":
+            params = f"β = {f['beta']:.3f} {_interval(f['beta_ci95'])}, C = {f['scale']:.3g}"
+        else:
+            params = (f"B_noise = {f['b_noise']:.3g} {_interval(f['b_noise_ci95'])}, scale = {f['scale']:.3g} "
+                      f"{_interval(f['scale_ci95'])}")
+        s = f["local_slope"]
+        p = "—" if f["gof_p"] is None else f"{f['gof_p']:.2g}"
+        lines.append(f"| {FORM_NAMES[name]} | {params} | {s['smallest_b']:.2f} → {s['largest_b']:.2f} | "
+                     f"{f['chi2']:.1f} ({f['dof']}) | {p} | {'**yes**' if result['preferred_form'] == name else ''} |")
+    return "\n".join(lines) + f"\n\nPreferred: **{result['preferred_form']}** — {result.get('preference_reason', '')}."
+
+
+def _best_csv(result) -> str:
+    best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags,lr_opt_se_log10"]
+    for r in result["per_batch"]:
+        ci = r.get("lr_opt_ci95") or [None, None]
+        cells = (r["batch_size"], r["lr_opt"], ci[0], ci[1], r["loss_at_opt"], r["included"])
+        best.append(",".join(["" if v is None else str(v) for v in cells] + ['"' + ";".join(r["flags"]) + '"']
+                             + ["" if r["lr_opt_se_log10"] is None else str(r["lr_opt_se_log10"])]))
+    return "\n".join(best) + "\n"
+
+
+def write_all(result, out: Path, runs=()) -> None:
+    """Plots first, then fit.json, the CSV and the report; each written atomically."""
+    from . import plots  # matplotlib only when writing outputs
+
+    boot = result.pop("boot_betas")
+    plots.render_all(result, boot, out, runs)
+    print(f"[lrscale fit] training curves from {len(runs)} metrics files")
+    atomic_write_json(out / "fit.json", result)
+    atomic_write_text(out / "best_per_batch.csv", _best_csv(result))
+    table = summary_table(result)
+    report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
+              f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
+              f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n"
+              f"## Form comparison\n\n{forms_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
+              + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
+    atomic_write_text(out / "report.md", report)
+    print(table)
+    print()
+    print("Verdict:", result["verdict"])

@@ -1,0 +1,128 @@
+"""The input of the fit: a results CSV (lrscale's, the seed study's, or a W&B summary export) read
+into a Sweep, the loss table per batch size. Bad input is a one-line UserError naming the file,
+the row and the column; NaN/inf losses and diverged runs are data (NaN), not errors."""
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .errors import UserError
+from .fileio import read_text
+
+FORMATS = {
+    "lrscale": ["batch_size", "lr", "final_val_loss", "seed", "diverged"],
+    "seed_study": ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps"],
+    "wandb_export": ["summary/batch_size", "summary/lr", "summary/final_val_loss"],
+}
+
+
+# ---------------------------------------------------------------------------- input
+@dataclass
+class Sweep:
+    """Loss table: loss[b][seed] = array over lrs (NaN = diverged / non-finite)."""
+
+    batch_sizes: list
+    lrs: dict  # B -> sorted array of lrs tried at that B
+    losses: dict  # B -> array (n_seeds, n_lrs)
+    noise: dict = field(default_factory=dict)  # B -> estimated SE of one loss value (or None)
+    fmt: str = "lrscale"
+    seeds: list = field(default_factory=lambda: [0])
+    clipped: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of clipped_fraction (NaN: unknown)
+
+
+def _num(path, row_no, col, text, integer=False):
+    t = (text or "").strip()
+    if t == "" and not integer:
+        return math.nan  # lrscale writes null (diverged) as an empty cell
+    try:
+        v = float(t)
+    except ValueError:
+        raise UserError(f"{path}: row {row_no}, column '{col}': {t!r} is not a number") from None
+    if integer:
+        if not math.isfinite(v) or v != int(v) or v <= 0:
+            raise UserError(f"{path}: row {row_no}, column '{col}': {t!r}; expected a positive integer")
+        return int(v)
+    return v
+
+
+def _bool(text):
+    return str(text).strip().lower() in ("true", "1", "yes")
+
+
+def _record(path, n, cells: dict, prefix) -> tuple:
+    """(batch_size, lr, seed, loss, train_loss_std, num_steps, clipped_fraction) of CSV row n;
+    NaN loss = diverged, NaN elsewhere = not in this CSV."""
+    b = _num(path, n, prefix + "batch_size", cells[prefix + "batch_size"], integer=True)
+    lr = _num(path, n, prefix + "lr", cells[prefix + "lr"])
+    if not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"{path}: row {n}, column '{prefix}lr': {cells[prefix + 'lr']!r}; expected a positive number")
+    loss = _num(path, n, prefix + "final_val_loss", cells[prefix + "final_val_loss"])
+    seed = int(_num(path, n, "seed", cells["seed"])) if cells.get("seed", "").strip() else 0
+    if _bool(cells.get("diverged", False)) or not math.isfinite(loss):
+        loss = math.nan  # NaN/inf losses are data (diverged), not errors
+    std = _num(path, n, "train_loss_std", cells["train_loss_std"]) if "train_loss_std" in cells else math.nan
+    steps = _num(path, n, "num_steps", cells["num_steps"]) if "num_steps" in cells else math.nan
+    clip = _num(path, n, "clipped_fraction", cells["clipped_fraction"]) if "clipped_fraction" in cells else math.nan
+    return b, lr, seed, loss, std, steps, clip
+
+
+def read_table(path, final_window=None) -> Sweep:
+    """The results CSV as a Sweep. `final_window`: the fraction of each run its final losses
+    average (train.final_window), which sets the SE of a final loss from train_loss_std."""
+    path = Path(path)
+    final_window = config.defaults()["train"]["final_window"] if final_window is None else final_window
+    text = read_text(path, "results CSV")
+    if "\x00" in text:
+        raise UserError(f"{path}: contains NUL bytes; expected a CSV")
+    rows = list(csv.reader(text.splitlines()))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        raise UserError(f"{path}: empty file; expected a header row and one row per run")
+    header = [h.strip() for h in rows[0]]
+    fmt = next((f for f, cols in FORMATS.items() if all(c in header for c in cols)), None)
+    if fmt is None:
+        if "summary/batch_size" in header:
+            missing = [c for c in FORMATS["wandb_export"] if c not in header]
+        else:
+            missing = [c for c in FORMATS["seed_study"] if c not in header]
+            missing = [c for c in FORMATS["lrscale"] if c not in header] if "seed" in header else missing
+        raise UserError(f"{path}: missing column(s) {missing}; expected lrscale results.csv, the seed study's CSV "
+                        "or a W&B summary export")
+    if len(rows) < 2:
+        raise UserError(f"{path}: header only, no data rows")
+    col = {h: i for i, h in enumerate(header)}
+    prefix = "summary/" if fmt == "wandb_export" else ""
+    records, seen = [], {}
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) < len(header):
+            raise UserError(f"{path}: row {n} has {len(r)} fields; expected {len(header)}")
+        rec = _record(path, n, {c: r[i] for c, i in col.items()}, prefix)
+        b, lr, seed = rec[:3]
+        key = (b, lr, seed)
+        if key in seen:
+            raise UserError(f"{path}: rows {seen[key]} and {n} are duplicates (batch_size {b}, lr {lr}, seed {seed}); "
+                            "expected one row per run")
+        seen[key] = n
+        records.append(rec)
+    batch_sizes = sorted({r[0] for r in records})
+    seeds = sorted({r[2] for r in records})
+    sweep = Sweep(batch_sizes, {}, {}, {}, fmt, seeds)
+    for b in batch_sizes:
+        lrs = sorted({r[1] for r in records if r[0] == b})
+        table, clipped = np.full((len(seeds), len(lrs)), np.nan), np.full((len(seeds), len(lrs)), np.nan)
+        ses = []
+        for rb, lr, seed, loss, std, steps, clip in records:
+            if rb == b:
+                table[seeds.index(seed), lrs.index(lr)] = loss
+                clipped[seeds.index(seed), lrs.index(lr)] = clip
+                if math.isfinite(std) and math.isfinite(steps) and steps > 0 and math.isfinite(loss):
+                    ses.append(std / math.sqrt(max(1.0, math.ceil(final_window * steps))))  # SE of a final-window mean
+        sweep.lrs[b], sweep.losses[b], sweep.clipped[b] = np.array(lrs), table, clipped
+        sweep.noise[b] = float(np.median(ses)) if ses else None
+    if all(len(v) == 1 for v in sweep.lrs.values()):
+        raise UserError(f"{path}: every batch size has a single lr; expected several lrs per batch size to locate an optimum")
+    return sweep

@@ -1,0 +1,105 @@
+"""The verdict: one paragraph built only from the intervals, so it cannot claim more than they hold.
+
+Order: the preferred form of lr_opt(B) first (a β means one thing only under a power law), then
+β with both CIs, then what the CIs say about the hypotheses (consistent with one / not separated /
+between two / outside all), then confounds and exclusions.
+"""
+
+HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
+FORM_NAMES = {"power_law": "power law C·B^β", "mccandlish": "McCandlish lr_max/(1 + B_noise/B)",
+              "surge": "surge lr_peak/(½(√(B_noise/B) + √(B/B_noise)))"}
+
+
+def _ci(ci) -> str:
+    return "—" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _bn(f) -> str:
+    lo, hi = f["b_noise_ci95"]
+    return f"B_noise = {f['b_noise']:.3g} [{'open' if lo is None else f'{lo:.3g}'}, {'open' if hi is None else f'{hi:.3g}'}]"
+
+
+def form_sentence(r) -> str:
+    pref, fits = r["preferred_form"], r["forms"]
+    if pref == "power_law":
+        f = fits["power_law"]
+        return (f"Preferred form: {FORM_NAMES['power_law']} ({r['preference_reason']}; χ² = {f['chi2']:.1f} on "
+                f"{f['dof']} dof)")
+    if pref in ("mccandlish", "surge"):
+        f = fits[pref]
+        slope = f["local_slope"]
+        return (f"Preferred form: {FORM_NAMES[pref]} with {_bn(f)} ({r['preference_reason']}); lr_opt bends: "
+                f"local slope {slope['smallest_b']:.2f} at the smallest B and {slope['largest_b']:.2f} at the "
+                "largest, so a single β is only an average over a bending curve")
+    if pref == "undecided":
+        return (f"Form undecided: {r['preference_reason']}; lr_opt bends, so a single β is only an average "
+                "over a bending curve")
+    return f"No form describes lr_opt(B): {r['preference_reason']}; β below is a descriptive average only"
+
+
+def plausible_bend(r) -> str | None:
+    """A bending form that fits at least somewhat better than the power law with a B_noise pinned on
+    both sides (not a power law in disguise), though not enough to be preferred; else None."""
+    pl = r["forms"]["power_law"]["chi2"]
+    for name in ("mccandlish", "surge"):
+        f = r["forms"][name]
+        if f["chi2"] <= pl - 1 and None not in f["b_noise_ci95"]:
+            return f"{name} with {_bn(f)} lowers χ² by {pl - f['chi2']:.1f}"
+    return None
+
+
+def hypothesis_sentence(r, hypotheses) -> str:
+    """What β's CIs say about the hypotheses: a hypothesis counts as held if either CI holds it."""
+    held = [h for h in r["hypotheses"] if h["in_ci95_t"] or h["in_ci95_bootstrap"]]
+    name = lambda h: f"{h['beta']} ({h['name']})"  # noqa: E731
+    if len(held) == 1:
+        bend = plausible_bend(r)
+        if bend:
+            return (f"β's CIs hold only {name(held[0])}, but a bend is not excluded ({bend}): no single "
+                    "hypothesis is confirmed")
+        return f"consistent with {name(held[0])}; the CIs exclude the other hypotheses"
+    lo = min(r["ci95_t"][0], (r["ci95_bootstrap"] or r["ci95_t"])[0])
+    hi = max(r["ci95_t"][1], (r["ci95_bootstrap"] or r["ci95_t"])[1])
+    if len(held) > 1:
+        gap = min(abs(a["beta"] - b["beta"]) for a, b in zip(held, held[1:])) / 2
+        share = r.get("noise_share")
+        more = "" if share is None else (
+            f"; more seeds shrink only the noise share of the per-B error (~{share:.0%}), lrs nearer the optima "
+            "the rest")
+        return (f"NOT separated: the CIs hold {' and '.join(name(h) for h in held)}. Separating them needs a CI "
+                f"half-width below {gap:.3f} (now {(r['ci95_t'][1] - r['ci95_t'][0]) / 2:.3f}){more}")
+    below = sorted((h for h in r["hypotheses"] if h["beta"] < lo), key=lambda h: h["beta"])
+    above = sorted((h for h in r["hypotheses"] if h["beta"] > hi), key=lambda h: h["beta"])
+    if below and above:
+        return f"between {name(below[-1])} and {name(above[0])}: the CIs exclude both (and every hypothesis tested)"
+    return ("inconsistent with every hypothesis tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
+            f"{'above' if below else 'below'} all of them")
+
+
+def exclusion_text(r) -> str:
+    if not r["excluded"]:
+        return "No batch size excluded."
+    parts = [f"B={e['batch_size']} ({', '.join(e['reasons'])})" for e in r["excluded"]]
+    return "Excluded: " + "; ".join(parts) + "."
+
+
+def verdict(r, hypotheses) -> str:
+    if r["beta"] is None:
+        return (f"no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
+                f"(need at least 3). " + exclusion_text(r))
+    parts = [form_sentence(r)]
+    parts.append(f"β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])} weighted LS, t with {r['dof']} dof; bootstrap "
+                 f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']})")
+    if r["preferred_form"] == "power_law":
+        parts.append(hypothesis_sentence(r, hypotheses))
+    else:
+        parts.append("the hypotheses on a constant β are not tested: the data do not show a constant slope")
+    clipped = [p["batch_size"] for p in r["per_batch"] if "grad_clipped" in p["flags"] and p["included"]]
+    if clipped:
+        parts.append(f"gradient clipping was active on most steps near lr_opt at B={', '.join(map(str, clipped))}: "
+                     "there β describes the clipped step, not the nominal lr")
+    if r["non_monotonic"]:
+        d = r["non_monotonic"][0]
+        parts.append(f"lr_opt is non-monotonic in B: it falls from B={d['from_batch_size']} to "
+                     f"B={d['to_batch_size']} beyond both CIs")
+    return "; ".join(parts) + ". " + exclusion_text(r)
