@@ -10,6 +10,7 @@ is flat (c = 0). Per cell: β error, coverage of both β CIs and of the per-B lr
 preferred, single-hypothesis verdicts, B_noise within 2x, the flat column's exclusion, and the β
 CI half-width next to the previous method's (unweighted OLS t-CI on the same optima).
   python bench/fit_accuracy.py [--reps 200] [--boot 200] [--workers 2] [--out bench/out/fit_accuracy.json]
+  python bench/fit_accuracy.py --table-from bench/results/fit_accuracy.json   # the README's table
 """
 
 import argparse
@@ -146,13 +147,34 @@ def fmt(v, spec=".3f"):
     return "-" if v is None else format(v, spec)
 
 
+def markdown(rows) -> str:
+    """The condensed table the README shows (one row per truth × shape × seeds; the flat-column runs last)."""
+    head = ["truth", "curve", "seeds", "β error", "β cov. t", "β cov. boot", "lr_opt cov.", "right form",
+            "bending pref.", "single-h verdict", "B_noise ≤2x", "CI half-width (prev.)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        flat = f" + flat B=512 (excluded {r['flat_excluded']:.2f})" if r["flat_column"] else ""
+        truth = f"{r['truth']} {r['param']}{flat}"
+        pct = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        lines.append("| " + " | ".join([
+            truth, r["shape"], str(r["seeds"]), "-" if r["mean_beta_error"] is None else f"{r['mean_beta_error']:+.3f}",
+            pct(r["coverage_t"]), pct(r["coverage_bootstrap"]), pct(r["coverage_lr_opt"]), pct(r["right_form"]),
+            pct(r["bending_preferred"]), pct(r["single_hypothesis"]), pct(r["b_noise_within_2x"]),
+            f"{r['ci_half_width']:.3f} ({r['ci_half_width_previous']:.3f})"]) + " |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--boot", type=int, default=200, help="bootstrap replicates per analysis")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="bench/out/fit_accuracy.json")
+    ap.add_argument("--table-from", help="reprint the README table from a JSON this script wrote, and exit")
     args = ap.parse_args()
+    if args.table_from:
+        print(markdown(json.loads(Path(args.table_from).read_text())["rows"]))
+        return
     t0 = time.time()
     with Pool(args.workers) as pool:
         rows = pool.map(run_cell, cells(args.reps, args.boot))

@@ -81,8 +81,9 @@ def _per_batch(sweep: Sweep, s: dict, noise: dict):
     """Every batch size's row, and the sweep's shape bias (total, across B) in decades."""
     located = [_locate_row(sweep, b, s, noise) for b in sweep.batch_sizes]
     steps = [optima.spacing(sweep.lrs[b]) for b in sweep.batch_sizes]
-    floor = optima.shape_floor([loc["shape_bias"] for _, loc in located if loc and loc["shape_bias"]],
-                               float(np.median(steps)))
+    identifiable = [loc for _, loc in located if loc and loc["shape_bias"] and not loc["clipped"]
+                    and (loc["curvature_t"] or 0) >= optima.MIN_CURVATURE_T]  # a flat column has no shape
+    floor = optima.shape_floor([loc["shape_bias"] for loc in identifiable], float(np.median(steps)))
     return [_finish_row(row, loc, floor, sweep, s, noise) for row, loc in located], floor
 
 
