@@ -329,3 +329,15 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     assert "consistent with" not in res["verdict"]
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "## Form comparison" in report and "| McCandlish" in report and "**yes**" in report
+
+
+@pytest.mark.parametrize("seed_cell", ["nan", "inf", "1.5", "-1"])
+def test_bad_seed_cell_is_a_one_line_error(tmp_path, seed_cell):
+    rows = surface()
+    path = write_csv(tmp_path / "s.csv", rows)
+    text = path.read_text().splitlines()
+    cells = text[1].split(",")
+    cells[7] = seed_cell  # the seed column
+    path.write_text("\n".join([text[0], ",".join(cells), *text[2:]]) + "\n")
+    with pytest.raises(UserError, match="row 2, column 'seed'.*non-negative integer"):
+        fit.read_table(path)

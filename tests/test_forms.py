@@ -131,3 +131,23 @@ def test_single_hypothesis_withheld_when_a_bend_is_plausible():
     r["forms"]["mccandlish"] = {"chi2": 0.5, "b_noise": 100.0, "b_noise_ci95": [40.0, 400.0]}
     s = verdict.hypothesis_sentence(r, [0.5, 0.667, 1.0])
     assert "consistent with" not in s and "a bend is not excluded" in s and "B_noise = 100" in s
+
+
+def test_cis_that_disagree_around_a_hypothesis():
+    s = verdict.hypothesis_sentence(_result([0.40, 0.48], [0.52, 0.60]), [0.5, 0.667, 1.0])
+    assert "disagree" in s and "0.5 (square-root / Gaussian) lies between them" in s and "below all" not in s
+
+
+def test_separation_gap_uses_sorted_hypotheses():
+    r = _result([0.4, 1.1])
+    r["hypotheses"] = [r["hypotheses"][0], r["hypotheses"][2], r["hypotheses"][1]]  # given as 0.5, 1.0, 0.667
+    assert "half-width below 0.084" in verdict.hypothesis_sentence(r, [0.5, 1.0, 0.667])
+
+
+def test_argmin_se_includes_the_grid_quantisation():
+    x = np.linspace(-4.5, -1.5, 7)
+    loss = 0.2 * (x + 3.1) ** 2
+    par = optima.locate(10**x, loss, "parabola", sd=np.full(7, 0.01))
+    arg = optima.locate(10**x, loss, "argmin", sd=np.full(7, 0.01))
+    assert arg["lr_opt"] == pytest.approx(1e-3) and par["lr_opt"] == pytest.approx(10**-3.1)
+    assert arg["se_log10"] == pytest.approx(math.sqrt(par["se_log10"] ** 2 + 0.5**2 / 12))

@@ -50,11 +50,6 @@ def _load_config(args, required=True):
 
 def cmd_train(args):
     cfg = _load_config(args)
-    from . import checkpoint, faults
-    from .config import run_name
-
-    # Test-only crash hooks (never set in normal use) fire before anything is set up.
-    faults.before_training(run_name(args.batch_size, args.lr), args.checkpoint_dir or checkpoint.default_dir(args.out))
     slot = None
     if args.device != "cpu":
         from . import gpu_slots
@@ -63,8 +58,13 @@ def cmd_train(args):
         # each job to its own GPU already (and renumbers it 0), so the pool stays out of its way.
         if not os.environ.get("SLURM_JOB_ID") and gpu_slots.visible_devices():
             slot = gpu_slots.acquire()
-            gpu_slots.bind_process(slot)  # before torch touches CUDA
+            gpu_slots.bind_process(slot)  # before torch is imported (it reads CUDA_VISIBLE_DEVICES)
+    from . import checkpoint, faults  # torch from here on
+    from .config import run_name
     from .train import train
+
+    # Test-only crash hooks (never set in normal use) fire before anything is set up.
+    faults.before_training(run_name(args.batch_size, args.lr), args.checkpoint_dir or checkpoint.default_dir(args.out))
 
     train(
         cfg, args.batch_size, args.lr, args.seed, args.out, device=args.device,

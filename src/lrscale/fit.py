@@ -122,8 +122,9 @@ def _noise(sweep: Sweep) -> dict:
     known = [v for v in sweep.noise.values() if v]
     fallback = float(np.median(known)) if known else None
     sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback)
-    if sigma is not None and source != "seed spread" and fallback is not None:
-        sigma = max(sigma, fallback)  # one seed: the within-run noise is a lower bound
+    if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
+        # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used
+        sigma, dof, source = fallback, math.inf, "train_loss_std (above the local cubic residuals)"
     return {"sigma": sigma, "dof": dof, "source": source}
 
 

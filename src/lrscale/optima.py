@@ -142,7 +142,9 @@ def locate(lrs, loss, estimator="parabola", sd=None):
     out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd),
                shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd))
-    if estimator == "argmin":
+    if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
+        if out["se_log10"] is not None:
+            out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + spacing(lrs) ** 2 / 12)
         return out
     if estimator == "spline":
         idx = np.flatnonzero(finite)

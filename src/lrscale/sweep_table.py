@@ -61,7 +61,10 @@ def _record(path, n, cells: dict, prefix) -> tuple:
     if not (math.isfinite(lr) and lr > 0):
         raise UserError(f"{path}: row {n}, column '{prefix}lr': {cells[prefix + 'lr']!r}; expected a positive number")
     loss = _num(path, n, prefix + "final_val_loss", cells[prefix + "final_val_loss"])
-    seed = int(_num(path, n, "seed", cells["seed"])) if cells.get("seed", "").strip() else 0
+    seed = _num(path, n, "seed", cells["seed"]) if cells.get("seed", "").strip() else 0
+    if not (math.isfinite(seed) and seed == int(seed) and seed >= 0):
+        raise UserError(f"{path}: row {n}, column 'seed': {cells['seed']!r}; expected a non-negative integer")
+    seed = int(seed)
     if _bool(cells.get("diverged", False)) or not math.isfinite(loss):
         loss = math.nan  # NaN/inf losses are data (diverged), not errors
     std = _num(path, n, "train_loss_std", cells["train_loss_std"]) if "train_loss_std" in cells else math.nan

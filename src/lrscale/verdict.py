@@ -61,7 +61,8 @@ def hypothesis_sentence(r, hypotheses) -> str:
     lo = min(r["ci95_t"][0], (r["ci95_bootstrap"] or r["ci95_t"])[0])
     hi = max(r["ci95_t"][1], (r["ci95_bootstrap"] or r["ci95_t"])[1])
     if len(held) > 1:
-        gap = min(abs(a["beta"] - b["beta"]) for a, b in zip(held, held[1:])) / 2
+        ordered = sorted(h["beta"] for h in held)
+        gap = min(b - a for a, b in zip(ordered, ordered[1:])) / 2
         share = r.get("noise_share")
         more = "" if share is None else (
             f"; more seeds shrink only the noise share of the per-B error (~{share:.0%}), lrs nearer the optima "
@@ -70,6 +71,10 @@ def hypothesis_sentence(r, hypotheses) -> str:
                 f"half-width below {gap:.3f} (now {(r['ci95_t'][1] - r['ci95_t'][0]) / 2:.3f}){more}")
     below = sorted((h for h in r["hypotheses"] if h["beta"] < lo), key=lambda h: h["beta"])
     above = sorted((h for h in r["hypotheses"] if h["beta"] > hi), key=lambda h: h["beta"])
+    gap = [h for h in r["hypotheses"] if lo <= h["beta"] <= hi]  # between two CIs that do not overlap
+    if gap:
+        return (f"the t and bootstrap CIs disagree ({_ci(r['ci95_t'])} vs {_ci(r['ci95_bootstrap'])}) and "
+                f"{' and '.join(name(h) for h in gap)} lies between them: no hypothesis is confirmed or excluded")
     if below and above:
         return f"between {name(below[-1])} and {name(above[0])}: the CIs exclude both (and every hypothesis tested)"
     return ("inconsistent with every hypothesis tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
