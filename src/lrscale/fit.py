@@ -28,9 +28,8 @@ LN10 = math.log(10)
 
 def ols(batch_sizes, lr_opts):
     """Unweighted OLS of ln lr_opt on ln B with a t-based CI (n-2 dof): the reference fit."""
-    line = forms.wls_line(np.log(np.asarray(batch_sizes, float)), np.log(np.asarray(lr_opts, float)),
-                          np.ones(len(batch_sizes)), inflate_only=False)
     y = np.log(np.asarray(lr_opts, float))
+    line = forms.wls_line(np.log(np.asarray(batch_sizes, float)), y, np.ones(len(y)))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     return {**line, "C": math.exp(line["intercept"]),
             "r2": 1 - float(np.sum(np.square(line["residuals"]))) / ss_tot if ss_tot > 0 else math.nan}
@@ -42,7 +41,7 @@ def _settings(**given) -> dict:
 
 
 def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
-    """One batch size: seed-mean losses and lr_opt with its noise SE; (row, locate's result or None)."""
+    """One batch size: (row with lr_opt, locate's result or None, seed-mean losses)."""
     lrs, table = sweep.lrs[b], sweep.losses[b]
     mean = optima.seed_mean(table)
     sd = None if noise["sigma"] is None else np.full(len(lrs), noise["sigma"] / math.sqrt(table.shape[0]))
@@ -50,14 +49,14 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
            "flags": {}, "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
            "n_seeds": int(table.shape[0]), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
     if np.isfinite(mean).sum() < 3:
-        return row, None
+        return row, None, mean
     loc = locate(lrs, mean, s["estimator"], sd)
     row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
                parabola=loc["parabola"], curvature_t=loc["curvature_t"])
-    return row, loc
+    return row, loc, mean
 
 
-def _finish_row(row, loc, floor, sweep: Sweep, s: dict, noise: dict) -> dict:
+def _finish_row(row, loc, mean, floor, sweep: Sweep, s: dict, noise: dict) -> dict:
     """SEs (noise and shape bias in quadrature: the whole bias for lr_opt's CI, its B-to-B part for
     fits across B), CI, flags with reasons, included or not."""
     b, lrs = row["batch_size"], sweep.lrs[row["batch_size"]]
@@ -70,7 +69,6 @@ def _finish_row(row, loc, floor, sweep: Sweep, s: dict, noise: dict) -> dict:
         row["lr_opt_se_log10"] = optima.total_se(se_noise, floor[0])
         row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, floor[1])
         row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], noise["dof"])
-    mean = optima.seed_mean(sweep.losses[b])
     row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], noise, sweep.clipped.get(b))
     blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
     row["included"] = bool(row["lr_opt"] is not None and row["lr_opt_se_log10"] is not None and not blocking)
@@ -81,10 +79,10 @@ def _per_batch(sweep: Sweep, s: dict, noise: dict):
     """Every batch size's row, and the sweep's shape bias (total, across B) in decades."""
     located = [_locate_row(sweep, b, s, noise) for b in sweep.batch_sizes]
     steps = [optima.spacing(sweep.lrs[b]) for b in sweep.batch_sizes]
-    identifiable = [loc for _, loc in located if loc and loc["shape_bias"] and not loc["clipped"]
+    identifiable = [loc for _, loc, _ in located if loc and loc["shape_bias"] and not loc["clipped"]
                     and (loc["curvature_t"] or 0) >= optima.MIN_CURVATURE_T]  # a flat column has no shape
     floor = optima.shape_floor([loc["shape_bias"] for loc in identifiable], float(np.median(steps)))
-    return [_finish_row(row, loc, floor, sweep, s, noise) for row, loc in located], floor
+    return [_finish_row(row, loc, mean, floor, sweep, s, noise) for row, loc, mean in located], floor
 
 
 def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, floor) -> list:

@@ -3,9 +3,9 @@
 `locate` fits a quadratic in log10 lr through the best point and its neighbours (points two steps
 out join, at half weight, only over a flat bottom, so an asymmetric curve does not drag the
 vertex). Its uncertainty is the delta method through that fit, with the noise of one loss value
-pooled over the whole sweep (`pooled_sigma`), plus a floor for what noise cannot explain: the
-grid phase (a quadratic through three points of an asymmetric curve is biased by an amount that
-depends on where the grid falls). `flags_for` says why an optimum cannot be used: edge (not
+pooled over the whole sweep (`pooled_sigma`), plus what noise cannot explain: the shape bias of a
+quadratic on an asymmetric curve, seen as the distance to a local cubic's minimum beyond noise
+(`shape_bias`), pooled over the batch sizes (`shape_floor`). `flags_for` says why an optimum cannot be used: edge (not
 bracketed), clipped (the vertex falls outside its bracket), flat (no curvature above the noise),
 insufficient (< 3 finite points), and grad_clipped (a confound, not an exclusion).
 """
@@ -48,6 +48,11 @@ def spacing(lrs) -> float:
     return float(np.median(np.diff(np.log10(lrs)))) if len(lrs) > 1 else 0.5
 
 
+def _near(loss, i) -> list:
+    """The finite points within two grid steps of the best point i: where the local fits live."""
+    return [j for j in range(i - 2, i + 3) if 0 <= j < len(loss) and np.isfinite(loss[j])]
+
+
 def fit_points(loss, i):
     """Indices and weights of the local quadratic around the best point i (flat-bottom rule)."""
     finite = np.isfinite(loss)
@@ -66,10 +71,9 @@ def vertex(x, loss, sel, w, sd=None) -> dict | None:
         if not a > 0:
             return None
         xv = -b / (2 * a)
-        out = {"x": float(xv), "a": float(a), "coef": [float(a), float(b), float(c)],
-               "loss": float(a * xv**2 + b * xv + c)}
-    if not np.isfinite(out["loss"]):
-        return None
+        if not np.isfinite(a * xv**2 + b * xv + c):
+            return None
+        out = {"x": float(xv), "coef": [float(a), float(b), float(c)]}
     if sd is not None:
         grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0]) @ M  # d xv / d loss[sel]
         out["grad"] = dict(zip(sel, grad))
@@ -80,7 +84,7 @@ def vertex(x, loss, sel, w, sd=None) -> dict | None:
 def curvature_t(x, loss, i, sd) -> float | None:
     """Curvature of an unweighted quadratic over the finite points within 2 steps of the best,
     in SEs: the identifiability test (5 points pin a curvature ~5x better than 3)."""
-    near = [j for j in range(i - 2, i + 3) if 0 <= j < len(loss) and np.isfinite(loss[j])]
+    near = _near(loss, i)
     if len(near) < 3:
         return None
     M = _quad_operator(x[near])
@@ -96,7 +100,7 @@ def cubic_vertex(x, loss, i):
     """Minimum of a cubic through the finite points within 2 steps of the best (>= 4 of them) and
     its gradient with respect to those losses; None when there is no minimum near the best point.
     A cubic follows an asymmetric wall a quadratic cannot: their disagreement measures shape bias."""
-    near = [j for j in range(i - 2, i + 3) if 0 <= j < len(loss) and np.isfinite(loss[j])]
+    near = _near(loss, i)
     if len(near) < 4:
         return None
     xs = x[near]
@@ -250,7 +254,7 @@ def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None):
         if np.isfinite(mean).sum() < 3:
             continue
         i = best_index(mean)
-        near = [j for j in range(i - 2, i + 3) if 0 <= j < len(mean) and np.isfinite(mean[j])]
+        near = _near(mean, i)
         if several:
             cells = table[:, near]
             ok = np.isfinite(cells).sum(axis=0) >= 2

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from . import PLOTS
 from .fileio import atomic_write_json, atomic_write_text
-from .verdict import FORM_NAMES
+from .verdict import FORM_NAMES, interval
 
 
 def _fmt(v, spec=".4g"):
@@ -22,12 +22,6 @@ def summary_table(result) -> str:
     return "\n".join(lines)
 
 
-def _interval(ci, spec=".3g") -> str:
-    if ci is None:
-        return "—"
-    return "[" + ", ".join("open" if v is None else format(v, spec) for v in ci) + "]"
-
-
 def forms_table(result) -> str:
     """One row per form: parameters with CIs, χ², p, and which one is preferred."""
     if not result.get("forms"):
@@ -36,10 +30,10 @@ def forms_table(result) -> str:
              "|---|---|---|---|---|---|"]
     for name, f in result["forms"].items():
         if name == "power_law":
-            params = f"β = {f['beta']:.3f} {_interval(f['beta_ci95'])}, C = {f['scale']:.3g}"
+            params = f"β = {f['beta']:.3f} {interval(f['beta_ci95'])}, C = {f['scale']:.3g}"
         else:
-            params = (f"B_noise = {f['b_noise']:.3g} {_interval(f['b_noise_ci95'])}, scale = {f['scale']:.3g} "
-                      f"{_interval(f['scale_ci95'])}")
+            params = (f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}, scale = {f['scale']:.3g} "
+                      f"{interval(f['scale_ci95'])}")
         s = f["local_slope"]
         p = "—" if f["gof_p"] is None else f"{f['gof_p']:.2g}"
         lines.append(f"| {FORM_NAMES[name]} | {params} | {s['smallest_b']:.2f} → {s['largest_b']:.2f} | "

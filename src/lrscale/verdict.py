@@ -11,12 +11,18 @@ FORM_NAMES = {"power_law": "power law C·B^β", "mccandlish": "McCandlish lr_max
 
 
 def _ci(ci) -> str:
-    return "—" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return interval(ci, ".3f")
+
+
+def interval(ci, spec=".3g") -> str:
+    """`[lo, hi]`, an end that runs off the fit's range written `open`; `—` for no interval."""
+    if ci is None:
+        return "—"
+    return "[" + ", ".join("open" if v is None else format(v, spec) for v in ci) + "]"
 
 
 def _bn(f) -> str:
-    lo, hi = f["b_noise_ci95"]
-    return f"B_noise = {f['b_noise']:.3g} [{'open' if lo is None else f'{lo:.3g}'}, {'open' if hi is None else f'{hi:.3g}'}]"
+    return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
 
 def form_sentence(r) -> str:
