@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/adaptive.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/wandb.smk"
@@ -23,10 +24,11 @@ localrules:
     fit,
     fit_partial,
     partial,
+    plan_round,
     wandb_log,
 
 
 rule all:
     default_target: True
     input:
-        get_final_outputs(),
+        get_final_outputs,

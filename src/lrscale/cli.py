@@ -86,6 +86,12 @@ def cmd_wandb(args):
     log_sweep(cfg, args.results, args.metrics, args.out, plots=args.plots)
 
 
+def cmd_plan(args):
+    from .adaptive import write_plan
+
+    write_plan(_load_config(args), args.round, args.metrics, args.plans, args.out)
+
+
 def _hypotheses(text):
     try:
         return [float(h) for h in text.split(",")]
@@ -104,7 +110,7 @@ def cmd_fit(args):
     if given:  # flags override the config's analysis section, checked by the same schema
         cfg["analysis"].update(given)
         cfg = config.validate(cfg, source="command line")
-    run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics)
+    run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics, plans=args.plans)
 
 
 def build_parser():
@@ -139,6 +145,15 @@ def build_parser():
     w.add_argument("metrics", nargs="+")
     w.set_defaults(func=cmd_wandb)
 
+    pl = sub.add_parser("plan", help="adaptive sweep: plan round R from every run of the rounds before it")
+    pl.add_argument("--config", help="sweep YAML")
+    pl.add_argument("--config-json", help="the resolved config as a JSON string (what the Snakemake rule passes)")
+    pl.add_argument("--round", type=_positive_int, required=True, help="the round to plan (>= 2)")
+    pl.add_argument("--out", required=True, help="the plan JSON (written atomically)")
+    pl.add_argument("--metrics", nargs="+", required=True, metavar="METRICS_JSON", help="every run of rounds < R")
+    pl.add_argument("--plans", nargs="*", default=[], metavar="PLAN_JSON", help="the plans of rounds 2..R-1")
+    pl.set_defaults(func=cmd_plan)
+
     f = sub.add_parser("fit", help="locate lr_opt per batch size and fit lr_opt = C * B^beta")
     f.add_argument("results_csv")
     f.add_argument("--config", help="sweep YAML: its analysis section and train.final_window (default: the schema defaults)")
@@ -152,6 +167,8 @@ def build_parser():
                    help="keep edge and clipped optima in the fit; overrides analysis.include_edge")
     f.add_argument("--metrics", nargs="+", default=[], metavar="METRICS_JSON",
                    help="the sweep's metrics.json files (validated; drawn in training_curves.png)")
+    f.add_argument("--plans", nargs="*", default=[], metavar="PLAN_JSON",
+                   help="an adaptive sweep's round plans (which round each run came from)")
     f.set_defaults(func=cmd_fit)
     return p
 

@@ -42,12 +42,12 @@ def _settings(**given) -> dict:
 
 def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
     """One batch size: (row with lr_opt, locate's result or None, seed-mean losses)."""
-    lrs, table = sweep.lrs[b], sweep.losses[b]
-    mean = optima.seed_mean(table)
-    sd = None if noise["sigma"] is None else np.full(len(lrs), noise["sigma"] / math.sqrt(table.shape[0]))
+    lrs, table, n = sweep.lrs[b], sweep.losses[b], sweep.counts(b)
+    mean = optima.seed_mean(table, sweep.ran_mask(b))
+    sd = None if noise["sigma"] is None else noise["sigma"] / np.sqrt(np.maximum(n, 1))
     row = {"batch_size": b, "lr_opt": None, "loss_at_opt": None, "lr_opt_ci95": None, "lr_opt_se_log10": None,
            "flags": {}, "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
-           "n_seeds": int(table.shape[0]), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
+           "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
     if np.isfinite(mean).sum() < 3:
         return row, None, mean
     loc = locate(lrs, mean, s["estimator"], sd)
@@ -98,8 +98,9 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, floor) -> list:
         sigma_k = sigma * math.sqrt(dof / rng.chisquare(dof)) if math.isfinite(dof) else sigma
         y = []
         for r in included:
-            lrs, table = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]]
-            mean = optima.seed_mean(table) + rng.normal(0, sigma_k / math.sqrt(table.shape[0]), table.shape[1])
+            lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
+            mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
+            mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
             y.append(LN10 * (math.log10(locate(lrs, mean, s["estimator"])["lr_opt"]) + rng.normal(0, floor[1])))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
@@ -119,7 +120,7 @@ def _non_monotonic(included):
 def _noise(sweep: Sweep) -> dict:
     known = [v for v in sweep.noise.values() if v]
     fallback = float(np.median(known)) if known else None
-    sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback)
+    sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran)
     if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
         # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used
         sigma, dof, source = fallback, math.inf, "train_loss_std (above the local cubic residuals)"
@@ -180,18 +181,22 @@ def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
     result["noise_share"] = float(np.mean(shares))  # of the per-B variance: what more seeds can shrink
 
 
-def run_fit(results_csv, cfg=None, out_dir=None, metrics=()) -> dict:
+def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     """Fit a results CSV with the config's analysis settings; write fit.json, best_per_batch.csv,
     report.md and the plots. `metrics`: the sweep's metrics.json files, validated before any output
-    is written (a corrupt one is an error naming it) and drawn in training_curves.png."""
-    from . import report
+    is written (a corrupt one is an error naming it) and drawn in training_curves.png. `plans`: an
+    adaptive sweep's round plans (fit.json and the plots then say which round each point came from)."""
+    from . import adaptive, report
 
     cfg = cfg or config.defaults()
     path = Path(results_csv)
     sweep = read_table(path, cfg["train"]["final_window"])
     runs = load_all(metrics)
+    round_plans = [adaptive.read_plan(p) for p in plans]
     a = cfg["analysis"]
     result = analyse(sweep, a["estimator"], a["hypotheses"], a["bootstrap"], a["seed"], a["include_edge"])
     result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    if round_plans:
+        adaptive.annotate(result, round_plans)
     report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs)
     return result

@@ -21,9 +21,14 @@ MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not
 CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
 
 
-def seed_mean(table):
-    """Mean over seeds; an lr where any seed diverged counts as diverged (never fitted through)."""
-    return np.where(np.isnan(table).any(axis=0), np.nan, np.nanmean(np.where(np.isnan(table), 0, table), axis=0))
+def seed_mean(table, ran=None):
+    """Mean over the seeds run at each lr (`ran`: which cells exist; default all); an lr where any
+    of them diverged counts as diverged (never fitted through)."""
+    ran = np.ones(table.shape, bool) if ran is None else ran
+    bad = (np.isnan(table) & ran).any(axis=0) | ~ran.any(axis=0)
+    with np.errstate(invalid="ignore"):
+        mean = np.sum(np.where(ran, np.nan_to_num(table, nan=0.0), 0.0), axis=0) / np.maximum(ran.sum(axis=0), 1)
+    return np.where(bad, np.nan, mean)
 
 
 def best_index(mean) -> int:
@@ -241,16 +246,17 @@ def total_se(se_noise, floor) -> float:
     return math.sqrt(se_noise**2 + floor**2)
 
 
-def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None):
+def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None):
     """(sigma, dof, source): the SD of one run's loss, pooled over the whole sweep.
 
     Several seeds: the within-cell spread of every (B, lr) cell near an optimum (best ± 2 steps,
     where the fits live; far-off runs near divergence are noisier and say nothing about the
     vertex). One seed: the residuals of local 5-point cubics. Else train_loss_std."""
     ss, dof = 0.0, 0
-    several = any(t.shape[0] >= 2 for t in tables.values())
+    ran = ran or {}
+    several = any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values())
     for b, table in tables.items():
-        mean = seed_mean(table)
+        mean = seed_mean(table, ran.get(b))
         if np.isfinite(mean).sum() < 3:
             continue
         i = best_index(mean)

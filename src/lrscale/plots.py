@@ -97,10 +97,15 @@ def loss_vs_lr(result, path):
             y = a * x**2 + b * x + k
             keep = y <= np.nanmax(mean)
             ax.plot(10 ** x[keep], y[keep], color=c, lw=0.8, ls="--")
+        later = np.array(r.get("lr_rounds") or [1] * len(lrs)) > 1
+        if later.any():  # adaptive sweeps: the lrs a later round added
+            ax.plot(lrs[later], mean[later], "o", color="none", mec="black", mew=1.0, ms=8)
         if r["lr_opt"] is not None:
             ax.plot([r["lr_opt"]], [r["loss_at_opt"]], "*", color=c, ms=13, mec="black", mew=0.5)
-    ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)",
-           title="Loss vs lr (★ optimum, × diverged, -- parabola)")
+    title = "Loss vs lr (★ optimum, × diverged, -- parabola"
+    if any(max(r.get("lr_rounds") or [1]) > 1 for r in result["per_batch"]):
+        ax.plot([], [], "o", color="none", mec="black", mew=1.0, ms=8, label="added in round ≥ 2")
+    ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)", title=title + ")")
     ax.legend(fontsize=8, ncol=2)
     _save(fig, path)
 

@@ -41,6 +41,24 @@ def forms_table(result) -> str:
     return "\n".join(lines) + f"\n\nPreferred: **{result['preferred_form']}** — {result.get('preference_reason', '')}."
 
 
+def rounds_section(result) -> str:
+    """An adaptive sweep's rounds: what each planned, and which edges extension resolved."""
+    rounds = result.get("rounds")
+    if not rounds:
+        return ""
+    lines = ["## Rounds", "", f"{rounds['n']} rounds: the grid, then "
+             + ", ".join(f"round {p['round']}: {p['runs']} runs" for p in rounds["plans"]) + "."]
+    for p in rounds["plans"]:
+        acts = "; ".join(f"B={b} {v['action']}" for b, v in p["per_batch"].items() if v["action"] != "done")
+        lines.append(f"- round {p['round']}: {acts or 'nothing left to do'}")
+    resolved = [r["batch_size"] for r in result["per_batch"] if r.get("edge_resolved_by_extension")]
+    if resolved:
+        lines.append(f"- edges resolved by extension: B = {', '.join(map(str, resolved))}")
+    if rounds["budget_reached"]:
+        lines.append(f"- the run budget (max_runs) was reached: planning stopped")
+    return "\n".join(lines) + "\n\n"
+
+
 def _best_csv(result) -> str:
     best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags,lr_opt_se_log10"]
     for r in result["per_batch"]:
@@ -64,7 +82,7 @@ def write_all(result, out: Path, runs=()) -> None:
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n"
-              f"## Form comparison\n\n{forms_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
+              f"{rounds_section(result)}## Form comparison\n\n{forms_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
     print(table)

@@ -32,6 +32,15 @@ class Sweep:
     fmt: str = "lrscale"
     seeds: list = field(default_factory=lambda: [0])
     clipped: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of clipped_fraction (NaN: unknown)
+    ran: dict = field(default_factory=dict)  # B -> bool (n_seeds, n_lrs): that run exists (absent B: all ran)
+
+    def ran_mask(self, b) -> np.ndarray:
+        """Which (seed, lr) cells of B were run: adaptive rounds add seeds at some lrs only."""
+        return self.ran[b] if b in self.ran else np.ones(self.losses[b].shape, bool)
+
+    def counts(self, b) -> np.ndarray:
+        """Runs per lr at B."""
+        return self.ran_mask(b).sum(axis=0)
 
 
 def _num(path, row_no, col, text, integer=False):
@@ -111,21 +120,37 @@ def read_table(path, final_window=None) -> Sweep:
                             "expected one row per run")
         seen[key] = n
         records.append(rec)
+    sweep = from_records(records, fmt, final_window)
+    if all(len(v) == 1 for v in sweep.lrs.values()):
+        raise UserError(f"{path}: every batch size has a single lr; expected several lrs per batch size to locate an optimum")
+    return sweep
+
+
+def from_records(records, fmt, final_window) -> Sweep:
+    """A Sweep from (batch_size, lr, seed, loss, train_loss_std, num_steps, clipped_fraction) tuples."""
     batch_sizes = sorted({r[0] for r in records})
     seeds = sorted({r[2] for r in records})
     sweep = Sweep(batch_sizes, {}, {}, {}, fmt, seeds)
     for b in batch_sizes:
         lrs = sorted({r[1] for r in records if r[0] == b})
         table, clipped = np.full((len(seeds), len(lrs)), np.nan), np.full((len(seeds), len(lrs)), np.nan)
+        ran = np.zeros((len(seeds), len(lrs)), bool)
         ses = []
         for rb, lr, seed, loss, std, steps, clip in records:
             if rb == b:
                 table[seeds.index(seed), lrs.index(lr)] = loss
+                ran[seeds.index(seed), lrs.index(lr)] = True
                 clipped[seeds.index(seed), lrs.index(lr)] = clip
                 if math.isfinite(std) and math.isfinite(steps) and steps > 0 and math.isfinite(loss):
                     ses.append(std / math.sqrt(max(1.0, math.ceil(final_window * steps))))  # SE of a final-window mean
-        sweep.lrs[b], sweep.losses[b], sweep.clipped[b] = np.array(lrs), table, clipped
+        sweep.lrs[b], sweep.losses[b], sweep.clipped[b], sweep.ran[b] = np.array(lrs), table, clipped, ran
         sweep.noise[b] = float(np.median(ses)) if ses else None
-    if all(len(v) == 1 for v in sweep.lrs.values()):
-        raise UserError(f"{path}: every batch size has a single lr; expected several lrs per batch size to locate an optimum")
     return sweep
+
+
+def from_runs(runs, final_window) -> Sweep:
+    """A Sweep from validated metrics.json dicts (what the adaptive planner reads)."""
+    nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
+    records = [(m["batch_size"], float(m["lr"]), m["seed"], math.nan if m["diverged"] else nan(m["final_val_loss"]),
+                nan(m["train_loss_std"]), nan(m["num_steps"]), nan(m["grad_norm"]["clipped_fraction"])) for m in runs]
+    return from_records(records, "lrscale", final_window)

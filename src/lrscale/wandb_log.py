@@ -41,12 +41,13 @@ def _num(v):
 
 def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
     """(namespaces, the list of `log` payloads in order). Pure: unit-testable without W&B."""
-    seeds = cfg["sweep"]["seeds"]
-    multi = len(seeds) > 1
     by_config = {}
     for m in runs:
         by_config.setdefault((m["batch_size"], m["lr"]), []).append(m)
+    multi = len(cfg["sweep"]["seeds"]) > 1 or any(len(g) > 1 for g in by_config.values())
     order = [(b, lr) for b in cfg["sweep"]["batch_sizes"] for lr in cfg["sweep"]["lrs"] if (b, lr) in by_config]
+    # an adaptive sweep's later rounds: their configs follow the grid's (experiment_num goes on)
+    order += sorted(set(by_config) - set(order))
     namespaces, calls = [], []
     for n, (b, lr) in enumerate(order, start=1):
         group = sorted(by_config[(b, lr)], key=lambda m: m["seed"])

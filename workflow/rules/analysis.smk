@@ -3,6 +3,7 @@ rule fit:
     input:
         csv=rules.aggregate.output.csv,
         metrics=get_metrics_files,
+        plans=get_plans,
     output:
         fit="results/{sweep}/analysis/fit.json",
         best="results/{sweep}/analysis/best_per_batch.csv",
@@ -17,13 +18,14 @@ rule fit:
         out_dir=get_fit_out_dir,
     shell:
         "python -m lrscale fit {input.csv} --config-json {params.config:q} --out {params.out_dir}"
-        " --metrics {input.metrics} > {log} 2>&1"
+        " --metrics {input.metrics} --plans {input.plans} > {log} 2>&1"
 
 
 use rule fit as fit_partial with:
     input:
         csv=rules.aggregate_partial.output.csv,
         metrics=get_existing_metrics_files,
+        plans=get_existing_plans,
     output:
         fit="results/{sweep}/partial/analysis/fit.json",
         best="results/{sweep}/partial/analysis/best_per_batch.csv",

@@ -35,6 +35,8 @@ if Path(RESULTS).resolve().parent != Path("results").resolve():
     )
 GRID = lrscale_config.grid(config)
 LR_BY_NAME = {lrscale_config.lr_name(lr): lr for lr in config["sweep"]["lrs"]}
+# Adaptive sweeps: round 1 is GRID, each later round a plan written by `checkpoint plan_round`.
+ROUNDS = config["sweep"]["adaptive"]["rounds"]
 # Path patterns of one run, derived from the package's one run-name definition.
 RUN = lrscale_config.RUN_NAME  # "B{batch}_LR{lr}"
 RUN_METRICS = lrscale_config.RUN_METRICS
@@ -44,22 +46,58 @@ wildcard_constraints:
     **lrscale_config.RUN_NAME_REGEX,
     sweep=SWEEP.replace(".", r"\."),
     seed=r"\d+",
+    round=r"\d+",
+
+
+def metrics_path(point):
+    """Where one (batch_size, lr, seed) run writes its metrics.json."""
+    name = RUN_METRICS.format(
+        batch=point["batch_size"],
+        lr=lrscale_config.lr_name(point["lr"]),
+        seed=point["seed"],
+    )
+    return f"{RESULTS}/{name}"
+
+
+def get_plan_file(r):
+    """Round r's plan, once checkpoint plan_round has written it (until then the DAG waits)."""
+    return checkpoints.plan_round.get(sweep=SWEEP, round=r).output.plan
+
+
+def get_round_points(r):
+    """Round r's runs: the grid, or what its plan says."""
+    if r == 1:
+        return GRID
+    return json.loads(Path(get_plan_file(r)).read_text())["points"]
 
 
 def get_metrics_files(wildcards=None):
-    """Every training job's metrics.json, in grid order."""
+    """Every training job's metrics.json: the grid in grid order, then each later round's."""
+    return [metrics_path(p) for r in range(1, ROUNDS + 1) for p in get_round_points(r)]
+
+
+def get_metrics_before_round(wildcards):
+    """What round `wildcards.round` is planned from: every run of the rounds before it."""
     return [
-        f"{RESULTS}/"
-        + RUN_METRICS.format(
-            batch=p["batch_size"], lr=lrscale_config.lr_name(p["lr"]), seed=p["seed"]
-        )
-        for p in GRID
+        metrics_path(p)
+        for r in range(1, int(wildcards.round))
+        for p in get_round_points(r)
     ]
 
 
+def get_plans_before_round(wildcards):
+    return [get_plan_file(r) for r in range(2, int(wildcards.round))]
+
+
+def get_plans(wildcards=None):
+    """Every later round's plan (none for a fixed grid)."""
+    return [get_plan_file(r) for r in range(2, ROUNDS + 1)]
+
+
 def get_lr(wildcards):
-    """The exact lr from the config (the path only carries it to LR_DECIMALS decimals)."""
-    return repr(LR_BY_NAME[wildcards.lr])
+    """The exact lr: the config's (the path only carries LR_DECIMALS decimals), else a planned lr,
+    which the planner snaps to exactly its name."""
+    return repr(LR_BY_NAME.get(wildcards.lr, float(wildcards.lr)))
 
 
 def get_train_config_json(wildcards):
@@ -78,6 +116,12 @@ def get_checkpoint_dir(wildcards):
     return f"{RESULTS}/checkpoints/{run}/seed{wildcards.seed}"
 
 
+def get_plan_config_json(wildcards):
+    """What a plan depends on: the grid and its adaptive settings, training and fit settings."""
+    sections = ["sweep", *lrscale_config.TRAIN_SECTIONS, *lrscale_config.FIT_SECTIONS]
+    return json.dumps({k: config[k] for k in sections}, sort_keys=True)
+
+
 def get_config_json(wildcards):
     return json.dumps(config, sort_keys=True)
 
@@ -86,7 +130,7 @@ def get_fit_out_dir(wildcards, output):
     return str(Path(output.fit).parent)
 
 
-def get_final_outputs():
+def get_final_outputs(wildcards=None):
     """Every metrics.json is a target too: deleting one reruns exactly that job (and
     what depends on it), which Snakemake would not do for a missing intermediate."""
     return get_metrics_files() + expand(
@@ -95,9 +139,17 @@ def get_final_outputs():
     )
 
 
+def get_existing_plans(wildcards=None):
+    """The later rounds' plans already written (partial analysis never waits for a round)."""
+    plans = [f"{RESULTS}/rounds/round{r}.json" for r in range(2, ROUNDS + 1)]
+    return [p for p in plans if Path(p).exists()]
+
+
 def get_existing_metrics_files(wildcards):
     """Partial analysis: only the runs that finished (asked for explicitly: `snakemake partial`)."""
-    found = [f for f in get_metrics_files() if Path(f).exists()]
+    planned = [json.loads(Path(p).read_text())["points"] for p in get_existing_plans()]
+    points = GRID + [p for plan in planned for p in plan]
+    found = [f for f in map(metrics_path, points) if Path(f).exists()]
     if not found:
         raise WorkflowError(
             f"partial analysis: no finished run under {RESULTS}/runs yet"
