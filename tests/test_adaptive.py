@@ -51,10 +51,11 @@ def test_bracketed_optimum_is_recentred_wide_once():
     plan = adaptive.plan_round(cfg, 2, sweep, [])
     b8 = [p for p in plan["points"] if p["batch_size"] == 8]
     lrs = sorted({p["lr"] for p in b8})
-    assert len(lrs) == 3 and math.log10(lrs[2] / lrs[0]) == pytest.approx(1.0, abs=0.01)  # ±0.5 decade
+    assert adaptive.recenter_spacing(cfg) == pytest.approx(0.6, abs=0.01)  # 1.2 steps of a half-decade grid
+    assert len(lrs) == 3 and math.log10(lrs[2] / lrs[0]) == pytest.approx(1.2, abs=0.01)
     lr_opt = plan["per_batch"]["8"]["lr_opt"]
     assert math.log10(lr_opt) == pytest.approx(-3, abs=0.05) and lrs[1] == adaptive.resolve_lr(lr_opt, {})
-    assert [sum(p["lr"] == lr for p in b8) for lr in lrs] == [2, 3, 2]  # seeds_per_point default
+    assert [sum(p["lr"] == lr for p in b8) for lr in lrs] == [3, 1, 3]  # seeds_per_point default
     assert all(config.lr_name(p["lr"]) == p["name"].split("_LR")[1] for p in plan["points"])  # an lr IS its name
     # round 3: B=8 and B=64 were re-centred: nothing left to do
     runs = grid(cfg) + [(p["batch_size"], p["lr"], p["seed"]) for p in plan["points"]]

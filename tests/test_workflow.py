@@ -111,6 +111,7 @@ def test_fit_outputs_from_the_sweep(sweep):
     assert fit["estimator"] == "parabola" and "verdict" in fit
     assert fit["beta"] is None  # 2 batch sizes: no beta, said why
     assert "need at least 3" in fit["verdict"]
+    assert "rounds" not in fit and not (wd / "results" / "tiny" / "rounds").exists()  # a fixed grid plans nothing
 
 
 def test_incremental_reruns(sweep, tmp_path):

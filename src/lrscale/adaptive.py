@@ -4,9 +4,9 @@ Round 1 is the config's grid. Each later round, per batch size, from the fit's o
   edge (optimum not bracketed)  add up to two lrs `step_decades` apart beyond the edge, or between
                                 the best lr and a diverged neighbour, until bracketed (at most
                                 `extend_edges` per B over the whole sweep);
-  bracketed, not yet re-centred re-centre: `recenter.points` lrs `spacing_decades` apart around
-                                lr_opt, `seeds_per_point` runs each (wide, not finer: a finer
-                                bracket pins the vertex worse);
+  bracketed, not yet re-centred re-centre: len(seeds_per_point) lrs around lr_opt, 1.2 grid steps
+                                apart (`spacing_decades`), most runs on the sides (wide, not
+                                finer: a finer bracket pins the vertex worse);
   flat / insufficient / done    nothing.
 Extensions come first, then re-centring, in batch-size order, until `max_runs` (all rounds) is
 spent. Planned lrs are snapped to their run name's precision (config.LR_DECIMALS), so an lr IS its
@@ -20,7 +20,7 @@ import json
 import math
 from pathlib import Path
 
-from . import config
+from . import config, optima
 from .errors import UserError
 from .fileio import atomic_write_text, read_text
 from .sweep_table import Sweep, from_runs
@@ -120,7 +120,16 @@ def resolve_lr(lr: float, known: dict) -> float:
     return known.get(config.lr_name(lr), snap(lr))
 
 
-def _wanted(row: dict, hist: dict, a: dict) -> tuple[str, list[tuple[float, int]], str]:
+RECENTER_STEPS = 1.2  # default re-centring spacing, in grid steps (bench/adaptive_design.py chose it)
+
+
+def recenter_spacing(cfg: dict) -> float:
+    """Decades between re-centred lrs: the configured value, else RECENTER_STEPS grid steps."""
+    given = settings(cfg)["recenter"]["spacing_decades"]
+    return given if given is not None else RECENTER_STEPS * optima.spacing(sorted(cfg["sweep"]["lrs"]))
+
+
+def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[tuple[float, int]], str]:
     """(action, [(lr, runs)], why) for one batch size's fit row."""
     flags = row["flags"]
     if "edge" in flags or "insufficient" in flags:
@@ -136,7 +145,7 @@ def _wanted(row: dict, hist: dict, a: dict) -> tuple[str, list[tuple[float, int]
         return "done", [], "bracketed and already re-centred"
     rc = a["recenter"]
     mid = (len(rc["seeds_per_point"]) - 1) / 2
-    lrs = [(row["lr_opt"] * 10 ** (rc["spacing_decades"] * (j - mid)), k) for j, k in enumerate(rc["seeds_per_point"])]
+    lrs = [(row["lr_opt"] * 10 ** (spacing * (j - mid)), k) for j, k in enumerate(rc["seeds_per_point"])]
     return "recenter", lrs, f"re-centred on lr_opt {row['lr_opt']:.3g}"
 
 
@@ -147,11 +156,11 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
     a = settings(cfg)
     used = sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes)
     left = math.inf if a["max_runs"] is None else a["max_runs"] - used
-    hist, known = _history(plans), known_lrs(cfg, sweep)
+    hist, known, spacing = _history(plans), known_lrs(cfg, sweep), recenter_spacing(cfg)
     rows = {row["batch_size"]: row for row in analyse(sweep, bootstrap=0)["per_batch"]}
     actions, wanted = {}, []
     for b in cfg["sweep"]["batch_sizes"]:
-        action, lrs, why = _wanted(rows[b], hist.get(b, {"extended": set(), "recentred": False}), a)
+        action, lrs, why = _wanted(rows[b], hist.get(b, {"extended": set(), "recentred": False}), a, spacing)
         actions[b] = {"action": action, "why": why, "lr_opt": rows[b]["lr_opt"]}
         seeds_default = len(cfg["sweep"]["seeds"])
         wanted += [(0 if action == "extend" else 1, b, resolve_lr(lr, known), k or seeds_default, action)

@@ -50,7 +50,7 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
            "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
     if np.isfinite(mean).sum() < 3:
         return row, None, mean
-    loc = locate(lrs, mean, s["estimator"], sd)
+    loc = locate(lrs, mean, s["estimator"], sd, n)
     row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
                parabola=loc["parabola"], curvature_t=loc["curvature_t"])
     return row, loc, mean
@@ -101,7 +101,8 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, floor) -> list:
             lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
             mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
-            y.append(LN10 * (math.log10(locate(lrs, mean, s["estimator"])["lr_opt"]) + rng.normal(0, floor[1])))
+            lr_opt = locate(lrs, mean, s["estimator"], runs=n)["lr_opt"]
+            y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, floor[1])))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
 

@@ -49,22 +49,30 @@ def _quad_operator(x, w=None):
 
 
 def spacing(lrs) -> float:
-    """The grid step in decades (median; half a decade for a single lr)."""
-    return float(np.median(np.diff(np.log10(lrs)))) if len(lrs) > 1 else 0.5
+    """The grid step in decades (half a decade for a single lr): the median gap, counting only the
+    coarse gaps, so lrs an adaptive round added between grid points do not shrink it."""
+    if len(lrs) < 2:
+        return 0.5
+    gaps = np.diff(np.log10(lrs))
+    return float(np.median(gaps[gaps >= 0.6 * np.quantile(gaps, 0.75)]))
 
 
-def _near(loss, i) -> list:
-    """The finite points within two grid steps of the best point i: where the local fits live."""
-    return [j for j in range(i - 2, i + 3) if 0 <= j < len(loss) and np.isfinite(loss[j])]
+def _near(x, loss, i, steps=2) -> list:
+    """The finite points within `steps` grid steps (in decades, not positions) of the best point i:
+    where the local fits live. On a regular grid: the best point and its `steps` neighbours a side."""
+    reach = (steps + 0.01) * spacing(10.0 ** x)
+    return [j for j in range(len(loss)) if np.isfinite(loss[j]) and abs(x[j] - x[i]) <= reach]
 
 
-def fit_points(loss, i):
-    """Indices and weights of the local quadratic around the best point i (flat-bottom rule)."""
-    finite = np.isfinite(loss)
-    near = min(loss[i - 1], loss[i + 1]) - loss[i]
-    sel = [j for j in range(i - 2, i + 3)
-           if 0 <= j < len(loss) and finite[j] and (abs(j - i) <= 1 or loss[j] - loss[i] <= near)]
-    return sel, np.array([1.0 if abs(j - i) <= 1 else 0.5 for j in sel])
+def fit_points(x, loss, i, runs=None):
+    """Indices and weights of the local quadratic around the best point i: the points within one
+    grid step, and those within two over a flat bottom (no lower than the inner ones) at half
+    weight, so an asymmetric curve does not drag the vertex. Weights scale with runs per lr."""
+    runs = np.ones(len(loss)) if runs is None else np.asarray(runs, float)
+    inner = set(_near(x, loss, i, 1.9)) | {i - 1, i + 1}  # the bracket, however wide a gap it spans
+    near = min(loss[j] for j in inner if j != i) - loss[i]
+    sel = sorted(inner | {j for j in _near(x, loss, i, 2) if loss[j] - loss[i] <= near})
+    return sel, np.array([runs[j] * (1.0 if j in inner else 0.5) for j in sel])
 
 
 def vertex(x, loss, sel, w, sd=None) -> dict | None:
@@ -87,12 +95,12 @@ def vertex(x, loss, sel, w, sd=None) -> dict | None:
 
 
 def curvature_t(x, loss, i, sd) -> float | None:
-    """Curvature of an unweighted quadratic over the finite points within 2 steps of the best,
-    in SEs: the identifiability test (5 points pin a curvature ~5x better than 3)."""
-    near = _near(loss, i)
+    """Curvature of a quadratic (inverse-variance weighted) over the finite points within 2 steps
+    of the best, in SEs: the identifiability test (5 points pin a curvature ~5x better than 3)."""
+    near = _near(x, loss, i)
     if len(near) < 3:
         return None
-    M = _quad_operator(x[near])
+    M = _quad_operator(x[near], 1.0 / np.asarray(sd, float)[near] ** 2)
     with np.errstate(over="ignore", invalid="ignore"):
         a = float(M[0] @ loss[near])
     se_a = math.sqrt(np.sum(M[0] ** 2 * np.asarray(sd, float)[near] ** 2))
@@ -105,7 +113,7 @@ def cubic_vertex(x, loss, i):
     """Minimum of a cubic through the finite points within 2 steps of the best (>= 4 of them) and
     its gradient with respect to those losses; None when there is no minimum near the best point.
     A cubic follows an asymmetric wall a quadratic cannot: their disagreement measures shape bias."""
-    near = _near(loss, i)
+    near = _near(x, loss, i)
     if len(near) < 4:
         return None
     xs = x[near]
@@ -133,9 +141,10 @@ def shape_bias(x, loss, i, v, sd):
     return v["x"] - xc, float(sum(gj**2 * float(sd[j]) ** 2 for j, gj in g.items()))
 
 
-def locate(lrs, loss, estimator="parabola", sd=None):
-    """lr_opt for one batch size from seed-mean losses. Returns dict(lr_opt, loss_opt, i_best,
-    parabola, x_vertex, clipped, se_log10, curvature_t); the last two need `sd` (per-point SD)."""
+def locate(lrs, loss, estimator="parabola", sd=None, runs=None):
+    """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1).
+    Returns dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, se_log10, curvature_t); the
+    last two need `sd` (per-point SD)."""
     x = np.log10(lrs)
     finite = np.isfinite(loss)
     i = best_index(loss)
@@ -143,12 +152,15 @@ def locate(lrs, loss, estimator="parabola", sd=None):
            "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
-    sel, w = fit_points(loss, i)
+    sel, w = fit_points(x, loss, i, runs)
     v = vertex(x, loss, sel, w, sd)
     if v is None:
         return out  # opens downwards or cannot be evaluated: keep the grid point
-    xv = float(np.clip(v["x"], x[i - 1], x[i + 1]))  # the lr reported stays in the bracket ...
+    h = spacing(lrs)  # the bracket: the best point's neighbours, and at least one grid step a side
+    lo, hi = min(x[i - 1], x[i] - h), max(x[i + 1], x[i] + h)
+    xv = float(np.clip(v["x"], lo, hi))  # the lr reported stays in the bracket ...
     out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
+               bracket=[float(10**lo), float(10**hi)],
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd),
                shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
@@ -192,11 +204,11 @@ def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
     elif loc["x_vertex"] is None:
         flags["flat"] = "the local quadratic has no minimum (it opens downwards)"
     elif loc["clipped"]:
-        k = -1 if loc["x_vertex"] < math.log10(lrs[i]) else 1  # the side the vertex fell out of
-        beyond = lrs[i + 2 * k] if 0 <= i + 2 * k < len(lrs) else lrs[i + k] * 10 ** (k * h)
-        flags["clipped"] = (f"vertex at lr {10 ** loc['x_vertex']:.3g} lies outside the bracket [{lrs[i - 1]:.3g}, "
-                            f"{lrs[i + 1]:.3g}] (kept at its edge); add lr {math.sqrt(lrs[i + k] * beyond):.3g} "
-                            "to pin it")
+        lo, hi = loc["bracket"]
+        edge_lr = lo if loc["x_vertex"] < math.log10(lrs[i]) else hi  # the side the vertex fell out of
+        add = edge_lr * (edge_lr / lrs[i]) ** 0.5  # half a bracket beyond its edge
+        flags["clipped"] = (f"vertex at lr {10 ** loc['x_vertex']:.3g} lies outside the bracket [{lo:.3g}, "
+                            f"{hi:.3g}] (kept at its edge); add lr {add:.3g} to pin it")
     if noise["sigma"] is None and not edge:
         flags["no_noise"] = "no noise estimate (one seed, too few points, no train_loss_std): lr_opt has no SE"
     elif loc["curvature_t"] is not None and loc["curvature_t"] < MIN_CURVATURE_T:
@@ -260,7 +272,7 @@ def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None):
         if np.isfinite(mean).sum() < 3:
             continue
         i = best_index(mean)
-        near = _near(mean, i)
+        near = _near(np.log10(lrs_by_b[b]), mean, i)
         if several:
             cells = table[:, near]
             ok = np.isfinite(cells).sum(axis=0) >= 2

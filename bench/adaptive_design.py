@@ -1,0 +1,199 @@
+"""Adaptive rounds vs the fixed grid at the same number of runs (issue 11's benchmark).
+
+Synthetic Phase-2-shaped sweeps (bench/fit_accuracy.py's surfaces: 7 B from 8 to 512, loss
+c·d² (+ 2c·d³ above the optimum for `asym`), runs > 1.25 decades above the optimum diverge,
+Gaussian noise σ per run, a random grid phase), power-law truths β ∈ {0.5, 0.667, 1}. Both designs
+spend 98 runs:
+  fixed     the 7-lr grid × 2 seeds;
+  adaptive  the 7-lr grid × 1 seed, then round 2 planned by lrscale's own planner
+            (lrscale.adaptive.plan_round: re-centre 3 lrs ±0.5 decade, seeds 2/3/2), max_runs 98.
+Both are fitted by lrscale.fit.analyse (the same code as `lrscale fit`). Per cell: β error, β CI
+coverage (t and bootstrap), CI half-widths and the adaptive/fixed ratio. A last cell puts the
+optimum of B=256 and B=512 one decade above the grid's top lr (adaptive: 3 rounds): how often
+the sweep ends with both bracketed, within the budget.
+  python bench/adaptive_design.py [--reps 200] [--boot 200] [--workers 2] [--out bench/out/adaptive_design.json]
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+import zlib
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_accuracy import BATCH, CURVATURE, DIVERGE_ABOVE, truth  # noqa: E402
+from lrscale import adaptive, config  # noqa: E402
+from lrscale.fit import analyse  # noqa: E402
+from lrscale.sweep_table import from_records  # noqa: E402
+
+RUNS = 98
+
+
+def loss(lr, lr_opt, b, shape, sigma, rng):
+    """One run's final loss (NaN: diverged)."""
+    d = math.log10(lr) - math.log10(lr_opt)
+    if d > DIVERGE_ABOVE:
+        return math.nan
+    clean = 1.0 + 1.0 / math.sqrt(b) + CURVATURE * d**2 + (2 * CURVATURE * max(d, 0) ** 3 if shape == "asym" else 0)
+    return clean + rng.normal(0, sigma)
+
+
+def run_points(points, lr_opt, shape, sigma, rng) -> list:
+    """Train (synthetically) each (B, lr, seed) point: the records the fit and the planner read."""
+    opt = dict(zip(BATCH.tolist(), lr_opt))
+    return [(b, lr, s, loss(lr, opt[b], b, shape, sigma, rng), math.nan, math.nan, math.nan) for b, lr, s in points]
+
+
+RECENTER = {}  # the schema's default re-centring (overridable with --recenter-seeds / --recenter-spacing)
+
+
+def sweep_config(lrs, seeds, rounds) -> dict:
+    return config.validate({"sweep": {"name": "bench", "batch_sizes": BATCH.tolist(), "lrs": list(lrs), "seeds": list(seeds),
+                                      "adaptive": {"rounds": rounds, "max_runs": RUNS, "recenter": RECENTER}}})
+
+
+def grid_lrs(rng, shift=0.0):
+    """7 lrs half a decade apart with a random phase, snapped to run-name precision like real configs."""
+    return [adaptive.snap(v) for v in 10 ** (-4.5 + shift + 0.5 * np.arange(7) + rng.uniform(-0.25, 0.25))]
+
+
+def adaptive_sweep(lrs, lr_opt, shape, sigma, rng, rounds=2):
+    """Run round 1 (grid × 1 seed), then each planned round, through the package's planner."""
+    cfg = sweep_config(lrs, [0], rounds)
+    records = run_points([(p["batch_size"], p["lr"], p["seed"]) for p in config.grid(cfg)], lr_opt, shape, sigma, rng)
+    plans = []
+    for r in range(2, rounds + 1):
+        plan = adaptive.plan_round(cfg, r, from_records(records, "lrscale", 0.1), plans)
+        plans.append(plan)
+        records += run_points([(p["batch_size"], p["lr"], p["seed"]) for p in plan["points"]], lr_opt, shape, sigma, rng)
+    return from_records(records, "lrscale", 0.1), plans
+
+
+def fixed_sweep(lrs, lr_opt, shape, sigma, rng):
+    cfg = sweep_config(lrs, [0, 1], 1)
+    points = [(p["batch_size"], p["lr"], p["seed"]) for p in config.grid(cfg)]
+    return from_records(run_points(points, lr_opt, shape, sigma, rng), "lrscale", 0.1)
+
+
+def _score(r, beta, log, tag):
+    if r["beta"] is None:
+        log[f"{tag}_no_beta"].append(1)
+        return
+    log[f"{tag}_no_beta"].append(0)
+    log[f"{tag}_err"].append(r["beta"] - beta)
+    log[f"{tag}_cov_t"].append(r["ci95_t"][0] <= beta <= r["ci95_t"][1])
+    log[f"{tag}_hw"].append((r["ci95_t"][1] - r["ci95_t"][0]) / 2)
+    if r["ci95_bootstrap"]:
+        log[f"{tag}_cov_b"].append(r["ci95_bootstrap"][0] <= beta <= r["ci95_bootstrap"][1])
+        log[f"{tag}_hw_b"].append((r["ci95_bootstrap"][1] - r["ci95_bootstrap"][0]) / 2)
+
+
+def run_cell(spec):
+    shape, sigma, beta, reps, boot = spec
+    rng = np.random.default_rng(zlib.crc32(repr(spec[:3]).encode()))
+    lr_opt = truth("power_law", beta)
+    log = {f"{t}_{k}": [] for t in ("fixed", "adaptive") for k in ("err", "cov_t", "cov_b", "hw", "hw_b", "no_beta")}
+    runs = []
+    for _ in range(reps):
+        lrs = grid_lrs(rng)
+        seed = int(rng.integers(1 << 31))
+        _score(analyse(fixed_sweep(lrs, lr_opt, shape, sigma, rng), bootstrap=boot, seed=seed), beta, log, "fixed")
+        sweep, _ = adaptive_sweep(lrs, lr_opt, shape, sigma, rng)
+        runs.append(sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes))
+        _score(analyse(sweep, bootstrap=boot, seed=seed), beta, log, "adaptive")
+    mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
+    row = {"shape": shape, "sigma": sigma, "beta": beta, "reps": reps, "runs_adaptive_max": max(runs)}
+    row.update({k: mean(v) for k, v in log.items()})
+    row["hw_ratio"] = row["adaptive_hw"] / row["fixed_hw"]
+    return row
+
+
+def run_edge_cell(spec):
+    """B=256 and 512 have their optimum one decade above the grid's top lr."""
+    shape, sigma, reps = spec
+    rng = np.random.default_rng(zlib.crc32(repr(("edge",) + spec[:2]).encode()))
+    bracketed, within, fixed_bracketed = [], [], []
+    for _ in range(reps):
+        lr_opt = truth("power_law", 0.5)
+        lrs = grid_lrs(rng)
+        lr_opt[-2:] = [lrs[-1] * 10, lrs[-1] * 10]
+        sweep, plans = adaptive_sweep(lrs, lr_opt, shape, sigma, rng, rounds=3)
+        rows = {r["batch_size"]: r for r in analyse(sweep, bootstrap=0)["per_batch"]}
+        bracketed.append(all("edge" not in rows[b]["flags"] for b in (256, 512)))
+        within.append(sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes) <= RUNS)
+        rows_f = {r["batch_size"]: r for r in analyse(fixed_sweep(lrs, lr_opt, shape, sigma, rng), bootstrap=0)["per_batch"]}
+        fixed_bracketed.append(all("edge" not in rows_f[b]["flags"] for b in (256, 512)))
+    return {"shape": shape, "sigma": sigma, "reps": reps, "bracketed": float(np.mean(bracketed)),
+            "within_budget": float(np.mean(within)), "fixed_bracketed": float(np.mean(fixed_bracketed))}
+
+
+def targets(rows, edge) -> dict:
+    return {
+        "β CI half-width >= 30% narrower (adaptive/fixed <= 0.70)": all(r["hw_ratio"] <= 0.70 for r in rows),
+        "adaptive β t-CI coverage 0.90-0.98": all(0.90 <= r["adaptive_cov_t"] <= 0.98 for r in rows),
+        "adaptive |mean β error| <= 0.02": all(abs(r["adaptive_err"]) <= 0.02 for r in rows),
+        "optimum 1 decade above the grid: bracketed >= 95% within the budget": all(
+            e["bracketed"] >= 0.95 and e["within_budget"] == 1.0 for e in edge),
+    }
+
+
+def fmt(v, spec=".3f"):
+    return "-" if v is None else format(v, spec)
+
+
+def markdown(rows, edge) -> str:
+    head = ["curve", "σ", "β", "β error fixed / adaptive", "t-CI cov. fixed / adaptive", "boot cov. fixed / adaptive",
+            "CI half-width fixed / adaptive", "ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r["shape"], f"{r['sigma']:g}", f"{r['beta']:g}", f"{r['fixed_err']:+.3f} / {r['adaptive_err']:+.3f}",
+            f"{fmt(r['fixed_cov_t'], '.2f')} / {fmt(r['adaptive_cov_t'], '.2f')}",
+            f"{fmt(r['fixed_cov_b'], '.2f')} / {fmt(r['adaptive_cov_b'], '.2f')}",
+            f"{r['fixed_hw']:.3f} / {r['adaptive_hw']:.3f}", f"{r['hw_ratio']:.2f}"]) + " |")
+    lines += ["", "| optimum of B=256, 512 one decade above the grid | σ | bracketed (adaptive, 3 rounds) | "
+              "within 98 runs | bracketed (fixed grid) |", "|---|---|---|---|---|"]
+    for e in edge:
+        lines.append(f"| {e['shape']} | {e['sigma']:g} | {e['bracketed']:.2f} | {e['within_budget']:.2f} | "
+                     f"{e['fixed_bracketed']:.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--boot", type=int, default=200, help="bootstrap replicates per analysis")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="bench/out/adaptive_design.json")
+    ap.add_argument("--table-from", help="reprint the README table from a JSON this script wrote, and exit")
+    args = ap.parse_args()
+    if args.table_from:
+        saved = json.loads(Path(args.table_from).read_text())
+        print(markdown(saved["rows"], saved["edge"]))
+        return
+    t0 = time.time()
+    cells = [(shape, sigma, beta, args.reps, args.boot) for shape in ("sym", "asym") for sigma in (0.01, 0.02)
+             for beta in (0.5, 0.667, 1.0)]
+    with Pool(args.workers) as pool:
+        rows = pool.map(run_cell, cells)
+        edge = pool.map(run_edge_cell, [(shape, 0.01, args.reps) for shape in ("sym", "asym")])
+    print(markdown(rows, edge))
+    met = targets(rows, edge)
+    for name, ok in met.items():
+        print(f"{'MET    ' if ok else 'NOT MET'}  {name}")
+    print(f"({time.time() - t0:.0f} s, {args.reps} replicates per cell, {args.boot} bootstrap resamples)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"reps": args.reps, "boot": args.boot, "targets": met, "rows": rows, "edge": edge},
+                              indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
