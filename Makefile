@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/fit_accuracy.py
+	$(BIN)/python bench/adaptive_design.py
 	$(BIN)/python bench/wandb_replay.py
 
 # Regenerates docs/RELIABILITY.md from the fault / fuzz / security tests (needs root for tmpfs).

@@ -11,10 +11,10 @@ Both are fitted by lrscale.fit.analyse (the same code as `lrscale fit`). Per cel
 coverage (t and bootstrap), CI half-widths and the adaptive/fixed ratio. A last cell puts the
 optimum of B=256 and B=512 one decade above the grid's top lr (adaptive: 3 rounds): how often
 the sweep ends with both bracketed, within the budget.
-  python bench/adaptive_design.py [--reps 200] [--boot 200] [--workers 2] [--out bench/out/adaptive_design.json]
+  python bench/adaptive_design.py [--reps 200] [--boot 100] [--workers 2] [--out bench/out/adaptive_design.json]
+  python bench/adaptive_design.py --table-from bench/results/adaptive_design.json   # the README's table
 """
 
-import argparse
 import json
 import math
 import sys
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fit_accuracy import BATCH, CURVATURE, DIVERGE_ABOVE, truth  # noqa: E402
+from fit_accuracy import BATCH, CURVATURE, DIVERGE_ABOVE, parse_args, truth  # noqa: E402
 from lrscale import adaptive, config  # noqa: E402
 from lrscale.fit import analyse  # noqa: E402
 from lrscale.sweep_table import from_records  # noqa: E402
@@ -166,13 +166,7 @@ def markdown(rows, edge) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--boot", type=int, default=200, help="bootstrap replicates per analysis")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", default="bench/out/adaptive_design.json")
-    ap.add_argument("--table-from", help="reprint the README table from a JSON this script wrote, and exit")
-    args = ap.parse_args()
+    args = parse_args("bench/out/adaptive_design.json", boot=100)
     if args.table_from:
         saved = json.loads(Path(args.table_from).read_text())
         print(markdown(saved["rows"], saved["edge"]))

@@ -164,14 +164,19 @@ def markdown(rows) -> str:
     return "\n".join(lines)
 
 
-def main():
+def parse_args(out, boot=200):
+    """The options every accuracy benchmark takes (this one and adaptive_design.py)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--boot", type=int, default=200, help="bootstrap replicates per analysis")
+    ap.add_argument("--boot", type=int, default=boot, help="bootstrap replicates per analysis")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", default="bench/out/fit_accuracy.json")
+    ap.add_argument("--out", default=out)
     ap.add_argument("--table-from", help="reprint the README table from a JSON this script wrote, and exit")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main():
+    args = parse_args("bench/out/fit_accuracy.json")
     if args.table_from:
         print(markdown(json.loads(Path(args.table_from).read_text())["rows"]))
         return

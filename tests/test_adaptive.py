@@ -2,11 +2,12 @@
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 from lrscale import adaptive, config
 from lrscale.errors import UserError
 from lrscale.sweep_table import from_records
@@ -19,12 +20,14 @@ def cfg_with(lrs, seeds=(0,), batch_sizes=(8, 64), **adapt):
     return config.validate(cfg)
 
 
-def sweep_for(optima: dict, points, noise=0.002, seed=0):
-    """Runs at `points` [(B, lr, seed)] of a parabola in log10 lr with its minimum at optima[B]."""
+def sweep_for(optima: dict, points, noise=0.002, seed=0, flat=()):
+    """Runs at `points` [(B, lr, seed)] of a parabola in log10 lr with its minimum at optima[B]
+    (no curvature at the batch sizes in `flat`)."""
     rng = np.random.default_rng(seed)
     recs = []
     for b, lr, s in points:
-        loss = 0.1 + 0.2 * (math.log10(lr) - math.log10(optima[b])) ** 2 + rng.normal(0, noise)
+        c = 0.0 if b in flat else 0.2
+        loss = 0.1 + c * (math.log10(lr) - math.log10(optima[b])) ** 2 + rng.normal(0, noise)
         recs.append((b, lr, s, loss, math.nan, math.nan, math.nan))
     return from_records(recs, "lrscale", 0.1)
 
@@ -61,6 +64,16 @@ def test_bracketed_optimum_is_recentred_wide_once():
     runs = grid(cfg) + [(p["batch_size"], p["lr"], p["seed"]) for p in plan["points"]]
     plan3 = adaptive.plan_round(cfg, 3, sweep_for({8: 1e-3, 64: 2e-3}, runs), [plan])
     assert plan3["points"] == [] and {v["action"] for v in plan3["per_batch"].values()} == {"done"}
+
+
+def test_a_flat_column_is_recentred_once_then_left():
+    cfg = cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2], seeds=(0, 1))
+    sweep = sweep_for({8: 1e-3, 64: 1e-3}, grid(cfg), flat=(64,))
+    plan = adaptive.plan_round(cfg, 2, sweep, [])
+    assert plan["per_batch"]["64"]["action"] == "recenter" and plan["per_batch"]["64"]["why"].startswith("flat so far")
+    runs = grid(cfg) + [(p["batch_size"], p["lr"], p["seed"]) for p in plan["points"]]
+    plan3 = adaptive.plan_round(cfg, 3, sweep_for({8: 1e-3, 64: 1e-3}, runs, flat=(64,)), [plan])
+    assert plan3["per_batch"]["64"]["action"] == "flat" and plan3["points"] == []
 
 
 def test_a_planned_lr_named_like_a_run_reuses_it_with_fresh_seeds():
@@ -133,3 +146,15 @@ def test_wandb_numbers_later_rounds_after_the_grid():
     _, calls = build_log_calls(cfg, [run(1e-3, 0), run(1e-2, 0), run(0.003162, 0), run(0.003162, 1)])
     nums = [(c["config/lr"], c["config/experiment_num"]) for c in calls if "config/experiment_num" in c]
     assert nums == [(1e-3, 1), (1e-2, 2), (0.003162, 3)]
+
+
+def test_the_adaptive_benchmark_runs_the_package_planner():
+    """bench/adaptive_design.py at 2 replicates: both designs fitted, the edge case bracketed."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import adaptive_design
+
+    row = adaptive_design.run_cell(("sym", 0.01, 0.5, 2, 0))
+    assert row["fixed_no_beta"] == 0 and row["adaptive_no_beta"] == 0 and row["runs_adaptive_max"] == 98
+    assert abs(row["adaptive_err"]) < 0.2 and row["hw_ratio"] > 0
+    edge = adaptive_design.run_edge_cell(("sym", 0.01, 2))
+    assert edge["bracketed"] == 1.0 and edge["within_budget"] == 1.0 and edge["fixed_bracketed"] == 0.0

@@ -184,7 +184,12 @@ def test_wandb_disabled_and_results_do_not_depend_on_it(tmp_path):
 
 def test_phase2_dry_run_lists_49_train_jobs(tmp_path):
     jobs = planned_jobs(tmp_path, REPO / "config" / "phase_2_batch_sweep.yaml")
-    assert jobs["train"] == 49
+    assert jobs["train"] == 49 and "plan_round" not in jobs  # the seed's fixed grid
+
+
+def test_phase2_adaptive_dry_run_lists_round_one_and_its_plan(tmp_path):
+    jobs = planned_jobs(tmp_path, REPO / "config" / "phase_2_adaptive.yaml")
+    assert jobs["train"] == 49 and jobs["plan_round"] == 1
 
 
 def test_default_config_dry_run(tmp_path):

@@ -7,7 +7,8 @@ Round 1 is the config's grid. Each later round, per batch size, from the fit's o
   bracketed, not yet re-centred re-centre: len(seeds_per_point) lrs around lr_opt, 1.2 grid steps
                                 apart (`spacing_decades`), most runs on the sides (wide, not
                                 finer: a finer bracket pins the vertex worse);
-  flat / insufficient / done    nothing.
+  flat                          re-centred too (more runs may resolve it); flat after that: nothing;
+  re-centred / out of extensions nothing.
 Extensions come first, then re-centring, in batch-size order, until `max_runs` (all rounds) is
 spent. Planned lrs are snapped to their run name's precision (config.LR_DECIMALS), so an lr IS its
 name and two plans can never disagree about it; a planned lr whose name is already run at that B
@@ -139,13 +140,13 @@ def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[t
             return "unbracketed", [], f"not bracketed and its {a['extend_edges']} extension(s) are spent"
         why = flags.get("edge") or flags.get("insufficient")
         return "extend", [(lr, None) for lr in lrs], why
-    if "flat" in flags:
-        return "flat", [], flags["flat"]
     if hist["recentred"]:
-        return "done", [], "bracketed and already re-centred"
+        return ("flat", [], flags["flat"]) if "flat" in flags else ("done", [], "bracketed and already re-centred")
     rc = a["recenter"]
     mid = (len(rc["seeds_per_point"]) - 1) / 2
     lrs = [(row["lr_opt"] * 10 ** (spacing * (j - mid)), k) for j, k in enumerate(rc["seeds_per_point"])]
+    if "flat" in flags:  # often just too few runs so far: more, where it matters, may resolve it
+        return "recenter", lrs, f"flat so far ({flags['flat']}); re-centred on its best lr {row['lr_opt']:.3g}"
     return "recenter", lrs, f"re-centred on lr_opt {row['lr_opt']:.3g}"
 
 
