@@ -5,8 +5,9 @@ c·d² (+ 2c·d³ above the optimum for `asym`), runs > 1.25 decades above the o
 Gaussian noise σ per run, a random grid phase), power-law truths β ∈ {0.5, 0.667, 1}. Both designs
 spend 98 runs:
   fixed     the 7-lr grid × 2 seeds;
-  adaptive  the 7-lr grid × 1 seed, then round 2 planned by lrscale's own planner
-            (lrscale.adaptive.plan_round: re-centre 3 lrs ±0.5 decade, seeds 2/3/2), max_runs 98.
+  adaptive  the 7-lr grid × 1 seed, then round 2 planned by lrscale's own planner with the
+            schema's defaults (lrscale.adaptive.plan_round: 3 lrs re-centred 1.2 grid steps apart,
+            3/1/3 runs), max_runs 98.
 Both are fitted by lrscale.fit.analyse (the same code as `lrscale fit`). Per cell: β error, β CI
 coverage (t and bootstrap), CI half-widths and the adaptive/fixed ratio. A last cell puts the
 optimum of B=256 and B=512 one decade above the grid's top lr (adaptive: 3 rounds): how often
@@ -50,7 +51,7 @@ def run_points(points, lr_opt, shape, sigma, rng) -> list:
     return [(b, lr, s, loss(lr, opt[b], b, shape, sigma, rng), math.nan, math.nan, math.nan) for b, lr, s in points]
 
 
-RECENTER = {}  # the schema's default re-centring (overridable with --recenter-seeds / --recenter-spacing)
+RECENTER = {}  # the schema's default re-centring (experiments override it here)
 
 
 def sweep_config(lrs, seeds, rounds) -> dict:
@@ -72,7 +73,7 @@ def adaptive_sweep(lrs, lr_opt, shape, sigma, rng, rounds=2):
         plan = adaptive.plan_round(cfg, r, from_records(records, "lrscale", 0.1), plans)
         plans.append(plan)
         records += run_points([(p["batch_size"], p["lr"], p["seed"]) for p in plan["points"]], lr_opt, shape, sigma, rng)
-    return from_records(records, "lrscale", 0.1), plans
+    return adaptive.set_grid(from_records(records, "lrscale", 0.1), lrs), plans  # as `lrscale fit --plans` does
 
 
 def fixed_sweep(lrs, lr_opt, shape, sigma, rng):
@@ -108,7 +109,8 @@ def run_cell(spec):
         runs.append(sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes))
         _score(analyse(sweep, bootstrap=boot, seed=seed), beta, log, "adaptive")
     mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
-    row = {"shape": shape, "sigma": sigma, "beta": beta, "reps": reps, "runs_adaptive_max": max(runs)}
+    row = {"shape": shape, "sigma": sigma, "beta": beta, "reps": reps, "runs_adaptive_min": min(runs),
+           "runs_adaptive_max": max(runs)}
     row.update({k: mean(v) for k, v in log.items()})
     row["hw_ratio"] = row["adaptive_hw"] / row["fixed_hw"]
     return row
@@ -118,18 +120,20 @@ def run_edge_cell(spec):
     """B=256 and 512 have their optimum one decade above the grid's top lr."""
     shape, sigma, reps = spec
     rng = np.random.default_rng(zlib.crc32(repr(("edge",) + spec[:2]).encode()))
-    bracketed, within, fixed_bracketed = [], [], []
+    bracketed, included, within, fixed_bracketed = [], [], [], []
     for _ in range(reps):
         lr_opt = truth("power_law", 0.5)
         lrs = grid_lrs(rng)
         lr_opt[-2:] = [lrs[-1] * 10, lrs[-1] * 10]
         sweep, plans = adaptive_sweep(lrs, lr_opt, shape, sigma, rng, rounds=3)
         rows = {r["batch_size"]: r for r in analyse(sweep, bootstrap=0)["per_batch"]}
-        bracketed.append(all("edge" not in rows[b]["flags"] for b in (256, 512)))
+        bracketed.append(all(not {"edge", "insufficient"} & set(rows[b]["flags"]) for b in (256, 512)))
+        included.append(all(rows[b]["included"] for b in (256, 512)))
         within.append(sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes) <= RUNS)
         rows_f = {r["batch_size"]: r for r in analyse(fixed_sweep(lrs, lr_opt, shape, sigma, rng), bootstrap=0)["per_batch"]}
-        fixed_bracketed.append(all("edge" not in rows_f[b]["flags"] for b in (256, 512)))
+        fixed_bracketed.append(all(not {"edge", "insufficient"} & set(rows_f[b]["flags"]) for b in (256, 512)))
     return {"shape": shape, "sigma": sigma, "reps": reps, "bracketed": float(np.mean(bracketed)),
+            "included": float(np.mean(included)),
             "within_budget": float(np.mean(within)), "fixed_bracketed": float(np.mean(fixed_bracketed))}
 
 
@@ -158,10 +162,10 @@ def markdown(rows, edge) -> str:
             f"{fmt(r['fixed_cov_b'], '.2f')} / {fmt(r['adaptive_cov_b'], '.2f')}",
             f"{r['fixed_hw']:.3f} / {r['adaptive_hw']:.3f}", f"{r['hw_ratio']:.2f}"]) + " |")
     lines += ["", "| optimum of B=256, 512 one decade above the grid | σ | bracketed (adaptive, 3 rounds) | "
-              "within 98 runs | bracketed (fixed grid) |", "|---|---|---|---|---|"]
+              "used in the fit | within 98 runs | bracketed (fixed grid) |", "|---|---|---|---|---|---|"]
     for e in edge:
-        lines.append(f"| {e['shape']} | {e['sigma']:g} | {e['bracketed']:.2f} | {e['within_budget']:.2f} | "
-                     f"{e['fixed_bracketed']:.2f} |")
+        lines.append(f"| {e['shape']} | {e['sigma']:g} | {e['bracketed']:.2f} | {e['included']:.2f} | "
+                     f"{e['within_budget']:.2f} | {e['fixed_bracketed']:.2f} |")
     return "\n".join(lines)
 
 

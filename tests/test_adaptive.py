@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, tiny_config
-from lrscale import adaptive, config
+from lrscale import adaptive, config, optima
 from lrscale.errors import UserError
 from lrscale.sweep_table import from_records
 from lrscale.wandb_log import build_log_calls
@@ -129,7 +129,7 @@ def test_write_plan_is_deterministic_and_kept(tmp_path):
 
 def test_annotate_marks_rounds_and_resolved_edges():
     result = {"per_batch": [{"batch_size": 64, "lrs": [1e-3, 1e-2, 0.031623], "runs_per_lr": [1, 2, 1], "flags": {}}]}
-    plans = [{"round": 2, "budget": {"reached": False}, "per_batch": {"64": {"action": "extend"}},
+    plans = [{"round": 2, "budget": {"reached": False}, "per_batch": {"64": {"action": "extend"}}, "grid_lrs": [1e-3, 1e-2],
               "points": [{"batch_size": 64, "lr": 0.031623, "seed": 0, "reason": "extend: edge"},
                          {"batch_size": 64, "lr": 1e-2, "seed": 1, "reason": "recenter: x"}]}]
     adaptive.annotate(result, plans)
@@ -158,3 +158,61 @@ def test_the_adaptive_benchmark_runs_the_package_planner():
     assert abs(row["adaptive_err"]) < 0.2 and row["hw_ratio"] > 0
     edge = adaptive_design.run_edge_cell(("sym", 0.01, 2))
     assert edge["bracketed"] == 1.0 and edge["within_budget"] == 1.0 and edge["fixed_bracketed"] == 0.0
+
+
+def test_fixed_grids_keep_their_positional_windows():
+    """No adaptive grid: windows count positions, so uneven grids (1-3-10 with an odd number of
+    gaps, or a gap of a decade) fit exactly as before adaptive rounds existed."""
+    for lrs in ([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], [1e-4, 1e-3, 2e-3, 3e-3, 1e-2, 1e-1]):
+        pos = optima.positions(np.array(lrs))
+        assert pos.tolist() == list(range(len(lrs)))
+        assert optima._near(pos, np.ones(len(lrs)), 2) == [0, 1, 2, 3, 4]
+        assert optima.fit_points(pos, np.array([5, 4, 1, 2, 4, 6.0]), 2)[0] == [1, 2, 3]
+
+
+def test_lrs_added_between_grid_points_sit_between_positions():
+    grid_lrs = [1e-4, 1e-3, 1e-2]
+    pos = optima.positions(np.array([1e-5, 1e-4, 10**-3.5, 1e-3, 1e-2, 1e-1]), grid_lrs)
+    assert pos == pytest.approx([-1, 0, 0.5, 1, 2, 3])
+    assert optima.at_position(0.5, grid_lrs) == pytest.approx(-3.5) and optima.at_position(3, grid_lrs) == pytest.approx(-1)
+
+
+def test_zero_noise_is_an_infinite_curvature_not_a_crash():
+    x = np.arange(5.0)
+    assert optima.curvature_t(x, x**2 - 4 * x, 2, np.zeros(5)) == math.inf
+
+
+def test_recentred_lrs_stay_inside_a_diverged_lr():
+    row = {"lr_opt": 1e-3, "diverged_lrs": [2e-3], "flags": {}}
+    lrs = adaptive._wanted(row, {"extended": set(), "recentred": False},
+                           config.defaults()["sweep"]["adaptive"], 0.6)[1]
+    assert [lr for lr, _ in lrs] == pytest.approx([10**-3.6, 1e-3, math.sqrt(1e-3 * 2e-3)])
+
+
+def test_an_extension_below_the_name_precision_is_dropped_not_fatal():
+    cfg = cfg_with([2e-6, 6e-6, 2e-5, 6e-5], seeds=(0,), extend_edges=4)
+    plan = adaptive.plan_round(cfg, 2, sweep_for({8: 1e-9, 64: 1e-9}, grid(cfg)), [])
+    assert {p["lr"] for p in plan["points"]} == {adaptive.snap(2e-6 / 10**0.5)}  # 6.3e-7; 2e-7 has no name
+    assert any("below the run names' precision" in n for n in plan["notes"])
+    assert any("runs as 1e-06 (the run names' 6 decimals)" in n for n in plan["notes"])
+
+
+def test_a_kept_plan_from_another_config_with_runs_is_refused(tmp_path):
+    cfg = cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
+    plan = {**adaptive.plan_round(cfg, 2, sweep_for({8: 1e-3, 64: 0.05}, grid(cfg)), []), "fingerprint": "other"}
+    out = tmp_path / "rounds" / "round2.json"
+    (out.parent / "kept").mkdir(parents=True)
+    (out.parent / "kept" / "round2.json").write_text(json.dumps(plan))
+    p = plan["points"][0]
+    run = tmp_path / config.RUN_METRICS.format(batch=p["batch_size"], lr=config.lr_name(p["lr"]), seed=p["seed"])
+    run.parent.mkdir(parents=True)
+    run.write_text("{}")
+    with pytest.raises(UserError, match="planned under another config"):
+        adaptive.write_plan(cfg, 2, [], [], out)
+    with pytest.raises(UserError, match="expected 2 or more"):
+        adaptive.write_plan(cfg, 1, [], [], out)
+
+
+def test_a_budget_below_the_grid_is_a_config_error():
+    with pytest.raises(UserError, match="sweep.adaptive.max_runs.*below the grid's 10 runs"):
+        cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2], max_runs=9)

@@ -21,6 +21,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from . import config, optima
 from .errors import UserError
 from .fileio import atomic_write_text, read_text
@@ -130,6 +132,15 @@ def recenter_spacing(cfg: dict) -> float:
     return given if given is not None else RECENTER_STEPS * optima.spacing(sorted(cfg["sweep"]["lrs"]))
 
 
+def _away_from_divergence(lrs, row: dict) -> list:
+    """Re-centred (lr, runs) moved inside the nearest lr that diverged on either side (halfway from
+    lr_opt to it): a run there would be lost, and with it the side that pins the vertex."""
+    opt, diverged = row["lr_opt"], row.get("diverged_lrs") or []
+    hi = min((d for d in diverged if d > opt), default=math.inf)
+    lo = max((d for d in diverged if d < opt), default=0.0)
+    return [(math.sqrt(opt * hi) if lr >= hi else math.sqrt(opt * lo) if lr <= lo else lr, k) for lr, k in lrs]
+
+
 def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[tuple[float, int]], str]:
     """(action, [(lr, runs)], why) for one batch size's fit row."""
     flags = row["flags"]
@@ -145,9 +156,35 @@ def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[t
     rc = a["recenter"]
     mid = (len(rc["seeds_per_point"]) - 1) / 2
     lrs = [(row["lr_opt"] * 10 ** (spacing * (j - mid)), k) for j, k in enumerate(rc["seeds_per_point"])]
+    lrs = _away_from_divergence(lrs, row)
     if "flat" in flags:  # often just too few runs so far: more, where it matters, may resolve it
         return "recenter", lrs, f"flat so far ({flags['flat']}); re-centred on its best lr {row['lr_opt']:.3g}"
     return "recenter", lrs, f"re-centred on lr_opt {row['lr_opt']:.3g}"
+
+
+def set_grid(sweep: Sweep, grid_lrs) -> Sweep:
+    """Tell the fit which lrs form the grid (round 1), so the local fits measure their windows in
+    grid steps and count the lrs later rounds added between grid points."""
+    sweep.grid = {b: np.sort(np.asarray(grid_lrs, float)) for b in sweep.batch_sizes}
+    return sweep
+
+
+def _resolved(b, action, lrs, known, notes) -> list:
+    """Planned (lr, runs) as they will run: snapped to the name's precision or merged with an lr of
+    the same name; an lr too small to be named is dropped, with a note."""
+    out = []
+    for lr, k in lrs:
+        if snap(lr) == 0.0:
+            notes.append(f"B={b}: {action} lr {lr:.3g} dropped: below the run names' precision "
+                         f"({config.LR_DECIMALS} decimals)")
+            continue
+        got = resolve_lr(lr, known)
+        if config.lr_name(lr) in known:
+            notes.append(f"B={b}: {action} lr {lr:.4g} lands on lr {got:g}, already in the sweep: adds runs there")
+        elif abs(math.log10(got / lr)) > 0.05:
+            notes.append(f"B={b}: {action} lr {lr:.4g} runs as {got:g} (the run names' {config.LR_DECIMALS} decimals)")
+        out.append((got, k))
+    return out
 
 
 def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
@@ -158,14 +195,17 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
     used = sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes)
     left = math.inf if a["max_runs"] is None else a["max_runs"] - used
     hist, known, spacing = _history(plans), known_lrs(cfg, sweep), recenter_spacing(cfg)
-    rows = {row["batch_size"]: row for row in analyse(sweep, bootstrap=0)["per_batch"]}
-    actions, wanted = {}, []
+    set_grid(sweep, cfg["sweep"]["lrs"])
+    rows = {row["batch_size"]: row for row in analyse(sweep, estimator=cfg["analysis"]["estimator"],
+                                                      bootstrap=0)["per_batch"]}
+    actions, wanted, notes = {}, [], []
     for b in cfg["sweep"]["batch_sizes"]:
         action, lrs, why = _wanted(rows[b], hist.get(b, {"extended": set(), "recentred": False}), a, spacing)
+        lrs = _resolved(b, action, lrs, known, notes)
+        if action == "extend" and not lrs:
+            action, why = "unbracketed", f"{why}; but those lrs are below the run names' precision"
         actions[b] = {"action": action, "why": why, "lr_opt": rows[b]["lr_opt"]}
-        seeds_default = len(cfg["sweep"]["seeds"])
-        wanted += [(0 if action == "extend" else 1, b, resolve_lr(lr, known), k or seeds_default, action)
-                   for lr, k in lrs]
+        wanted += [(0 if action == "extend" else 1, b, lr, k or len(cfg["sweep"]["seeds"]), action) for lr, k in lrs]
     points, taken = [], {}
     for _, b, lr, k, action in sorted(wanted, key=lambda w: w[0]):  # extensions first (stable: B order)
         prefer = cfg["sweep"]["seeds"] if action == "extend" else ()  # an extension continues the grid
@@ -174,16 +214,19 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
         points += [_point(b, lr, s, r, f"{action}: {actions[b]['why']}") for s in seeds]
     cut = max(len(points) - max(left, 0), 0) if math.isfinite(left) else 0
     points = points[: len(points) - cut]
-    return {"round": r, "points": points, "per_batch": {str(b): v for b, v in actions.items()},
+    return {"round": r, "grid_lrs": sorted(cfg["sweep"]["lrs"]), "points": points, "notes": notes,
+            "per_batch": {str(b): v for b, v in actions.items()},
             "budget": {"max_runs": a["max_runs"], "runs_before": used, "planned": len(points), "not_planned": cut,
                        "reached": bool(cut) or (math.isfinite(left) and left <= 0)}}
 
 
 def fingerprint(cfg: dict) -> str:
-    """What a plan depends on besides the runs: the grid, the adaptive settings, the training and
-    the fit settings. A kept plan is reused only while this matches."""
-    keys = {"sweep": {k: cfg["sweep"][k] for k in ("batch_sizes", "lrs", "seeds", "adaptive")},
-            **config.train_config(cfg), **config.fit_config(cfg)}
+    """What a round's plan depends on besides the runs: the grid, the adaptive settings other than
+    `rounds` (raising it continues a sweep), the training and the estimator. A kept plan is reused
+    only while this matches."""
+    adapt = {k: v for k, v in settings(cfg).items() if k != "rounds"}
+    keys = {"sweep": {k: cfg["sweep"][k] for k in ("batch_sizes", "lrs", "seeds")}, "adaptive": adapt,
+            "train": config.train_config(cfg), "estimator": cfg["analysis"]["estimator"]}
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -191,34 +234,56 @@ def read_plan(path) -> dict:
     """A plan file, checked enough to plan from (a damaged one is an error naming it)."""
     try:
         plan = json.loads(read_text(Path(path), "round plan"))
-        _ = [(p["batch_size"], p["lr"], p["seed"], p["reason"]) for p in plan["points"]], int(plan["round"])
+        _ = [(p["batch_size"], float(p["lr"]), p["seed"], p["reason"]) for p in plan["points"]], int(plan["round"])
+        _ = [float(lr) for lr in plan["grid_lrs"]]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise UserError(f"{path}: not a round plan; expected JSON with 'round' and 'points' (batch_size, lr, seed, "
-                        "reason); delete it to plan that round again") from None
+        raise UserError(f"{path}: not a round plan; expected JSON with 'round', 'grid_lrs' and 'points' (batch_size, "
+                        "lr, seed, reason); delete it to plan that round again") from None
     return plan
 
 
+def _kept_plan(cfg: dict, r: int, kept: Path, results: Path):
+    """The plan kept for round r, when it still applies; None to plan afresh. A kept plan made under
+    another config whose runs already exist is an error: re-planning would orphan them."""
+    if not kept.exists():
+        return None
+    plan = read_plan(kept)
+    if plan.get("fingerprint") == fingerprint(cfg):
+        return plan
+    ran = [p for p in plan["points"] if (results / config.RUN_METRICS.format(
+        batch=p["batch_size"], lr=config.lr_name(p["lr"]), seed=p["seed"])).exists()]
+    if ran:
+        raise UserError(f"{kept}: round {r} was planned under another config (sweep grid, sweep.adaptive other than "
+                        f"rounds, training sections or analysis.estimator) and {len(ran)} of its runs exist; expected "
+                        "that config: restore it, or delete this plan and those runs to plan the round again")
+    return None
+
+
 def write_plan(cfg: dict, r: int, metrics_paths, plan_paths, out) -> dict:
-    """Plan round r into `out`. A plan kept from an earlier attempt (rounds/kept/) with the same
-    fingerprint is written back unchanged: once made, a round's plan never changes."""
+    """Plan round r into `out` (results/<sweep>/rounds/round<r>.json). A plan kept from an earlier
+    attempt (rounds/kept/) under the same config is written back unchanged: once made, a round's
+    plan never changes."""
     from .aggregate import load_all
 
+    if r < 2:
+        raise UserError(f"--round: {r}; expected 2 or more (round 1 is the config's grid)")
     out = Path(out)
     kept = out.parent / "kept" / out.name
-    fp = fingerprint(cfg)
-    if kept.exists() and read_plan(kept).get("fingerprint") == fp:
-        plan = read_plan(kept)
+    plan = _kept_plan(cfg, r, kept, out.parent.parent)
+    if plan is not None:
         print(f"[lrscale plan] round {r}: reusing the plan kept in {kept}")
     else:
         plans = sorted((read_plan(p) for p in plan_paths), key=lambda p: p["round"])
         sweep = from_runs(load_all(metrics_paths), cfg["train"]["final_window"])
-        plan = {**plan_round(cfg, r, sweep, plans), "fingerprint": fp}
+        plan = {**plan_round(cfg, r, sweep, plans), "fingerprint": fingerprint(cfg)}
         atomic_write_text(kept, json.dumps(plan, indent=1) + "\n")
     atomic_write_text(out, json.dumps(plan, indent=1) + "\n")
     print(f"[lrscale plan] round {r}: {len(plan['points'])} runs planned"
           + (f"; budget of {plan['budget']['max_runs']} runs reached" if plan["budget"]["reached"] else ""))
     for b, v in plan["per_batch"].items():
         print(f"  B={b}: {v['action']} ({v['why']})")
+    for note in plan.get("notes", []):
+        print(f"  note: {note}")
     return plan
 
 
@@ -230,14 +295,14 @@ def annotate(result: dict, plans: list[dict]) -> None:
     for plan in plans:
         for p in plan["points"]:
             planned.setdefault((p["batch_size"], config.lr_name(p["lr"])), []).append(plan["round"])
+    grid = {config.lr_name(lr) for lr in plans[0].get("grid_lrs", [])}
     for row in result["per_batch"]:
         b = row["batch_size"]
-        rounds = [planned.get((b, config.lr_name(lr)), []) for lr in row["lrs"]]
-        # more runs at an lr than its plans account for: the grid's (round 1) are among them
-        row["lr_rounds"] = [1 if n > len(rs) else min(rs) for rs, n in zip(rounds, row["runs_per_lr"])]
+        row["lr_rounds"] = [1 if config.lr_name(lr) in grid else min(planned.get((b, config.lr_name(lr)), [1]))
+                            for lr in row["lrs"]]
         extended = any(p["batch_size"] == b and p["reason"].startswith("extend") for pl in plans for p in pl["points"])
         row["extended"] = extended
-        row["edge_resolved_by_extension"] = extended and "edge" not in row["flags"]
+        row["edge_resolved_by_extension"] = extended and not {"edge", "insufficient"} & set(row["flags"])
     result["rounds"] = {
         "n": 1 + len(plans),
         "plans": [{"round": p["round"], "runs": len(p["points"]), "per_batch": p["per_batch"], "budget": p["budget"]}

@@ -97,6 +97,11 @@ def validate(config: dict, source="config") -> dict:
         if dup:
             raise UserError(f"{source}: key 'sweep.{key}': duplicate values {dup}; expected unique values")
     _check_lr_names(sweep["lrs"], source)
+    grid_runs = len(sweep["batch_sizes"]) * len(sweep["lrs"]) * len(sweep["seeds"])
+    max_runs = sweep["adaptive"]["max_runs"]
+    if max_runs is not None and max_runs < grid_runs:
+        raise UserError(f"{source}: key 'sweep.adaptive.max_runs': {max_runs} is below the grid's {grid_runs} runs; "
+                        "expected at least the grid (round 1)")
     opt = cfg["optimizer"]
     if opt["nesterov"] and not (opt["name"] == "sgd" and opt["momentum"] > 0):
         raise UserError(f"{source}: key 'optimizer.nesterov': needs optimizer.name sgd with momentum > 0")

@@ -50,7 +50,7 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
            "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
     if np.isfinite(mean).sum() < 3:
         return row, None, mean
-    loc = locate(lrs, mean, s["estimator"], sd, n)
+    loc = locate(lrs, mean, s["estimator"], sd, n, sweep.grid.get(b))
     row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
                parabola=loc["parabola"], curvature_t=loc["curvature_t"])
     return row, loc, mean
@@ -64,7 +64,7 @@ def _finish_row(row, loc, mean, floor, sweep: Sweep, s: dict, noise: dict) -> di
     if loc is not None and loc["se_log10"] is not None:
         se_noise = loc["se_log10"]
     elif loc is not None and noise["sigma"] is not None:  # unbracketed: the optimum lies beyond the edge
-        se_noise = optima.spacing(lrs)
+        se_noise = loc["step"]
     if se_noise is not None:
         row["lr_opt_se_log10"] = optima.total_se(se_noise, floor[0])
         row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, floor[1])
@@ -78,7 +78,7 @@ def _finish_row(row, loc, mean, floor, sweep: Sweep, s: dict, noise: dict) -> di
 def _per_batch(sweep: Sweep, s: dict, noise: dict):
     """Every batch size's row, and the sweep's shape bias (total, across B) in decades."""
     located = [_locate_row(sweep, b, s, noise) for b in sweep.batch_sizes]
-    steps = [optima.spacing(sweep.lrs[b]) for b in sweep.batch_sizes]
+    steps = [optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]
     identifiable = [loc for _, loc, _ in located if loc and loc["shape_bias"] and not loc["clipped"]
                     and (loc["curvature_t"] or 0) >= optima.MIN_CURVATURE_T]  # a flat column has no shape
     floor = optima.shape_floor([loc["shape_bias"] for loc in identifiable], float(np.median(steps)))
@@ -101,7 +101,7 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, floor) -> list:
             lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
             mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
-            lr_opt = locate(lrs, mean, s["estimator"], runs=n)["lr_opt"]
+            lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]))["lr_opt"]
             y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, floor[1])))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
@@ -121,7 +121,7 @@ def _non_monotonic(included):
 def _noise(sweep: Sweep) -> dict:
     known = [v for v in sweep.noise.values() if v]
     fallback = float(np.median(known)) if known else None
-    sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran)
+    sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran, sweep.grid)
     if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
         # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used
         sigma, dof, source = fallback, math.inf, "train_loss_std (above the local cubic residuals)"
@@ -194,6 +194,8 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     sweep = read_table(path, cfg["train"]["final_window"])
     runs = load_all(metrics)
     round_plans = [adaptive.read_plan(p) for p in plans]
+    if round_plans:  # an adaptive sweep: the local fits measure their windows on its grid
+        adaptive.set_grid(sweep, round_plans[0]["grid_lrs"])
     a = cfg["analysis"]
     result = analyse(sweep, a["estimator"], a["hypotheses"], a["bootstrap"], a["seed"], a["include_edge"])
     result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}

@@ -49,29 +49,46 @@ def _quad_operator(x, w=None):
 
 
 def spacing(lrs) -> float:
-    """The grid step in decades (half a decade for a single lr): the median gap, counting only the
-    coarse gaps, so lrs an adaptive round added between grid points do not shrink it."""
-    if len(lrs) < 2:
-        return 0.5
-    gaps = np.diff(np.log10(lrs))
-    return float(np.median(gaps[gaps >= 0.6 * np.quantile(gaps, 0.75)]))
+    """The grid step in decades (median; half a decade for a single lr)."""
+    return float(np.median(np.diff(np.log10(lrs)))) if len(lrs) > 1 else 0.5
 
 
-def _near(x, loss, i, steps=2) -> list:
-    """The finite points within `steps` grid steps (in decades, not positions) of the best point i:
-    where the local fits live. On a regular grid: the best point and its `steps` neighbours a side."""
-    reach = (steps + 0.01) * spacing(10.0 ** x)
-    return [j for j in range(len(loss)) if np.isfinite(loss[j]) and abs(x[j] - x[i]) <= reach]
+def positions(lrs, grid_lrs=None) -> np.ndarray:
+    """Each lr's place on the sweep's grid, in grid steps: its index when there is no separate grid
+    (a fixed sweep), else interpolated on the grid's lrs (an adaptive round's lrs fall between grid
+    points; beyond the ends, the end gaps continue)."""
+    if grid_lrs is None or len(grid_lrs) < 2:
+        return np.arange(len(lrs), dtype=float)
+    x, xg = np.log10(lrs), np.log10(np.sort(grid_lrs))
+    pos = np.interp(x, xg, np.arange(len(xg), dtype=float))
+    pos = np.where(x < xg[0], (x - xg[0]) / (xg[1] - xg[0]), pos)
+    return np.where(x > xg[-1], len(xg) - 1 + (x - xg[-1]) / (xg[-1] - xg[-2]), pos)
 
 
-def fit_points(x, loss, i, runs=None):
-    """Indices and weights of the local quadratic around the best point i: the points within one
-    grid step, and those within two over a flat bottom (no lower than the inner ones) at half
-    weight, so an asymmetric curve does not drag the vertex. Weights scale with runs per lr."""
+def at_position(p, grid_lrs) -> float:
+    """log10 lr at grid position p (the inverse of `positions`)."""
+    xg = np.log10(np.sort(grid_lrs))
+    if p < 0:
+        return float(xg[0] + p * (xg[1] - xg[0]))
+    if p > len(xg) - 1:
+        return float(xg[-1] + (p - len(xg) + 1) * (xg[-1] - xg[-2]))
+    return float(np.interp(p, np.arange(len(xg)), xg))
+
+
+def _near(pos, loss, i, steps=2) -> list:
+    """The finite points within `steps` grid steps of the best point i: where the local fits live."""
+    return [j for j in range(len(loss)) if np.isfinite(loss[j]) and abs(pos[j] - pos[i]) <= steps + 1e-9]
+
+
+def fit_points(pos, loss, i, runs=None):
+    """Indices and weights of the local quadratic around the best point i: its neighbours (on a
+    grid with lrs added between grid points, everything closer than 2 grid steps), and the points 2
+    steps out over a flat bottom (no lower than the inner ones) at half weight, so an asymmetric
+    curve does not drag the vertex. Weights scale with the runs behind each mean."""
     runs = np.ones(len(loss)) if runs is None else np.asarray(runs, float)
-    inner = set(_near(x, loss, i, 1.9)) | {i - 1, i + 1}  # the bracket, however wide a gap it spans
+    inner = set(_near(pos, loss, i, 1.9)) | {i - 1, i + 1}  # on a plain grid: i-1, i, i+1
     near = min(loss[j] for j in inner if j != i) - loss[i]
-    sel = sorted(inner | {j for j in _near(x, loss, i, 2) if loss[j] - loss[i] <= near})
+    sel = sorted(inner | {j for j in _near(pos, loss, i, 2) if loss[j] - loss[i] <= near})
     return sel, np.array([runs[j] * (1.0 if j in inner else 0.5) for j in sel])
 
 
@@ -94,13 +111,14 @@ def vertex(x, loss, sel, w, sd=None) -> dict | None:
     return out
 
 
-def curvature_t(x, loss, i, sd) -> float | None:
+def curvature_t(x, loss, i, sd, pos=None) -> float | None:
     """Curvature of a quadratic (inverse-variance weighted) over the finite points within 2 steps
     of the best, in SEs: the identifiability test (5 points pin a curvature ~5x better than 3)."""
-    near = _near(x, loss, i)
+    near = _near(np.arange(len(x)) if pos is None else pos, loss, i)
     if len(near) < 3:
         return None
-    M = _quad_operator(x[near], 1.0 / np.asarray(sd, float)[near] ** 2)
+    sd_near = np.asarray(sd, float)[near]
+    M = _quad_operator(x[near], 1.0 / sd_near**2 if np.all(sd_near > 0) else None)  # σ = 0: unweighted
     with np.errstate(over="ignore", invalid="ignore"):
         a = float(M[0] @ loss[near])
     se_a = math.sqrt(np.sum(M[0] ** 2 * np.asarray(sd, float)[near] ** 2))
@@ -109,11 +127,11 @@ def curvature_t(x, loss, i, sd) -> float | None:
     return a / se_a if se_a > 0 else (math.inf if a > 0 else -math.inf)
 
 
-def cubic_vertex(x, loss, i):
+def cubic_vertex(x, loss, i, pos=None):
     """Minimum of a cubic through the finite points within 2 steps of the best (>= 4 of them) and
     its gradient with respect to those losses; None when there is no minimum near the best point.
     A cubic follows an asymmetric wall a quadratic cannot: their disagreement measures shape bias."""
-    near = _near(x, loss, i)
+    near = _near(np.arange(len(x)) if pos is None else pos, loss, i)
     if len(near) < 4:
         return None
     xs = x[near]
@@ -130,10 +148,10 @@ def cubic_vertex(x, loss, i):
     return xc, dict(zip(near, dcoef @ M))
 
 
-def shape_bias(x, loss, i, v, sd):
+def shape_bias(x, loss, i, v, sd, pos=None):
     """(d, Var d) for d = quadratic vertex − cubic minimum: beyond its noise Var d, d measures the
     quadratic vertex's shape bias (None when there is no cubic minimum)."""
-    cub = cubic_vertex(x, loss, i)
+    cub = cubic_vertex(x, loss, i, pos)
     if cub is None or "grad" not in v:
         return None
     xc, g_cubic = cub
@@ -141,31 +159,32 @@ def shape_bias(x, loss, i, v, sd):
     return v["x"] - xc, float(sum(gj**2 * float(sd[j]) ** 2 for j, gj in g.items()))
 
 
-def locate(lrs, loss, estimator="parabola", sd=None, runs=None):
-    """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1).
-    Returns dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, se_log10, curvature_t); the
-    last two need `sd` (per-point SD)."""
-    x = np.log10(lrs)
+def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
+    """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1;
+    `grid_lrs`: an adaptive sweep's grid, on which the local windows are measured). Returns
+    dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, bracket, step, se_log10,
+    curvature_t, shape_bias); the last three need `sd` (per-point SD)."""
+    x, pos = np.log10(lrs), positions(lrs, grid_lrs)
     finite = np.isfinite(loss)
     i = best_index(loss)
-    out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None,
+    step = spacing(lrs if grid_lrs is None else np.sort(grid_lrs))
+    out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None, "step": step,
            "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
-    sel, w = fit_points(x, loss, i, runs)
+    sel, w = fit_points(pos, loss, i, runs)
     v = vertex(x, loss, sel, w, sd)
     if v is None:
         return out  # opens downwards or cannot be evaluated: keep the grid point
-    h = spacing(lrs)  # the bracket: the best point's neighbours, and at least one grid step a side
-    lo, hi = min(x[i - 1], x[i] - h), max(x[i + 1], x[i] + h)
+    lo, hi = _bracket(x, pos, finite, i, grid_lrs)
     xv = float(np.clip(v["x"], lo, hi))  # the lr reported stays in the bracket ...
     out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
                bracket=[float(10**lo), float(10**hi)],
-               curvature_t=None if sd is None else curvature_t(x, loss, i, sd),
-               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd))
+               curvature_t=None if sd is None else curvature_t(x, loss, i, sd, pos),
+               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
         if out["se_log10"] is not None:
-            out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + spacing(lrs) ** 2 / 12)
+            out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + step**2 / 12)
         return out
     if estimator == "spline":
         idx = np.flatnonzero(finite)
@@ -176,6 +195,16 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None):
         return {**out, "lr_opt": float(10 ** grid[j]), "loss_opt": float(vals[j])}
     a, b, c = v["coef"]
     return {**out, "lr_opt": float(10**xv), "loss_opt": float(a * xv**2 + b * xv + c), "parabola": v["coef"]}
+
+
+def _bracket(x, pos, finite, i, grid_lrs) -> tuple[float, float]:
+    """log10 lrs the vertex must lie between: the best point's neighbours, widened to one grid step
+    a side when an adaptive round put lrs close to it, never past an lr that diverged."""
+    if grid_lrs is None:
+        return x[i - 1], x[i + 1]
+    lo, hi = min(x[i - 1], at_position(pos[i] - 1, grid_lrs)), max(x[i + 1], at_position(pos[i] + 1, grid_lrs))
+    bad_lo, bad_hi = x[:i][~finite[:i]], x[i + 1 :][~finite[i + 1 :]]
+    return (max(lo, bad_lo.max()) if len(bad_lo) else lo), (min(hi, bad_hi.min()) if len(bad_hi) else hi)
 
 
 def _edge_reason(lrs, finite, i, h) -> str | None:
@@ -197,7 +226,7 @@ def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
     finite = np.isfinite(mean)
     if loc is None:
         return {"insufficient": f"{int(finite.sum())} finite point(s); expected at least 3"}
-    flags, i, h = {}, loc["i_best"], spacing(lrs)
+    flags, i, h = {}, loc["i_best"], loc["step"]
     edge = _edge_reason(lrs, finite, i, h)
     if edge:
         flags["edge"] = edge
@@ -258,21 +287,21 @@ def total_se(se_noise, floor) -> float:
     return math.sqrt(se_noise**2 + floor**2)
 
 
-def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None):
+def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, grids=None):
     """(sigma, dof, source): the SD of one run's loss, pooled over the whole sweep.
 
     Several seeds: the within-cell spread of every (B, lr) cell near an optimum (best ± 2 steps,
     where the fits live; far-off runs near divergence are noisier and say nothing about the
     vertex). One seed: the residuals of local 5-point cubics. Else train_loss_std."""
     ss, dof = 0.0, 0
-    ran = ran or {}
+    ran, grids = ran or {}, grids or {}
     several = any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values())
     for b, table in tables.items():
         mean = seed_mean(table, ran.get(b))
         if np.isfinite(mean).sum() < 3:
             continue
         i = best_index(mean)
-        near = _near(np.log10(lrs_by_b[b]), mean, i)
+        near = _near(positions(lrs_by_b[b], grids.get(b)), mean, i)
         if several:
             cells = table[:, near]
             ok = np.isfinite(cells).sum(axis=0) >= 2

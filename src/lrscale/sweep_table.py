@@ -33,6 +33,7 @@ class Sweep:
     seeds: list = field(default_factory=lambda: [0])
     clipped: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of clipped_fraction (NaN: unknown)
     ran: dict = field(default_factory=dict)  # B -> bool (n_seeds, n_lrs): that run exists (absent B: all ran)
+    grid: dict = field(default_factory=dict)  # B -> an adaptive sweep's grid lrs (absent: every lr is a grid lr)
 
     def ran_mask(self, b) -> np.ndarray:
         """Which (seed, lr) cells of B were run: adaptive rounds add seeds at some lrs only."""

@@ -13,6 +13,7 @@ shell.prefix(
 )
 
 from lrscale import PLOTS
+from lrscale import adaptive as lrscale_adaptive
 from lrscale import config as lrscale_config
 from lrscale.errors import UserError
 
@@ -64,11 +65,19 @@ def get_plan_file(r):
     return checkpoints.plan_round.get(sweep=SWEEP, round=r).output.plan
 
 
+def read_plan(path):
+    """A round's plan; a damaged one stops the workflow with one line naming it."""
+    try:
+        return lrscale_adaptive.read_plan(path)
+    except UserError as e:
+        raise WorkflowError(str(e)) from None
+
+
 def get_round_points(r):
     """Round r's runs: the grid, or what its plan says."""
     if r == 1:
         return GRID
-    return json.loads(Path(get_plan_file(r)).read_text())["points"]
+    return read_plan(get_plan_file(r))["points"]
 
 
 def get_metrics_files(wildcards=None):
@@ -97,7 +106,19 @@ def get_plans(wildcards=None):
 def get_lr(wildcards):
     """The exact lr: the config's (the path only carries LR_DECIMALS decimals), else a planned lr,
     which the planner snaps to exactly its name."""
-    return repr(LR_BY_NAME.get(wildcards.lr, float(wildcards.lr)))
+    if wildcards.lr in LR_BY_NAME:
+        return repr(LR_BY_NAME[wildcards.lr])
+    planned = {
+        lrscale_config.lr_name(p["lr"]): p["lr"]
+        for plan in map(read_plan, get_existing_plans())
+        for p in plan["points"]
+        if p["batch_size"] == int(wildcards.batch)
+    }
+    if wildcards.lr not in planned:
+        raise WorkflowError(
+            f"lr {wildcards.lr} at batch size {wildcards.batch} is neither in sweep.lrs nor in a round plan"
+        )
+    return repr(planned[wildcards.lr])
 
 
 def get_train_config_json(wildcards):
@@ -147,7 +168,7 @@ def get_existing_plans(wildcards=None):
 
 def get_existing_metrics_files(wildcards):
     """Partial analysis: only the runs that finished (asked for explicitly: `snakemake partial`)."""
-    planned = [json.loads(Path(p).read_text())["points"] for p in get_existing_plans()]
+    planned = [read_plan(p)["points"] for p in get_existing_plans()]
     points = GRID + [p for plan in planned for p in plan]
     found = [f for f in map(metrics_path, points) if Path(f).exists()]
     if not found:
