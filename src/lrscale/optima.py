@@ -76,8 +76,9 @@ def at_position(p, grid_lrs) -> float:
 
 
 def _near(pos, loss, i, steps=2) -> list:
-    """The finite points within `steps` grid steps of the best point i: where the local fits live."""
-    return [j for j in range(len(loss)) if np.isfinite(loss[j]) and abs(pos[j] - pos[i]) <= steps + 1e-9]
+    """The finite points within `steps` grid steps of the best point i: where the local fits live.
+    (Planned lrs are snapped to their names, so an lr 2 steps out may sit a hair beyond 2.)"""
+    return [j for j in range(len(loss)) if np.isfinite(loss[j]) and abs(pos[j] - pos[i]) <= steps + 0.05]
 
 
 def fit_points(pos, loss, i, runs=None):
