@@ -216,3 +216,19 @@ def test_a_kept_plan_from_another_config_with_runs_is_refused(tmp_path):
 def test_a_budget_below_the_grid_is_a_config_error():
     with pytest.raises(UserError, match="sweep.adaptive.max_runs.*below the grid's 10 runs"):
         cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2], max_runs=9)
+
+
+def test_an_adaptive_heatmap_puts_each_rows_lrs_on_one_log_axis(tmp_path):
+    from matplotlib import image
+
+    from lrscale import plots
+
+    rows = []
+    for k, b in enumerate((8, 64)):
+        lrs = sorted([10 ** (-4 + 0.5 * j) for j in range(7)] + [10 ** (-3.3 + 0.1 * k + 0.6 * j) for j in range(3)]
+                     + [10 ** (-3.1 + 0.2 * k + 0.3 * j) for j in range(3)])
+        loss = [None if lr > 0.05 else 0.1 + (math.log10(lr) + 3) ** 2 for lr in lrs]
+        rows.append({"batch_size": b, "lrs": lrs, "mean_loss": loss, "lr_opt": 1e-3})
+    assert len({lr for r in rows for lr in r["lrs"]}) > 12
+    plots.loss_heatmap({"per_batch": rows}, tmp_path / "h.png")
+    assert image.imread(tmp_path / "h.png").shape[1] > 500

@@ -112,6 +112,8 @@ def loss_vs_lr(result, path):
 
 def loss_heatmap(result, path):
     all_lrs = sorted({lr for r in result["per_batch"] for lr in r["lrs"]})
+    if any(r["lrs"] != all_lrs for r in result["per_batch"]) and len(all_lrs) > 12:
+        return _loss_heatmap_log_x(result, path)  # an adaptive sweep: every B has lrs of its own
     bs = [r["batch_size"] for r in result["per_batch"]]
     grid = np.full((len(bs), len(all_lrs)), np.nan)
     for i, r in enumerate(result["per_batch"]):
@@ -130,6 +132,31 @@ def loss_heatmap(result, path):
             ax.plot(j, i, "*", color="cyan", ms=12, mec="black")
     ax.set_xticks(range(len(all_lrs)), [f"{v:.2g}" for v in all_lrs], rotation=45)
     ax.set_yticks(range(len(bs)), bs)
+    ax.set(xlabel="peak lr", ylabel="batch size", title="Final val loss (× diverged, ★ lr_opt)")
+    _save(fig, path)
+
+
+def _loss_heatmap_log_x(result, path):
+    """The heatmap on a log lr axis, each row with its own cells (from midway to each neighbour):
+    an adaptive sweep's rows do not share columns."""
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    finite = [v for r in result["per_batch"] for v in r["mean_loss"] if v is not None]
+    norm = plt.Normalize(np.log10(min(finite)), np.log10(max(finite))) if finite else None
+    for i, r in enumerate(result["per_batch"]):
+        x = np.log10(r["lrs"])
+        mid = (x[1:] + x[:-1]) / 2
+        edges = np.concatenate([[x[0] - (mid[0] - x[0] if len(mid) else 0.25)], mid,
+                                [x[-1] + (x[-1] - mid[-1] if len(mid) else 0.25)]])
+        vals = np.array([[np.nan if v is None else np.log10(v) for v in r["mean_loss"]]])
+        im = ax.pcolormesh(10**edges, [i - 0.5, i + 0.5], vals, cmap="magma_r", norm=norm)
+        div = [lr for lr, v in zip(r["lrs"], r["mean_loss"]) if v is None]
+        ax.plot(div, [i] * len(div), "x", color="red", ms=7, ls="none")
+        if r["lr_opt"] is not None:
+            ax.plot(r["lr_opt"], i, "*", color="cyan", ms=12, mec="black")
+    fig.colorbar(im, ax=ax, label="log10 final val loss")
+    ax.set_xscale("log")
+    ax.set_ylim(len(result["per_batch"]) - 0.5, -0.5)
+    ax.set_yticks(range(len(result["per_batch"])), [r["batch_size"] for r in result["per_batch"]])
     ax.set(xlabel="peak lr", ylabel="batch size", title="Final val loss (× diverged, ★ lr_opt)")
     _save(fig, path)
 
