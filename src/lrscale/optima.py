@@ -106,9 +106,11 @@ def vertex(x, loss, sel, w, sd=None) -> dict | None:
             return None
         out = {"x": float(xv), "coef": [float(a), float(b), float(c)]}
     if sd is not None:
-        grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0]) @ M  # d xv / d loss[sel]
+        with np.errstate(over="ignore", invalid="ignore"):  # a vanishing curvature: an SE of inf (flagged flat)
+            grad = np.array([b / (2 * a * a), -1 / (2 * a), 0.0]) @ M  # d xv / d loss[sel]
+            se = math.sqrt(np.sum(grad**2 * np.asarray(sd, float)[sel] ** 2))
         out["grad"] = dict(zip(sel, grad))
-        out["se"] = float(math.sqrt(np.sum(grad**2 * np.asarray(sd, float)[sel] ** 2)))
+        out["se"] = float(se) if math.isfinite(se) else math.inf
     return out
 
 

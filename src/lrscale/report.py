@@ -51,11 +51,16 @@ def rounds_section(result) -> str:
     for p in rounds["plans"]:
         acts = "; ".join(f"B={b} {v['action']}" for b, v in p["per_batch"].items() if v["action"] != "done")
         lines.append(f"- round {p['round']}: {acts or 'nothing left to do'}")
+    for r in result["per_batch"]:
+        added = [f"{lr:.3g} (round {k}, {n} run{'s' if n > 1 else ''})"
+                 for lr, k, n in zip(r["lrs"], r.get("lr_rounds", []), r["runs_per_lr"]) if k > 1]
+        if added:
+            lines.append(f"- B={r['batch_size']}: lrs added {', '.join(added)}")
     resolved = [r["batch_size"] for r in result["per_batch"] if r.get("edge_resolved_by_extension")]
     if resolved:
         lines.append(f"- edges resolved by extension: B = {', '.join(map(str, resolved))}")
     if rounds["budget_reached"]:
-        lines.append(f"- the run budget (max_runs) was reached: planning stopped")
+        lines.append("- the run budget (max_runs) was reached: planning stopped")
     return "\n".join(lines) + "\n\n"
 
 
