@@ -204,7 +204,7 @@ def test_a_kept_plan_from_another_config_with_runs_is_refused(tmp_path):
     (out.parent / "kept").mkdir(parents=True)
     (out.parent / "kept" / "round2.json").write_text(json.dumps(plan))
     p = plan["points"][0]
-    run = tmp_path / config.RUN_METRICS.format(batch=p["batch_size"], lr=config.lr_name(p["lr"]), seed=p["seed"])
+    run = tmp_path / config.run_metrics(p["batch_size"], p["lr"], p["seed"])
     run.parent.mkdir(parents=True)
     run.write_text("{}")
     with pytest.raises(UserError, match="planned under another config"):

@@ -36,18 +36,9 @@ def settings(cfg: dict) -> dict:
     return cfg["sweep"]["adaptive"]
 
 
-def enabled(cfg: dict) -> bool:
-    return settings(cfg)["rounds"] > 1
-
-
 def snap(lr: float) -> float:
     """The lr its run name says (LR_DECIMALS decimals): planned lrs are exactly their names."""
     return float(config.lr_name(lr))
-
-
-def grid_points(cfg: dict) -> list[dict]:
-    """Round 1: the config's grid, as plan points."""
-    return [{**p, "round": 1, "reason": "grid"} for p in config.grid(cfg)]
 
 
 def _history(plans: list[dict]) -> dict:
@@ -250,8 +241,7 @@ def _kept_plan(cfg: dict, r: int, kept: Path, results: Path):
     plan = read_plan(kept)
     if plan.get("fingerprint") == fingerprint(cfg):
         return plan
-    ran = [p for p in plan["points"] if (results / config.RUN_METRICS.format(
-        batch=p["batch_size"], lr=config.lr_name(p["lr"]), seed=p["seed"])).exists()]
+    ran = [p for p in plan["points"] if (results / config.run_metrics(p["batch_size"], p["lr"], p["seed"])).exists()]
     if ran:
         raise UserError(f"{kept}: round {r} was planned under another config (sweep grid, sweep.adaptive other than "
                         f"rounds, training sections or analysis.estimator) and {len(ran)} of its runs exist; expected "

@@ -64,6 +64,11 @@ def run_name(batch_size: int, lr: float) -> str:
     return RUN_NAME.format(batch=batch_size, lr=lr_name(lr))
 
 
+def run_metrics(batch_size: int, lr: float, seed: int) -> str:
+    """Where one run writes its metrics.json, under results/<sweep>/."""
+    return RUN_METRICS.format(batch=batch_size, lr=lr_name(lr), seed=seed)
+
+
 def run_name_pattern() -> str:
     """A regex that matches exactly the names run_name can produce."""
     return "^" + RUN_NAME.replace(".", r"\.").format(**RUN_NAME_REGEX) + "$"

@@ -52,12 +52,8 @@ wildcard_constraints:
 
 def metrics_path(point):
     """Where one (batch_size, lr, seed) run writes its metrics.json."""
-    name = RUN_METRICS.format(
-        batch=point["batch_size"],
-        lr=lrscale_config.lr_name(point["lr"]),
-        seed=point["seed"],
-    )
-    return f"{RESULTS}/{name}"
+    run = lrscale_config.run_metrics(point["batch_size"], point["lr"], point["seed"])
+    return f"{RESULTS}/{run}"
 
 
 def get_plan_file(r):
