@@ -77,6 +77,9 @@ def lr_opt_vs_batch(result, path):
         ax.text(0.5, 0.5, "no form fitted:\nfewer than 3 usable batch sizes", transform=ax.transAxes, ha="center")
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI)",
            title="Optimal lr vs batch size: fitted forms with 95% bands")
+    tried = [lr for r in result["per_batch"] for lr in r["lrs"]]
+    if tried:  # the lrs swept, half a decade each side: a CI reaching past them (flat, edge) says no more
+        ax.set_ylim(min(tried) / 10**0.5, max(tried) * 10**0.5)
     _save(fig, path)
 
 
