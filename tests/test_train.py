@@ -62,6 +62,22 @@ def test_metrics_contract(tmp_path, cfg_file):
     assert "NaN" not in (tmp_path / "m.json").read_text()
 
 
+def test_timing_split(tmp_path, cfg_file):
+    """metrics.json says where the job's time went; the phases fit inside the process's wall, and the
+    seed-style per-step host sync (the sweep benchmark's baseline) changes no number."""
+    train(cfg_file, tmp_path / "m.json", batch=32, lr=0.01)
+    m = metrics_io.read(tmp_path / "m.json")  # schema-checked
+    t = m["timing"]
+    assert t["startup_s"] > 0.1  # the interpreter and `import torch` come before train()
+    inner = sum(t[k] for k in ("setup_s", "first_step_s", "train_s", "eval_s", "checkpoint_s"))
+    assert 0 < inner <= m["wall_s"] and min(t.values()) >= 0  # wall_s is taken during the summary
+    assert t["train_s"] > 0 and t["train_steps_per_s"] == pytest.approx((32 - 1) / t["train_s"])
+    train(cfg_file, tmp_path / "s.json", batch=32, lr=0.01, env={"LRSCALE_BENCH_SYNC_EVERY_STEP": "1"})
+    s = read_json(tmp_path / "s.json")
+    for key in ("curves", "final_train_loss", "final_val_loss", "grad_norm"):
+        assert s[key] == m[key], key
+
+
 def test_deterministic_and_paired(tmp_path, cfg_file):
     for name in ("a", "b"):
         train(cfg_file, tmp_path / f"{name}.json")

@@ -1,11 +1,15 @@
-"""Fault injection for the reliability tests. Never set these variables in normal use.
+"""Fault injection for the reliability tests, and the benchmark's baseline. Never set these
+variables in normal use.
 
   LRSCALE_FAULT_CRASH=B8_LR0.010000,...       those runs crash before training starts
   LRSCALE_FAULT_CRASH_ONCE=B8_LR0.010000,...  only their first attempt crashes (a retry succeeds)
   LRSCALE_FAULT_NAN_STEP=N                    the training loss of update N (1-based) is NaN
+  LRSCALE_BENCH_SYNC_EVERY_STEP=1             read every training loss back to the host, as the
+                                              seed study's loop did (`loss.item()` per step):
+                                              bench/sweep_gpu.py's seed-style baseline
 
-The crash hooks run from the CLI before training; the NaN hook wraps the task's loss. The
-training loop itself has no test branch.
+The crash hooks run from the CLI before training; the NaN and sync hooks wrap the task's loss.
+The training loop itself has no test branch.
 """
 
 import os
@@ -43,6 +47,8 @@ def wrap_task(task, first_step: int):
     """The task itself, or (LRSCALE_FAULT_NAN_STEP set) one whose training loss turns NaN at that
     update. Counts training calls only (evaluation runs under no_grad), starting after
     `first_step` updates, so a resumed run counts from where it left off."""
+    if os.environ.get("LRSCALE_BENCH_SYNC_EVERY_STEP"):
+        task = _sync_every_step(task)
     target = nan_step()
     if not target:
         return task
@@ -55,6 +61,18 @@ def wrap_task(task, first_step: int):
             done[0] += 1
             if done[0] == target:
                 value = value * float("nan")
+        return value
+
+    return replace(task, loss=loss)
+
+
+def _sync_every_step(task):
+    inner = task.loss
+
+    def loss(model, x, y):
+        value = inner(model, x, y)
+        if torch.is_grad_enabled():
+            value.item()  # the host waits for the GPU here, every step
         return value
 
     return replace(task, loss=loss)

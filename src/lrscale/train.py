@@ -15,7 +15,7 @@ import resource
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -113,6 +113,7 @@ def first_bad_step(chunk: torch.Tensor, init_loss: float, factor: float) -> tupl
 
 # ---------------------------------------------------------------- setup
 CURVES = ("step", "samples_seen", "train_loss", "val_loss", "learning_rate")  # one entry per eval point
+TIMED = ("setup_s", "first_step_s", "eval_s", "checkpoint_s", "summary_s")  # metrics.json timing, with train_s
 
 
 @dataclass
@@ -318,6 +319,47 @@ def throughput(ran: int, loop_s: float, batch_size: int, tokens_per_sample: int 
     }
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started: interpreter start-up, imports and GPU-slot wait (Linux /proc)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime_s - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Timer:
+    """Where a job's wall time went (metrics.json `timing`): each phase timed where it runs.
+    On CUDA a phase boundary first waits for queued GPU work, so a step is charged to the
+    training loop, not to the eval that happens to sync after it (eval syncs anyway)."""
+
+    device: torch.device
+    startup_s: float | None = None
+    parts: dict = field(default_factory=lambda: {k: 0.0 for k in TIMED})
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def phase(self, name: str):
+        self.sync()
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.sync()
+            self.parts[name] += time.monotonic() - t0
+
+    def block(self, loop_s: float, ran: int) -> dict:
+        train_s = max(0.0, loop_s - sum(self.parts[k] for k in ("first_step_s", "eval_s", "checkpoint_s")))
+        steady = ran - 1 if self.parts["first_step_s"] else ran
+        return {"startup_s": self.startup_s, **self.parts, "train_s": train_s,
+                "train_steps_per_s": steady / train_s if train_s > 0 and steady > 0 else None}
+
+
 def run_facts(dev: torch.device, gpu_slot) -> dict:
     """Where and with what the job ran: memory, device, GPU slot, SLURM job, versions."""
     if dev.type == "cuda":
@@ -334,15 +376,41 @@ def run_facts(dev: torch.device, gpu_slot) -> dict:
 
 
 # ---------------------------------------------------------------- train
+def update(job: Job, task, loop: LoopState, step: int, params, clip) -> float:
+    """Update step+1: set its lr, forward/backward on the next batch, clip, step. No host sync."""
+    # 2. lr for this update (host-side arithmetic)
+    lr_now = job.lr * job.lr_mult(step)
+    for g in job.optimizer.param_groups:
+        g["lr"] = lr_now
+    # 3. forward/backward on the next batch of this (seed, B) stream
+    x, y = task.sample_batch(job.data_gen, job.batch_size)
+    with job.autocast:
+        loss = task.loss(job.forward, x, y)
+    job.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    # 4. grad norm before clipping (clipping silently caps the effective lr: record it)
+    if clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    job.optimizer.step()
+    loop.step_loss[step] = loss.detach().float()
+    loop.grad_norm[step] = norm.detach().float()
+    return lr_now
+
+
 def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
           gpu_slot=None):
-    t_start = time.monotonic()
+    t_start, startup_s = time.monotonic(), process_age_s()
     # 1. setup: check the arguments, build the run, resume it
     out = Path(out)
     check_args(batch_size, lr, out)
     job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
     loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
     resume(job, loop)
+    timer = Timer(job.device, startup_s)
+    timer.sync()
+    timer.parts["setup_s"] = time.monotonic() - t_start
     task = faults.wrap_task(job.task, loop.start)  # the task itself unless a fault hook is set
     params = [p for p in job.model.parameters() if p.requires_grad]
     clip, eval_set = cfg["train"]["grad_clip"], set(job.evals)
@@ -356,28 +424,17 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         # SIGTERM (SLURM preemption / time limit): checkpoint at the next step boundary, then exit.
         signal.signal(signal.SIGTERM, lambda *_: terminate.update(flag=True))
         for step in range(loop.start, job.steps):  # `step` = updates done so far; this is update step+1
-            # 2. lr for this update (host-side arithmetic, no sync)
-            lr_now = lr * job.lr_mult(step)
-            for g in job.optimizer.param_groups:
-                g["lr"] = lr_now
-            # 3. forward/backward on the next batch of this (seed, B) stream
-            x, y = task.sample_batch(job.data_gen, batch_size)
-            with job.autocast:
-                loss = task.loss(job.forward, x, y)
-            job.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # 4. grad norm before clipping (clipping silently caps the effective lr: record it)
-            if clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, clip)
-            else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            job.optimizer.step()
-            loop.step_loss[step] = loss.detach().float()
-            loop.grad_norm[step] = norm.detach().float()
+            lr_now = update(job, task, loop, step, params, clip)
             done = step + 1
+            if step == loop.start:  # the first update pays for torch.compile and kernel warm-up
+                timer.sync()
+                timer.parts["first_step_s"] = time.monotonic() - loop_t0
             # 5. eval point: one host sync; divergence check over the losses since the last one
-            if done in eval_set and not eval_point(job, loop, done, lr_now, cfg["train"]["divergence_factor"]):
-                break
+            if done in eval_set:
+                with timer.phase("eval_s"):
+                    ok = eval_point(job, loop, done, lr_now, cfg["train"]["divergence_factor"])
+                if not ok:
+                    break
             # 6. progress, preemption, periodic checkpoint
             progress.update(done, loop.curves["val_loss"])
             if terminate["flag"]:
@@ -385,12 +442,14 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
                 log(f"SIGTERM: checkpoint written at step {done} to {path}")
                 raise Preempted(f"preempted at step {done}; rerun to resume")
             if time.monotonic() - last_ckpt > checkpoint_every_s:
-                save_state(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start)
+                with timer.phase("checkpoint_s"):
+                    save_state(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start)
                 last_ckpt = time.monotonic()
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         progress.close()
-    loop_s = time.monotonic() - loop_t0
+    timer.sync()
+    loop_s, summary_t0 = time.monotonic() - loop_t0, time.monotonic()
 
     # 7. summary, the one write of metrics.json, clean-up of the checkpoint
     n_done = loop.diverged_at if loop.diverged_at is not None else job.steps
@@ -403,6 +462,8 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         **throughput(n_done - loop.start, loop_s, batch_size, job.task.tokens_per_sample),
         **run_facts(job.device, gpu_slot), "resumed_from_step": loop.start or None,
     }
+    timer.parts["summary_s"] = time.monotonic() - summary_t0
+    metrics["timing"] = timer.block(loop_s, n_done - loop.start)
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
     checkpoint.clean(job.ckpt_dir)
     log(f"wrote {out}: final_val_loss {metrics['final_val_loss']}, diverged {metrics['diverged']}, "
