@@ -34,6 +34,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from lrscale import config  # noqa: E402
+
+RUNS_GLOB = config.RUN_METRICS.format(batch="*", lr="*", seed="*")
 BIN = Path(sys.executable).parent
 VARIANTS = {  # train-config overrides, environment, snakemake's --cores / --resources gpu
     "seed": ({"precision": "fp32", "compile": "off"}, {"LRSCALE_BENCH_SYNC_EVERY_STEP": "1"}, "one"),
@@ -105,24 +109,35 @@ def run_snakemake(args, variant, work, steps, batch_sizes) -> dict:
     wall_s, gpu_util = time.monotonic() - t0, sampler.stop()
     if r.returncode != 0:
         raise SystemExit(f"sweep_gpu: {variant} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
-    jobs = [job_row(work / "results" / cfg["sweep"]["name"], b, args.lr) for b in batch_sizes]
+    jobs = [job_row(work / "results" / cfg["sweep"]["name"], config.run_metrics(b, args.lr, 42)) for b in batch_sizes]
     return {"variant": variant, "steps": steps, "wall_s": wall_s, "gpu_util_mean_pct": gpu_util, "jobs": jobs,
             "slots": slots, "device": jobs[0]["device_name"]}
 
 
-def job_row(results: Path, b: int, lr: float) -> dict:
-    """One job's wall split, from its metrics.json timing and Snakemake's benchmark file."""
-    name = f"B{b}_LR{lr:.6f}"
-    m = json.loads((results / "runs" / name / "seed42" / "metrics.json").read_text())
-    with open(results / "benchmarks" / "train" / f"{name}_seed42.tsv") as f:
+def job_row(results: Path, metrics_rel: str) -> dict:
+    """One job's wall split, from its metrics.json timing and Snakemake's benchmark file (the train
+    rule's `benchmark:` sits under benchmarks/train/ as <run>_seed<seed>.tsv)."""
+    path = results / metrics_rel
+    m = json.loads(path.read_text())
+    if "timing" not in m:
+        raise SystemExit(f"sweep_gpu: {path}: no `timing` block; expected metrics.json from lrscale with issue 12's timing")
+    with open(results / "benchmarks" / "train" / f"{m['name']}_seed{m['seed']}.tsv") as f:
         job_s = float(next(csv.DictReader(f, delimiter="\t"))["s"])
     t = m["timing"]
     known = (t["startup_s"] or 0.0) + t["setup_s"] + t["first_step_s"] + t["train_s"] + t["eval_s"]
-    return {"batch_size": b, "job_s": job_s, "startup_s": t["startup_s"] or 0.0, "setup_s": t["setup_s"],
-            "compile_s": t["first_step_s"],
+    return {"batch_size": m["batch_size"], "lr": m["lr"], "seed": m["seed"], "job_s": job_s,
+            "startup_s": t["startup_s"] or 0.0, "setup_s": t["setup_s"], "compile_s": t["first_step_s"],
             "train_s": t["train_s"], "eval_s": t["eval_s"], "write_s": max(0.0, job_s - known),
             "steps_per_s": t["train_steps_per_s"], "final_val_loss": m["final_val_loss"],
-            "device_name": m["device_name"], "end_mtime": (results / "runs" / name / "seed42" / "metrics.json").stat().st_mtime}
+            "device_name": m["device_name"], "end_mtime": path.stat().st_mtime}
+
+
+def split_of(results: Path) -> dict:
+    """Where a finished sweep's job-seconds went (`--from-results`): sums over its train jobs."""
+    jobs = [job_row(results, str(p.relative_to(results))) for p in sorted(results.glob(RUNS_GLOB))]
+    total = {k: sum(j[k] for j in jobs) for k in ("job_s",) + PARTS}
+    return {"results": str(results), "jobs": len(jobs), "job_seconds": total,
+            "loop_share": (total["compile_s"] + total["train_s"] + total["eval_s"]) / total["job_s"]}
 
 
 def extrapolate(run: dict, full_steps: int, lrs_full: int) -> dict:
@@ -155,7 +170,10 @@ def parse_args():
     ap.add_argument("--check", default="default", help="variants whose full-steps check job runs")
     ap.add_argument("--work", default="bench/out/sweep_gpu_work")
     ap.add_argument("--out", default="bench/out/sweep_gpu.json")
+    ap.add_argument("--from-results", help="only print where a finished sweep's job-seconds went (results/<sweep>)")
     args = ap.parse_args()
+    if args.from_results:
+        return args
     import torch
 
     args.cuda = torch.cuda.is_available()
@@ -227,6 +245,9 @@ def table(result: dict) -> str:
 
 def main():
     args = parse_args()
+    if args.from_results:
+        print(json.dumps(split_of(Path(args.from_results)), indent=1))
+        return
     t0 = time.monotonic()
     runs, checks = {}, []
     for variant in args.variants.split(","):
