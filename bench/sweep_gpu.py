@@ -8,7 +8,8 @@ W&B log take seconds on any machine, measured by `make run`):
   fastest  torch.compile with CUDA graphs, `--slots` jobs per GPU (the slot pool) at once
 Per job (from metrics.json `timing` and Snakemake's benchmark file): start-up (process start to
 training: interpreter, imports, slot wait), setup (data, model, optimizer), compile (the first
-update), train, eval, write (the rest of the job's wall: summary, the write, process exit).
+update), train, eval, probe (gradient-noise probes), write (the rest of the job's wall: summary,
+the write, process exit).
 Overhead share: everything but the training loop (compile, train, eval) over the sweep's wall.
 Full-sweep extrapolation to 7 lrs x `--full-steps`: each job's wall plus its extra updates at its
 steady-state rate (eval points are a fixed count, so eval time does not grow), summed, divided by
@@ -44,7 +45,7 @@ VARIANTS = {  # train-config overrides, environment, snakemake's --cores / --res
     "default": ({}, {}, "one"),
     "fastest": ({"compile": "cudagraphs"}, {}, "slots"),
 }
-PARTS = ("startup_s", "setup_s", "compile_s", "train_s", "eval_s", "write_s")
+PARTS = ("startup_s", "setup_s", "compile_s", "train_s", "eval_s", "probe_s", "write_s")
 
 
 def sweep_config(args, name, steps, batch_sizes, train_overrides) -> dict:
@@ -124,10 +125,11 @@ def job_row(results: Path, metrics_rel: str) -> dict:
     with open(results / "benchmarks" / "train" / f"{m['name']}_seed{m['seed']}.tsv") as f:
         job_s = float(next(csv.DictReader(f, delimiter="\t"))["s"])
     t = m["timing"]
-    known = (t["startup_s"] or 0.0) + t["setup_s"] + t["first_step_s"] + t["train_s"] + t["eval_s"]
+    probe_s = t.get("probe_s", 0.0)  # gradient-noise probes (issue 13)
+    known = (t["startup_s"] or 0.0) + t["setup_s"] + t["first_step_s"] + t["train_s"] + t["eval_s"] + probe_s
     return {"batch_size": m["batch_size"], "lr": m["lr"], "seed": m["seed"], "job_s": job_s,
             "startup_s": t["startup_s"] or 0.0, "setup_s": t["setup_s"], "compile_s": t["first_step_s"],
-            "train_s": t["train_s"], "eval_s": t["eval_s"], "write_s": max(0.0, job_s - known),
+            "train_s": t["train_s"], "eval_s": t["eval_s"], "probe_s": probe_s, "write_s": max(0.0, job_s - known),
             "steps_per_s": t["train_steps_per_s"], "final_val_loss": m["final_val_loss"],
             "device_name": m["device_name"], "end_mtime": path.stat().st_mtime}
 
@@ -137,7 +139,8 @@ def split_of(results: Path) -> dict:
     jobs = [job_row(results, str(p.relative_to(results))) for p in sorted(results.glob(RUNS_GLOB))]
     total = {k: sum(j[k] for j in jobs) for k in ("job_s",) + PARTS}
     return {"results": str(results), "jobs": len(jobs), "job_seconds": total,
-            "loop_share": (total["compile_s"] + total["train_s"] + total["eval_s"]) / total["job_s"]}
+            "loop_share": (total["compile_s"] + total["train_s"] + total["eval_s"]) / total["job_s"],
+            "probe_share": total["probe_s"] / total["job_s"]}
 
 
 def extrapolate(run: dict, full_steps: int, lrs_full: int) -> dict:

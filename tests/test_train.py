@@ -78,6 +78,24 @@ def test_timing_split(tmp_path, cfg_file):
         assert s[key] == m[key], key
 
 
+def test_noise_probes_leave_the_trajectory_bit_identical(tmp_path):
+    """Issue 13: probes draw their own batches, fork the RNG (dropout) and never touch .grad."""
+    out = {}
+    for probes in (0, 3):
+        cfg = char_cfg(tmp_path, train={"eval_points": 6, "noise_probes": probes})
+        cfg["model"]["dropout"] = 0.1  # dropout draws from the global RNG: the probes must not move it
+        cfg = write_config(tmp_path / f"c{probes}.yaml", cfg)
+        train(cfg, tmp_path / f"m{probes}.json", batch=8, lr=0.003)
+        out[probes] = metrics_io.read(tmp_path / f"m{probes}.json")
+    for key in ("curves", "final_train_loss", "final_val_loss", "grad_norm", "train_loss_std"):
+        assert out[3][key] == out[0][key], key
+    assert out[0]["noise"]["probes"] == [] and out[0]["timing"]["probe_s"] == 0
+    probes = out[3]["noise"]["probes"]
+    assert [p["step"] for p in probes] == [20, 40, 60] and all(p["finite"] and p["m"] == 16 for p in probes)
+    assert set(probes[-1]["groups"]) == {"embedding", "attention", "mlp", "other"}
+    assert all(p["trace_sigma"] > 0 for p in probes) and out[3]["timing"]["probe_s"] > 0
+
+
 def test_deterministic_and_paired(tmp_path, cfg_file):
     for name in ("a", "b"):
         train(cfg_file, tmp_path / f"{name}.json")
@@ -148,8 +166,9 @@ def test_kill9_then_rerun_resumes_identically(tmp_path):
     assert "resumed from step" in r.stderr
     ref, got = read_json(tmp_path / "ref.json"), read_json(tmp_path / "m.json")
     assert got["resumed_from_step"] > 0
-    for key in ("curves", "final_train_loss", "final_val_loss", "train_loss_std", "grad_norm", "num_steps"):
+    for key in ("curves", "final_train_loss", "final_val_loss", "train_loss_std", "grad_norm", "num_steps", "noise"):
         assert got[key] == ref[key], key
+    assert len(got["noise"]["probes"]) == 4  # probes before and after the kill, the same as uninterrupted
     assert not ckpt.exists()  # deleted on success
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import __version__, checkpoint, faults, tasks
+from . import __version__, checkpoint, faults, probes, tasks
 from .config import config_hash, run_name, train_config
 from .errors import Preempted, UserError
 from .fileio import atomic_write_json, check_writable_dir
@@ -113,7 +113,7 @@ def first_bad_step(chunk: torch.Tensor, init_loss: float, factor: float) -> tupl
 
 # ---------------------------------------------------------------- setup
 CURVES = ("step", "samples_seen", "train_loss", "val_loss", "learning_rate")  # one entry per eval point
-TIMED = ("setup_s", "first_step_s", "eval_s", "checkpoint_s", "summary_s")  # metrics.json timing, with train_s
+TIMED = ("setup_s", "first_step_s", "eval_s", "probe_s", "checkpoint_s", "summary_s")  # metrics.json timing, with train_s
 
 
 @dataclass
@@ -129,8 +129,11 @@ class Job:
     optimizer: torch.optim.Optimizer
     lr_mult: Callable[[int], float]
     data_gen: torch.Generator
+    stream_seed: int  # the data stream's seed: a function of (seed, batch size)
     steps: int
     evals: list[int]
+    probes: list[int]  # steps after which the gradient noise is probed
+    probe_batches: int
     precision: str
     autocast: Any
     identity: dict
@@ -149,6 +152,7 @@ class LoopState:
     prior_wall_s: float = 0.0
     last_eval: int = 0
     diverged_at: int | None = None
+    noise: list = field(default_factory=list)  # one summary per noise probe
 
 
 def build_task(cfg, seed, device) -> tasks.Task:
@@ -185,8 +189,9 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
         batch_size=batch_size, lr=lr, device=dev, task=task, model=model, forward=forward,
         optimizer=make_optimizer(model.parameters(), cfg["optimizer"], lr, dev),
         lr_mult=lr_multiplier(cfg["schedule"], steps),
-        data_gen=torch.Generator().manual_seed(stream_seed(seed, batch_size)),
+        data_gen=torch.Generator().manual_seed(stream_seed(seed, batch_size)), stream_seed=stream_seed(seed, batch_size),
         steps=steps, evals=eval_steps(steps, tc["eval_points"]), precision=precision,
+        probes=eval_steps(steps, tc["noise_probes"]) if tc["noise_probes"] else [], probe_batches=tc["noise_probe_batches"],
         autocast=torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext(),
         identity={"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed},
         ckpt_dir=Path(ckpt_dir),
@@ -199,7 +204,7 @@ def save_state(job: Job, loop: LoopState, done: int, wall_s: float) -> Path:
         "identity": job.identity, "step": done, "model": job.model.state_dict(),
         "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
         "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
-        "curves": loop.curves, "init_loss": loop.init_loss, "wall_s": wall_s,
+        "curves": loop.curves, "init_loss": loop.init_loss, "wall_s": wall_s, "noise": loop.noise,
     })
 
 
@@ -213,6 +218,7 @@ def resume(job: Job, loop: LoopState) -> None:
     checkpoint.restore_rng(state, job.data_gen, job.device)
     loop.start, loop.curves, loop.prior_wall_s, loop.init_loss = (
         state["step"], state["curves"], state["wall_s"], state["init_loss"])
+    loop.noise = state.get("noise", [])
     loop.step_loss[: loop.start] = state["step_loss"].to(job.device)
     loop.grad_norm[: loop.start] = state["grad_norm"].to(job.device)
     loop.last_eval = max([0] + [s for s in job.evals if s <= loop.start])
@@ -292,7 +298,7 @@ def summarize(cfg, point: dict, curves: dict, losses: torch.Tensor, norms: torch
     finite_val = [v for v in curves["val_loss"] if math.isfinite(v)]
     clip = tc["grad_clip"]
     return {
-        "schema_version": 1, "name": run_name(point["batch_size"], point["lr"]), **point,
+        "schema_version": 2, "name": run_name(point["batch_size"], point["lr"]), **point,
         "task": cfg["task"]["name"],
         "config": train_config(cfg),  # the sections this job depends on, defaults filled
         "config_hash": config_hash(cfg), "curves": curves,
@@ -354,7 +360,7 @@ class Timer:
             self.parts[name] += time.monotonic() - t0
 
     def block(self, loop_s: float, ran: int) -> dict:
-        train_s = max(0.0, loop_s - sum(self.parts[k] for k in ("first_step_s", "eval_s", "checkpoint_s")))
+        train_s = max(0.0, loop_s - sum(self.parts[k] for k in ("first_step_s", "eval_s", "probe_s", "checkpoint_s")))
         steady = ran - 1 if self.parts["first_step_s"] else ran
         return {"startup_s": self.startup_s, **self.parts, "train_s": train_s,
                 "train_steps_per_s": steady / train_s if train_s > 0 and steady > 0 else None}
@@ -413,7 +419,8 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     timer.parts["setup_s"] = time.monotonic() - t_start
     task = faults.wrap_task(job.task, loop.start)  # the task itself unless a fault hook is set
     params = [p for p in job.model.parameters() if p.requires_grad]
-    clip, eval_set = cfg["train"]["grad_clip"], set(job.evals)
+    clip, eval_set, probe_set = cfg["train"]["grad_clip"], set(job.evals), set(job.probes)
+    groups = probes.param_groups(job.model) if probe_set else {}
     name = run_name(batch_size, lr)
     log(f"{name} seed {seed}: {job.steps} steps on {job.device} ({job.precision}), {len(job.evals)} eval points")
     progress, terminate = ProgressLog(name, job.steps, loop.start), {"flag": False}
@@ -429,7 +436,10 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
             if step == loop.start:  # the first update pays for torch.compile and kernel warm-up
                 timer.sync()
                 timer.parts["first_step_s"] = time.monotonic() - loop_t0
-            # 5. eval point: one host sync; divergence check over the losses since the last one
+            # 5. noise probe (the trajectory never sees it), eval point: one host sync each
+            if done in probe_set:
+                with timer.phase("probe_s"):
+                    loop.noise.append(probes.probe(job, done, params, groups, job.probe_batches))
             if done in eval_set:
                 with timer.phase("eval_s"):
                     ok = eval_point(job, loop, done, lr_now, cfg["train"]["divergence_factor"])
@@ -458,6 +468,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
                     loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
                     loop.init_loss),
         "precision": job.precision, "compile": cfg["train"]["compile"],
+        "noise": {"probe_batches": job.probe_batches, "probes": loop.noise},
         "wall_s": loop.prior_wall_s + time.monotonic() - t_start,
         **throughput(n_done - loop.start, loop_s, batch_size, job.task.tokens_per_sample),
         **run_facts(job.device, gpu_slot), "resumed_from_step": loop.start or None,

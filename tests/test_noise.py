@@ -1,0 +1,52 @@
+"""lrscale.noise on hand-computed fixtures (the closed-form validation is bench/noise_estimators.py)."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lrscale import noise
+
+
+def test_noise_scale_by_hand():
+    # rows (mean gradients of m = 3 mini-batches of B = 4): mean (2, 0); Σ|row − mean|²/(m − 1) = 1
+    r = noise.noise_scale([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]], batch_size=4)
+    assert r["trace_sigma"] == pytest.approx(4.0)  # B × 1
+    assert r["g2"] == pytest.approx(4.0 - 1 / 3)  # |mean|² − 1/m
+    assert r["b_simple"] == pytest.approx(4.0 / (4.0 - 1 / 3))
+
+
+def test_jackknife_leave_one_out_matches_brute_force():
+    rng = np.random.default_rng(0)
+    g = rng.normal(1.0, 2.0, size=(12, 5))
+    r = noise.noise_scale(g, 8)
+    loo_trace = [noise.noise_scale(np.delete(g, i, 0), 8)["trace_sigma"] for i in range(12)]
+    loo_g2 = [noise.noise_scale(np.delete(g, i, 0), 8)["g2"] for i in range(12)]
+    jack = lambda v: np.sqrt(11 / 12 * np.sum((np.array(v) - np.mean(v)) ** 2))  # noqa: E731
+    assert r["trace_sigma_se"] == pytest.approx(jack(loo_trace))
+    assert r["g2_se"] == pytest.approx(jack(loo_g2))
+
+
+def test_b_simple_open_above_when_the_mean_gradient_is_lost_in_noise():
+    rng = np.random.default_rng(1)
+    r = noise.noise_scale(rng.normal(0.0, 1.0, size=(16, 50)), 8)  # G = 0
+    assert r["b_simple_ci95"][1] is None
+    assert r["b_simple_ci95"][0] is None or r["b_simple_ci95"][0] > 0
+
+
+def test_kurtosis_is_fishers_g2_averaged_over_coordinates():
+    rng = np.random.default_rng(2)
+    g = rng.standard_t(5, size=(40, 7))
+    g[:, 3] = 1.0  # no spread: left out
+    r = noise.noise_kurtosis(g, 8)
+    keep = [0, 1, 2, 4, 5, 6]
+    assert r["coordinates"] == 6
+    assert r["kurtosis"] == pytest.approx(np.mean(stats.kurtosis(g[:, keep], axis=0, fisher=True, bias=False)))
+    assert r["per_sample"] == pytest.approx(8 * r["kurtosis"])
+    assert r["kurtosis_ci95"][0] < r["kurtosis"] < r["kurtosis_ci95"][1]
+
+
+def test_too_few_minibatches_is_a_clear_error():
+    with pytest.raises(ValueError, match="expected at least 3"):
+        noise.noise_scale([[1.0], [2.0]], 4)
+    with pytest.raises(ValueError, match="expected at least 5"):
+        noise.noise_kurtosis(np.ones((4, 2)), 4)
