@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from lrscale.noise import noise_kurtosis, noise_scale, tail_index  # noqa: E402
+from lrscale.noise import noise_kurtosis, noise_scale, standardized_noise, tail_index  # noqa: E402
 
 D, S2 = 32, 0.25
 KAPPA = {"gaussian": 3.0, "laplace": 6.0, "student_t5": 9.0}
@@ -31,6 +31,8 @@ def label_noise(law, size, rng):
         return rng.normal(0, s, size)
     if law == "laplace":
         return rng.laplace(0, s / np.sqrt(2), size)
+    if law == "student_t3":
+        return rng.standard_t(3, size) * s / np.sqrt(3)
     return rng.standard_t(5, size) * s * np.sqrt(3 / 5)
 
 
@@ -71,16 +73,29 @@ def kurtosis_cell(law, b, m, reps, rng):
             "median_estimate": float(np.median(est)), "coverage": float(np.mean(hits))}
 
 
+def tail_summary(rows, law, n, truth):
+    out = {"what": "tail_index", "law": law, "n": n, "truth": truth,
+           "median_estimate": float(np.median([r["tail_index"] for r in rows])),
+           "tail_power": float(np.mean([r["tail"] == "power" for r in rows])),
+           "tail_light": float(np.mean([r["tail"] == "light" for r in rows]))}
+    if truth is not None:
+        out["coverage"] = float(np.mean([r["tail_index_ci95"][0] <= truth <= r["tail_index_ci95"][1] for r in rows]))
+    return out
+
+
 def tail_cell(law, n, reps, rng):
+    """Hill + Vuong on n samples of a known law: Student-t(3) (α = 3), Laplace, Gaussian (no power tail)."""
     draw = {"student_t3": lambda: rng.standard_t(3, n), "laplace": lambda: rng.laplace(0, 1, n),
             "gaussian": lambda: rng.normal(0, 1, n)}[law]
-    rows = [tail_index(draw()) for _ in range(reps)]
-    power = [r["power_tail"] for r in rows]
-    out = {"what": "tail_index", "law": law, "n": n, "truth": 3.0 if law == "student_t3" else None,
-           "median_estimate": float(np.median([r["tail_index"] for r in rows])), "power_tail_rate": float(np.mean(power))}
-    if law == "student_t3":
-        out["coverage"] = float(np.mean([r["tail_index_ci95"][0] <= 3 <= r["tail_index_ci95"][1] for r in rows]))
-    return out
+    return tail_summary([tail_index(draw()) for _ in range(reps)], law, n, 3.0 if law == "student_t3" else None)
+
+
+def gradient_tail_cell(law, b, m, reps, rng):
+    """The same on the standardized gradient noise of linear regression at Δ = 0 (label noise of a known
+    law: a Student-t(3) label gives noise with tail index 3 at every B; Gaussian and Laplace none)."""
+    rows = [tail_index(standardized_noise(minibatch_grads(np.zeros(D), law, b, m, rng))) for _ in range(reps)]
+    return {**tail_summary(rows, law, None, 3.0 if law == "student_t3" else None), "what": "gradient tail_index",
+            "batch_size": b, "m": m}
 
 
 def main():
@@ -97,10 +112,15 @@ def main():
             rows.append(kurtosis_cell(law, b, args.m, args.reps, rng))
     for law in ("student_t3", "laplace", "gaussian"):
         rows.append(tail_cell(law, args.m * D * 8, args.reps, rng))
+    for law in ("student_t3", "laplace", "gaussian"):
+        for b in (8, 64):
+            rows.append(gradient_tail_cell(law, b, args.m, args.reps, rng))
     fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
-    lines = ["| estimate | law | B | truth | median estimate | CI coverage | power tail found |", "|" + "---|" * 7]
+    lines = ["| estimate | law | B (or n) | truth | median estimate | CI coverage | tail: power | tail: light |",
+             "|" + "---|" * 8]
     lines += [f"| {r['what']} | {r['law']} | {r.get('batch_size', r.get('n'))} | {fmt(r['truth'])} | "
-              f"{fmt(r['median_estimate'])} | {fmt(r.get('coverage'))} | {fmt(r.get('power_tail_rate'))} |" for r in rows]
+              f"{fmt(r['median_estimate'])} | {fmt(r.get('coverage'))} | {fmt(r.get('tail_power'))} | "
+              f"{fmt(r.get('tail_light'))} |" for r in rows]
     print("\n".join(lines))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

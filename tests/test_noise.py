@@ -33,16 +33,27 @@ def test_b_simple_open_above_when_the_mean_gradient_is_lost_in_noise():
     assert r["b_simple_ci95"][0] is None or r["b_simple_ci95"][0] > 0
 
 
-def test_kurtosis_is_fishers_g2_averaged_over_coordinates():
+def test_kurtosis_is_a_ratio_of_summed_unbiased_cumulants():
     rng = np.random.default_rng(2)
-    g = rng.standard_t(5, size=(40, 7))
+    g = rng.standard_t(5, size=(40, 7)) * np.arange(1, 8)  # coordinates of different scales
     g[:, 3] = 1.0  # no spread: left out
     r = noise.noise_kurtosis(g, 8)
     keep = [0, 1, 2, 4, 5, 6]
+    k4 = np.array([stats.kstat(g[:, j], 4) for j in keep])  # Fisher's unbiased fourth cumulant
+    k2 = np.array([stats.kstat(g[:, j], 2) for j in keep])
+    sigma4 = (k2**2 - k4 / 40) * 39 / 41  # unbiased for κ2²
     assert r["coordinates"] == 6
-    assert r["kurtosis"] == pytest.approx(np.mean(stats.kurtosis(g[:, keep], axis=0, fisher=True, bias=False)))
+    assert r["kurtosis"] == pytest.approx(k4.sum() / sigma4.sum())
     assert r["per_sample"] == pytest.approx(8 * r["kurtosis"])
     assert r["kurtosis_ci95"][0] < r["kurtosis"] < r["kurtosis_ci95"][1]
+
+
+def test_kurtosis_near_zero_for_gaussian_and_scale_free():
+    rng = np.random.default_rng(4)
+    g = rng.normal(size=(400, 30))
+    r = noise.noise_kurtosis(g, 1)
+    assert abs(r["kurtosis"]) < 3 * r["kurtosis_se"] + 0.05
+    assert noise.noise_kurtosis(g * 1e3, 1)["kurtosis"] == pytest.approx(r["kurtosis"])
 
 
 def test_too_few_minibatches_is_a_clear_error():
@@ -50,3 +61,13 @@ def test_too_few_minibatches_is_a_clear_error():
         noise.noise_scale([[1.0], [2.0]], 4)
     with pytest.raises(ValueError, match="expected at least 5"):
         noise.noise_kurtosis(np.ones((4, 2)), 4)
+
+
+def test_kurtosis_jackknife_matches_brute_force_leave_one_out():
+    rng = np.random.default_rng(5)
+    g = rng.laplace(3.0, 1.0, size=(16, 9)) * np.geomspace(1e-3, 1e3, 9)  # mean far from 0, any scale
+    full, loo = noise._pooled_kurtosis(g)
+    brute = [noise._pooled_kurtosis(np.delete(g, i, axis=0))[0] for i in range(16)]
+    assert loo == pytest.approx(brute, rel=1e-9)
+    k4 = np.array([stats.kstat(g[:, j], 4) for j in range(9)])
+    assert full == pytest.approx(k4.sum() / sum((stats.kstat(g[:, j], 2) ** 2 - k4[j] / 16) * 15 / 17 for j in range(9)))

@@ -72,3 +72,27 @@ def test_reader_rejects_non_wandb_file(tmp_path):
     (tmp_path / "x.wandb").write_bytes(b"not a wandb file")
     with pytest.raises(ValueError, match="bad header"):
         list(wandb_file.iter_payloads(tmp_path / "x.wandb"))
+
+
+def test_noise_probes_reach_results_csv_and_the_wandb_run(tmp_path):
+    """Issue 13: the probes' B_simple and kurtosis sit on the W&B rows of their eval steps, the last
+    one in the summary and in results.csv (read back from the offline run file and the CSV)."""
+    import csv
+
+    path, metrics = _finished_sweep(tmp_path)
+    lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
+            *metrics, check=True)
+    hist = wandb_file.history(read_json(tmp_path / "run.json")["run_file"])
+    table = list(csv.DictReader(open(tmp_path / "results.csv")))
+    for out, row in zip(metrics, table):
+        m = read_json(out)
+        ns, probes = m["name"], m["noise"]["probes"]
+        assert [p["step"] for p in probes] == m["curves"]["step"] == [8, 16]  # eval_points 2: both are probes
+        logged = [r for r in hist if f"{ns}/noise_kurtosis" in r]
+        assert [r[f"{ns}/step"] for r in logged] == [8, 16]
+        assert [r[f"{ns}/noise_kurtosis"] for r in logged] == pytest.approx([p["kurtosis"] for p in probes])
+        assert all(f"{ns}/b_simple" in r for r in logged)
+        (summary,) = [r for r in hist if f"summary/{ns}_final_val_loss" in r]
+        assert summary[f"summary/{ns}_noise_kurtosis"] == pytest.approx(probes[-1]["kurtosis"])
+        assert row["name"] == ns and float(row["noise_kurtosis"]) == pytest.approx(probes[-1]["kurtosis"])
+        assert "b_simple" in row and "noise_tail_index" in row

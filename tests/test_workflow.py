@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, read_json, snakemake_cmd, tiny_config, tool_env, write_config
-from lrscale import wandb_file
+from lrscale import PLOTS, config, wandb_file
 
 pytestmark = pytest.mark.slow
 
@@ -53,16 +54,18 @@ def test_all_outputs_exist(sweep):
     wd, _, _ = sweep
     res = wd / "results" / "tiny"
     for f in ["results.csv", "analysis/fit.json", "analysis/best_per_batch.csv", "analysis/report.md",
-              "wandb_run.json", "analysis/lr_opt_vs_batch.png", "analysis/loss_vs_lr.png",
-              "analysis/loss_heatmap.png", "analysis/training_curves.png", "analysis/beta_bootstrap.png"]:
+              "wandb_run.json", *[f"analysis/{p}.png" for p in PLOTS]]:
         assert (res / f).is_file(), f
+    assert "noise_vs_batch" in PLOTS
     rows = list(csv.DictReader(open(res / "results.csv")))
     assert len(rows) == 6
     assert [(r["batch_size"], r["lr"]) for r in rows][:3] == [("8", "0.001"), ("8", "0.003"), ("8", "0.01")]
     for col in ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
                 "seed", "diverged", "min_val_loss", "samples_seen", "wall_s"]:
         assert col in rows[0]
-    assert list(rows[0])[-1] == "clipped_fraction" and rows[0]["clipped_fraction"] == "0.0"  # appended, no clip
+    # appended columns, in order: no clip; the last noise probe's numbers (probes are on by default)
+    assert list(rows[0])[-4:] == ["clipped_fraction", "b_simple", "noise_kurtosis", "noise_tail_index"]
+    assert rows[0]["clipped_fraction"] == "0.0" and float(rows[0]["noise_kurtosis"]) > -3
     assert (res / "logs" / "train" / "B8_LR0.001000_seed0.log").is_file()
     assert (res / "benchmarks" / "train" / "B8_LR0.001000_seed0.tsv").is_file()
     assert not (res / "checkpoints" / "B8_LR0.001000").exists()  # deleted on success
@@ -112,6 +115,14 @@ def test_fit_outputs_from_the_sweep(sweep):
     assert fit["beta"] is None  # 2 batch sizes: no beta, said why
     assert "need at least 3" in fit["verdict"]
     assert "rounds" not in fit and not (wd / "results" / "tiny" / "rounds").exists()  # a fixed grid plans nothing
+    # issue 13: per B, the last probe of the run at the swept lr nearest lr_opt
+    noise = fit["gradient_noise"]["per_batch"]
+    assert [r["batch_size"] for r in noise] == [8, 32]
+    for r, row in zip(noise, fit["per_batch"]):
+        assert r["lr"] == min((0.001, 0.003, 0.01), key=lambda lr: abs(math.log(lr / row["lr_opt"])))
+        probe = read_json(wd / "results/tiny" / config.run_metrics(r["batch_size"], r["lr"], 0))["noise"]["probes"][-1]
+        assert r["step"] == probe["step"] and r["kurtosis"] == probe["kurtosis"]
+    assert "## Gradient noise" in (wd / "results" / "tiny" / "analysis" / "report.md").read_text()
 
 
 def test_incremental_reruns(sweep, tmp_path):

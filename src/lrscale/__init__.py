@@ -8,4 +8,4 @@ lrscale.tasks, lrscale.checkpoint and lrscale.faults.
 __version__ = "0.1.0"  # the one place (pyproject.toml reads it)
 
 # The analysis plots, `<name>.png`: the fit draws them, the workflow declares them as outputs.
-PLOTS = ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap"]
+PLOTS = ["lr_opt_vs_batch", "loss_vs_lr", "loss_heatmap", "training_curves", "beta_bootstrap", "noise_vs_batch"]

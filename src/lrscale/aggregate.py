@@ -14,7 +14,14 @@ COLUMNS = [
     "seed", "diverged", "diverged_at_step", "min_val_loss", "samples_seen", "wall_s", "steps_per_s",
     "name", "config_hash",
     "clipped_fraction",  # appended (columns are only ever appended): grad_norm.clipped_fraction
+    "b_simple", "noise_kurtosis", "noise_tail_index",  # the run's last gradient-noise probe (empty without one)
 ]
+
+
+def last_probe(m: dict) -> dict:
+    """The run's last noise probe with finite gradients ({} when none: probes off, or metrics v1)."""
+    finite = [p for p in (m.get("noise") or {}).get("probes", []) if p.get("finite")]
+    return finite[-1] if finite else {}
 
 
 def _cell(v):
@@ -40,7 +47,11 @@ def load_all(paths) -> list[dict]:
 
 
 def rows(runs) -> list[dict]:
-    flat = lambda m: {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"]}  # noqa: E731
+    def flat(m):
+        probe = last_probe(m)
+        return {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"], "b_simple": probe.get("b_simple"),
+                "noise_kurtosis": probe.get("kurtosis"), "noise_tail_index": probe.get("tail_index")}
+
     return [{c: flat(m).get(c) for c in COLUMNS} for m in runs]
 
 

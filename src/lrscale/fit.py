@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from . import config, forms, optima
-from .aggregate import load_all
+from .aggregate import last_probe, load_all
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table  # noqa: F401
-from .verdict import HYPOTHESIS_NAMES, verdict
+from .verdict import HYPOTHESIS_NAMES, noise_sentence, verdict
 
 LN10 = math.log(10)
 
@@ -182,6 +182,31 @@ def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
     result["noise_share"] = float(np.mean(shares))  # of the per-B variance: what more seeds can shrink
 
 
+def gradient_noise(result, runs) -> dict:
+    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt (issue 13):
+    B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
+    rows = []
+    for r in result["per_batch"]:
+        at_b = [m for m in runs if m["batch_size"] == r["batch_size"] and last_probe(m)]
+        if r["lr_opt"] is None or not at_b:
+            continue
+        lr = min({m["lr"] for m in at_b}, key=lambda v: abs(math.log(v / r["lr_opt"])))
+        probes = [last_probe(m) for m in at_b if m["lr"] == lr]
+        row = {"batch_size": r["batch_size"], "lr": lr, "seeds": len(probes), "step": probes[0]["step"]}
+        for key in ("b_simple", "kurtosis"):
+            vals = [p[key] for p in probes if p[key] is not None]
+            cis = [p[key + "_ci95"] for p in probes if p[key + "_ci95"]]
+            row[key] = float(np.median(vals)) if vals else None
+            row[key + "_ci95"] = None if not cis else [
+                None if any(c[0] is None for c in cis) else min(c[0] for c in cis),
+                None if any(c[1] is None for c in cis) else max(c[1] for c in cis)]
+        row["tail"] = sorted({p["tail"] for p in probes if p["tail"]})
+        rows.append(row)
+    values = [r["b_simple"] for r in rows if r["b_simple"] is not None]
+    return {"per_batch": rows, "b_simple_median": float(np.median(values)) if values else None,
+            "where": "the last probe of each run at the swept lr nearest lr_opt"}
+
+
 def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     """Fit a results CSV with the config's analysis settings; write fit.json, best_per_batch.csv,
     report.md and the plots. `metrics`: the sweep's metrics.json files, validated before any output
@@ -201,5 +226,7 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     if round_plans:
         adaptive.annotate(result, round_plans)
+    result["gradient_noise"] = gradient_noise(result, runs)
+    result["verdict"] = " ".join(filter(None, [result["verdict"], noise_sentence(result)]))
     report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs)
     return result

@@ -1,4 +1,4 @@
-"""The five analysis plots (PNG). One style: log axes, one colour per batch size (viridis)."""
+"""The six analysis plots (PNG). One style: log axes, one colour per batch size (viridis)."""
 
 import io
 from pathlib import Path
@@ -213,6 +213,67 @@ def beta_bootstrap(result, boot, path):
     _save(fig, path)
 
 
+def _errorbar(ax, xs, ys, cis, colour):
+    """Points with 95% CIs; an upper end the CI leaves open is an arrow towards the top edge."""
+    open_above = False
+    for x, y, ci in zip(xs, ys, cis):
+        lo = y if not ci or ci[0] is None else ci[0]
+        hi = y if not ci or ci[1] is None else ci[1]
+        ax.errorbar([x], [y], yerr=[[max(y - lo, 0)], [max(hi - y, 0)]], color=colour, marker="o", capsize=3, ls="none")
+        if ci and ci[1] is None:
+            open_above = True
+            ax.annotate("", xy=(x, 0.95), xycoords=("data", "axes fraction"), xytext=(x, y), textcoords="data",
+                        arrowprops=dict(arrowstyle="->", color=colour, lw=1))
+    return open_above
+
+
+def noise_vs_batch(result, path):
+    """B_simple (with the loss surface's McCandlish B_noise) and the noise kurtosis against B."""
+    g = (result.get("gradient_noise") or {}).get("per_batch") or []
+    if not g:
+        fig, ax = plt.subplots(figsize=(11, 2), layout="constrained")
+        ax.text(0.5, 0.5, "no gradient-noise probes in these runs (train.noise_probes: 0)", ha="center",
+                va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _save(fig, path)
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    bs = [r["batch_size"] for r in g]
+    pts = [(r["batch_size"], r["b_simple"], r["b_simple_ci95"]) for r in g if r["b_simple"] is not None]
+    handles = []
+    span = [v for _, y, ci in pts for v in (y, *(ci or ())) if v is not None]
+    if pts and _errorbar(left, *zip(*pts), "C0"):
+        handles.append(Line2D([], [], color="C0", marker="$\\uparrow$", ls="none", label="CI open above (|G|² ≈ 0)"))
+    mc = (result.get("forms") or {}).get("mccandlish")
+    if mc and not mc.get("b_noise_unbounded"):
+        handles.append(left.axhline(mc["b_noise"], color="C1", ls="--",
+                                    label=f"B_noise from lr_opt(B), McCandlish: {mc['b_noise']:.3g}"))
+        lo, hi = mc["b_noise_ci95"]
+        if lo is not None and hi is not None:
+            left.axhspan(lo, hi, color="C1", alpha=0.12)
+        span += [v for v in (mc["b_noise"], lo, hi) if v is not None]
+    if span:  # room above the highest point for an open-ended arrow
+        left.set_ylim(min(span) / 2, max(span) * 5)
+    if handles:
+        left.legend(handles=handles, fontsize=8, loc="lower right")
+    left.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="B_simple = tr(Σ)/|G|²",
+             title="Gradient-noise scale at each lr_opt (95% CI)")
+    kurt = [(r["batch_size"], r["kurtosis"], r["kurtosis_ci95"]) for r in g if r["kurtosis"] is not None]
+    if kurt:
+        _errorbar(right, *zip(*kurt), "C2")
+        b0, k0 = kurt[0][0], kurt[0][1]
+        grid = np.geomspace(min(bs), max(bs), 50)
+        right.plot(grid, k0 * b0 / grid, color="grey", ls=":", label="∝ 1/B (i.i.d. samples), through the first point")
+        right.legend(fontsize=8, loc="upper right")
+    right.axhline(0, color="black", lw=0.6)
+    right.set(xscale="log", xlabel="batch size B", ylabel="excess kurtosis of the noise",
+              title="Noise tails at the batch size trained (0 = Gaussian)")
+    for ax in (left, right):
+        ax.set_xticks(bs, [str(b) for b in bs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    _save(fig, path)
+
+
 def render_all(result, boot, out: Path, runs=()):
     draw = {
         "lr_opt_vs_batch": lambda path: lr_opt_vs_batch(result, path),
@@ -220,6 +281,7 @@ def render_all(result, boot, out: Path, runs=()):
         "loss_heatmap": lambda path: loss_heatmap(result, path),
         "training_curves": lambda path: training_curves(runs, path),
         "beta_bootstrap": lambda path: beta_bootstrap(result, boot, path),
+        "noise_vs_batch": lambda path: noise_vs_batch(result, path),
     }
     assert list(draw) == PLOTS, "lrscale.PLOTS and the plot functions disagree"
     for name in PLOTS:

@@ -15,7 +15,7 @@ from . import noise
 
 PROBE_SALT = 0x5EED_0F_9E15E  # keeps the probe streams apart from every training stream
 SUMMARY_KEYS = ("trace_sigma", "trace_sigma_se", "g2", "g2_se", "b_simple", "b_simple_ci95", "kurtosis",
-                "kurtosis_ci95")
+                "kurtosis_ci95", "tail_index", "tail_index_ci95", "tail_k", "tail")
 
 
 def param_groups(model: torch.nn.Module) -> dict:
@@ -41,7 +41,10 @@ def param_groups(model: torch.nn.Module) -> dict:
 
 def summarise(grads: np.ndarray, batch_size: int) -> dict:
     """The noise statistics of one probe's (m, P) gradients (None where undefined)."""
-    out = {**noise.noise_scale(grads, batch_size), **noise.noise_kurtosis(grads, batch_size)}
+    tail = noise.tail_index(noise.standardized_noise(grads))
+    if tail["tail"] != "power":  # a light or unclear tail has no index worth a number (bench: noise_estimators)
+        tail.update(tail_index=None, tail_index_ci95=None)
+    out = {**noise.noise_scale(grads, batch_size), **noise.noise_kurtosis(grads, batch_size), **tail, "tail_k": tail["k"]}
     return {k: out.get(k) for k in SUMMARY_KEYS}
 
 

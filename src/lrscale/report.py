@@ -64,6 +64,21 @@ def rounds_section(result) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def noise_table(result) -> str:
+    """B_simple and noise kurtosis per batch size (fit.json `gradient_noise`)."""
+    g = result.get("gradient_noise") or {}
+    if not g.get("per_batch"):
+        return "No gradient-noise probes in these runs (train.noise_probes: 0, or metrics.json from before them)."
+    from .verdict import interval
+
+    lines = ["| B | lr | B_simple | 95% CI | noise excess kurtosis | 95% CI | tail | seeds |", "|" + "---|" * 8]
+    for r in g["per_batch"]:
+        lines.append(f"| {r['batch_size']} | {r['lr']:.3g} | {_fmt(r['b_simple'], '.3g')} | "
+                     f"{interval(r['b_simple_ci95'])} | {_fmt(r['kurtosis'], '.3g')} | {interval(r['kurtosis_ci95'])} | "
+                     f"{', '.join(r['tail']) or '—'} | {r['seeds']} |")
+    return "\n".join(lines) + f"\n\nFrom {g['where']}."
+
+
 def _best_csv(result) -> str:
     best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags,lr_opt_se_log10"]
     for r in result["per_batch"]:
@@ -87,7 +102,8 @@ def write_all(result, out: Path, runs=()) -> None:
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n"
-              f"{rounds_section(result)}## Form comparison\n\n{forms_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
+              f"{rounds_section(result)}## Form comparison\n\n{forms_table(result)}\n\n"
+              f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
     print(table)

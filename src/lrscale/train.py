@@ -49,6 +49,12 @@ def eval_steps(steps: int, points: int) -> list[int]:
     return sorted({max(1, round(steps * k / points)) for k in range(1, points + 1)})
 
 
+def probe_steps(evals: list[int], probes: int) -> list[int]:
+    """`probes` of the eval steps, spread evenly, the last one included (a probe's numbers sit on the
+    same W&B rows as that eval's losses)."""
+    return sorted({evals[max(0, round(len(evals) * k / probes) - 1)] for k in range(1, probes + 1)}) if probes else []
+
+
 def lr_multiplier(sched: dict, steps: int):
     """Multiplier of the peak lr for optimizer update s (0-based)."""
     if sched["name"] == "constant":
@@ -191,7 +197,7 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
         lr_mult=lr_multiplier(cfg["schedule"], steps),
         data_gen=torch.Generator().manual_seed(stream_seed(seed, batch_size)), stream_seed=stream_seed(seed, batch_size),
         steps=steps, evals=eval_steps(steps, tc["eval_points"]), precision=precision,
-        probes=eval_steps(steps, tc["noise_probes"]) if tc["noise_probes"] else [], probe_batches=tc["noise_probe_batches"],
+        probes=probe_steps(eval_steps(steps, tc["eval_points"]), tc["noise_probes"]), probe_batches=tc["noise_probe_batches"],
         autocast=torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext(),
         identity={"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed},
         ckpt_dir=Path(ckpt_dir),

@@ -114,3 +114,16 @@ def verdict(r, hypotheses) -> str:
         parts.append(f"lr_opt is non-monotonic in B: it falls from B={d['from_batch_size']} to "
                      f"B={d['to_batch_size']} beyond both CIs")
     return "; ".join(parts) + ". " + exclusion_text(r)
+
+
+def noise_sentence(r) -> str | None:
+    """B_simple measured in the gradients next to the B_noise the loss surface implies (McCandlish)."""
+    g = r.get("gradient_noise") or {}
+    if g.get("b_simple_median") is None:
+        return None
+    text = (f"Gradients say B_simple ≈ {g['b_simple_median']:.3g} (median over {len(g['per_batch'])} batch sizes, "
+            "end of training, at each lr_opt)")
+    mc = (r.get("forms") or {}).get("mccandlish")
+    if mc and r["preferred_form"] in ("mccandlish", "undecided"):
+        text += f"; the loss surface says {_bn(mc)} (McCandlish form)"
+    return text + "."

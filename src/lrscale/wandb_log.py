@@ -5,8 +5,9 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
   B{b}_LR{lr:.6f}/{train_loss,val_loss,learning_rate,step}   each eval point (seed mean), plus the
   flat train_loss, val_loss, batch_size, lr, step            in the same call
   B{b}_LR{lr:.6f}_S{seed}/...                                per seed, when the sweep has several
-  summary/B{b}_LR{lr:.6f}_{final_val_loss,final_train_loss,converged}, summary/{final_val_loss,
-  final_train_loss,batch_size,lr}                            after each config
+  B{b}_LR{lr:.6f}/{b_simple,noise_kurtosis}                 at the eval points that are noise probes
+  summary/B{b}_LR{lr:.6f}_{final_val_loss,final_train_loss,converged,b_simple,noise_kurtosis},
+  summary/{final_val_loss,final_train_loss,batch_size,lr}   after each config
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """
 
@@ -39,6 +40,19 @@ def _num(v):
     return float("nan") if v is None else v
 
 
+NOISE_KEYS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis"}  # W&B key -> probe field
+
+
+def _probes_at(group) -> dict:
+    """step -> {W&B key: seed mean} of the configs' finite noise probes."""
+    by_step = {}
+    for m in group:
+        for p in (m.get("noise") or {}).get("probes", []):
+            if p.get("finite"):
+                by_step.setdefault(p["step"], []).append(p)
+    return {step: {k: _mean([p[f] for p in ps]) for k, f in NOISE_KEYS.items()} for step, ps in by_step.items()}
+
+
 def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
     """(namespaces, the list of `log` payloads in order). Pure: unit-testable without W&B."""
     by_config = {}
@@ -57,6 +71,7 @@ def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
             namespaces += [f"{ns}_S{m['seed']}" for m in group]
         calls.append({"config/batch_size": b, "config/lr": lr, "config/experiment_num": n})
         length = max(len(m["curves"]["step"]) for m in group)
+        probes = _probes_at(group)
         for i in range(length):
             at = [m for m in group if i < len(m["curves"]["step"])]
             point = {k: _mean([m["curves"][k][i] for m in at]) for k in ("train_loss", "val_loss", "learning_rate")}
@@ -67,6 +82,7 @@ def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
                 for m in at:
                     for k in ("train_loss", "val_loss", "learning_rate", "step"):
                         row[f"{ns}_S{m['seed']}/{k}"] = _num(m["curves"][k][i])
+            row.update({f"{ns}/{k}": v for k, v in probes.get(step, {}).items()})
             row.update(train_loss=point["train_loss"], val_loss=point["val_loss"], batch_size=b, lr=lr, step=step)
             calls.append(row)
         final_val = _mean([m["final_val_loss"] for m in group])
@@ -80,6 +96,8 @@ def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
             "summary/batch_size": b,
             "summary/lr": lr,
         }
+        if probes:
+            summary.update({f"summary/{ns}_{k}": v for k, v in probes[max(probes)].items()})
         if multi:
             for m in group:
                 summary[f"summary/{ns}_S{m['seed']}_final_val_loss"] = _num(m["final_val_loss"])
