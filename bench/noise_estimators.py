@@ -6,7 +6,9 @@ At w = w* + Δ the per-sample gradient is (x·Δ − ε)x, so G = Δ, Σ = (|Δ|
 and at Δ = 0 each coordinate of the noise at batch size B has excess kurtosis (3κ − 3)/B, κ = E ε⁴/s⁴
 (Gaussian 3, Laplace 6, Student-t df 5: 9). Per cell: `--reps` replicates of m mini-batches of size
 B; the coverage of each 95% CI and the mean estimate. Tail index: Hill on n samples of Student-t(3)
-(truth 3), Laplace and Gaussian (no power tail: how often `power_tail` says so).
+(truth 3), Laplace and Gaussian (no power tail: how often `tail` says power or light), also on the
+standardized gradient noise of the regression. Then real teacher_student runs (`--ts-seeds`) with
+Gaussian vs Laplace label noise: the last probe's kurtosis at B = 8, 64, 256.
   python bench/noise_estimators.py [--reps 300] [--m 16] [--out bench/out/noise_estimators.json]
 """
 
@@ -98,11 +100,35 @@ def gradient_tail_cell(law, b, m, reps, rng):
             "batch_size": b, "m": m}
 
 
+def teacher_student_runs(seeds, steps=600):
+    """Real runs: teacher_student with Gaussian vs Laplace label noise; the last probe's kurtosis by B."""
+    import tempfile
+
+    from lrscale import config
+    from lrscale.train import train
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for law in ("gaussian", "laplace"):
+            for b in (8, 64, 256):
+                ks = []
+                for seed in range(seeds):
+                    cfg = config.validate({"task": {"name": "teacher_student", "noise": law},
+                                           "budget": {"unit": "steps", "value": steps}, "train": {"eval_points": 10}})
+                    m = train(cfg, b, 0.003, seed, Path(tmp) / f"{law}{b}_{seed}.json", device="cpu", threads=1)
+                    ks.append(m["noise"]["probes"][-1]["kurtosis"])
+                rows.append({"what": "teacher_student kurtosis", "law": law, "batch_size": b, "truth": None,
+                             "median_estimate": float(np.median(ks)), "seeds": seeds,
+                             "spread": [float(min(ks)), float(max(ks))]})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=300)
     ap.add_argument("--m", type=int, default=16, help="mini-batches per probe")
     ap.add_argument("--out", default="bench/out/noise_estimators.json")
+    ap.add_argument("--ts-seeds", type=int, default=3, help="seeds per teacher_student run (0 = skip)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     rows = []
@@ -115,11 +141,15 @@ def main():
     for law in ("student_t3", "laplace", "gaussian"):
         for b in (8, 64):
             rows.append(gradient_tail_cell(law, b, args.m, args.reps, rng))
+    if args.ts_seeds:
+        rows += teacher_student_runs(args.ts_seeds)
     fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
-    lines = ["| estimate | law | B (or n) | truth | median estimate | CI coverage | tail: power | tail: light |",
+    lines = ["| estimate | law | B (or n) | truth | median estimate (teacher_student: min-max over seeds) | "
+             "CI coverage | tail: power | tail: light |",
              "|" + "---|" * 8]
     lines += [f"| {r['what']} | {r['law']} | {r.get('batch_size', r.get('n'))} | {fmt(r['truth'])} | "
-              f"{fmt(r['median_estimate'])} | {fmt(r.get('coverage'))} | {fmt(r.get('tail_power'))} | "
+              f"{fmt(r['median_estimate'])}{' (' + ', '.join(map(fmt, r['spread'])) + ')' if 'spread' in r else ''} | "
+              f"{fmt(r.get('coverage'))} | {fmt(r.get('tail_power'))} | "
               f"{fmt(r.get('tail_light'))} |" for r in rows]
     print("\n".join(lines))
     out = Path(args.out)
