@@ -69,18 +69,20 @@ def _cumulants(n, q1, q2, q3, q4):
     """Per column: the unbiased fourth cumulant k4 (Fisher's k-statistic) and an unbiased estimate of
     σ⁴ = κ2² (from E k2² = κ2² + κ4/n + 2κ2²/(n − 1)), from the power sums q_k of n samples (taken
     about any point near their mean, so they stay well conditioned)."""
-    s2 = q2 - q1**2 / n
-    s4 = q4 - 4 * q1 * q3 / n + 6 * q1**2 * q2 / n**2 - 3 * q1**4 / n**3
+    mean = q1 / n  # products, not **: numpy's pow is ~10x slower and a probe runs this on 10^5 columns
+    s2 = q2 - mean * q1
+    s4 = q4 - mean * (4 * q3 - mean * (6 * q2 - 3 * mean * q1))
     k2 = s2 / (n - 1)
-    k4 = n * ((n + 1) * s4 - 3 * (n - 1) * s2**2 / n) / ((n - 1) * (n - 2) * (n - 3))
-    return k4, (k2**2 - k4 / n) * (n - 1) / (n + 1)
+    k4 = n * ((n + 1) * s4 - 3 * (n - 1) * s2 * s2 / n) / ((n - 1) * (n - 2) * (n - 3))
+    return k4, (k2 * k2 - k4 / n) * (n - 1) / (n + 1)
 
 
 def _pooled_kurtosis(x: np.ndarray):
     """Σ k4 / Σ σ⁴ over columns, on all rows and on every delete-one subset: O(m·P), not O(m²·P)."""
     m = x.shape[0]
     c = x - x.mean(axis=0)
-    powers = [c, c**2, c**3, c**4]
+    c2 = c * c
+    powers = [c, c2, c2 * c, c2 * c2]
     sums = [p.sum(axis=0) for p in powers]
     k4, sigma4 = _cumulants(m, *sums)
     k4_loo, sigma4_loo = _cumulants(m - 1, *(s[None, :] - p for s, p in zip(sums, powers)))
@@ -111,13 +113,14 @@ def tail_index(samples, k_power: float = 0.6) -> dict:
     exceedances favour (Vuong's test, power law vs exponential above the same threshold, |z| > 1.96):
     `tail` is power (a power law fits clearly better), light (an exponential does: Gaussian,
     Laplace) or undecided. α alone would give a light tail a finite, misleading number."""
-    x = np.sort(np.abs(np.asarray(samples, dtype=np.float64).ravel()))[::-1]
+    x = np.abs(np.asarray(samples, dtype=np.float64).ravel())
     x = x[np.isfinite(x) & (x > 0)]
     n = len(x)
     if n < 100:
         return {"n": n, "k": None, "tail_index": None, "tail_index_ci95": None, "tail_z": None, "tail": None}
     k = int(n**k_power)
-    top, u = x[:k], x[k]
+    largest = np.sort(np.partition(x, n - k - 1)[n - k - 1:])[::-1]  # the k + 1 largest, O(n) not a full sort
+    top, u = largest[:k], largest[k]
     alpha, rate = 1.0 / np.mean(np.log(top / u)), 1.0 / np.mean(top - u)
     lr = (np.log(alpha) + alpha * np.log(u) - (alpha + 1) * np.log(top)) - (np.log(rate) - rate * (top - u))
     z = float(lr.sum() / (lr.std(ddof=1) * math.sqrt(k))) if lr.std(ddof=1) > 0 else 0.0

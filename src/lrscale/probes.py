@@ -14,6 +14,7 @@ import torch
 from . import noise
 
 PROBE_SALT = 0x5EED_0F_9E15E  # keeps the probe streams apart from every training stream
+SHAPE_COORDINATES = 4096
 SUMMARY_KEYS = ("trace_sigma", "trace_sigma_se", "g2", "g2_se", "b_simple", "b_simple_ci95", "kurtosis",
                 "kurtosis_ci95", "tail_index", "tail_index_ci95", "tail_k", "tail")
 
@@ -40,11 +41,17 @@ def param_groups(model: torch.nn.Module) -> dict:
 
 
 def summarise(grads: np.ndarray, batch_size: int) -> dict:
-    """The noise statistics of one probe's (m, P) gradients (None where undefined)."""
-    tail = noise.tail_index(noise.standardized_noise(grads))
+    """The noise statistics of one probe's (m, P) gradients (None where undefined). B_simple uses
+    every coordinate; the kurtosis and the tail, averages over coordinates whose error is set by m,
+    a fixed random subset of at most SHAPE_COORDINATES (keeps a probe cheap on big models)."""
+    shape = grads
+    if grads.shape[1] > SHAPE_COORDINATES:
+        cols = np.random.default_rng(0).choice(grads.shape[1], SHAPE_COORDINATES, replace=False)
+        shape = grads[:, np.sort(cols)]
+    tail = noise.tail_index(noise.standardized_noise(shape))
     if tail["tail"] != "power":  # a light or unclear tail has no index worth a number (bench: noise_estimators)
         tail.update(tail_index=None, tail_index_ci95=None)
-    out = {**noise.noise_scale(grads, batch_size), **noise.noise_kurtosis(grads, batch_size), **tail, "tail_k": tail["k"]}
+    out = {**noise.noise_scale(grads, batch_size), **noise.noise_kurtosis(shape, batch_size), **tail, "tail_k": tail["k"]}
     return {k: out.get(k) for k in SUMMARY_KEYS}
 
 

@@ -188,6 +188,7 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
     steps = num_steps(cfg, batch_size, task.tokens_per_sample)
     tc = cfg["train"]
     precision = tc["precision"] if tc["precision"] != "auto" else ("bf16" if dev.type == "cuda" else "fp32")
+    data_seed, evals = stream_seed(seed, batch_size), eval_steps(steps, tc["eval_points"])
     forward = model
     if tc["compile"] != "off":
         forward = torch.compile(model, mode="reduce-overhead" if tc["compile"] == "cudagraphs" else None)
@@ -195,9 +196,8 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
         batch_size=batch_size, lr=lr, device=dev, task=task, model=model, forward=forward,
         optimizer=make_optimizer(model.parameters(), cfg["optimizer"], lr, dev),
         lr_mult=lr_multiplier(cfg["schedule"], steps),
-        data_gen=torch.Generator().manual_seed(stream_seed(seed, batch_size)), stream_seed=stream_seed(seed, batch_size),
-        steps=steps, evals=eval_steps(steps, tc["eval_points"]), precision=precision,
-        probes=probe_steps(eval_steps(steps, tc["eval_points"]), tc["noise_probes"]), probe_batches=tc["noise_probe_batches"],
+        data_gen=torch.Generator().manual_seed(data_seed), stream_seed=data_seed, steps=steps, evals=evals,
+        precision=precision, probes=probe_steps(evals, tc["noise_probes"]), probe_batches=tc["noise_probe_batches"],
         autocast=torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext(),
         identity={"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed},
         ckpt_dir=Path(ckpt_dir),
