@@ -3,7 +3,7 @@
 Each variant runs the same configs (Phase 2's 7 batch sizes, one lr each, `--steps` steps) on the
 same card in its own work folder, through results.csv (the fit needs several lrs per B; it and the
 W&B log take seconds on any machine, measured by `make run`):
-  seed     the seed study's loop: fp32, no compile, a host sync every step, one job at a time
+  seed     the seed study's loop: fp32, no compile, a host sync every step, no noise probes, one job at a time
   default  lrscale's default (bf16 on CUDA, no compile) under `--resources gpu=1`
   fastest  torch.compile with CUDA graphs, `--slots` jobs per GPU (the slot pool) at once
 Per job (from metrics.json `timing` and Snakemake's benchmark file): start-up (process start to
@@ -41,7 +41,7 @@ from lrscale import config  # noqa: E402
 RUNS_GLOB = config.RUN_METRICS.format(batch="*", lr="*", seed="*")
 BIN = Path(sys.executable).parent
 VARIANTS = {  # train-config overrides, environment, snakemake's --cores / --resources gpu
-    "seed": ({"precision": "fp32", "compile": "off"}, {"LRSCALE_BENCH_SYNC_EVERY_STEP": "1"}, "one"),
+    "seed": ({"precision": "fp32", "compile": "off", "noise_probes": 0}, {"LRSCALE_BENCH_SYNC_EVERY_STEP": "1"}, "one"),
     "default": ({}, {}, "one"),
     "fastest": ({"compile": "cudagraphs"}, {}, "slots"),
 }
