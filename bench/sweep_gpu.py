@@ -125,11 +125,10 @@ def job_row(results: Path, metrics_rel: str) -> dict:
     with open(results / "benchmarks" / "train" / f"{m['name']}_seed{m['seed']}.tsv") as f:
         job_s = float(next(csv.DictReader(f, delimiter="\t"))["s"])
     t = m["timing"]
-    probe_s = t.get("probe_s", 0.0)  # gradient-noise probes (issue 13)
-    known = (t["startup_s"] or 0.0) + t["setup_s"] + t["first_step_s"] + t["train_s"] + t["eval_s"] + probe_s
-    return {"batch_size": m["batch_size"], "lr": m["lr"], "seed": m["seed"], "job_s": job_s,
-            "startup_s": t["startup_s"] or 0.0, "setup_s": t["setup_s"], "compile_s": t["first_step_s"],
-            "train_s": t["train_s"], "eval_s": t["eval_s"], "probe_s": probe_s, "write_s": max(0.0, job_s - known),
+    parts = {"startup_s": t["startup_s"] or 0.0, "setup_s": t["setup_s"], "compile_s": t["first_step_s"],
+             "train_s": t["train_s"], "eval_s": t["eval_s"], "probe_s": t.get("probe_s", 0.0)}
+    return {"batch_size": m["batch_size"], "lr": m["lr"], "seed": m["seed"], "job_s": job_s, **parts,
+            "write_s": max(0.0, job_s - sum(parts.values())),  # the rest: summary, the write, process exit
             "steps_per_s": t["train_steps_per_s"], "final_val_loss": m["final_val_loss"],
             "device_name": m["device_name"], "end_mtime": path.stat().st_mtime}
 

@@ -16,11 +16,17 @@ COLUMNS = [
     "clipped_fraction",  # appended (columns are only ever appended): grad_norm.clipped_fraction
     "b_simple", "noise_kurtosis", "noise_tail_index",  # the run's last gradient-noise probe (empty without one)
 ]
+NOISE_COLUMNS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis", "noise_tail_index": "tail_index"}  # -> probe field
+
+
+def finite_probes(m: dict) -> list[dict]:
+    """The run's noise probes with finite gradients, in step order ([] when probes are off, or metrics v1)."""
+    return [p for p in (m.get("noise") or {}).get("probes", []) if p.get("finite")]
 
 
 def last_probe(m: dict) -> dict:
-    """The run's last noise probe with finite gradients ({} when none: probes off, or metrics v1)."""
-    finite = [p for p in (m.get("noise") or {}).get("probes", []) if p.get("finite")]
+    """The run's last finite noise probe, or {}."""
+    finite = finite_probes(m)
     return finite[-1] if finite else {}
 
 
@@ -49,8 +55,8 @@ def load_all(paths) -> list[dict]:
 def rows(runs) -> list[dict]:
     def flat(m):
         probe = last_probe(m)
-        return {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"], "b_simple": probe.get("b_simple"),
-                "noise_kurtosis": probe.get("kurtosis"), "noise_tail_index": probe.get("tail_index")}
+        return {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"],
+                **{col: probe.get(field) for col, field in NOISE_COLUMNS.items()}}
 
     return [{c: flat(m).get(c) for c in COLUMNS} for m in runs]
 

@@ -185,13 +185,13 @@ def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
 def gradient_noise(result, runs) -> dict:
     """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt (issue 13):
     B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
-    rows = []
+    rows, latest = [], [(m, last_probe(m)) for m in runs]
     for r in result["per_batch"]:
-        at_b = [m for m in runs if m["batch_size"] == r["batch_size"] and last_probe(m)]
+        at_b = [(m, p) for m, p in latest if m["batch_size"] == r["batch_size"] and p]
         if r["lr_opt"] is None or not at_b:
             continue
-        lr = min({m["lr"] for m in at_b}, key=lambda v: abs(math.log(v / r["lr_opt"])))
-        probes = [last_probe(m) for m in at_b if m["lr"] == lr]
+        lr = min({m["lr"] for m, _ in at_b}, key=lambda v: abs(math.log(v / r["lr_opt"])))
+        probes = [p for m, p in at_b if m["lr"] == lr]
         row = {"batch_size": r["batch_size"], "lr": lr, "seeds": len(probes), "step": probes[0]["step"]}
         for key in ("b_simple", "kurtosis"):
             vals = [p[key] for p in probes if p[key] is not None]

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .aggregate import load_all
+from .aggregate import NOISE_COLUMNS, finite_probes, load_all
 from .fileio import atomic_write_json
 
 
@@ -40,16 +40,15 @@ def _num(v):
     return float("nan") if v is None else v
 
 
-NOISE_KEYS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis"}  # W&B key -> probe field
+NOISE_KEYS = {k: NOISE_COLUMNS[k] for k in ("b_simple", "noise_kurtosis")}  # W&B key -> probe field
 
 
 def _probes_at(group) -> dict:
     """step -> {W&B key: seed mean} of the configs' finite noise probes."""
     by_step = {}
     for m in group:
-        for p in (m.get("noise") or {}).get("probes", []):
-            if p.get("finite"):
-                by_step.setdefault(p["step"], []).append(p)
+        for p in finite_probes(m):
+            by_step.setdefault(p["step"], []).append(p)
     return {step: {k: _mean([p[f] for p in ps]) for k, f in NOISE_KEYS.items()} for step, ps in by_step.items()}
 
 
