@@ -1,10 +1,12 @@
 """Issue 5: a 49-config sweep where 3 jobs crash; --keep-going, partial analysis, then re-run."""
 
 import csv
+import json
+from pathlib import Path
 
 import pytest
 
-from conftest import tiny_config, write_config
+from conftest import lrscale, tiny_config, write_config
 from test_workflow import planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
@@ -28,6 +30,14 @@ def test_three_crashes_keep_going_partial_then_rerun_exactly_three(tmp_path, mon
         assert f"{name}/seed0/metrics.json" in out  # the failures are reported, by run
         assert "injected crash" in (tmp_path / f"results/grid49/logs/train/{name}_seed0.log").read_text()
     assert not (tmp_path / "results/grid49/results.csv").exists()  # no silent partial result
+    # `lrscale status` after the crash (issue 14): the three failures by name, with the line that says why
+    s = json.loads(lrscale("status", "--directory", tmp_path, "--config", path, "--json", check=True).stdout)
+    failed = [j for j in s["jobs"] if j["state"] == "failed"]
+    assert sorted(f"B{j['batch_size']}_LR{j['lr']:.6f}" for j in failed) == sorted(CRASH)
+    assert all("injected crash" in j["reason"] and Path(j["log"]).exists() for j in failed)
+    assert s["totals"]["done"] + s["totals"]["diverged"] == 46 and s["totals"]["running"] == 0
+    text = lrscale("status", "--directory", tmp_path, "--config", path, check=True).stdout
+    assert text.count("✗ B=") == 3 and text.count("log: ") == 3
     # asked for explicitly: a partial analysis from what exists, kept apart
     snakemake(tmp_path, "partial", configfile=path)
     rows = list(csv.DictReader(open(tmp_path / "results/grid49/partial/results.csv")))

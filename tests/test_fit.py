@@ -341,3 +341,35 @@ def test_bad_seed_cell_is_a_one_line_error(tmp_path, seed_cell):
     path.write_text("\n".join([text[0], ",".join(cells), *text[2:]]) + "\n")
     with pytest.raises(UserError, match="row 2, column 'seed'.*non-negative integer"):
         fit.read_table(path)
+
+
+def test_common_shape_bias_is_subtracted_from_every_vertex():
+    # noiseless steep-walled curves (0.2 d² + 0.4 d³ above the optimum) at one grid phase: each
+    # quadratic vertex sits left of the truth by the same amount; the shift moves every lr_opt back
+    bs = [8, 16, 32, 64]
+    lrs = 10 ** np.linspace(-4.5, -1.5, 7)
+    truth = {b: -3.1 + 0.5 * math.log10(b / 8) for b in bs}  # half a decade per 4x: one phase for all
+    grid = {b: 10 ** (np.linspace(-4.5, -1.5, 7) + 0.5 * math.log10(b / 8)) for b in bs}
+    losses = {}
+    for b in bs:
+        d = np.log10(grid[b]) - truth[b]
+        losses[b] = (1.0 + 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3)[None, :]
+    r = fit.analyse(fit.Sweep(bs, grid, losses, {b: 1e-4 for b in bs}, "synthetic", [0]), bootstrap=0)
+    shift = r["shape_bias_log10"]["shift"]
+    assert shift < -0.02  # the quadratic's vertex is pulled towards the plateau
+    for p in r["per_batch"]:
+        vertex_error = math.log10(p["lr_opt_vertex"]) - truth[p["batch_size"]]
+        error = math.log10(p["lr_opt"]) - truth[p["batch_size"]]
+        assert error == pytest.approx(vertex_error - shift)
+        assert abs(error) < abs(vertex_error) / 2  # the cubic has a bias of its own, smaller
+    assert r["beta"] == pytest.approx(0.5, abs=1e-9)  # a common shift leaves β alone
+
+
+@pytest.mark.parametrize("bs", [(64,), (8, 16)])
+def test_no_beta_fit_is_quiet(tmp_path, bs):
+    # fewer than 3 usable batch sizes: every plot still drawn, no library warning reaches the user
+    path = write_csv(tmp_path / "s.csv", surface(bs=bs, noise=0.002, seeds=(0, 1)))
+    r = lrscale("fit", path, check=True, env={"PYTHONWARNINGS": "always"})
+    assert json.loads((tmp_path / "analysis/fit.json").read_text())["beta"] is None
+    assert r.stderr == "", r.stderr
+    assert "no beta" in r.stdout

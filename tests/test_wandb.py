@@ -96,3 +96,27 @@ def test_noise_probes_reach_results_csv_and_the_wandb_run(tmp_path):
         assert summary[f"summary/{ns}_noise_kurtosis"] == pytest.approx(probes[-1]["kurtosis"])
         assert row["name"] == ns and float(row["noise_kurtosis"]) == pytest.approx(probes[-1]["kurtosis"])
         assert "b_simple" in row and "noise_tail_index" in row
+
+
+def test_the_seed_studys_four_views_open_ready(tmp_path):
+    """Issue 14.4: the charts its Phase-2 spec had users build by hand are in the run (read back from
+    the offline run file: chart specs and their data tables), every earlier key untouched."""
+    path, metrics = _finished_sweep(tmp_path)
+    lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
+            *metrics, check=True)
+    run_file = read_json(tmp_path / "run.json")["run_file"]
+    runs = [read_json(m) for m in metrics]  # B=8, lrs 0.003 and 0.01, one seed
+    charts = wandb_file.charts(run_file)
+    assert {k: c["panelDefId"] for k, c in charts.items()} == {
+        "views/B8_val_loss_by_lr": "wandb/lineseries/v0", "views/final_val_loss_vs_batch_by_lr": "wandb/lineseries/v0",
+        "views/val_loss_all_by_samples": "wandb/lineseries/v0"}
+    per_lr = wandb_file.table(run_file, "views/B8_val_loss_by_lr_table")
+    for m in runs:
+        key = f"lr={m['lr']:.3g}"
+        rows = [r for r in per_lr["data"] if key in r]
+        assert [r[per_lr["columns"].index("lineVal")] for r in rows] == pytest.approx(m["curves"]["val_loss"])
+    heat = wandb_file.table(run_file, "views/final_val_loss_heatmap")
+    assert heat["columns"] == ["batch_size", "lr=0.003", "lr=0.01"]
+    assert heat["data"] == [[8, pytest.approx(runs[0]["final_val_loss"]), pytest.approx(runs[1]["final_val_loss"])]]
+    hist = wandb_file.history(run_file)
+    assert any("results.path" in r for r in hist) and any("summary/final_val_loss" in r for r in hist)

@@ -15,6 +15,7 @@ COLUMNS = [
     "name", "config_hash",
     "clipped_fraction",  # appended (columns are only ever appended): grad_norm.clipped_fraction
     "b_simple", "noise_kurtosis", "noise_tail_index",  # the run's last gradient-noise probe (empty without one)
+    "timestamp",  # Unix seconds at the job's end (metrics.json finished_at), as the seed study's CSV had it
 ]
 NOISE_COLUMNS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis", "noise_tail_index": "tail_index"}  # -> probe field
 
@@ -55,7 +56,7 @@ def load_all(paths) -> list[dict]:
 def rows(runs) -> list[dict]:
     def flat(m):
         probe = last_probe(m)
-        return {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"],
+        return {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"], "timestamp": m.get("finished_at"),
                 **{col: probe.get(field) for col, field in NOISE_COLUMNS.items()}}
 
     return [{c: flat(m).get(c) for c in COLUMNS} for m in runs]

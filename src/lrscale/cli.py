@@ -1,4 +1,4 @@
-"""`lrscale` command line: train, aggregate, wandb, fit. Bad input -> one line on stderr, exit 2."""
+"""`lrscale` command line: train, aggregate, wandb, fit, status. Bad input -> one line on stderr, exit 2."""
 
 import argparse
 import json
@@ -29,6 +29,13 @@ def _float(text):
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _positive_float(text):
+    value = _float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _load_config(args, required=True):
@@ -90,6 +97,52 @@ def cmd_plan(args):
     from .adaptive import write_plan
 
     write_plan(_load_config(args), args.round, args.metrics, args.plans, args.out)
+
+
+def _status_config(args):
+    """The sweep's config: --config FILE, or the config/*.yaml whose sweep.name is --sweep NAME, or
+    config/config.yaml (the Snakefile's default), all relative to --directory."""
+    from pathlib import Path
+
+    from . import config
+
+    base = Path(args.directory)
+    if args.config:
+        cfg = config.load(base / args.config if not Path(args.config).is_absolute() else args.config)
+        if args.sweep and cfg["sweep"]["name"] != args.sweep:
+            raise UserError(f"--sweep {args.sweep}: {args.config} is sweep {cfg['sweep']['name']!r}; expected one of them")
+        return cfg
+    if not args.sweep:
+        return config.load(base / "config/config.yaml")
+    for path in sorted((base / "config").glob("*.yaml")):
+        try:
+            cfg = config.load(path)
+        except UserError:
+            continue  # another file under config/ that is not a sweep config
+        if cfg["sweep"]["name"] == args.sweep:
+            return cfg
+    raise UserError(f"--sweep {args.sweep}: no {base / 'config'}/*.yaml has sweep.name {args.sweep!r}; "
+                    "expected --config FILE for a config kept elsewhere")
+
+
+def cmd_status(args):
+    import time
+    from pathlib import Path
+
+    from . import status
+
+    cfg = _status_config(args)
+    root = Path(args.directory) / "results" / cfg["sweep"]["name"]
+    while True:
+        s = status.collect(cfg, root)
+        tty = sys.stdout.isatty()
+        text = json.dumps(s, indent=1) if args.json else status.render(s, colour=tty)
+        if args.watch and tty and not args.json:
+            text = "\x1b[H\x1b[2J" + text  # redraw in place
+        print(text + ("" if args.json or tty or not args.watch else "\n"), flush=True)
+        if not args.watch or not (s["totals"]["running"] + s["totals"]["pending"]):
+            return
+        time.sleep(args.watch)
 
 
 def _hypotheses(text):
@@ -170,6 +223,14 @@ def build_parser():
     f.add_argument("--plans", nargs="*", default=[], metavar="PLAN_JSON",
                    help="an adaptive sweep's round plans (which round each run came from)")
     f.set_defaults(func=cmd_fit)
+
+    st = sub.add_parser("status", help="the sweep's grid: done, running (ETA), failed, diverged, pending")
+    st.add_argument("--config", help="sweep YAML (default: config/config.yaml)")
+    st.add_argument("--sweep", help="sweep name: its config is the config/*.yaml that names it")
+    st.add_argument("--directory", default=".", help="the folder holding config/ and results/ (default: .)")
+    st.add_argument("--watch", type=_positive_float, metavar="S", help="redraw every S seconds until nothing is left")
+    st.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
+    st.set_defaults(func=cmd_status)
     return p
 
 
@@ -196,6 +257,9 @@ def main(argv=None):
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:  # `lrscale status | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

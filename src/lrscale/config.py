@@ -52,6 +52,8 @@ LR_DECIMALS = 6  # lrs in names are fixed-point: lrs that agree to this many dec
 RUN_NAME = "B{batch}_LR{lr}"
 RUN_NAME_REGEX = {"batch": r"\d+", "lr": rf"\d+\.\d{{{LR_DECIMALS}}}"}  # one per field of RUN_NAME
 RUN_METRICS = "runs/" + RUN_NAME + "/seed{seed}/metrics.json"  # a run's metrics, under results/<sweep>/
+RUN_LOG = "logs/train/" + RUN_NAME + "_seed{seed}.log"  # its training job's log, under results/<sweep>/
+RUN_BENCHMARK = "benchmarks/train/" + RUN_NAME + "_seed{seed}.tsv"  # Snakemake's benchmark of that job
 
 
 def lr_name(lr: float) -> str:
@@ -67,6 +69,11 @@ def run_name(batch_size: int, lr: float) -> str:
 def run_metrics(batch_size: int, lr: float, seed: int) -> str:
     """Where one run writes its metrics.json, under results/<sweep>/."""
     return RUN_METRICS.format(batch=batch_size, lr=lr_name(lr), seed=seed)
+
+
+def run_path(pattern: str, batch_size: int, lr: float, seed: int) -> str:
+    """RUN_METRICS / RUN_LOG / RUN_BENCHMARK of one run, under results/<sweep>/."""
+    return pattern.format(batch=batch_size, lr=lr_name(lr), seed=seed)
 
 
 def run_name_pattern() -> str:

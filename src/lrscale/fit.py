@@ -56,18 +56,23 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
     return row, loc, mean
 
 
-def _finish_row(row, loc, mean, floor, sweep: Sweep, s: dict, noise: dict) -> dict:
-    """SEs (noise and shape bias in quadrature: the whole bias for lr_opt's CI, its B-to-B part for
-    fits across B), CI, flags with reasons, included or not."""
+def _finish_row(row, loc, mean, shape: dict, sweep: Sweep, s: dict, noise: dict) -> dict:
+    """Shift-correct the vertex, SEs (noise and shape bias in quadrature: the whole bias for lr_opt's
+    CI, its B-to-B part for fits across B), CI, flags with reasons, included or not."""
     b, lrs = row["batch_size"], sweep.lrs[row["batch_size"]]
+    if shape["shift"] is not None and loc is not None and loc["parabola"] and not loc["clipped"]:
+        lo, hi = np.log10(loc["bracket"])
+        x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
+        a, bb, c = loc["parabola"]
+        row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
     se_noise = None
     if loc is not None and loc["se_log10"] is not None:
         se_noise = loc["se_log10"]
     elif loc is not None and noise["sigma"] is not None:  # unbracketed: the optimum lies beyond the edge
         se_noise = loc["step"]
     if se_noise is not None:
-        row["lr_opt_se_log10"] = optima.total_se(se_noise, floor[0])
-        row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, floor[1])
+        row["lr_opt_se_log10"] = optima.total_se(se_noise, shape["total"])
+        row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, shape["across_b"])
         row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], noise["dof"])
     row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], noise, sweep.clipped.get(b))
     blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
@@ -76,16 +81,33 @@ def _finish_row(row, loc, mean, floor, sweep: Sweep, s: dict, noise: dict) -> di
 
 
 def _per_batch(sweep: Sweep, s: dict, noise: dict):
-    """Every batch size's row, and the sweep's shape bias (total, across B) in decades."""
+    """Every batch size's row, and the sweep's shape bias in decades (`_shape`)."""
     located = [_locate_row(sweep, b, s, noise) for b in sweep.batch_sizes]
     steps = [optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]
     identifiable = [loc for _, loc, _ in located if loc and loc["shape_bias"] and not loc["clipped"]
                     and (loc["curvature_t"] or 0) >= optima.MIN_CURVATURE_T]  # a flat column has no shape
-    floor = optima.shape_floor([loc["shape_bias"] for loc in identifiable], float(np.median(steps)))
-    return [_finish_row(row, loc, mean, floor, sweep, s, noise) for row, loc, mean in located], floor
+    shape = _shape([loc["shape_bias"] for loc in identifiable], [loc["phase_jitter"] for loc in identifiable],
+                   float(np.median(steps)), s["estimator"])
+    return [_finish_row(row, loc, mean, shape, sweep, s, noise) for row, loc, mean in located], shape
 
 
-def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, floor) -> list:
+def _shape(biases, jitters, step, estimator) -> dict:
+    """The quadratic vertex's shape bias: with the parabola and enough batch sizes, a common `shift`
+    subtracted from every vertex; what is left varies with each B's grid phase (`across_b`: the
+    median phase jitter, with the least floor in quadrature); `total` adds the shift's SE. Otherwise
+    no shift and `shape_floor`'s (total, across_b)."""
+    shift = optima.shape_shift(biases) if estimator == "parabola" else None
+    if shift is None:
+        total, across = optima.shape_floor(biases, step)
+        return {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None}
+    jitter = [j for j in jitters if j is not None]
+    jitter = float(np.median(jitter)) if jitter else 0.0
+    across = math.hypot(jitter, optima.FLOOR_STEPS * step)
+    return {"total": math.hypot(shift[1], across), "across_b": across, "shift": shift[0], "shift_se": shift[1],
+            "phase_jitter": jitter}
+
+
+def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, across_b) -> list:
     """β from sweeps redrawn with the pooled noise (seed means ± σ/√seeds, plus the B-to-B shape
     bias on each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike."""
     rng = np.random.default_rng(s["seed"])
@@ -102,7 +124,7 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, floor) -> list:
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
             mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
             lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]))["lr_opt"]
-            y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, floor[1])))
+            y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, across_b)))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
 
@@ -133,16 +155,16 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     settings take the defaults of the config's analysis section (workflow/schemas/config.schema.yaml)."""
     s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
     noise = _noise(sweep)
-    per_b, floor = _per_batch(sweep, s, noise)
+    per_b, shape = _per_batch(sweep, s, noise)
     included = [r for r in per_b if r["included"]]
-    boot_beta = _bootstrap(sweep, included, s, noise, floor)
+    boot_beta = _bootstrap(sweep, included, s, noise, shape["across_b"])
     result = {
         "estimator": s["estimator"], "input_format": sweep.fmt, "seeds": sweep.seeds, "per_batch": per_b,
         "n_used": len(included), "included_batch_sizes": [r["batch_size"] for r in included],
         "excluded": [{"batch_size": r["batch_size"], "reasons": r["flags"] or {"no_optimum": "not located"}}
                      for r in per_b if not r["included"]],
         "noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
-        "shape_bias_log10": {"total": floor[0], "across_b": floor[1]},
+        "shape_bias_log10": shape,
         "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + pooled noise"},
         "beta": None, "C": None, "se": None, "ci95_t": None, "ci95_bootstrap": None, "r2": None,
         "hypotheses": [], "non_monotonic": None, "forms": None, "preferred_form": None,

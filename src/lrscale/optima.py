@@ -4,10 +4,11 @@
 out join, at half weight, only over a flat bottom, so an asymmetric curve does not drag the
 vertex). Its uncertainty is the delta method through that fit, with the noise of one loss value
 pooled over the whole sweep (`pooled_sigma`), plus what noise cannot explain: the shape bias of a
-quadratic on an asymmetric curve, seen as the distance to a local cubic's minimum beyond noise
-(`shape_bias`), pooled over the batch sizes (`shape_floor`). `flags_for` says why an optimum cannot be used: edge (not
-bracketed), clipped (the vertex falls outside its bracket), flat (no curvature above the noise),
-insufficient (< 3 finite points), and grad_clipped (a confound, not an exclusion).
+quadratic on an asymmetric curve, seen as the distance to a local cubic's minimum (`shape_bias`),
+common to the batch sizes and subtracted (`shape_shift`), or else an SE floor (`shape_floor`).
+`flags_for` says why an optimum cannot be used: edge (not bracketed), clipped (the vertex falls
+outside its bracket), flat (no curvature above the noise), insufficient (< 3 finite points), and
+grad_clipped (a confound, not an exclusion).
 """
 
 import math
@@ -18,6 +19,7 @@ from scipy.interpolate import Akima1DInterpolator
 
 FLOOR_STEPS = 0.02  # least SE of log10 lr_opt from shape bias, in grid steps
 MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not identifiable
+MIN_SHIFT_POINTS = 3  # batch sizes needed to measure the common shape bias
 CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
 
 
@@ -162,6 +164,29 @@ def shape_bias(x, loss, i, v, sd, pos=None):
     return v["x"] - xc, float(sum(gj**2 * float(sd[j]) ** 2 for j, gj in g.items()))
 
 
+def phase_jitter(x, loss, i, step, pos=None) -> float | None:
+    """SD over grid phases of the quadratic vertex's error, on a model curve: the local cubic through
+    the points within 2 steps of the best. A common shift removes the bias every batch size shares;
+    what is left varies with where each B's optimum falls between grid points, and this is its
+    size (on a steep-walled curve 0.013 decades of the true 0.020; a cubic is smoother than a real
+    wall). None when the cubic has no minimum near the best point."""
+    near = _near(np.arange(len(x)) if pos is None else pos, loss, i)
+    if len(near) < 4 or not np.isfinite(loss[near]).all():
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        model = np.polyfit(x[near], loss[near], 3)
+    errors = []
+    for phase in np.linspace(-0.5, 0.5, 11) * step:
+        xs = x[i] + phase + step * np.arange(-2.0, 3.0)
+        ys = np.polyval(model, xs)
+        if not np.isfinite(ys).all() or best_index(ys) != 2:
+            continue  # at this phase another grid point would be the best one
+        v, cub = vertex(xs, ys, *fit_points(np.arange(5.0), ys, 2)), cubic_vertex(xs, ys, 2)
+        if v is not None and cub is not None:
+            errors.append(np.clip(v["x"], xs[1], xs[3]) - cub[0])
+    return float(np.std(errors)) if len(errors) >= 4 else None
+
+
 def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1;
     `grid_lrs`: an adaptive sweep's grid, on which the local windows are measured). Returns
@@ -172,7 +197,8 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     i = best_index(loss)
     step = spacing(lrs if grid_lrs is None else np.sort(grid_lrs))
     out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None, "step": step,
-           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None}
+           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None,
+           "phase_jitter": None}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
     sel, w = fit_points(pos, loss, i, runs)
@@ -184,7 +210,8 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
                bracket=[float(10**lo), float(10**hi)],
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd, pos),
-               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos))
+               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos),
+               phase_jitter=None if sd is None else phase_jitter(x, loss, i, step, pos))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
         if out["se_log10"] is not None:
             out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + step**2 / 12)
@@ -272,9 +299,9 @@ def ci95(lr_opt, se_log10, dof):
 
 def shape_floor(biases, step) -> tuple[float, float]:
     """(total, varying): SDs of the quadratic vertex's shape bias over the sweep's batch sizes, from
-    their (d, Var d). Their curves share a shape, so most of the bias is one shift common to every B
-    (it moves lr_opt, not β); the part that varies with the grid phase (var of d beyond noise) is
-    what the fits of lr_opt(B) must carry. Each at least FLOOR_STEPS grid steps."""
+    their (d, Var d), for estimators whose lr_opt is not shift-corrected (`shape_shift`). Most of
+    the bias is one shift common to every B (it moves lr_opt, not β); the rest, the variance of d
+    beyond noise, is carried by the fits of lr_opt(B). Each at least FLOOR_STEPS grid steps."""
     least = (FLOOR_STEPS * step) ** 2
     pairs = [(d, var) for d, var in biases if math.isfinite(d) and math.isfinite(var)]
     if len(pairs) < 2:
@@ -285,9 +312,25 @@ def shape_floor(biases, step) -> tuple[float, float]:
     return math.sqrt(max(total, least)), math.sqrt(max(varying, least))
 
 
+def shape_shift(biases) -> tuple[float, float] | None:
+    """(shift, SE): the quadratic vertex's shape bias common to the sweep's batch sizes, the median
+    of their d = quadratic vertex − cubic minimum (their curves share a shape; a median, because a
+    5-point cubic's minimum is noisy and heavy-tailed), with the median's SE. Subtracting it
+    removes the bias that made an asymmetric curve's CI miss (or, inflated, over-cover). What d
+    varies by from B to B is mostly the cubic's own error, not the quadratic's, so it is not
+    carried as a B-to-B floor. None with fewer than MIN_SHIFT_POINTS batch sizes."""
+    d = np.array([d for d, var in biases if math.isfinite(d) and math.isfinite(var)])
+    if len(d) < MIN_SHIFT_POINTS:
+        return None
+    return float(np.median(d)), float(math.sqrt(math.pi / 2) * np.std(d, ddof=1) / math.sqrt(len(d)))
+
+
 def total_se(se_noise, floor) -> float:
     """SE of log10 lr_opt: the noise part and the shape floor, in quadrature."""
     return math.sqrt(se_noise**2 + floor**2)
+
+
+FOURTH_DIFFERENCE = np.array([1.0, -4, 6, -4, 1]) / math.sqrt(70)  # a 5-point cubic's residual, unit norm
 
 
 def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, grids=None):
@@ -295,29 +338,55 @@ def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, gr
 
     Several seeds: the within-cell spread of every (B, lr) cell near an optimum (best ± 2 steps,
     where the fits live; far-off runs near divergence are noisier and say nothing about the
-    vertex). One seed: the residuals of local 5-point cubics. Else train_loss_std."""
-    ss, dof = 0.0, 0
+    vertex). One seed: `_cubic_residual_sigma`. Else train_loss_std."""
     ran, grids = ran or {}, grids or {}
-    several = any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values())
+    if not any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values()):
+        return _cubic_residual_sigma(lrs_by_b, tables, noise_fallback, ran, grids)
+    ss, dof = 0.0, 0
+    for b, table in tables.items():
+        mean = seed_mean(table, ran.get(b))
+        if np.isfinite(mean).sum() < 3:
+            continue
+        cells = table[:, _near(positions(lrs_by_b[b], grids.get(b)), mean, best_index(mean))]
+        ok = np.isfinite(cells).sum(axis=0) >= 2
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss += float(np.nansum((cells[:, ok] - np.nanmean(cells[:, ok], axis=0)) ** 2))
+        dof += int(np.sum(np.isfinite(cells[:, ok]).sum(axis=0) - 1))
+    return _sigma_or_fallback(ss, dof, "seed spread", noise_fallback)
+
+
+def _cubic_residual_sigma(lrs_by_b, tables, noise_fallback, ran, grids):
+    """One seed: residuals of local 5-point cubics (a cubic absorbs most of an asymmetric wall).
+    What it cannot absorb is the same on every B of a plain grid (their curves share a shape), so
+    there the residual's mean over B is removed first (one dof): the raw residuals overstated σ
+    2.2x on a steep-walled curve. Irregular windows (adaptive rounds) count their raw residuals."""
+    regular, ss, dof = [], 0.0, 0
     for b, table in tables.items():
         mean = seed_mean(table, ran.get(b))
         if np.isfinite(mean).sum() < 3:
             continue
         i = best_index(mean)
-        near = _near(positions(lrs_by_b[b], grids.get(b)), mean, i)
-        if several:
-            cells = table[:, near]
-            ok = np.isfinite(cells).sum(axis=0) >= 2
-            with np.errstate(over="ignore", invalid="ignore"):
-                ss += float(np.nansum((cells[:, ok] - np.nanmean(cells[:, ok], axis=0)) ** 2))
-            dof += int(np.sum(np.isfinite(cells[:, ok]).sum(axis=0) - 1))
-        elif len(near) >= 5:  # a cubic absorbs most of an asymmetric wall, which is not noise
-            x = np.log10(lrs_by_b[b])[near]
-            with np.errstate(over="ignore", invalid="ignore"):
-                ss += float(np.sum((mean[near] - np.polyval(np.polyfit(x, mean[near], 3), x)) ** 2))
-            dof += len(near) - 4
+        pos = positions(lrs_by_b[b], grids.get(b))
+        near = _near(pos, mean, i)
+        if len(near) < 5:
+            continue
+        if len(near) == 5 and np.allclose(pos[near] - pos[i], np.arange(-2, 3), atol=0.05):
+            regular.append(float(FOURTH_DIFFERENCE @ mean[near]))
+            continue
+        x = np.log10(lrs_by_b[b])[near]
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss += float(np.sum((mean[near] - np.polyval(np.polyfit(x, mean[near], 3), x)) ** 2))
+        dof += len(near) - 4
+    if regular:  # a single one keeps its raw residual (no mean to remove)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss += float(np.sum((np.array(regular) - (np.mean(regular) if len(regular) > 1 else 0.0)) ** 2))
+        dof += max(len(regular) - 1, 1)
+    return _sigma_or_fallback(ss, dof, "local cubic residuals", noise_fallback)
+
+
+def _sigma_or_fallback(ss, dof, source, noise_fallback):
     if dof and math.isfinite(ss):
-        return math.sqrt(ss / dof), dof, "seed spread" if several else "local cubic residuals"
+        return math.sqrt(ss / dof), dof, source
     if noise_fallback:
         return float(noise_fallback), math.inf, "train_loss_std"
     return None, 0, "none"

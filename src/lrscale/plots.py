@@ -176,10 +176,8 @@ def training_curves(runs, path):
     lrs = sorted({m["lr"] for m in runs})
     cols = dict(zip(lrs, plt.cm.plasma(np.linspace(0, 0.9, max(len(lrs), 1)))))
     for ax, b in zip(axes.flat, bs):
-        for m in [m for m in runs if m["batch_size"] == b]:
-            c = m["curves"]
-            val = [np.nan if v is None else v for v in c["val_loss"]]
-            ax.plot(c["samples_seen"], val, color=cols[m["lr"]], lw=1, ls="--" if m["diverged"] else "-")
+        for lr in lrs:
+            _seed_curves(ax, [m for m in runs if m["batch_size"] == b and m["lr"] == lr], cols[lr])
         ax.set(xscale="log", yscale="log", title=f"B={b}", xlabel="samples seen")
         ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^3 ... labels collide
     for ax in axes.flat[len(bs):]:
@@ -192,8 +190,27 @@ def training_curves(runs, path):
         handles = [Line2D([], [], color=cols[lr], label=f"{lr:.2g}") for lr in lrs]
         handles.append(Line2D([], [], color="grey", ls="--", label="diverged"))
         fig.legend(handles=handles, title="peak lr", loc="outside right center", fontsize=8)
-    fig.suptitle("Validation curves per batch size (one colour per lr)")
+    seeds = max((sum(1 for m in runs if (m["batch_size"], m["lr"]) == k) for k in {(m["batch_size"], m["lr"]) for m in runs}),
+                default=1)
+    fig.suptitle("Validation curves per batch size (one colour per lr" +
+                 ("; line: mean over seeds, band: their range)" if seeds > 1 else ")"))
     _save(fig, path)
+
+
+def _seed_curves(ax, runs, colour):
+    """One (B, lr): the seeds' mean val loss with their range as a light band (diverged seeds and
+    seeds evaluated at other points drawn on their own, thin; a diverged one dashed)."""
+    ok = [m for m in runs if not m["diverged"]]
+    steps = ok[0]["curves"]["samples_seen"] if ok else None
+    together = [m for m in ok if m["curves"]["samples_seen"] == steps]
+    for m in [m for m in runs if m not in together]:
+        val = [np.nan if v is None else v for v in m["curves"]["val_loss"]]
+        ax.plot(m["curves"]["samples_seen"], val, color=colour, lw=0.8, ls="--" if m["diverged"] else "-")
+    if together:
+        val = np.array([[np.nan if v is None else v for v in m["curves"]["val_loss"]] for m in together], float)
+        ax.plot(steps, val.mean(axis=0), color=colour, lw=1.2)
+        if len(together) > 1:
+            ax.fill_between(steps, val.min(axis=0), val.max(axis=0), color=colour, alpha=0.18, lw=0)
 
 
 def beta_bootstrap(result, boot, path):

@@ -254,7 +254,8 @@ class ProgressLog:
     """A tqdm bar on a terminal, else one log line per 10% (Snakemake and SLURM logs stay short)."""
 
     def __init__(self, name: str, steps: int, start: int):
-        self.name, self.steps, self.next_pct, self.bar = name, steps, 10, None
+        self.name, self.steps, self.start, self.next_pct, self.bar = name, steps, start, 10, None
+        self.t0 = time.monotonic()
         if sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -267,7 +268,9 @@ class ProgressLog:
                 self.bar.set_postfix(val_loss=f"{val_losses[-1]:.4f}", refresh=False)
         elif 100 * done / self.steps >= self.next_pct:
             last_val = f", val_loss {val_losses[-1]:.4f}" if val_losses else ""
-            log(f"{self.name}: {self.next_pct}% (step {done}/{self.steps}{last_val})")
+            # the seconds since this process's first step let `lrscale status` tell an ETA
+            log(f"{self.name}: {self.next_pct}% (step {done}/{self.steps}{last_val}, "
+                f"{time.monotonic() - self.t0:.1f} s since step {self.start})")
             self.next_pct += 10
 
     def close(self) -> None:
@@ -481,6 +484,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     }
     timer.parts["summary_s"] = time.monotonic() - summary_t0
     metrics["timing"] = timer.block(loop_s, n_done - loop.start)
+    metrics["finished_at"] = time.time()  # Unix seconds: results.csv's `timestamp`
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
     checkpoint.clean(job.ckpt_dir)
     log(f"wrote {out}: final_val_loss {metrics['final_val_loss']}, diverged {metrics['diverged']}, "

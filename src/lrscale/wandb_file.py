@@ -87,3 +87,25 @@ def run_info(path) -> dict:
 
 def metric_definitions(path) -> list:
     return [rec.metric for rec in records(path) if rec.WhichOneof("record_type") == "metric"]
+
+
+def charts(path) -> dict:
+    """The run's pre-built charts (`wandb.plot.*`): key -> its panel config (panelDefId, fieldSettings,
+    stringSettings), from the `_wandb.visualize` config entries."""
+    out = {}
+    for rec in records(path):
+        if rec.WhichOneof("record_type") != "config":
+            continue
+        for item in rec.config.update:
+            if list(item.nested_key[:2]) == ["_wandb", "visualize"] and len(item.nested_key) == 3:
+                out[item.nested_key[2]] = json.loads(item.value_json)["panel_config"]
+    return out
+
+
+def table(path, key) -> dict:
+    """A logged wandb.Table ({"columns", "data"}) read back from the run's files; a chart's data
+    table is logged as `<key>_table`."""
+    for row in history(path):
+        if f"{key}.path" in row:
+            return json.loads((Path(path).parent / "files" / row[f"{key}.path"]).read_text())
+    raise KeyError(f"{path}: no table {key!r}")

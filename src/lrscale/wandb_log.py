@@ -8,6 +8,7 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
   B{b}_LR{lr:.6f}/{b_simple,noise_kurtosis}                 at the eval points that are noise probes
   summary/B{b}_LR{lr:.6f}_{final_val_loss,final_train_loss,converged,b_simple,noise_kurtosis},
   summary/{final_val_loss,final_train_loss,batch_size,lr}   after each config
+  results, plots/<name>, views/<chart>                      at the end (views: `build_views`)
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """
 
@@ -106,6 +107,59 @@ def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
     return namespaces, calls
 
 
+def _finite_series(xs, ys):
+    keep = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
+    return [x for x, _ in keep], [y for _, y in keep]
+
+
+def _seed_mean_curve(group, x_key):
+    """(x, val loss) of a (B, lr): at each eval point the mean over the seeds that reached it (as the
+    `B…/val_loss` rows), its finite points only."""
+    longest = max(group, key=lambda m: len(m["curves"]["step"]))["curves"][x_key]
+    ys = [_mean([m["curves"]["val_loss"][i] for m in group if i < len(m["curves"]["val_loss"])])
+          for i in range(len(longest))]
+    return _finite_series(longest, ys)
+
+
+def build_views(runs) -> dict:
+    """The seed study's four hand-built W&B charts, ready in the run (its Phase-2 logging spec):
+    name -> ("lines", xs, ys, keys, title, x name) or ("table", columns, rows). Diverged points are
+    left out of lines (NaN cannot be drawn) and None in the table. Pure: testable without W&B."""
+    groups = {}
+    for m in runs:
+        groups.setdefault((m["batch_size"], m["lr"]), []).append(m)
+    bs, lrs = sorted({b for b, _ in groups}), sorted({lr for _, lr in groups})
+    final = {k: _mean([m["final_val_loss"] for m in g]) for k, g in groups.items()}
+    views = {}
+    for b in bs:  # 1. per batch size, one line per lr
+        curves = [(lr, _seed_mean_curve(groups[(b, lr)], "step")) for lr in lrs if (b, lr) in groups]
+        views[f"views/B{b}_val_loss_by_lr"] = ("lines", [c[0] for _, c in curves], [c[1] for _, c in curves],
+                                               [f"lr={lr:.3g}" for lr, _ in curves], f"B={b}: val loss per lr", "step")
+    series = [(lr, _finite_series(bs, [final.get((b, lr)) for b in bs])) for lr in lrs]  # 2. final loss vs B
+    views["views/final_val_loss_vs_batch_by_lr"] = (
+        "lines", [xy[0] for _, xy in series], [xy[1] for _, xy in series], [f"lr={lr:.3g}" for lr, _ in series],
+        "final val loss vs batch size, one line per lr", "batch_size")
+    views["views/final_val_loss_heatmap"] = (  # 3. the B x lr table
+        "table", ["batch_size"] + [f"lr={lr:.3g}" for lr in lrs],
+        [[b] + [v if (v := final.get((b, lr))) is not None and math.isfinite(v) else None for lr in lrs] for b in bs])
+    every = [(k, _seed_mean_curve(g, "samples_seen")) for k, g in sorted(groups.items())]  # 4. all curves
+    views["views/val_loss_all_by_samples"] = (
+        "lines", [c[0] for _, c in every], [c[1] for _, c in every], [config_mod.run_name(*k) for k, _ in every],
+        "every config's val loss vs samples seen", "samples_seen")
+    return views
+
+
+def _wandb_views(wandb, views) -> dict:
+    out = {}
+    for key, (kind, *spec) in views.items():
+        if kind == "table":
+            out[key] = wandb.Table(columns=spec[0], data=spec[1])
+        else:
+            xs, ys, keys, title, xname = spec
+            out[key] = wandb.plot.line_series(xs=xs, ys=ys, keys=keys, title=title, xname=xname)
+    return out
+
+
 def _init(wandb, cfg, run_dir: Path):
     """wandb.init honouring mode; online failures fall back to offline with one warning."""
     wb = cfg["wandb"]
@@ -143,7 +197,7 @@ def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
         run.log(payload)
     with open(results_csv, newline="") as f:
         table = list(csv.reader(f))
-    end = {"results": wandb.Table(columns=table[0], data=table[1:])}
+    end = {"results": wandb.Table(columns=table[0], data=table[1:]), **_wandb_views(wandb, build_views(runs))}
     for p in plots:
         if Path(p).is_file():
             end[f"plots/{Path(p).stem}"] = wandb.Image(str(p))

@@ -41,6 +41,8 @@ ROUNDS = config["sweep"]["adaptive"]["rounds"]
 # Path patterns of one run, derived from the package's one run-name definition.
 RUN = lrscale_config.RUN_NAME  # "B{batch}_LR{lr}"
 RUN_METRICS = lrscale_config.RUN_METRICS
+RUN_LOG = lrscale_config.RUN_LOG
+RUN_BENCHMARK = lrscale_config.RUN_BENCHMARK
 
 
 wildcard_constraints:

@@ -4,9 +4,9 @@ rule train:
     output:
         metrics=f"results/{{sweep}}/{RUN_METRICS}",
     log:
-        f"results/{{sweep}}/logs/train/{RUN}_seed{{seed}}.log",
+        f"results/{{sweep}}/{RUN_LOG}",
     benchmark:
-        f"results/{{sweep}}/benchmarks/train/{RUN}_seed{{seed}}.tsv"
+        f"results/{{sweep}}/{RUN_BENCHMARK}"
     conda:
         "../../envs/lrscale.yaml"
     threads: 1

@@ -1,0 +1,213 @@
+"""`lrscale status`: where a sweep stands, from the files under results/<sweep>/ alone.
+
+It reads, never writes, and never takes Snakemake's lock, so it works the same while Snakemake
+runs (locally or on SLURM), after it finished, or after it crashed. Each job is what its files say:
+  done / diverged  its metrics.json exists (the one write at the job's end)
+  failed           its log holds a traceback or an `error:` line (the log path is listed)
+  stalled          its log stopped growing for 3x the time its own progress lines predict
+  running          a log without metrics.json (% and ETA from its last progress line)
+  pending          no log yet
+"""
+
+import json
+import math
+import re
+import statistics
+import time
+from pathlib import Path
+
+from . import adaptive
+from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, grid, run_path
+from .errors import UserError
+
+PROGRESS = re.compile(r"(\d+)% \(step (\d+)/(\d+)(?:, val_loss [^,)]+)?, ([\d.]+) s since step (\d+)\)")
+FAILED = re.compile(r"Traceback \(most recent call last\)|lrscale train: error:")
+STALL_FACTOR = 3.0  # a log quiet this many times the expected gap between its lines is stalled
+LEAST_STALL_S = 300.0
+
+
+def _typical_wall_s(root: Path, points) -> dict:
+    """Median wall seconds of the finished jobs per batch size (Snakemake's benchmark files, else
+    metrics.json's wall_s); key None: over every batch size."""
+    walls = {}
+    for p in points:
+        bench = root / run_path(RUN_BENCHMARK, p["batch_size"], p["lr"], p["seed"])
+        metrics = root / run_path(RUN_METRICS, p["batch_size"], p["lr"], p["seed"])
+        try:
+            s = float(bench.read_text().splitlines()[1].split("\t")[0])
+        except (OSError, IndexError, ValueError):
+            try:
+                s = float(json.loads(metrics.read_text())["wall_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        walls.setdefault(p["batch_size"], []).append(s)
+    typical = {b: statistics.median(v) for b, v in walls.items()}
+    every = [s for v in walls.values() for s in v]
+    typical[None] = statistics.median(every) if every else None
+    return typical
+
+
+def _tail(path: Path, size=65536) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(path.stat().st_size - size, 0))
+        return f.read().decode(errors="replace")
+
+
+def _running(log: Path, text: str, now: float, typical_s) -> dict:
+    """A job with a log and no metrics.json: running (with % and ETA) or stalled."""
+    age = now - log.stat().st_mtime
+    lines = PROGRESS.findall(text)
+    if not lines:  # start-up, before its first 10%: only finished jobs say how long that may take
+        quiet = max(LEAST_STALL_S, STALL_FACTOR * typical_s) if typical_s else math.inf
+        state = "stalled" if age > quiet else "running"
+        return {"state": state, "pct": 0, "eta_s": typical_s, "quiet_s": age}
+    pct, done, steps, elapsed, start = lines[-1]
+    done, steps, elapsed, start = int(done), int(steps), float(elapsed), int(start)
+    rate = (done - start) / elapsed if elapsed > 0 and done > start else None
+    eta = (steps - done) / rate if rate else typical_s
+    gap = (0.1 * steps / rate) if rate else None  # progress lines come every 10% of the steps
+    state = "stalled" if gap is not None and age > max(LEAST_STALL_S, STALL_FACTOR * gap) else "running"
+    return {"state": state, "pct": int(pct), "eta_s": None if eta is None else max(eta - age, 0.0), "quiet_s": age,
+            "projected_s": steps / rate if rate else None}
+
+
+def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
+    """One (batch size, lr, seed): its state and what its files say about it."""
+    b, lr, seed = point["batch_size"], point["lr"], point["seed"]
+    out = {"batch_size": b, "lr": lr, "seed": seed, "log": str(root / run_path(RUN_LOG, b, lr, seed))}
+    metrics, log = root / run_path(RUN_METRICS, b, lr, seed), Path(out["log"])
+    if metrics.exists():
+        try:
+            m = json.loads(metrics.read_text())
+            return {**out, "state": "diverged" if m["diverged"] else "done", "final_val_loss": m["final_val_loss"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {**out, "state": "failed", "reason": f"{metrics} is not a readable metrics file"}
+    if not log.exists():
+        return {**out, "state": "pending"}
+    text = _tail(log)
+    if FAILED.search(text):
+        last = [ln for ln in text.splitlines() if ln.strip()]
+        return {**out, "state": "failed", "reason": last[-1].strip() if last else "error in the log"}
+    return {**out, **_running(log, text, now, typical.get(b) or typical[None])}
+
+
+def points_of(cfg: dict, root: Path) -> list[dict]:
+    """The sweep's jobs: the grid, then each adaptive round's planned points that exist so far."""
+    points = grid(cfg)
+    for plan in sorted((root / "rounds").glob("round*.json")):
+        try:
+            points += adaptive.read_plan(plan)["points"]
+        except UserError:
+            continue  # a plan being written or damaged: its round is not known yet
+    seen, unique = set(), []
+    for p in points:
+        key = (p["batch_size"], p["lr"], p["seed"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
+    """Every job's state, the totals, the sweep's ETA and where its W&B run is (or will be)."""
+    now = time.time() if now is None else now
+    points = points_of(cfg, root)
+    typical = _typical_wall_s(root, points)
+    jobs = [job_state(root, p, now, typical) for p in points]
+    projected = [j["projected_s"] for j in jobs if j.get("projected_s")]
+    if typical[None] is None and projected:  # nothing finished yet: the running jobs' own pace
+        typical[None] = statistics.median(projected)
+    totals = {s: sum(j["state"] == s for j in jobs) for s in ("done", "diverged", "running", "stalled", "failed", "pending")}
+    running = [j for j in jobs if j["state"] == "running"]
+    left_s = sum(j["eta_s"] or 0.0 for j in running)
+    pending_s = [typical.get(j["batch_size"]) or typical[None] for j in jobs if j["state"] == "pending"]
+    eta = None if any(s is None for s in pending_s) else (left_s + sum(pending_s)) / max(len(running), 1)
+    return {"sweep": cfg["sweep"]["name"], "results": str(root), "jobs": jobs, "totals": totals,
+            "eta_s": eta if totals["running"] + totals["pending"] else 0.0, "wandb": _wandb(cfg, root)}
+
+
+def _wandb(cfg: dict, root: Path) -> dict:
+    facts = root / "wandb_run.json"
+    try:
+        f = json.loads(facts.read_text())
+        return {"written": True, "project": f["project"], "name": f["name"], "run_id": f["run_id"], "mode": f["mode"]}
+    except (OSError, ValueError, KeyError):
+        w = cfg["wandb"]
+        return {"written": False, "project": w["project"], "name": cfg["sweep"]["name"], "mode": w["mode"]}
+
+
+GLYPH = {"failed": "✗", "stalled": "stalled", "pending": "·", "diverged": "div"}
+COLOUR = {"done": "32", "best": "1;33", "diverged": "33", "running": "36", "stalled": "35", "failed": "1;31",
+          "pending": "2"}
+
+
+def _cells(status: dict) -> dict:
+    """(B, lr) -> (text, colour key): the seeds of a cell collapsed, worst news first."""
+    by_cell = {}
+    for j in status["jobs"]:
+        by_cell.setdefault((j["batch_size"], j["lr"]), []).append(j)
+    means = {k: statistics.fmean(v) for k, js in by_cell.items()  # over the seeds done so far
+             if (v := [j["final_val_loss"] for j in js if j["state"] == "done"])}
+    best = {}
+    for (b, lr), v in means.items():
+        if v < means.get(best.get(b), math.inf):
+            best[b] = (b, lr)
+    cells = {}
+    for key, js in by_cell.items():
+        n, states = len(js), [j["state"] for j in js]
+        finished = sum(s in ("done", "diverged") for s in states)
+        count = f" {finished}/{n}" if n > 1 and finished < n else ""
+        for s in ("failed", "stalled"):
+            if s in states:
+                cells[key] = (GLYPH[s] + count, s)
+                break
+        else:
+            if "running" in states:
+                cells[key] = (f"▶{max(j['pct'] for j in js if j['state'] == 'running')}%" + count, "running")
+            elif finished == 0:
+                cells[key] = (GLYPH["pending"], "pending")
+            elif key in means:
+                star = best.get(key[0]) == key
+                cells[key] = (f"{means[key]:.4g}" + (" ★" if star else "") + count, "best" if star else "done")
+            else:
+                cells[key] = (GLYPH["diverged"] + count, "diverged")
+    return cells
+
+
+def _duration(s) -> str:
+    if s is None:
+        return "unknown (no job has finished yet)"
+    s = int(round(s))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
+
+
+def render(status: dict, colour: bool = False) -> str:
+    """The grid (batch sizes x lrs), a footer with totals, ETA and the W&B run, then the failures."""
+    paint = (lambda text, key: f"\x1b[{COLOUR[key]}m{text}\x1b[0m") if colour else (lambda text, key: text)
+    cells = _cells(status)
+    bs = sorted({b for b, _ in cells})
+    lrs = sorted({lr for _, lr in cells})
+    head = ["B \\ lr"] + [f"{lr:.3g}" for lr in lrs]
+    rows = [[f"B={b}"] + [cells.get((b, lr), ("", "pending"))[0] for lr in lrs] for b in bs]
+    width = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    seeds = max((sum(1 for j in status["jobs"] if (j["batch_size"], j["lr"]) == k) for k in cells), default=0)
+    where = status["results"] + ("" if Path(status["results"]).is_dir() else ": nothing run yet")
+    lines = [f"sweep {status['sweep']} ({where}): {len(bs)} batch sizes x {len(lrs)} lrs, up to {seeds} seed(s) "
+             "per cell (n/N: seeds finished)", "  ".join(h.rjust(w) for h, w in zip(head, width))]
+    for b, row in zip(bs, rows):
+        keys = ["pending"] + [cells.get((b, lr), ("", "pending"))[1] for lr in lrs]
+        lines.append("  ".join(paint(t.rjust(w), k) if t and i else t.rjust(w)
+                               for i, (t, w, k) in enumerate(zip(row, width, keys))))
+    t = status["totals"]
+    lines.append(" · ".join(f"{k} {v}" for k, v in t.items()) + f"  (of {len(status['jobs'])} jobs)")
+    lines.append("ETA: " + ("finished" if status["eta_s"] == 0 else _duration(status["eta_s"])))
+    w = status["wandb"]
+    lines.append(f"W&B: run {w['name']!r} in project {w['project']!r} ({w['mode']}" +
+                 (f", id {w['run_id']})" if w["written"] else ", written when the sweep ends)"))
+    for j in status["jobs"]:
+        if j["state"] in ("failed", "stalled"):
+            why = j.get("reason") or f"no progress for {_duration(j['quiet_s'])}"
+            lines.append(paint(f"{GLYPH[j['state']]} B={j['batch_size']} lr={j['lr']:.3g} seed {j['seed']}: {why}",
+                               j["state"]))
+            lines.append(f"    log: {j['log']}")
+    return "\n".join(lines)
