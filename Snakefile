@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/adaptive.smk"
@@ -20,6 +23,7 @@ include: "workflow/rules/wandb.smk"
 localrules:
     all,
     aggregate,
+    config_page,
     aggregate_partial,
     fit,
     fit_partial,

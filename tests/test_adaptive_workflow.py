@@ -62,7 +62,7 @@ def test_dry_run_shows_round_one_and_the_checkpoint(tmp_path):
 def test_adaptive_off_is_the_fixed_grid(tmp_path):
     path = write_config(tmp_path / "config.yaml", adaptive_cfg(rounds=1))
     jobs = planned_jobs(tmp_path, path)
-    assert jobs == {"train": 16, "aggregate": 1, "fit": 1, "wandb_log": 1, "all": 1}
+    assert jobs == {"train": 16, "aggregate": 1, "fit": 1, "wandb_log": 1, "config_page": 1, "all": 1}
 
 
 def test_kill_during_round_two_resumes_exactly(adaptive_sweep, tmp_path):

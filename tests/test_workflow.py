@@ -139,12 +139,12 @@ def test_incremental_reruns(sweep, tmp_path):
     cfg2 = json.loads(json.dumps(cfg))
     cfg2["sweep"]["lrs"].append(0.03)
     write_config(path, cfg2)
-    assert planned_jobs(wd, path) == {"train": 2, "aggregate": 1, "fit": 1, "wandb_log": 1, "all": 1}
-    # changing only the W&B project reruns only the W&B rule
+    assert planned_jobs(wd, path) == {"train": 2, "aggregate": 1, "fit": 1, "wandb_log": 1, "config_page": 1, "all": 1}
+    # changing only the W&B project reruns only the W&B rule (and the report's config page)
     cfg3 = json.loads(json.dumps(cfg))
     cfg3["wandb"]["project"] = "another"
     write_config(path, cfg3)
-    assert planned_jobs(wd, path) == {"wandb_log": 1, "all": 1}
+    assert planned_jobs(wd, path) == {"wandb_log": 1, "config_page": 1, "all": 1}
     # changing a training hyperparameter reruns every training job
     cfg4 = json.loads(json.dumps(cfg))
     cfg4["optimizer"] = {"weight_decay": 0.1}

@@ -145,6 +145,12 @@ def cmd_status(args):
         time.sleep(args.watch)
 
 
+def cmd_config_page(args):
+    from .report import write_config_page
+
+    write_config_page(_load_config(args), args.out)
+
+
 def _hypotheses(text):
     try:
         return [float(h) for h in text.split(",")]
@@ -223,6 +229,12 @@ def build_parser():
     f.add_argument("--plans", nargs="*", default=[], metavar="PLAN_JSON",
                    help="an adaptive sweep's round plans (which round each run came from)")
     f.set_defaults(func=cmd_fit)
+
+    cp = sub.add_parser("config-page", help="the resolved config as an HTML page (for snakemake --report)")
+    cp.add_argument("--config", help="sweep YAML")
+    cp.add_argument("--config-json", help="the resolved config as a JSON string (what the Snakemake rule passes)")
+    cp.add_argument("--out", required=True, help="the page (written atomically)")
+    cp.set_defaults(func=cmd_config_page)
 
     st = sub.add_parser("status", help="the sweep's grid: done, running (ETA), failed, diverged, pending")
     st.add_argument("--config", help="sweep YAML (default: config/config.yaml)")

@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from . import PLOTS, forms  # noqa: E402
+from . import CURVES_PER_BATCH, PLOTS, forms  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
@@ -171,15 +171,17 @@ def training_curves(runs, path):
     n = max(len(bs), 1)
     ncol = min(4, n)
     nrow = -(-n // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 1.2, 2.9 * nrow), squeeze=False, sharey=True,
-                             layout="constrained")
+    size = (3.4 * ncol + 1.2, 2.9 * nrow) if n > 1 else (8.0, 4.2)  # one B (the report's per-B plots): larger
+    fig, axes = plt.subplots(nrow, ncol, figsize=size, squeeze=False, sharey=True, layout="constrained")
     lrs = sorted({m["lr"] for m in runs})
     cols = dict(zip(lrs, plt.cm.plasma(np.linspace(0, 0.9, max(len(lrs), 1)))))
     for ax, b in zip(axes.flat, bs):
         for lr in lrs:
             _seed_curves(ax, [m for m in runs if m["batch_size"] == b and m["lr"] == lr], cols[lr])
         ax.set(xscale="log", yscale="log", title=f"B={b}", xlabel="samples seen")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^3 ... labels collide
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a run spans ~2 decades: 1-2-5 ticks
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200, 500, 1k, 2k: short enough not to collide
+        ax.xaxis.set_minor_formatter(NullFormatter())
     for ax in axes.flat[len(bs):]:
         ax.axis("off")
     if not runs:
@@ -303,3 +305,5 @@ def render_all(result, boot, out: Path, runs=()):
     assert list(draw) == PLOTS, "lrscale.PLOTS and the plot functions disagree"
     for name in PLOTS:
         draw[name](out / f"{name}.png")
+    for b in sorted({m["batch_size"] for m in runs}):
+        training_curves([m for m in runs if m["batch_size"] == b], out / f"{CURVES_PER_BATCH.format(batch=b)}.png")

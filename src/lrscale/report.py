@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from . import PLOTS
+from . import PAGES, PLOTS
 from .fileio import atomic_write_json, atomic_write_text
 from .verdict import FORM_NAMES, interval
 
@@ -106,6 +106,61 @@ def write_all(result, out: Path, runs=()) -> None:
               f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
+    write_pages(result, report, out)
     print(table)
     print()
     print("Verdict:", result["verdict"])
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;max-width:70em;margin:1em auto;padding:0 1em;line-height:1.4}}
+table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}
+th{{background:#f0f0f0}}.verdict{{font-size:1.1em;background:#f6f8fa;border-left:4px solid #0969da;padding:.6em 1em}}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def csv_page(title: str, csv_text: str) -> str:
+    """A CSV as an HTML table (Snakemake's report shows .html results; a .csv is only a download)."""
+    import csv
+    import html
+    import io
+
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) if rows else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>\n<table><thead><tr>{head}</tr>"
+                       f"</thead><tbody>{body}</tbody></table>")
+
+
+def write_pages(result, report_md: str, out: Path) -> None:
+    """PAGES for Snakemake's HTML report: report.html (the verdict first, then report.md's tables;
+    the plots are results of their own there), results_table.html and best_per_batch_table.html."""
+    import html
+
+    import markdown
+
+    text = report_md.split("\n## Verdict\n")[0]  # the verdict leads the page instead; the plots are results
+    body = (f"<h1>Verdict</h1>\n<p class=\"verdict\">{html.escape(result['verdict'])}</p>\n"
+            + markdown.markdown(text.split("\n", 1)[1], extensions=["tables"]))
+    pages = {"report": PAGE.format(title="lrscale verdict", body=body),
+             "results_table": csv_page(f"results.csv ({result['input']['path']})",
+                                       Path(result["input"]["path"]).read_text()),
+             "best_per_batch_table": csv_page("best_per_batch.csv: lr_opt per batch size", _best_csv(result))}
+    assert list(pages) == PAGES, "lrscale.PAGES and the pages written disagree"
+    for name, page in pages.items():
+        atomic_write_text(out / f"{name}.html", page)
+
+
+def write_config_page(cfg: dict, out) -> None:
+    """The resolved config as an HTML page (YAML, defaults filled in) for Snakemake's report."""
+    import html
+
+    import yaml
+
+    text = yaml.safe_dump(cfg, sort_keys=True, default_flow_style=None, width=100)
+    body = f"<h1>Config of sweep {html.escape(cfg['sweep']['name'])}</h1>\n<pre>{html.escape(text)}</pre>"
+    atomic_write_text(Path(out), PAGE.format(title=f"config: {html.escape(cfg['sweep']['name'])}", body=body))

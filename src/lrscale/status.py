@@ -6,7 +6,7 @@ runs (locally or on SLURM), after it finished, or after it crashed. Each job is 
   failed           its log holds a traceback or an `error:` line (the log path is listed)
   stalled          its log stopped growing for 3x the time its own progress lines predict
   running          a log without metrics.json (% and ETA from its last progress line)
-  pending          no log yet
+  pending          no log yet (or one left by an earlier, finished run of a job to be rerun)
 """
 
 import json
@@ -22,6 +22,7 @@ from .errors import UserError
 
 PROGRESS = re.compile(r"(\d+)% \(step (\d+)/(\d+)(?:, val_loss [^,)]+)?, ([\d.]+) s since step (\d+)\)")
 FAILED = re.compile(r"Traceback \(most recent call last\)|lrscale train: error:")
+WROTE = re.compile(r"\[lrscale train\] wrote .*metrics")  # a finished job's last line
 STALL_FACTOR = 3.0  # a log quiet this many times the expected gap between its lines is stalled
 LEAST_STALL_S = 300.0
 
@@ -85,6 +86,8 @@ def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
     if not log.exists():
         return {**out, "state": "pending"}
     text = _tail(log)
+    if WROTE.search(text):  # a log left by an earlier run whose metrics.json was removed: to be rerun
+        return {**out, "state": "pending"}
     if FAILED.search(text):
         last = [ln for ln in text.splitlines() if ln.strip()]
         return {**out, "state": "failed", "reason": last[-1].strip() if last else "error in the log"}

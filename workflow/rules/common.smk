@@ -12,7 +12,7 @@ shell.prefix(
     f'export PYTHONPATH={shlex.quote(LRSCALE_SRC)}"${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
 )
 
-from lrscale import PLOTS
+from lrscale import CURVES_PER_BATCH, PAGES, PLOTS
 from lrscale import adaptive as lrscale_adaptive
 from lrscale import config as lrscale_config
 from lrscale.errors import UserError
@@ -153,7 +153,12 @@ def get_final_outputs(wildcards=None):
     """Every metrics.json is a target too: deleting one reruns exactly that job (and
     what depends on it), which Snakemake would not do for a missing intermediate."""
     return get_metrics_files() + expand(
-        [rules.aggregate.output.csv, rules.fit.output.fit, rules.wandb_log.output.run],
+        [
+            rules.aggregate.output.csv,
+            rules.fit.output.fit,
+            rules.wandb_log.output.run,
+            rules.config_page.output.page,
+        ],
         sweep=SWEEP,
     )
 
@@ -174,3 +179,51 @@ def get_existing_metrics_files(wildcards):
             f"partial analysis: no finished run under {RESULTS}/runs yet"
         )
     return found
+
+
+# Snakemake's HTML report (`snakemake --report`): each fit output a reader looks at, in a category
+# (numbered: the report sorts them by name) with its caption under workflow/report/.
+REPORT = {
+    "report": ("1. Verdict", "verdict.rst"),
+    "lr_opt_vs_batch": ("2. lr_opt vs B", "lr_opt_vs_batch.rst"),
+    "beta_bootstrap": ("2. lr_opt vs B", "beta_bootstrap.rst"),
+    "best_per_batch_table": ("2. lr_opt vs B", "best_per_batch_table.rst"),
+    "noise_vs_batch": ("2. lr_opt vs B", "noise_vs_batch.rst"),
+    "loss_vs_lr": ("3. Loss landscape", "loss_vs_lr.rst"),
+    "loss_heatmap": ("3. Loss landscape", "loss_heatmap.rst"),
+    "training_curves": ("4. Training curves", "training_curves.rst"),
+    "results_table": ("5. Runs", "results_table.rst"),
+}
+if set(REPORT) != set(PLOTS + PAGES):
+    raise WorkflowError(
+        f"REPORT in common.smk must name every plot and page: {sorted(PLOTS + PAGES)}"
+    )
+
+
+def get_analysis_outputs(analysis, for_report=True):
+    """The fit's plots and pages as named outputs (flagged for the report unless for_report is
+    False), plus one training-curves plot per batch size."""
+    flag = report if for_report else lambda path, **how: path
+    out = {}
+    for name in PLOTS + PAGES:
+        category, caption = REPORT[name]
+        out[name] = flag(
+            f"{analysis}/{name}.{'png' if name in PLOTS else 'html'}",
+            caption=f"../report/{caption}",
+            category=category,
+            subcategory="all batch sizes" if name == "training_curves" else None,
+        )
+    for b in config["sweep"]["batch_sizes"] if for_report else []:
+        name = CURVES_PER_BATCH.format(batch=b)
+        out[name] = report(
+            f"{analysis}/{name}.png",
+            caption="../report/training_curves_batch.rst",
+            category="4. Training curves",
+            subcategory=f"B={b}",
+        )
+    return out
+
+
+def get_plot_files(wildcards):
+    """The analysis plots the W&B run carries."""
+    return expand(f"results/{wildcards.sweep}/analysis/{{plot}}.png", plot=PLOTS)

@@ -5,7 +5,7 @@ rule wandb_log:
         csv=rules.aggregate.output.csv,
         fit=rules.fit.output.fit,
         metrics=get_metrics_files,
-        plots=rules.fit.output.plots,
+        plots=get_plot_files,
     output:
         run="results/{sweep}/wandb_run.json",
     log:

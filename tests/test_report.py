@@ -1,0 +1,120 @@
+"""Issue 14.1: `snakemake --report` on a real sweep, opened in a real browser (Debian's chromium via
+selenium): the verdict, every plot, the results table and the runtime statistics are in the
+rendered page. A screenshot of the verdict stays in tests/artifacts/."""
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import REPO, snakemake_cmd, tiny_config, tool_env, write_config
+from lrscale import CURVES_PER_BATCH, PLOTS
+
+pytestmark = pytest.mark.slow
+BATCH = [8, 16, 32]
+CATEGORIES = ["1. Verdict", "2. lr_opt vs B", "3. Loss landscape", "4. Training curves", "5. Runs"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    subprocess.run(["bash", str(REPO / "tests" / "browser" / "install.sh")], check=True, timeout=900)
+    wd = tmp_path_factory.mktemp("report")
+    cfg = tiny_config(sweep={"name": "rep", "batch_sizes": BATCH, "lrs": [0.001, 0.003, 0.01, 0.03, 0.1]},
+                      budget={"value": 2048}, analysis={"bootstrap": 50})
+    path = write_config(wd / "c.yaml", cfg)
+    for extra in ([], ["--report", str(wd / "report.html")]):
+        r = subprocess.run(snakemake_cmd(wd, *extra, configfile=path), env=tool_env(), capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert "WARNING" not in r.stderr  # captions render cleanly (rst)
+    return wd
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)  # no driver download
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, find):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 30).until(lambda d: find(d))  # waits for the element, not for a time
+
+
+def _open(driver, report, category, subcategory=None):
+    """Open the report at a category (and subcategory): the result rows listed, {file name: row}."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"file://{report / 'report.html'}")
+    _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, category))[0].click()
+    if subcategory:
+        _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, subcategory))[0].click()
+    rows = _wait(driver, lambda d: [tr for tr in d.find_elements(By.CSS_SELECTOR, "nav tr") if "/" in tr.text])
+    return {tr.text.rsplit("/", 1)[1]: tr for tr in rows}
+
+
+def _show(driver, row):
+    """Click a result's eye button: the content pane shows it."""
+    from selenium.webdriver.common.by import By
+
+    row.find_elements(By.TAG_NAME, "a")[0].click()
+
+
+def test_verdict_and_tables_render(report, browser):
+    from selenium.webdriver.common.by import By
+
+    fit = json.loads((report / "results/rep/analysis/fit.json").read_text())
+    browser.get(f"file://{report / 'report.html'}")
+    menu = _wait(browser, lambda d: [a.text for a in d.find_elements(By.CSS_SELECTOR, "nav a") if a.text])
+    assert all(c in menu for c in CATEGORIES)
+    assert "Start with the verdict" in " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
+    _show(browser, _open(browser, report, "1. Verdict")["report.html"])
+    frame = _wait(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0]
+    (REPO / "tests" / "artifacts").mkdir(exist_ok=True)
+    browser.save_screenshot(str(REPO / "tests" / "artifacts" / "report_verdict.png"))
+    browser.switch_to.frame(frame)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    browser.switch_to.default_content()
+    assert fit["verdict"][:80] in " ".join(text.split())
+    assert "lr_opt per batch size" in text and "Form comparison" in text
+    _show(browser, _open(browser, report, "5. Runs")["results_table.html"])
+    browser.switch_to.frame(_wait(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0])
+    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody tr td:first-child")]
+    browser.switch_to.default_content()
+    assert sorted(map(int, cells)) == sorted(BATCH * 5)  # one row per training job
+    _show(browser, _open(browser, report, "5. Runs")["config.html"])
+    browser.switch_to.frame(_wait(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0])
+    assert "batch_sizes: [8, 16, 32]" in browser.find_element(By.TAG_NAME, "pre").text
+    browser.switch_to.default_content()
+    browser.get(f"file://{report / 'report.html'}")
+    _wait(browser, lambda d: d.find_elements(By.LINK_TEXT, "Statistics"))[0].click()
+    assert _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "canvas, svg.marks"))  # runtimes (vega)
+
+
+def test_every_plot_renders(report, browser):
+    from selenium.webdriver.common.by import By
+
+    shown = set()
+    places = [("2. lr_opt vs B", None), ("3. Loss landscape", None), ("4. Training curves", "all batch sizes")]
+    places += [("4. Training curves", f"B={b}") for b in BATCH]
+    for category, subcategory in places:
+        rows = _open(browser, report, category, subcategory)
+        for name, row in rows.items():
+            if not name.endswith(".png"):
+                continue
+            _show(browser, row)
+            img = _wait(browser, lambda d: [i for i in d.find_elements(By.TAG_NAME, "img")
+                                            if (i.get_attribute("src") or "").startswith(f"data:image/png")
+                                            and name in i.get_attribute("src")[:200]])[0]
+            assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 400
+            shown.add(name[:-4])
+    assert shown == set(PLOTS) | {CURVES_PER_BATCH.format(batch=b) for b in BATCH}
