@@ -69,6 +69,15 @@ def snakemake_cmd(workdir, *args, configfile=None, cores=2):
     return cmd + list(map(str, args)) + (["--configfile", str(configfile)] if configfile else [])
 
 
+def results_without_timing(path):
+    """results.csv rows without the columns that differ between two runs of the same jobs: the
+    clock (wall_s, steps_per_s) and when each job ended (timestamp)."""
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s", "timestamp")} for r in csv.DictReader(f)]
+
+
 def read_json(path):
     return json.loads(Path(path).read_text())
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import read_json, snakemake_cmd, tiny_config, tool_env, write_config
+from conftest import read_json, results_without_timing, snakemake_cmd, tiny_config, tool_env, write_config
 from lrscale import wandb_file
 from test_workflow import planned_jobs, snakemake
 
@@ -20,11 +20,6 @@ def adaptive_cfg(name="ad", **adaptive):
     return tiny_config(sweep={"name": name, "batch_sizes": [32, 128], "lrs": [0.001, 0.00316, 0.01, TOP],
                               "seeds": [0, 1], "adaptive": {"rounds": 2, "extend_edges": 2, **adaptive}},
                        budget={"unit": "steps", "value": 200}, train={"eval_points": 4})
-
-
-def results_without_timing(path):
-    rows = list(csv.DictReader(open(path)))
-    return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in rows]
 
 
 @pytest.fixture(scope="module")

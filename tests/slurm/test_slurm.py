@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import REPO, lrscale, read_json, snakemake_cmd, tiny_config, tool_env, write_config  # noqa: E402
+from conftest import (  # noqa: E402
+    REPO, lrscale, read_json, results_without_timing, snakemake_cmd, tiny_config, tool_env, write_config)
 
 pytestmark = pytest.mark.slurm
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
@@ -61,11 +62,6 @@ def tiny(name, **over):
                        analysis={"bootstrap": 50}, **over)
 
 
-def comparable(csv_path):
-    rows = list(csv.DictReader(open(csv_path)))
-    return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in rows]
-
-
 def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
     cfg = tiny("slurm1")
     (tmp_path / "s").mkdir()
@@ -86,7 +82,8 @@ def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
         assert jobs[jid]["State"] == "COMPLETED"
         assert "gres/gpu=1" in jobs[jid]["AllocTRES"]  # --gpus=1 reached the scheduler
     # same numbers as the local run (CPU is deterministic)
-    assert comparable(tmp_path / "s/results/slurm1/results.csv") == comparable(tmp_path / "l/results/slurm1/results.csv")
+    slurm_rows, local_rows = (results_without_timing(tmp_path / f"{d}/results/slurm1/results.csv") for d in "sl")
+    assert slurm_rows == local_rows
     fit_s = read_json(tmp_path / "s/results/slurm1/analysis/fit.json")
     fit_l = read_json(tmp_path / "l/results/slurm1/analysis/fit.json")
     assert [r["lr_opt"] for r in fit_s["per_batch"]] == [r["lr_opt"] for r in fit_l["per_batch"]]
