@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, read_json, snakemake_cmd, tiny_config, tool_env, write_config
-from lrscale import PLOTS, config, wandb_file
+from lrscale import PAGES, PLOTS, config, wandb_file
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,8 @@ def test_all_outputs_exist(sweep):
     wd, _, _ = sweep
     res = wd / "results" / "tiny"
     for f in ["results.csv", "analysis/fit.json", "analysis/best_per_batch.csv", "analysis/report.md",
-              "wandb_run.json", *[f"analysis/{p}.png" for p in PLOTS]]:
+              "wandb_run.json", "config.html", *[f"analysis/{p}.png" for p in PLOTS],
+              *[f"analysis/{p}.html" for p in PAGES], "analysis/training_curves_B8.png"]:
         assert (res / f).is_file(), f
     assert "noise_vs_batch" in PLOTS
     rows = list(csv.DictReader(open(res / "results.csv")))
@@ -63,8 +64,8 @@ def test_all_outputs_exist(sweep):
     for col in ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
                 "seed", "diverged", "min_val_loss", "samples_seen", "wall_s"]:
         assert col in rows[0]
-    # appended columns, in order: no clip; the last noise probe's numbers (probes are on by default)
-    assert list(rows[0])[-4:] == ["clipped_fraction", "b_simple", "noise_kurtosis", "noise_tail_index"]
+    # appended columns, in order: no clip; the last noise probe's numbers (probes are on by default); the end time
+    assert list(rows[0])[-5:] == ["clipped_fraction", "b_simple", "noise_kurtosis", "noise_tail_index", "timestamp"]
     assert rows[0]["clipped_fraction"] == "0.0" and float(rows[0]["noise_kurtosis"]) > -3
     assert (res / "logs" / "train" / "B8_LR0.001000_seed0.log").is_file()
     assert (res / "benchmarks" / "train" / "B8_LR0.001000_seed0.tsv").is_file()
@@ -282,7 +283,7 @@ def test_fit_reads_exactly_the_declared_runs(sweep, tmp_path):
     cfg2 = json.loads(json.dumps(cfg))
     cfg2["sweep"]["lrs"] = [0.001, 0.003]  # 0.01 leaves the config; its runs stay on disk
     path = write_config(wd / "config.yaml", cfg2)
-    assert planned_jobs(wd, path) == {"aggregate": 1, "fit": 1, "wandb_log": 1, "all": 1}
+    assert planned_jobs(wd, path) == {"aggregate": 1, "fit": 1, "wandb_log": 1, "config_page": 1, "all": 1}
     snakemake(wd, configfile=path)
     assert len(list((wd / "results/tiny/runs").glob("*/seed0/metrics.json"))) == 6
     log = (wd / "results/tiny/logs/fit.log").read_text()
