@@ -83,15 +83,19 @@ def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
             return {**out, "state": "diverged" if m["diverged"] else "done", "final_val_loss": m["final_val_loss"]}
         except (OSError, ValueError, KeyError, TypeError):
             return {**out, "state": "failed", "reason": f"{metrics} is not a readable metrics file"}
-    if not log.exists():
+    try:
+        text = _tail(log)
+    except OSError:  # no log yet (or Snakemake is replacing it right now)
         return {**out, "state": "pending"}
-    text = _tail(log)
     if WROTE.search(text):  # a log left by an earlier run whose metrics.json was removed: to be rerun
         return {**out, "state": "pending"}
     if FAILED.search(text):
         last = [ln for ln in text.splitlines() if ln.strip()]
         return {**out, "state": "failed", "reason": last[-1].strip() if last else "error in the log"}
-    return {**out, **_running(log, text, now, typical.get(b) or typical[None])}
+    try:
+        return {**out, **_running(log, text, now, typical.get(b) or typical[None])}
+    except OSError:
+        return {**out, "state": "pending"}
 
 
 def points_of(cfg: dict, root: Path) -> list[dict]:
