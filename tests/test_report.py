@@ -62,6 +62,15 @@ def _open(driver, report, category, subcategory=None):
     return {tr.text.rsplit("/", 1)[1]: tr for tr in rows}
 
 
+def _in_frame(driver, css):
+    """The elements matching css inside the content pane's iframe, once its page has loaded (the
+    report fills the iframe from a data URI, asynchronously); the driver is left inside the frame."""
+    from selenium.webdriver.common.by import By
+
+    driver.switch_to.frame(_wait(driver, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0])
+    return _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, css))
+
+
 def _show(driver, row):
     """Click a result's eye button: the content pane shows it."""
     from selenium.webdriver.common.by import By
@@ -79,22 +88,18 @@ def test_verdict_and_tables_render(report, browser):
     landing = " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
     assert "Verdict: " + fit["verdict"][:80] in landing  # the first screen says it
     _show(browser, _open(browser, report, "1. Verdict")["report.html"])
-    frame = _wait(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0]
+    text = _in_frame(browser, "p.verdict ~ table")[0].find_element(By.XPATH, "/html/body").text
+    browser.switch_to.default_content()
     (REPO / "tests" / "artifacts").mkdir(exist_ok=True)
     browser.save_screenshot(str(REPO / "tests" / "artifacts" / "report_verdict.png"))
-    browser.switch_to.frame(frame)
-    text = browser.find_element(By.TAG_NAME, "body").text
-    browser.switch_to.default_content()
     assert fit["verdict"][:80] in " ".join(text.split())
     assert "lr_opt per batch size" in text and "Form comparison" in text
     _show(browser, _open(browser, report, "5. Runs")["results_table.html"])
-    browser.switch_to.frame(_wait(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0])
-    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody tr td:first-child")]
+    cells = [td.text for td in _in_frame(browser, "tbody tr td:first-child")]
     browser.switch_to.default_content()
     assert sorted(map(int, cells)) == sorted(BATCH * 5)  # one row per training job
     _show(browser, _open(browser, report, "5. Runs")["config.html"])
-    browser.switch_to.frame(_wait(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"))[0])
-    assert "batch_sizes: [8, 16, 32]" in browser.find_element(By.TAG_NAME, "pre").text
+    assert "batch_sizes: [8, 16, 32]" in _in_frame(browser, "pre")[0].text
     browser.switch_to.default_content()
     browser.get(f"file://{report / 'report.html'}")
     _wait(browser, lambda d: d.find_elements(By.LINK_TEXT, "Statistics"))[0].click()
@@ -113,9 +118,11 @@ def test_every_plot_renders(report, browser):
             if not name.endswith(".png"):
                 continue
             _show(browser, row)
+            loaded = "return arguments[0].complete && arguments[0].naturalWidth"  # 0 until decoded
             img = _wait(browser, lambda d: [i for i in d.find_elements(By.TAG_NAME, "img")
-                                            if (i.get_attribute("src") or "").startswith(f"data:image/png")
-                                            and name in i.get_attribute("src")[:200]])[0]
-            assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 400
+                                            if (i.get_attribute("src") or "").startswith("data:image/png")
+                                            and name in i.get_attribute("src")[:200]
+                                            and d.execute_script(loaded, i)])[0]
+            assert browser.execute_script(loaded, img) > 400
             shown.add(name[:-4])
     assert shown == set(PLOTS) | {CURVES_PER_BATCH.format(batch=b) for b in BATCH}

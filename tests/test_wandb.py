@@ -120,3 +120,20 @@ def test_the_seed_studys_four_views_open_ready(tmp_path):
     assert heat["data"] == [[8, pytest.approx(runs[0]["final_val_loss"]), pytest.approx(runs[1]["final_val_loss"])]]
     hist = wandb_file.history(run_file)
     assert any("results.path" in r for r in hist) and any("summary/final_val_loss" in r for r in hist)
+
+
+def test_views_average_seeds_and_leave_diverged_points_out():
+    from lrscale.wandb_log import build_views
+
+    runs = [fake_run(8, 0.01, 0), fake_run(8, 0.01, 1), fake_run(8, 0.1, 0, diverged=True),
+            fake_run(16, 0.01, 0)]
+    runs[2]["curves"]["val_loss"] = [2.0, float("nan"), None]  # it blew up after its first eval point
+    v = build_views(runs)
+    kind, xs, ys, keys, _, xname = v["views/B8_val_loss_by_lr"]
+    assert (kind, keys, xname) == ("lines", ["lr=0.01", "lr=0.1"], "step")
+    assert ys[0] == [2.5, 2.5, 2.5] and (xs[1], ys[1]) == ([10], [2.0])  # seed mean; finite points only
+    kind, xs, ys, keys, _, _ = v["views/final_val_loss_vs_batch_by_lr"]
+    assert (xs, ys) == ([[8, 16], []], [[2.5, 2.0], []])  # lr 0.1 diverged at its only batch size
+    assert v["views/final_val_loss_heatmap"] == ("table", ["batch_size", "lr=0.01", "lr=0.1"],
+                                                 [[8, 2.5, None], [16, 2.0, None]])
+    assert v["views/val_loss_all_by_samples"][3] == ["B8_LR0.010000", "B8_LR0.100000", "B16_LR0.010000"]

@@ -3,6 +3,7 @@
 import csv
 import io
 import math
+import os
 
 from . import metrics as metrics_io
 from .errors import UserError
@@ -44,6 +45,8 @@ def _cell(v):
 def load_all(paths) -> list[dict]:
     """Validate every metrics file (a corrupt one is an error naming it, never skipped)."""
     runs = [metrics_io.read(p) for p in paths]
+    for p, m in zip(paths, runs):  # files from before `finished_at`: written once, at the job's end
+        m.setdefault("finished_at", os.path.getmtime(p))
     seen = {}
     for p, m in zip(paths, runs):
         key = (m["batch_size"], m["lr"], m["seed"])

@@ -136,7 +136,10 @@ def cmd_status(args):
     while True:
         s = status.collect(cfg, root)
         tty = sys.stdout.isatty()
-        text = json.dumps(s, indent=1) if args.json else status.render(s, colour=tty)
+        if args.json:  # watching: one document per line (JSON Lines), so a script can read the stream
+            text = json.dumps(s, indent=None if args.watch else 1)
+        else:
+            text = status.render(s, colour=tty)
         if args.watch and tty and not args.json:
             text = "\x1b[H\x1b[2J" + text  # redraw in place
         print(text + ("" if args.json or tty or not args.watch else "\n"), flush=True)

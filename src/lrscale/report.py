@@ -47,7 +47,7 @@ def rounds_section(result) -> str:
     if not rounds:
         return ""
     lines = ["## Rounds", "", f"{rounds['n']} rounds: the grid, then "
-             + ", ".join(f"round {p['round']}: {p['runs']} runs" for p in rounds["plans"]) + "."]
+             + ", ".join(f"round {p['round']}: {p['runs']} runs" for p in rounds["plans"]) + ".", ""]
     for p in rounds["plans"]:
         acts = "; ".join(f"B={b} {v['action']}" for b, v in p["per_batch"].items() if v["action"] != "done")
         lines.append(f"- round {p['round']}: {acts or 'nothing left to do'}")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import adaptive
-from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, grid, run_path
+from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, grid, lr_name, run_path
 from .errors import UserError
 
 PROGRESS = re.compile(r"(\d+)% \(step (\d+)/(\d+)(?:, val_loss [^,)]+)?, ([\d.]+) s since step (\d+)\)")
@@ -108,7 +108,7 @@ def points_of(cfg: dict, root: Path) -> list[dict]:
             continue  # a plan being written or damaged: its round is not known yet
     seen, unique = set(), []
     for p in points:
-        key = (p["batch_size"], p["lr"], p["seed"])
+        key = (p["batch_size"], lr_name(p["lr"]), p["seed"])  # as their paths name them
         if key not in seen:
             seen.add(key)
             unique.append(p)
@@ -137,6 +137,8 @@ def _wandb(cfg: dict, root: Path) -> dict:
     facts = root / "wandb_run.json"
     try:
         f = json.loads(facts.read_text())
+        if f.get("mode") == "disabled":
+            return {"written": True, "project": None, "name": None, "run_id": None, "mode": "disabled"}
         return {"written": True, "project": f["project"], "name": f["name"], "run_id": f["run_id"], "mode": f["mode"]}
     except (OSError, ValueError, KeyError):
         w = cfg["wandb"]
@@ -175,7 +177,8 @@ def _cells(status: dict) -> dict:
                 cells[key] = (GLYPH["pending"], "pending")
             elif key in means:
                 star = best.get(key[0]) == key
-                cells[key] = (f"{means[key]:.4g}" + (" ★" if star else "") + count, "best" if star else "done")
+                div = " +div" if "diverged" in states else ""  # a seed diverged where the others did not
+                cells[key] = (f"{means[key]:.4g}" + (" ★" if star else "") + div + count, "best" if star else "done")
             else:
                 cells[key] = (GLYPH["diverged"] + count, "diverged")
     return cells
@@ -207,10 +210,17 @@ def render(status: dict, colour: bool = False) -> str:
                                for i, (t, w, k) in enumerate(zip(row, width, keys))))
     t = status["totals"]
     lines.append(" · ".join(f"{k} {v}" for k, v in t.items()) + f"  (of {len(status['jobs'])} jobs)")
-    lines.append("ETA: " + ("finished" if status["eta_s"] == 0 else _duration(status["eta_s"])))
+    stuck = t["failed"] + t["stalled"]
+    if status["eta_s"] != 0:
+        lines.append("ETA: " + _duration(status["eta_s"]))
+    else:
+        lines.append("ETA: finished" if not stuck else f"ETA: nothing left running; {stuck} job(s) failed or stalled (below)")
     w = status["wandb"]
-    lines.append(f"W&B: run {w['name']!r} in project {w['project']!r} ({w['mode']}" +
-                 (f", id {w['run_id']})" if w["written"] else ", written when the sweep ends)"))
+    if w["mode"] == "disabled":
+        lines.append("W&B: disabled (wandb.mode)")
+    else:
+        lines.append(f"W&B: run {w['name']!r} in project {w['project']!r} ({w['mode']}" +
+                     (f", id {w['run_id']}, from the last finished sweep)" if w["written"] else ", written when the sweep ends)"))
     for j in status["jobs"]:
         if j["state"] in ("failed", "stalled"):
             why = j.get("reason") or f"no progress for {_duration(j['quiet_s'])}"
