@@ -68,7 +68,7 @@ def run_name(batch_size: int, lr: float) -> str:
 
 def run_metrics(batch_size: int, lr: float, seed: int) -> str:
     """Where one run writes its metrics.json, under results/<sweep>/."""
-    return RUN_METRICS.format(batch=batch_size, lr=lr_name(lr), seed=seed)
+    return run_path(RUN_METRICS, batch_size, lr, seed)
 
 
 def run_path(pattern: str, batch_size: int, lr: float, seed: int) -> str:

@@ -27,21 +27,18 @@ STALL_FACTOR = 3.0  # a log quiet this many times the expected gap between its l
 LEAST_STALL_S = 300.0
 
 
-def _typical_wall_s(root: Path, points) -> dict:
+def _typical_wall_s(root: Path, finished: list) -> dict:
     """Median wall seconds of the finished jobs per batch size (Snakemake's benchmark files, else
     metrics.json's wall_s); key None: over every batch size."""
     walls = {}
-    for p in points:
-        bench = root / run_path(RUN_BENCHMARK, p["batch_size"], p["lr"], p["seed"])
-        metrics = root / run_path(RUN_METRICS, p["batch_size"], p["lr"], p["seed"])
+    for j in finished:
+        bench = root / run_path(RUN_BENCHMARK, j["batch_size"], j["lr"], j["seed"])
         try:
             s = float(bench.read_text().splitlines()[1].split("\t")[0])
         except (OSError, IndexError, ValueError):
-            try:
-                s = float(json.loads(metrics.read_text())["wall_s"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        walls.setdefault(p["batch_size"], []).append(s)
+            s = j.get("wall_s")
+        if isinstance(s, (int, float)):
+            walls.setdefault(j["batch_size"], []).append(float(s))
     typical = {b: statistics.median(v) for b, v in walls.items()}
     every = [s for v in walls.values() for s in v]
     typical[None] = statistics.median(every) if every else None
@@ -72,17 +69,28 @@ def _running(log: Path, text: str, now: float, typical_s) -> dict:
             "projected_s": steps / rate if rate else None}
 
 
-def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
-    """One (batch size, lr, seed): its state and what its files say about it."""
+def _base(root: Path, point: dict) -> dict:
     b, lr, seed = point["batch_size"], point["lr"], point["seed"]
-    out = {"batch_size": b, "lr": lr, "seed": seed, "log": str(root / run_path(RUN_LOG, b, lr, seed))}
-    metrics, log = root / run_path(RUN_METRICS, b, lr, seed), Path(out["log"])
-    if metrics.exists():
-        try:
-            m = json.loads(metrics.read_text())
-            return {**out, "state": "diverged" if m["diverged"] else "done", "final_val_loss": m["final_val_loss"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {**out, "state": "failed", "reason": f"{metrics} is not a readable metrics file"}
+    return {"batch_size": b, "lr": lr, "seed": seed, "log": str(root / run_path(RUN_LOG, b, lr, seed))}
+
+
+def finished_state(root: Path, point: dict) -> dict | None:
+    """A job whose metrics.json exists: done or diverged (failed when unreadable); None otherwise."""
+    out, metrics = _base(root, point), root / run_path(RUN_METRICS, point["batch_size"], point["lr"], point["seed"])
+    if not metrics.exists():
+        return None
+    try:
+        m = json.loads(metrics.read_text())
+        return {**out, "state": "diverged" if m["diverged"] else "done", "final_val_loss": m["final_val_loss"],
+                "wall_s": m.get("wall_s")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {**out, "state": "failed", "reason": f"{metrics} is not a readable metrics file"}
+
+
+def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
+    """A job without metrics.json: pending, failed, running or stalled, from its log."""
+    out = _base(root, point)
+    log = Path(out["log"])
     try:
         text = _tail(log)
     except OSError:  # no log yet (or Snakemake is replacing it right now)
@@ -93,7 +101,7 @@ def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
         last = [ln for ln in text.splitlines() if ln.strip()]
         return {**out, "state": "failed", "reason": last[-1].strip() if last else "error in the log"}
     try:
-        return {**out, **_running(log, text, now, typical.get(b) or typical[None])}
+        return {**out, **_running(log, text, now, typical.get(point["batch_size"]) or typical[None])}
     except OSError:
         return {**out, "state": "pending"}
 
@@ -119,8 +127,9 @@ def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
     """Every job's state, the totals, the sweep's ETA and where its W&B run is (or will be)."""
     now = time.time() if now is None else now
     points = points_of(cfg, root)
-    typical = _typical_wall_s(root, points)
-    jobs = [job_state(root, p, now, typical) for p in points]
+    finished = [finished_state(root, p) for p in points]  # each metrics.json read once
+    typical = _typical_wall_s(root, [j for j in finished if j and j["state"] != "failed"])
+    jobs = [j or job_state(root, p, now, typical) for p, j in zip(points, finished)]
     projected = [j["projected_s"] for j in jobs if j.get("projected_s")]
     if typical[None] is None and projected:  # nothing finished yet: the running jobs' own pace
         typical[None] = statistics.median(projected)
