@@ -26,6 +26,21 @@ def test_jackknife_leave_one_out_matches_brute_force():
     assert r["g2_se"] == pytest.approx(jack(loo_g2))
 
 
+def test_skewed_estimates_get_their_ci_on_the_log_scale():
+    rng = np.random.default_rng(3)
+    g = rng.laplace(size=(16, 40))
+    r, q = noise.noise_scale(g, 8), stats.t.ppf(0.975, 15)
+    loo = np.array([noise.noise_scale(np.delete(g, i, 0), 8)["trace_sigma"] for i in range(16)])
+    se_log = np.sqrt(15 / 16 * np.sum((np.log(loo) - np.log(loo).mean()) ** 2))
+    assert r["trace_sigma_ci95"] == pytest.approx([r["trace_sigma"] * np.exp(-q * se_log), r["trace_sigma"] * np.exp(q * se_log)])
+    k = noise.noise_kurtosis(g, 8)
+    loo = np.array([noise.noise_kurtosis(np.delete(g, i, 0), 8)["kurtosis"] for i in range(16)])
+    se_log = np.sqrt(15 / 16 * np.sum((np.log(loo + 2) - np.log(loo + 2).mean()) ** 2))
+    lo, hi = k["kurtosis_ci95"]
+    assert [lo + 2, hi + 2] == pytest.approx([(k["kurtosis"] + 2) * np.exp(-q * se_log), (k["kurtosis"] + 2) * np.exp(q * se_log)])
+    assert hi - k["kurtosis"] > k["kurtosis"] - lo  # wider above: the estimate's law is skewed right
+
+
 def test_b_simple_open_above_when_the_mean_gradient_is_lost_in_noise():
     rng = np.random.default_rng(1)
     r = noise.noise_scale(rng.normal(0.0, 1.0, size=(16, 50)), 8)  # G = 0

@@ -13,7 +13,9 @@ the same parameters. Writing Σ for the per-sample gradient covariance and G for
                   power law against an exponential tail on the same exceedances: light tails
                   (Gaussian, Laplace) come out `light` or `undecided`, not as a misleading α.
                   On gradients: of `standardized_noise` (leave-one-out z-scores, pooled).
-Every estimate comes with a jackknife SE over the m rows (delete-one) and a t-based 95% CI.
+Every estimate comes with a jackknife SE over the m rows (delete-one) and a t-based 95% CI; the CIs
+of the positive, right-skewed ones (tr(Σ), B_simple, kurtosis + 2) are built on their log, which
+covers better at small B under heavy tails (bench: Laplace labels at B = 8, 0.88 → 0.93 for tr(Σ)).
 """
 
 import math
@@ -29,6 +31,16 @@ def _t95(dof: int) -> float:
 def _jackknife_se(leave_one_out: np.ndarray) -> float:
     m = len(leave_one_out)
     return float(math.sqrt((m - 1) / m * np.sum((leave_one_out - leave_one_out.mean()) ** 2)))
+
+
+def _log_ci(value: float, leave_one_out: np.ndarray, q: float, shift: float = 0.0):
+    """t-CI for value on the scale log(value + shift), from its leave-one-out values; on the plain
+    scale when some of them are not above −shift (an estimate that can cross its bound)."""
+    if value + shift > 0 and np.all(leave_one_out + shift > 0):
+        se = _jackknife_se(np.log(leave_one_out + shift))
+        return [(value + shift) * math.exp(-q * se) - shift, (value + shift) * math.exp(q * se) - shift]
+    se = _jackknife_se(leave_one_out)
+    return [value - q * se, value + q * se]
 
 
 def _moments(grads: np.ndarray):
@@ -56,7 +68,8 @@ def noise_scale(grads, batch_size: int) -> dict:
     q = _t95(m - 1)
     se_g2 = _jackknife_se(g2_loo)
     out = {"m": m, "batch_size": batch_size, "trace_sigma": trace, "trace_sigma_se": _jackknife_se(trace_loo),
-           "g2": g2, "g2_se": se_g2, "b_simple": trace / g2 if g2 > 0 else None}
+           "trace_sigma_ci95": _log_ci(trace, trace_loo, q), "g2": g2, "g2_se": se_g2,
+           "b_simple": trace / g2 if g2 > 0 else None}
     if g2 - q * se_g2 > 0 and np.all(g2_loo > 0):  # |G|² clearly above 0: a CI on log B_simple
         se = _jackknife_se(np.log(trace_loo / g2_loo))
         out["b_simple_ci95"] = [out["b_simple"] * math.exp(-q * se), out["b_simple"] * math.exp(q * se)]
@@ -89,10 +102,16 @@ def _pooled_kurtosis(x: np.ndarray):
     return float(k4.sum() / sigma4.sum()), k4_loo.sum(axis=1) / sigma4_loo.sum(axis=1)
 
 
+KURTOSIS_FLOOR = -2.0  # excess kurtosis of any law is ≥ −2 (kurtosis ≥ 1): the CI lives on log(k + 2)
+
+
 def noise_kurtosis(grads, batch_size: int) -> dict:
     """Excess kurtosis of the noise at batch size B: Σ_j k4_j / Σ_j σ⁴_j over the coordinates with
     spread, i.e. their kurtoses averaged with weights σ⁴_j. A ratio of sums of unbiased estimates:
-    the mean of per-coordinate sample kurtoses is biased low by half at m = 16 (bench)."""
+    the mean of per-coordinate sample kurtoses is biased low by half at m = 16 (bench). Its CI is
+    built on log(k + 2): the estimate's law is skewed right under heavy tails (a rare large row),
+    so a symmetric CI misses low (bench: Laplace labels at B = 8, 0.81 → 0.87; still < 0.90 there,
+    as the jackknife over m rows cannot see rows rarer than 1/m)."""
     grads = np.asarray(grads, dtype=np.float64)
     m = len(grads)
     if m < 5:
@@ -102,10 +121,8 @@ def noise_kurtosis(grads, batch_size: int) -> dict:
         return {"m": m, "coordinates": 0, "kurtosis": None, "kurtosis_se": None, "kurtosis_ci95": None,
                 "per_sample": None}
     k, loo = _pooled_kurtosis(grads[:, keep])
-    se = _jackknife_se(loo)
-    q = _t95(m - 1)
-    return {"m": m, "coordinates": int(keep.sum()), "kurtosis": k, "kurtosis_se": se,
-            "kurtosis_ci95": [k - q * se, k + q * se], "per_sample": batch_size * k}
+    return {"m": m, "coordinates": int(keep.sum()), "kurtosis": k, "kurtosis_se": _jackknife_se(loo),
+            "kurtosis_ci95": _log_ci(k, loo, _t95(m - 1), shift=-KURTOSIS_FLOOR), "per_sample": batch_size * k}
 
 
 def _exceedances(x: np.ndarray, k: int):

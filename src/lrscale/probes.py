@@ -15,8 +15,8 @@ from . import noise
 
 PROBE_SALT = 0x5EED_0F_9E15E  # keeps the probe streams apart from every training stream
 SHAPE_COORDINATES = 4096
-SUMMARY_KEYS = ("trace_sigma", "trace_sigma_se", "g2", "g2_se", "b_simple", "b_simple_ci95", "kurtosis",
-                "kurtosis_ci95", "tail_index", "tail_index_ci95", "tail_k", "tail")
+SUMMARY_KEYS = ("trace_sigma", "trace_sigma_se", "trace_sigma_ci95", "g2", "g2_se", "b_simple", "b_simple_ci95",
+                "kurtosis", "kurtosis_ci95", "tail_index", "tail_index_ci95", "tail_k", "tail")
 
 
 def param_groups(model: torch.nn.Module) -> dict:

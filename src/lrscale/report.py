@@ -76,7 +76,9 @@ def noise_table(result) -> str:
         lines.append(f"| {r['batch_size']} | {r['lr']:.3g} | {_fmt(r['b_simple'], '.3g')} | "
                      f"{interval(r['b_simple_ci95'])} | {_fmt(r['kurtosis'], '.3g')} | {interval(r['kurtosis_ci95'])} | "
                      f"{', '.join(r['tail']) or '—'} | {r['seeds']} |")
-    return "\n".join(lines) + f"\n\nFrom {g['where']}."
+    return "\n".join(lines) + (f"\n\nFrom {g['where']}. The kurtosis CIs are calibrated for light tails; where the "
+                               "noise is heavy-tailed at small B the estimate runs low (bench/noise_estimators.py): "
+                               "read it there as a lower bound.")
 
 
 def _best_csv(result) -> str:
