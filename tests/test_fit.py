@@ -285,6 +285,9 @@ def test_clipped_vertex_is_flagged_with_the_lr_to_add():
     assert loc["clipped"] and loc["x_vertex"] == pytest.approx(-3.045, abs=1e-3)
     flags = optima.flags_for(lrs, y, loc, 0.05, {"sigma": 1e-5, "dof": 10, "source": "seed spread"})
     assert "clipped" in flags and "add lr 0.000316" in flags["clipped"]  # between 1e-4 and 1e-3
+    far = {**loc, "x_vertex": 4000.0}  # a nearly flat parabola: 10**x overflows a float
+    assert "vertex at lr 1e4000 lies outside" in optima.flags_for(lrs, y, far, 0.05, {"sigma": 1e-5, "dof": 10,
+                                                                                      "source": "seed spread"})["clipped"]
 
 
 def test_flat_column_is_excluded_by_its_curvature(tmp_path):

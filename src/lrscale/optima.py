@@ -266,7 +266,7 @@ def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
         lo, hi = loc["bracket"]
         edge_lr = lo if loc["x_vertex"] < math.log10(lrs[i]) else hi  # the side the vertex fell out of
         add = edge_lr * (edge_lr / lrs[i]) ** 0.5  # half a bracket beyond its edge
-        flags["clipped"] = (f"vertex at lr {10 ** loc['x_vertex']:.3g} lies outside the bracket [{lo:.3g}, "
+        flags["clipped"] = (f"vertex at lr {_lr_text(loc['x_vertex'])} lies outside the bracket [{lo:.3g}, "
                             f"{hi:.3g}] (kept at its edge); add lr {add:.3g} to pin it")
     if noise["sigma"] is None and not edge:
         flags["no_noise"] = "no noise estimate (one seed, too few points, no train_loss_std): lr_opt has no SE"
@@ -280,6 +280,11 @@ def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
         flags["grad_clipped"] = (f"gradient clipping active on {frac:.0%} of steps near lr_opt: the step follows "
                                  "clip/||g||, not the nominal lr")
     return flags
+
+
+def _lr_text(log10_lr: float) -> str:
+    """An lr given by its log10 for a message; a nearly flat parabola's vertex can lie past 1e308."""
+    return f"{10**log10_lr:.3g}" if abs(log10_lr) < 300 else f"1e{log10_lr:.0f}"
 
 
 def _clipped_near(clipped, i):
