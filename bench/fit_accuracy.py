@@ -58,7 +58,7 @@ def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None):
 
 
 def _single_claim(verdict):
-    return "consistent with" in verdict
+    return "; consistent with " in verdict  # not "inconsistent with every hypothesis", which claims none
 
 
 def run_cell(spec):

@@ -48,6 +48,17 @@ def test_none_when_no_form_fits():
     assert r["preferred_form"] == "none" and "no form describes" in r["preference_reason"]
 
 
+@pytest.mark.parametrize("surge_chi2, choice, weak", [(9.0, "mccandlish", False), (6.0, "mccandlish", True),
+                                                      (5.3, "undecided", False)])
+def test_two_bends_close_in_chi2_are_weak_then_undecided(surge_chi2, choice, weak):
+    fits = {"power_law": {"form": "power_law", "chi2": 20.0, "gof_p": 0.5},
+            "mccandlish": {"form": "mccandlish", "chi2": 5.0, "gof_p": 0.5},
+            "surge": {"form": "surge", "chi2": surge_chi2, "gof_p": 0.5}}
+    r = forms.prefer(fits)
+    assert r["preferred_form"] == choice
+    assert ("only weakly over the surge form (Δχ² = 1.0: not excluded)" in r["preference_reason"]) == weak
+
+
 def test_wls_line_hand_computed():
     x, y = np.array([0.0, 1, 2]), np.array([0.0, 1.0, 3.0])
     var = np.array([1.0, 1.0, 0.25])  # weights 1, 1, 4
