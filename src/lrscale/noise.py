@@ -15,7 +15,7 @@ the same parameters. Writing Σ for the per-sample gradient covariance and G for
                   On gradients: of `standardized_noise` (leave-one-out z-scores, pooled).
 Every estimate comes with a jackknife SE over the m rows (delete-one) and a t-based 95% CI; the CIs
 of the positive, right-skewed ones (tr(Σ), B_simple, kurtosis + 2) are built on their log, which
-covers better at small B under heavy tails (bench: Laplace labels at B = 8, 0.88 → 0.93 for tr(Σ)).
+covers better at small B under heavy tails (bench: Laplace labels at B = 8, 0.88 → 0.90 for tr(Σ)).
 """
 
 import math
