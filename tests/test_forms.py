@@ -56,7 +56,7 @@ def test_two_bends_close_in_chi2_are_weak_then_undecided(surge_chi2, choice, wea
             "surge": {"form": "surge", "chi2": surge_chi2, "gof_p": 0.5}}
     r = forms.prefer(fits)
     assert r["preferred_form"] == choice
-    assert ("only weakly over the surge form (Δχ² = 1.0: not excluded)" in r["preference_reason"]) == weak
+    assert ("the surge form is only Δχ² = 1.0 behind, not excluded" in r["preference_reason"]) == weak
 
 
 def test_wls_line_hand_computed():

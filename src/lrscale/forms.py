@@ -178,7 +178,7 @@ def prefer(fits) -> dict:
         other = [f for f in FORMS[1:] if f != choice][0]
         gap = fits[other]["chi2"] - fits[choice]["chi2"]
         if gap < WEAK_DCHI2:
-            reason += f"; only weakly over the {other} form (Δχ² = {gap:.1f}: not excluded)"
+            reason += f"; the {other} form is only Δχ² = {gap:.1f} behind, not excluded"
     best = fits[min(fits, key=lambda f: fits[f]["chi2"])] if choice == "undecided" else fits[choice]
     p = best["gof_p"]
     if p is not None and p < GOF_P:
