@@ -15,6 +15,7 @@ CI half-width next to the previous method's (unweighted OLS t-CI on the same opt
 
 import argparse
 import json
+import re
 import sys
 import time
 import zlib
@@ -58,7 +59,7 @@ def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None):
 
 
 def _single_claim(verdict):
-    return "; consistent with " in verdict  # not "inconsistent with every hypothesis", which claims none
+    return re.search(r"(^|; )consistent with ", verdict) is not None  # not "inconsistent with every hypothesis"
 
 
 def run_cell(spec):
@@ -106,6 +107,7 @@ def summarize(spec, log):
         "reps": reps, "mean_beta_error": mean(log["err"]), "coverage_t": mean(log["cov_t"]),
         "coverage_bootstrap": mean(log["cov_b"]), "coverage_lr_opt": mean(log["cov_b_lr"]),
         "right_form": mean([p == right for p in prefs]), "bending_preferred": mean([p in BENDING for p in prefs]),
+        "wrong_bend": None if kind == "power_law" else mean([p in BENDING[:2] and p != kind for p in prefs]),
         "form_none": mean([p == "none" for p in prefs]), "single_hypothesis": mean(log["single"]),
         "b_noise_within_2x": mean(log["bn2"]), "flat_excluded": mean(log["flat_out"]),
         "ci_half_width": mean(log["hw"]), "ci_half_width_previous": mean(log["hw_old"]),
@@ -150,7 +152,7 @@ def fmt(v, spec=".3f"):
 def markdown(rows) -> str:
     """The condensed table the README shows (one row per truth × shape × seeds; the flat-column runs last)."""
     head = ["truth", "curve", "seeds", "β error", "β cov. t", "β cov. boot", "lr_opt cov.", "right form",
-            "bending pref.", "single-h verdict", "B_noise ≤2x", "CI half-width (prev.)"]
+            "other bend named", "bending pref.", "single-h verdict", "B_noise ≤2x", "CI half-width (prev.)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         flat = f" + flat B=512 (excluded {r['flat_excluded']:.2f})" if r["flat_column"] else ""
@@ -159,7 +161,7 @@ def markdown(rows) -> str:
         lines.append("| " + " | ".join([
             truth, r["shape"], str(r["seeds"]), "-" if r["mean_beta_error"] is None else f"{r['mean_beta_error']:+.3f}",
             pct(r["coverage_t"]), pct(r["coverage_bootstrap"]), pct(r["coverage_lr_opt"]), pct(r["right_form"]),
-            pct(r["bending_preferred"]), pct(r["single_hypothesis"]), pct(r["b_noise_within_2x"]),
+            pct(r.get("wrong_bend")), pct(r["bending_preferred"]), pct(r["single_hypothesis"]), pct(r["b_noise_within_2x"]),
             f"{r['ci_half_width']:.3f} ({r['ci_half_width_previous']:.3f})"]) + " |")
     return "\n".join(lines)
 

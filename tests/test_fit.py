@@ -290,6 +290,16 @@ def test_clipped_vertex_is_flagged_with_the_lr_to_add():
                                                                                       "source": "seed spread"})["clipped"]
 
 
+@pytest.mark.parametrize("ci_at_smallest_b, heavy", [([0.4, 2.0], True), ([-0.2, 0.5], False), ([None, 0.5], False)])
+def test_noise_table_calls_a_heavy_tailed_kurtosis_a_lower_bound(ci_at_smallest_b, heavy):
+    from lrscale import report
+
+    row = {"lr": 1e-3, "b_simple": 50.0, "b_simple_ci95": [30.0, 90.0], "kurtosis": 0.8, "tail": [], "seeds": 2}
+    g = {"per_batch": [{**row, "batch_size": 8, "kurtosis_ci95": ci_at_smallest_b},
+                       {**row, "batch_size": 64, "kurtosis_ci95": [0.1, 0.3]}], "where": "the last probe"}
+    assert ("at B=8 is heavier-tailed than Gaussian" in report.noise_table({"gradient_noise": g})) == heavy
+
+
 def test_flat_column_is_excluded_by_its_curvature(tmp_path):
     rows = surface(beta=0.5, noise=0.01, seeds=(0, 1))
     rng = np.random.default_rng(0)  # (this draw's lowest point is interior: not an edge)

@@ -48,7 +48,8 @@ def test_none_when_no_form_fits():
     assert r["preferred_form"] == "none" and "no form describes" in r["preference_reason"]
 
 
-@pytest.mark.parametrize("surge_chi2, choice, weak", [(9.0, "mccandlish", False), (6.0, "mccandlish", True),
+@pytest.mark.parametrize("surge_chi2, choice, weak", [(9.0, "mccandlish", False), (7.0, "mccandlish", False),
+                                                      (6.0, "mccandlish", True), (5.5, "mccandlish", True),
                                                       (5.3, "undecided", False)])
 def test_two_bends_close_in_chi2_are_weak_then_undecided(surge_chi2, choice, weak):
     fits = {"power_law": {"form": "power_law", "chi2": 20.0, "gof_p": 0.5},
@@ -56,7 +57,25 @@ def test_two_bends_close_in_chi2_are_weak_then_undecided(surge_chi2, choice, wea
             "surge": {"form": "surge", "chi2": surge_chi2, "gof_p": 0.5}}
     r = forms.prefer(fits)
     assert r["preferred_form"] == choice
-    assert ("the surge form is only Δχ² = 1.0 behind, not excluded" in r["preference_reason"]) == weak
+    assert ("the surge form is only Δχ² = 1.0 behind" in r["preference_reason"]) == (weak and surge_chi2 == 6.0)
+    assert ("the surge form is only Δχ²" in r["preference_reason"]) == weak
+
+
+def test_a_close_second_is_named_even_when_it_misses_the_power_law_bar():
+    fits = {"power_law": {"form": "power_law", "chi2": 6.5, "gof_p": 0.5},
+            "mccandlish": {"form": "mccandlish", "chi2": 2.0, "gof_p": 0.5},
+            "surge": {"form": "surge", "chi2": 3.5, "gof_p": 0.5}}  # 3 below the power law: not a candidate
+    r = forms.prefer(fits)
+    assert r["preferred_form"] == "mccandlish" and "the surge form is only Δχ² = 1.5 behind" in r["preference_reason"]
+
+
+def test_gradients_sentence_shows_mccandlish_b_noise_when_it_is_only_weakly_behind():
+    fits = {"power_law": {"chi2": 20.0}, "surge": {"chi2": 5.0},
+            "mccandlish": {"chi2": 6.0, "b_noise": 70.0, "b_noise_ci95": [40.0, 130.0]}}
+    r = {"forms": fits, "preferred_form": "surge", "gradient_noise": {"b_simple_median": 85.0, "per_batch": [{}]}}
+    assert "loss surface says B_noise = 70 [40, 130]" in verdict.noise_sentence(r)
+    fits["mccandlish"]["chi2"] = 9.0
+    assert "loss surface" not in verdict.noise_sentence(r)
 
 
 def test_wls_line_hand_computed():

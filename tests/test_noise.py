@@ -41,6 +41,17 @@ def test_skewed_estimates_get_their_ci_on_the_log_scale():
     assert hi - k["kurtosis"] > k["kurtosis"] - lo  # wider above: the estimate's law is skewed right
 
 
+def test_log_ci_falls_back_to_the_plain_scale_kept_at_its_bound():
+    g = np.zeros((16, 5))
+    g[0] = 1.0  # one row carries all the spread: without it tr(Σ) is 0, log undefined
+    lo, hi = noise.noise_scale(g, 8)["trace_sigma_ci95"]
+    assert lo == 0.0 and hi > noise.noise_scale(g, 8)["trace_sigma"]
+    two_point = np.tile([1.0, -1.0], 8)[:, None] * np.ones((16, 3))  # excess kurtosis −2, on its bound
+    r = noise.noise_kurtosis(two_point, 8)
+    assert r["kurtosis"] < noise.KURTOSIS_FLOOR  # the unbiased estimate can cross the bound; the CI cannot
+    assert r["kurtosis_ci95"] == [noise.KURTOSIS_FLOOR, noise.KURTOSIS_FLOOR]  # every row alike: SE 0
+
+
 def test_b_simple_open_above_when_the_mean_gradient_is_lost_in_noise():
     rng = np.random.default_rng(1)
     r = noise.noise_scale(rng.normal(0.0, 1.0, size=(16, 50)), 8)  # G = 0

@@ -34,13 +34,14 @@ def _jackknife_se(leave_one_out: np.ndarray) -> float:
 
 
 def _log_ci(value: float, leave_one_out: np.ndarray, q: float, shift: float = 0.0):
-    """t-CI for value on the scale log(value + shift), from its leave-one-out values; on the plain
-    scale when some of them are not above −shift (an estimate that can cross its bound)."""
+    """t-CI for value on the scale log(value + shift), from its leave-one-out values. When some of
+    them are not above −shift (one row dominating, an estimate that crossed its bound) it falls back
+    to the plain scale, both ends kept at or above the bound −shift."""
     if value + shift > 0 and np.all(leave_one_out + shift > 0):
         se = _jackknife_se(np.log(leave_one_out + shift))
-        return [(value + shift) * math.exp(-q * se) - shift, (value + shift) * math.exp(q * se) - shift]
+        return [float((value + shift) * np.exp(-q * se) - shift), float((value + shift) * np.exp(q * se) - shift)]
     se = _jackknife_se(leave_one_out)
-    return [value - q * se, value + q * se]
+    return [max(value - q * se, -shift), max(value + q * se, -shift)]
 
 
 def _moments(grads: np.ndarray):

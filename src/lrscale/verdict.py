@@ -5,6 +5,8 @@ Order: the preferred form of lr_opt(B) first (a β means one thing only under a 
 between two / outside all), then confounds and exclusions.
 """
 
+from .forms import WEAK_DCHI2
+
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {"power_law": "power law C·B^β", "mccandlish": "McCandlish lr_max/(1 + B_noise/B)",
               "surge": "surge lr_peak/(½(√(B_noise/B) + √(B/B_noise)))"}
@@ -123,7 +125,9 @@ def noise_sentence(r) -> str | None:
         return None
     text = (f"Gradients say B_simple ≈ {g['b_simple_median']:.3g} (median over {len(g['per_batch'])} batch sizes, "
             "end of training, at each lr_opt)")
-    mc = (r.get("forms") or {}).get("mccandlish")
-    if mc and r["preferred_form"] in ("mccandlish", "undecided"):
+    fits = r.get("forms") or {}
+    mc = fits.get("mccandlish")
+    weakly_behind = r["preferred_form"] == "surge" and mc and mc["chi2"] - fits["surge"]["chi2"] < WEAK_DCHI2
+    if mc and (r["preferred_form"] in ("mccandlish", "undecided") or weakly_behind):
         text += f"; the loss surface says {_bn(mc)} (McCandlish form)"
     return text + "."
