@@ -23,7 +23,7 @@ PREFER_DCHI2 = 4.0  # a bending form must beat the power law by this (about p = 
 # two bending forms closer than this are not told apart (a likelihood ratio under e^0.25 ≈ 1.3); between
 # it and WEAK_DCHI2 the closer one is preferred and the reason says the other is not excluded. 0.5 rather
 # than AIC's customary 2 was chosen on bench/fit_accuracy.py itself (right form, McCandlish 32 with 2
-# seeds on symmetric curves 0.80 → 0.845; the wrong bending form named: its `wrong_form` column).
+# seeds on symmetric curves 0.80 → 0.845; the cost, the other bending form named: `wrong_bend`, ≤ 0.11).
 UNDECIDED_DCHI2 = 0.5
 WEAK_DCHI2 = 2.0
 GOF_P = 0.01  # the preferred form's χ² p-value below this: no form describes the points
