@@ -165,6 +165,12 @@ def _gof_p(chi2, dof, se_dof):
     return float(stats.f.sf(chi2 / dof, dof, se_dof))
 
 
+def close_second(fits, choice) -> str | None:
+    """The other bending form when it is within WEAK_DCHI2 of the chosen one (not excluded), else None."""
+    other = [f for f in FORMS[1:] if f != choice][0]
+    return other if fits[other]["chi2"] - fits[choice]["chi2"] < WEAK_DCHI2 else None
+
+
 def prefer(fits) -> dict:
     """power_law unless a bending form fits clearly better; `none` when the choice fails its χ² test."""
     pl = fits["power_law"]["chi2"]
@@ -176,9 +182,9 @@ def prefer(fits) -> dict:
     else:
         choice = better[0][1]
         reason = f"χ² {fits[choice]['chi2']:.1f} vs {pl:.1f} for a power law"
-        other = [f for f in FORMS[1:] if f != choice][0]
-        gap = fits[other]["chi2"] - fits[choice]["chi2"]
-        if gap < WEAK_DCHI2:
+        other = close_second(fits, choice)
+        if other:
+            gap = fits[other]["chi2"] - fits[choice]["chi2"]
             reason += f"; the {other} form is only Δχ² = {gap:.1f} behind, not excluded"
     best = fits[min(fits, key=lambda f: fits[f]["chi2"])] if choice == "undecided" else fits[choice]
     p = best["gof_p"]

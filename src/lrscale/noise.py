@@ -72,8 +72,7 @@ def noise_scale(grads, batch_size: int) -> dict:
            "trace_sigma_ci95": _log_ci(trace, trace_loo, q), "g2": g2, "g2_se": se_g2,
            "b_simple": trace / g2 if g2 > 0 else None}
     if g2 - q * se_g2 > 0 and np.all(g2_loo > 0):  # |G|² clearly above 0: a CI on log B_simple
-        se = _jackknife_se(np.log(trace_loo / g2_loo))
-        out["b_simple_ci95"] = [out["b_simple"] * math.exp(-q * se), out["b_simple"] * math.exp(q * se)]
+        out["b_simple_ci95"] = _log_ci(out["b_simple"], trace_loo / g2_loo, q)
     else:  # |G|² may be 0: B_simple has a lower bound only
         out["b_simple_ci95"] = [trace / (g2 + q * se_g2) if g2 + q * se_g2 > 0 else None, None]
     return out

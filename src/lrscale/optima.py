@@ -284,8 +284,6 @@ def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
 
 def _lr_text(log10_lr: float) -> str:
     """An lr given by its log10 for a message; a nearly flat parabola's vertex can lie past 1e308."""
-    if not math.isfinite(log10_lr):
-        return "0" if log10_lr < 0 else "inf"
     return f"{10**log10_lr:.3g}" if abs(log10_lr) < 300 else f"1e{log10_lr:.0f}"
 
 

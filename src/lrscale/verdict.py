@@ -5,7 +5,7 @@ Order: the preferred form of lr_opt(B) first (a β means one thing only under a 
 between two / outside all), then confounds and exclusions.
 """
 
-from .forms import WEAK_DCHI2
+from .forms import close_second
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {"power_law": "power law C·B^β", "mccandlish": "McCandlish lr_max/(1 + B_noise/B)",
@@ -127,7 +127,7 @@ def noise_sentence(r) -> str | None:
             "end of training, at each lr_opt)")
     fits = r.get("forms") or {}
     mc = fits.get("mccandlish")
-    weakly_behind = r["preferred_form"] == "surge" and mc and mc["chi2"] - fits["surge"]["chi2"] < WEAK_DCHI2
+    weakly_behind = r["preferred_form"] == "surge" and close_second(fits, "surge") == "mccandlish"
     if mc and (r["preferred_form"] in ("mccandlish", "undecided") or weakly_behind):
         text += f"; the loss surface says {_bn(mc)} (McCandlish form)"
     return text + "."
