@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import lrscale
-from lrscale import fit, optima
+from lrscale import fit, optima, shared_shape
 from lrscale.errors import UserError
 
 LRS = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
@@ -356,9 +356,11 @@ def test_bad_seed_cell_is_a_one_line_error(tmp_path, seed_cell):
         fit.read_table(path)
 
 
-def test_common_shape_bias_is_subtracted_from_every_vertex():
+def test_common_shape_bias_is_subtracted_from_every_vertex(monkeypatch):
     # noiseless steep-walled curves (0.2 d² + 0.4 d³ above the optimum) at one grid phase: each
-    # quadratic vertex sits left of the truth by the same amount; the shift moves every lr_opt back
+    # quadratic vertex sits left of the truth by the same amount; the shift moves every lr_opt back.
+    # The fallback when no shape is shared (tests/test_shared_shape.py): here its bar is set out of reach
+    monkeypatch.setattr(shared_shape, "MIN_FULL_WINDOWS", 99)
     bs = [8, 16, 32, 64]
     lrs = 10 ** np.linspace(-4.5, -1.5, 7)
     truth = {b: -3.1 + 0.5 * math.log10(b / 8) for b in bs}  # half a decade per 4x: one phase for all

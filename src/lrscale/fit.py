@@ -5,6 +5,7 @@ grid's edge fitted as if real, flat landscapes fitted anyway, 2xSE called a 95% 
 power law fitted to a curve that bends. Here, in order:
   sweep_table  the results CSV (three formats) -> a loss table per batch size
   optima       lr_opt per B with a calibrated SE, and flags with reasons (edge, clipped, flat, ...)
+  shared_shape the optima again, from one loss shape fitted to every B at once (when it fits)
   forms        power law, McCandlish and surge fitted to lr_opt(B) by WLS and compared
   verdict      the sentence, from the intervals only
   report       fit.json, best_per_batch.csv, report.md, plots
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, forms, optima
+from . import config, forms, optima, shared_shape
 from .aggregate import last_probe, load_all
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table  # noqa: F401
@@ -56,23 +57,26 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
     return row, loc, mean
 
 
-def _finish_row(row, loc, mean, shape: dict, sweep: Sweep, s: dict, noise: dict) -> dict:
-    """Shift-correct the vertex, SEs (noise and shape bias in quadrature: the whole bias for lr_opt's
-    CI, its B-to-B part for fits across B), CI, flags with reasons, included or not."""
+def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict, noise: dict) -> dict:
+    """The shared shape's optimum, or the shift-corrected vertex; SEs (noise and shape bias in
+    quadrature: the whole bias for lr_opt's CI, its B-to-B part for fits across B), CI, flags with
+    reasons, included or not."""
     b, lrs = row["batch_size"], sweep.lrs[row["batch_size"]]
-    if shape["shift"] is not None and loc is not None and loc["parabola"] and not loc["clipped"]:
+    if b in joint.get("x", {}):
+        row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10 ** joint["x"][b]), loss_at_opt=joint["level"][b],
+                   local_fit=joint["coef"][b])
+    elif shape["shift"] is not None and loc is not None and loc["parabola"] and not loc["clipped"]:
         lo, hi = np.log10(loc["bracket"])
         x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
         a, bb, c = loc["parabola"]
         row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
-    se_noise = None
-    if loc is not None and loc["se_log10"] is not None:
-        se_noise = loc["se_log10"]
-    elif loc is not None and noise["sigma"] is not None:  # unbracketed: the optimum lies beyond the edge
-        se_noise = loc["step"]
+    if b in joint.get("x", {}):  # no floor: a misfit of the shared shape shows in its χ², which scales its SEs
+        se_noise, total, across_b = joint["se"][b], 0.0, 0.0
+    else:
+        se_noise, total, across_b = _vertex_se(loc, noise), shape["total"], shape["across_b"]
     if se_noise is not None:
-        row["lr_opt_se_log10"] = optima.total_se(se_noise, shape["total"])
-        row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, shape["across_b"])
+        row["lr_opt_se_log10"] = optima.total_se(se_noise, total)
+        row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, across_b)
         row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], noise["dof"])
     row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], noise, sweep.clipped.get(b))
     blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
@@ -80,15 +84,53 @@ def _finish_row(row, loc, mean, shape: dict, sweep: Sweep, s: dict, noise: dict)
     return row
 
 
+def _identifiable(loc) -> bool:
+    """A located vertex inside its bracket, curved beyond the noise: a flat column has no shape."""
+    curved = (loc or {}).get("curvature_t") or 0
+    return bool(loc and loc["shape_bias"] and not loc["clipped"] and curved >= optima.MIN_CURVATURE_T)
+
+
+def _vertex_se(loc, noise):
+    """SE of log10 lr_opt from noise for a per-B vertex: the delta method's, or one grid step for an
+    unbracketed optimum (it lies beyond the edge); None without a noise estimate."""
+    if loc is not None and loc["se_log10"] is not None:
+        return loc["se_log10"]
+    return loc["step"] if loc is not None and noise["sigma"] is not None else None
+
+
 def _per_batch(sweep: Sweep, s: dict, noise: dict):
-    """Every batch size's row, and the sweep's shape bias in decades (`_shape`)."""
+    """Every batch size's row, the sweep's shape bias in decades (`_shape`) and the shared-shape fit
+    (`_joint`; its optima replace the per-B vertices when it is used)."""
     located = [_locate_row(sweep, b, s, noise) for b in sweep.batch_sizes]
-    steps = [optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]
-    identifiable = [loc for _, loc, _ in located if loc and loc["shape_bias"] and not loc["clipped"]
-                    and (loc["curvature_t"] or 0) >= optima.MIN_CURVATURE_T]  # a flat column has no shape
-    shape = _shape([loc["shape_bias"] for loc in identifiable], [loc["phase_jitter"] for loc in identifiable],
-                   float(np.median(steps)), s["estimator"])
-    return [_finish_row(row, loc, mean, shape, sweep, s, noise) for row, loc, mean in located], shape
+    step = float(np.median([optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]))
+    identifiable = [(row, loc, mean) for row, loc, mean in located if _identifiable(loc)]
+    joint = _joint(identifiable, sweep, s, noise)
+    shape = _shape([loc["shape_bias"] for _, loc, _ in identifiable],
+                   [loc["phase_jitter"] for _, loc, _ in identifiable], step, s["estimator"])
+    if joint["used"]:  # the per-B treatment stays for the batch sizes outside the shared shape
+        shape["model"] = "shared_shape"
+    rows = [_finish_row(row, loc, mean, shape, joint, sweep, s, noise) for row, loc, mean in located]
+    return rows, shape, joint
+
+
+def _joint(identifiable, sweep: Sweep, s: dict, noise: dict) -> dict:
+    """The shared-shape fit over the identifiable batch sizes' windows (parabola estimator, a noise
+    estimate); an optimum it puts outside its B's bracket is dropped (that B keeps its vertex)."""
+    if s["estimator"] != "parabola" or noise["sigma"] is None:
+        return {"used": False, "reason": f"{s['estimator']} estimator" if noise["sigma"] else "no noise estimate"}
+    windows = {}
+    for row, loc, mean in identifiable:
+        b, w = row["batch_size"], loc["window"]
+        sd = noise["sigma"] / np.sqrt(np.maximum(sweep.counts(b), 1))
+        windows[b] = (np.log10(sweep.lrs[b])[w], mean[w], sd[w])
+    joint = shared_shape.fit(windows, noise["dof"])
+    for row, loc, _ in identifiable:
+        b = row["batch_size"]
+        lo, hi = np.log10(loc["bracket"])
+        if joint["used"] and not lo <= joint["x"][b] <= hi:
+            for key in ("x", "se", "draw", "level", "coef"):
+                joint[key].pop(b)
+    return joint
 
 
 def _shape(biases, jitters, step, estimator) -> dict:
@@ -99,27 +141,44 @@ def _shape(biases, jitters, step, estimator) -> dict:
     shift = optima.shape_shift(biases) if estimator == "parabola" else None
     if shift is None:
         total, across = optima.shape_floor(biases, step)
-        return {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None}
+        return {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None,
+                "model": "floor"}
     jitter = [j for j in jitters if j is not None]
     jitter = float(np.median(jitter)) if jitter else 0.0
     across = math.hypot(jitter, optima.FLOOR_STEPS * step)
     return {"total": math.hypot(shift[1], across), "across_b": across, "shift": shift[0], "shift_se": shift[1],
-            "phase_jitter": jitter}
+            "phase_jitter": jitter, "model": "shift"}
 
 
-def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, across_b) -> list:
+def _joint_summary(joint: dict) -> dict:
+    """fit.json's account of the shared-shape fit (no per-point arrays)."""
+    if not joint["used"]:
+        return joint
+    return {"used": True, "batch_sizes": list(joint["x"]), "k_per_decade": joint["k"],
+            "q_per_decade2": joint["q"], "chi2": joint["chi2"], "dof": joint["dof"], "p_value": joint["p_value"]}
+
+
+def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, across_b, joint: dict) -> list:
     """β from sweeps redrawn with the pooled noise (seed means ± σ/√seeds, plus the B-to-B shape
-    bias on each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike."""
+    bias on each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. The
+    shared shape's optima are redrawn through its linearisation (one draw of the point errors for
+    every B: the shared k and q correlate them); the other optima are located again."""
     rng = np.random.default_rng(s["seed"])
     sigma, dof = noise["sigma"], noise["dof"]
     b = [r["batch_size"] for r in included]
     var = [(LN10 * r["lr_opt_se_across_b_log10"]) ** 2 for r in included]
+    draw = joint.get("draw", {})
+    width = len(next(iter(draw.values()))) if draw else 0
     betas = []
     for _ in range(s["bootstrap"] if len(included) >= 3 and sigma else 0):
         # σ itself is an estimate: draw it from its sampling distribution (χ² with the noise dof)
         sigma_k = sigma * math.sqrt(dof / rng.chisquare(dof)) if math.isfinite(dof) else sigma
+        z = rng.normal(0, sigma_k / sigma, width)
         y = []
         for r in included:
+            if r["batch_size"] in draw:
+                y.append(LN10 * (math.log10(r["lr_opt"]) + float(draw[r["batch_size"]] @ z)))
+                continue
             lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
             mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
@@ -155,16 +214,16 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     settings take the defaults of the config's analysis section (workflow/schemas/config.schema.yaml)."""
     s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
     noise = _noise(sweep)
-    per_b, shape = _per_batch(sweep, s, noise)
+    per_b, shape, joint = _per_batch(sweep, s, noise)
     included = [r for r in per_b if r["included"]]
-    boot_beta = _bootstrap(sweep, included, s, noise, shape["across_b"])
+    boot_beta = _bootstrap(sweep, included, s, noise, shape["across_b"], joint)
     result = {
         "estimator": s["estimator"], "input_format": sweep.fmt, "seeds": sweep.seeds, "per_batch": per_b,
         "n_used": len(included), "included_batch_sizes": [r["batch_size"] for r in included],
         "excluded": [{"batch_size": r["batch_size"], "reasons": r["flags"] or {"no_optimum": "not located"}}
                      for r in per_b if not r["included"]],
         "noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
-        "shape_bias_log10": shape,
+        "shape_bias_log10": shape, "shared_shape": _joint_summary(joint),
         "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + pooled noise"},
         "beta": None, "C": None, "se": None, "ci95_t": None, "ci95_bootstrap": None, "r2": None,
         "hypotheses": [], "non_monotonic": None, "forms": None, "preferred_form": None,
@@ -200,7 +259,9 @@ def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
             "z": (line["beta"] - h) / line["se"] if line["se"] > 0 else None,
         })
     result["non_monotonic"] = _non_monotonic(included)
-    shares = [1 - result["shape_bias_log10"]["across_b"] ** 2 / r["lr_opt_se_across_b_log10"] ** 2 for r in included]
+    joined = set(result["shared_shape"].get("batch_sizes", []))
+    shares = [1.0 if r["batch_size"] in joined else
+              1 - result["shape_bias_log10"]["across_b"] ** 2 / r["lr_opt_se_across_b_log10"] ** 2 for r in included]
     result["noise_share"] = float(np.mean(shares))  # of the per-B variance: what more seeds can shrink
 
 

@@ -93,11 +93,11 @@ def loss_vs_lr(result, path):
         if div.any():
             top = np.nanmax(mean) if np.isfinite(mean).any() else 1.0
             ax.plot(lrs[div], np.full(div.sum(), top), "x", color=c, ms=8)
-        if r.get("parabola"):
-            a, b, k = r["parabola"]
+        coef = r.get("local_fit") or r.get("parabola")  # the shared shape's curve, else the parabola
+        if coef:
             i = int(np.argmin(np.abs(lrs - r["grid_best_lr"])))  # drawn over the points it was fitted to
             x = np.linspace(np.log10(lrs[max(i - 2, 0)]), np.log10(lrs[min(i + 2, len(lrs) - 1)]), 100)
-            y = a * x**2 + b * x + k
+            y = np.polyval(coef, x)
             keep = y <= np.nanmax(mean)
             ax.plot(10 ** x[keep], y[keep], color=c, lw=0.8, ls="--")
         later = np.array(r.get("lr_rounds") or [1] * len(lrs)) > 1
@@ -105,7 +105,8 @@ def loss_vs_lr(result, path):
             ax.plot(lrs[later], mean[later], "o", color="none", mec="black", mew=1.0, ms=8)
         if r["lr_opt"] is not None:
             ax.plot([r["lr_opt"]], [r["loss_at_opt"]], "*", color=c, ms=13, mec="black", mew=0.5)
-    title = "Loss vs lr (★ optimum, × diverged, -- parabola"
+    local = "shared-shape fit" if any(r.get("local_fit") for r in result["per_batch"]) else "parabola"
+    title = f"Loss vs lr (★ optimum, × diverged, -- {local}"
     if any(max(r.get("lr_rounds") or [1]) > 1 for r in result["per_batch"]):
         ax.plot([], [], "o", color="none", mec="black", mew=1.0, ms=8, label="added in round ≥ 2")
     ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)", title=title + ")")

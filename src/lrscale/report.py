@@ -22,6 +22,21 @@ def summary_table(result) -> str:
     return "\n".join(lines)
 
 
+def locating_text(result) -> str:
+    """How the optima were located, and the assumption it rests on (fit.json `shared_shape`)."""
+    j, shape = result.get("shared_shape") or {}, result["shape_bias_log10"]
+    if j.get("used"):
+        return (f"Located by one loss shape shared by B = {', '.join(map(str, j['batch_sizes']))}: loss = a_B + "
+                f"c_B(u² + k u³ + q u⁴) around each optimum, u = log10 lr − log10 lr_opt, with k = "
+                f"{j['k_per_decade']:.3g}/decade and q = {j['q_per_decade2']:.3g}/decade² (χ² = {j['chi2']:.1f} on "
+                f"{j['dof']} dof, p = {j['p_value']:.2g}). The SEs rest on these curves sharing that shape.")
+    why = f" (no shared shape: {j['reason']})" if j.get("reason") else ""
+    if shape.get("shift") is not None:
+        return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
+                f"decades, is subtracted from each.")
+    return f"Located by a quadratic per B{why}; the shape bias is an SE floor of {shape['total']:.3f} decades."
+
+
 def forms_table(result) -> str:
     """One row per form: parameters with CIs, χ², p, and which one is preferred."""
     if not result.get("forms"):
@@ -106,7 +121,7 @@ def write_all(result, out: Path, runs=()) -> None:
     table = summary_table(result)
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
-              f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n"
+              f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n{locating_text(result)}\n\n"
               f"{rounds_section(result)}## Form comparison\n\n{forms_table(result)}\n\n"
               f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))

@@ -96,13 +96,18 @@ def exclusion_text(r) -> str:
     return "Excluded: " + "; ".join(parts) + "."
 
 
+def _located(r) -> str:
+    """The assumption the per-B optima rest on, when it is the shared shape's."""
+    return "; optima from one loss shape shared by every B" if (r.get("shared_shape") or {}).get("used") else ""
+
+
 def verdict(r, hypotheses) -> str:
     if r["beta"] is None:
         return (f"no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
                 f"(need at least 3). " + exclusion_text(r))
     parts = [form_sentence(r)]
     parts.append(f"β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])} weighted LS, t with {r['dof']} dof; bootstrap "
-                 f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']})")
+                 f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']}{_located(r)})")
     if r["preferred_form"] == "power_law":
         parts.append(hypothesis_sentence(r, hypotheses))
     else:

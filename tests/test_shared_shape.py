@@ -1,0 +1,121 @@
+"""The shared-shape fit of the loss around every batch size's optimum (lrscale.shared_shape)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lrscale import fit, report, shared_shape
+
+K, Q = 0.7, 0.35  # a steeper wall above the optimum, the shape fit_accuracy's asymmetric curves take
+
+
+def curve(x, x_opt, level=1.0, c=0.2, k=K, q=Q):
+    u = x - x_opt
+    return level + c * (u**2 + k * u**3 + q * u**4)
+
+
+def windows(optima, noise=0.0, rng=None, step=0.5, k=K):
+    """5 points half a decade apart around each optimum, the best one at a different phase for each."""
+    out = {}
+    for j, (b, x_opt) in enumerate(optima.items()):
+        x = x_opt + step * (np.arange(-2, 3) + 0.4 * (j / len(optima) - 0.5))
+        y = curve(x, x_opt, level=1 + 0.1 * j, c=0.2 + 0.05 * j, k=k[j] if isinstance(k, tuple) else k)
+        out[b] = (x, y + (rng.normal(0, noise, len(x)) if noise else 0.0), np.full(len(x), max(noise, 1e-3)))
+    return out
+
+
+OPTIMA = {8: -3.3, 16: -3.15, 32: -3.0, 64: -2.85, 128: -2.7}
+
+
+def test_noiseless_shared_shape_recovers_every_optimum_and_the_shape():
+    r = shared_shape.fit(windows(OPTIMA))
+    assert r["used"]
+    for b, x_opt in OPTIMA.items():
+        assert r["x"][b] == pytest.approx(x_opt, abs=1e-8)
+        x = np.linspace(x_opt - 1, x_opt + 1, 5)
+        assert np.polyval(r["coef"][b], x) == pytest.approx(curve(x, x_opt, 1 + 0.1 * list(OPTIMA).index(b),
+                                                                     0.2 + 0.05 * list(OPTIMA).index(b)), abs=1e-8)
+    assert (r["k"], r["q"]) == (pytest.approx(K, abs=1e-7), pytest.approx(Q, abs=1e-7))
+    assert r["chi2"] == pytest.approx(0, abs=1e-10) and r["dof"] == 25 - 17
+
+
+def test_the_reported_se_is_the_spread_over_noise_draws():
+    rng = np.random.default_rng(0)
+    fits = [shared_shape.fit(windows(OPTIMA, noise=0.01, rng=rng)) for _ in range(300)]
+    assert np.mean([f["used"] for f in fits]) > 0.97  # the χ² test rejects a true shape 1% of the time
+    fits = [f for f in fits if f["used"]]
+    for b, x_opt in OPTIMA.items():
+        errors = np.array([f["x"][b] - x_opt for f in fits])
+        se = np.median([f["se"][b] for f in fits])
+        assert abs(errors.mean()) < 3 * se / math.sqrt(len(fits)) + 0.002  # unbiased (up to curvature of x̂)
+        assert errors.std() == pytest.approx(se, rel=0.15)
+        assert np.allclose([np.sqrt(np.sum(f["draw"][b] ** 2)) for f in fits], [f["se"][b] for f in fits])
+
+
+def test_curves_of_different_shapes_are_not_forced_into_one():
+    r = shared_shape.fit(windows(OPTIMA, k=(-0.6, 0.0, 0.7, 1.2, 0.2)))
+    assert not r["used"]
+    assert r["reason"].startswith("the shared shape misses the points (χ² = ")
+
+
+def test_too_few_full_windows():
+    w = windows(OPTIMA)
+    short = {b: (x[1:4], y[1:4], sd[1:4]) for b, (x, y, sd) in list(w.items())[:3]}
+    r = shared_shape.fit({**short, **dict(list(w.items())[3:])})
+    assert r == {"used": False, "reason": "fewer than 3 batch sizes with 5 points around their optimum"}
+
+
+def test_no_noise_or_absurd_losses_are_declined_not_crashed():
+    w = windows(OPTIMA)
+    zero_sd = {b: (x, y, 0 * sd) for b, (x, y, sd) in w.items()}
+    huge = {b: (x, y * 1e300, sd) for b, (x, y, sd) in w.items()}
+    for bad in (zero_sd, huge):
+        assert shared_shape.fit(bad) == {"used": False, "reason": "no positive noise SD, or losses too large to fit"}
+
+
+def test_a_shape_with_a_second_stationary_point_in_a_window_is_refused():
+    assert shared_shape._single_minimum(0.7, 0.35, [(-1.0, 1.0)])  # 2 + 2.1u + 1.4u² > 0 everywhere
+    assert not shared_shape._single_minimum(3.0, 0.0, [(-1.0, 1.0)])  # 2 + 9u = 0 at u = -0.22
+    assert shared_shape._single_minimum(3.0, 0.0, [(-0.2, 1.0)])
+
+
+def steep_walled_sweep(seeds=2, sigma=0.01, rng=None):
+    """7 batch sizes, one grid of 7 lrs, the optimum moving as B^0.5: 0.2 d² + 0.4 d³ above it."""
+    rng = rng or np.random.default_rng(1)
+    bs = [8, 16, 32, 64, 128, 256, 512]
+    lrs = 10 ** (-4.4 + 0.5 * np.arange(7))
+    truth = {b: -3.4 + 0.5 * math.log10(b / 8) for b in bs}
+    losses = {}
+    for b in bs:
+        d = np.log10(lrs) - truth[b]
+        losses[b] = 1.0 + 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3 + rng.normal(0, sigma, (seeds, 7))
+    return fit.Sweep(bs, {b: lrs for b in bs}, losses, {b: None for b in bs}, "synthetic", list(range(seeds))), truth
+
+
+def test_analyse_uses_the_shared_shape_and_says_so():
+    sweep, truth = steep_walled_sweep()
+    r = fit.analyse(sweep, bootstrap=0)
+    assert r["shared_shape"]["used"] and r["shape_bias_log10"]["model"] == "shared_shape"
+    assert sorted(r["shared_shape"]["batch_sizes"]) == sweep.batch_sizes
+    assert r["shared_shape"]["k_per_decade"] > 0  # the wall is above the optimum
+    for p in r["per_batch"]:
+        z = (math.log10(p["lr_opt"]) - truth[p["batch_size"]]) / p["lr_opt_se_log10"]
+        assert abs(z) < 4 and p["local_fit"] and p["lr_opt_vertex"] != p["lr_opt"]
+    assert "optima from one loss shape shared by every B" in r["verdict"]
+    text = report.locating_text(r)
+    assert text.startswith("Located by one loss shape shared by B = 8, 16, 32, 64, 128, 256, 512:")
+    assert "The SEs rest on these curves sharing that shape." in text
+
+
+def test_analyse_falls_back_to_per_b_quadratics_when_the_shape_is_not_shared():
+    sweep, _ = steep_walled_sweep(sigma=0.0005)
+    for j, b in enumerate(sweep.batch_sizes):  # the wall moves to the other side on half of them
+        if j % 2:
+            sweep.losses[b] = sweep.losses[b][:, ::-1]
+    r = fit.analyse(sweep, bootstrap=0)
+    assert not r["shared_shape"]["used"] and "misses the points" in r["shared_shape"]["reason"]
+    assert r["shape_bias_log10"]["model"] in ("shift", "floor")
+    assert not any("local_fit" in p for p in r["per_batch"])
+    assert "shared by every B" not in r["verdict"]
+    assert "(no shared shape: the shared shape misses the points" in report.locating_text(r)
