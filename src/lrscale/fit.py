@@ -41,7 +41,7 @@ def _settings(**given) -> dict:
     return {**config.defaults()["analysis"], **{k: v for k, v in given.items() if v is not None}}
 
 
-def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
+def _locate_row(sweep: Sweep, b, s: dict, noise: dict, wide=False):
     """One batch size: (row with lr_opt, locate's result or None, seed-mean losses)."""
     lrs, table, n = sweep.lrs[b], sweep.losses[b], sweep.counts(b)
     mean = optima.seed_mean(table, sweep.ran_mask(b))
@@ -51,7 +51,7 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
            "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
     if np.isfinite(mean).sum() < 3:
         return row, None, mean
-    loc = locate(lrs, mean, s["estimator"], sd, n, sweep.grid.get(b))
+    loc = locate(lrs, mean, s["estimator"], sd, n, sweep.grid.get(b), wide)
     row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
                parabola=loc["parabola"], curvature_t=loc["curvature_t"])
     return row, loc, mean
@@ -71,13 +71,13 @@ def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict,
         a, bb, c = loc["parabola"]
         row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
     if b in joint.get("x", {}):  # no floor: a misfit of the shared shape shows in its χ², which scales its SEs
-        se_noise, total, across_b = joint["se"][b], 0.0, 0.0
+        se_noise, total, across_b, dof = joint["se"][b], 0.0, 0.0, joint["se_dof"]
     else:
-        se_noise, total, across_b = _vertex_se(loc, noise), shape["total"], shape["across_b"]
+        se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], noise["dof"]
     if se_noise is not None:
         row["lr_opt_se_log10"] = optima.total_se(se_noise, total)
         row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, across_b)
-        row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], noise["dof"])
+        row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], dof)
     row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], noise, sweep.clipped.get(b))
     blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
     row["included"] = bool(row["lr_opt"] is not None and row["lr_opt_se_log10"] is not None and not blocking)
@@ -109,28 +109,30 @@ def _per_batch(sweep: Sweep, s: dict, noise: dict):
                    [loc["phase_jitter"] for _, loc, _ in identifiable], step, s["estimator"])
     if joint["used"]:  # the per-B treatment stays for the batch sizes outside the shared shape
         shape["model"] = "shared_shape"
+    elif (s["estimator"] == "parabola" and not joint.get("shapes_differ")
+          and optima.symmetric([loc["cubic_term"] for _, loc, _ in identifiable if loc["cubic_term"]])):
+        # symmetric curves (testable with one seed): a quadratic through all 5 points has no shape bias
+        located = [_locate_row(sweep, b, s, noise, wide=True) for b in sweep.batch_sizes]
+        floor = optima.FLOOR_STEPS * step
+        shape = {"total": floor, "across_b": floor, "shift": None, "shift_se": None, "phase_jitter": None,
+                 "model": "symmetric"}
     rows = [_finish_row(row, loc, mean, shape, joint, sweep, s, noise) for row, loc, mean in located]
     return rows, shape, joint
 
 
 def _joint(identifiable, sweep: Sweep, s: dict, noise: dict) -> dict:
     """The shared-shape fit over the identifiable batch sizes' windows (parabola estimator, a noise
-    estimate); an optimum it puts outside its B's bracket is dropped (that B keeps its vertex)."""
-    if s["estimator"] != "parabola" or noise["sigma"] is None:
-        return {"used": False, "reason": f"{s['estimator']} estimator" if noise["sigma"] else "no noise estimate"}
-    windows = {}
+    estimate), each optimum kept inside its B's bracket."""
+    if s["estimator"] != "parabola":
+        return {"used": False, "reason": f"the {s['estimator']} estimator"}
+    if noise["source"] != "seed spread":  # σ from the windows' own residuals: the tests would be circular
+        return {"used": False, "reason": "one seed: no noise estimate independent of the curves' shapes"}
+    windows, brackets = {}, {}
     for row, loc, mean in identifiable:
         b, w = row["batch_size"], loc["window"]
         sd = noise["sigma"] / np.sqrt(np.maximum(sweep.counts(b), 1))
-        windows[b] = (np.log10(sweep.lrs[b])[w], mean[w], sd[w])
-    joint = shared_shape.fit(windows, noise["dof"])
-    for row, loc, _ in identifiable:
-        b = row["batch_size"]
-        lo, hi = np.log10(loc["bracket"])
-        if joint["used"] and not lo <= joint["x"][b] <= hi:
-            for key in ("x", "se", "draw", "level", "coef"):
-                joint[key].pop(b)
-    return joint
+        windows[b], brackets[b] = (np.log10(sweep.lrs[b])[w], mean[w], sd[w]), np.log10(loc["bracket"])
+    return shared_shape.fit(windows, brackets, noise["dof"])
 
 
 def _shape(biases, jitters, step, estimator) -> dict:
@@ -155,16 +157,18 @@ def _joint_summary(joint: dict) -> dict:
     if not joint["used"]:
         return joint
     return {"used": True, "batch_sizes": list(joint["x"]), "k_per_decade": joint["k"],
-            "q_per_decade2": joint["q"], "chi2": joint["chi2"], "dof": joint["dof"], "p_value": joint["p_value"]}
+            "q_per_decade2": joint["q"], "chi2": joint["chi2"], "dof": joint["dof"], "p_value": joint["p_value"],
+            "p_shared": joint["p_shared"]}
 
 
-def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, across_b, joint: dict) -> list:
+def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, shape: dict, joint: dict) -> list:
     """β from sweeps redrawn with the pooled noise (seed means ± σ/√seeds, plus the B-to-B shape
     bias on each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. The
     shared shape's optima are redrawn through its linearisation (one draw of the point errors for
     every B: the shared k and q correlate them); the other optima are located again."""
     rng = np.random.default_rng(s["seed"])
     sigma, dof = noise["sigma"], noise["dof"]
+    across_b, shape_model = shape["across_b"], shape["model"]
     b = [r["batch_size"] for r in included]
     var = [(LN10 * r["lr_opt_se_across_b_log10"]) ** 2 for r in included]
     draw = joint.get("draw", {})
@@ -182,7 +186,8 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, across_b, joint: di
             lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
             mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
-            lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]))["lr_opt"]
+            lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]),
+                            wide=shape_model == "symmetric")["lr_opt"]
             y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, across_b)))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
@@ -216,7 +221,7 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     noise = _noise(sweep)
     per_b, shape, joint = _per_batch(sweep, s, noise)
     included = [r for r in per_b if r["included"]]
-    boot_beta = _bootstrap(sweep, included, s, noise, shape["across_b"], joint)
+    boot_beta = _bootstrap(sweep, included, s, noise, shape, joint)
     result = {
         "estimator": s["estimator"], "input_format": sweep.fmt, "seeds": sweep.seeds, "per_batch": per_b,
         "n_used": len(included), "included_batch_sizes": [r["batch_size"] for r in included],
@@ -224,7 +229,8 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
                      for r in per_b if not r["included"]],
         "noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
         "shape_bias_log10": shape, "shared_shape": _joint_summary(joint),
-        "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + pooled noise"},
+        "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + pooled noise"
+                      + ("; shared-shape optima through its linearisation" if joint["used"] else "")},
         "beta": None, "C": None, "se": None, "ci95_t": None, "ci95_bootstrap": None, "r2": None,
         "hypotheses": [], "non_monotonic": None, "forms": None, "preferred_form": None,
         "boot_betas": [float(b) for b in boot_beta],
@@ -259,8 +265,10 @@ def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
             "z": (line["beta"] - h) / line["se"] if line["se"] > 0 else None,
         })
     result["non_monotonic"] = _non_monotonic(included)
-    joined = set(result["shared_shape"].get("batch_sizes", []))
-    shares = [1.0 if r["batch_size"] in joined else
+    # under the shared shape, what seeds cannot shrink is its misfit: the χ² above its dof
+    j = result["shared_shape"]
+    misfit = 1 / max(1.0, j["chi2"] / j["dof"]) if j["used"] else None
+    shares = [misfit if r["batch_size"] in j.get("batch_sizes", ()) else
               1 - result["shape_bias_log10"]["across_b"] ** 2 / r["lr_opt_se_across_b_log10"] ** 2 for r in included]
     result["noise_share"] = float(np.mean(shares))  # of the per-B variance: what more seeds can shrink
 

@@ -29,8 +29,13 @@ def locating_text(result) -> str:
         return (f"Located by one loss shape shared by B = {', '.join(map(str, j['batch_sizes']))}: loss = a_B + "
                 f"c_B(u² + k u³ + q u⁴) around each optimum, u = log10 lr − log10 lr_opt, with k = "
                 f"{j['k_per_decade']:.3g}/decade and q = {j['q_per_decade2']:.3g}/decade² (χ² = {j['chi2']:.1f} on "
-                f"{j['dof']} dof, p = {j['p_value']:.2g}). The SEs rest on these curves sharing that shape.")
+                f"{j['dof']} dof, p = {j['p_value']:.2g}; against an asymmetry of its own per B, p = "
+                f"{j['p_shared']:.2g}). The SEs rest on these curves sharing that shape.")
     why = f" (no shared shape: {j['reason']})" if j.get("reason") else ""
+    if shape.get("model") == "symmetric":
+        return (f"Located by a quadratic per B through all points within 2 grid steps of its best{why}: the "
+                "curves are symmetric about their optima (their cubic terms are consistent with 0), so a quadratic "
+                f"has no shape bias there; SE floor {shape['total']:.3f} decades.")
     if shape.get("shift") is not None:
         return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
                 f"decades, is subtracted from each.")

@@ -98,7 +98,14 @@ def exclusion_text(r) -> str:
 
 def _located(r) -> str:
     """The assumption the per-B optima rest on, when it is the shared shape's."""
-    return "; optima from one loss shape shared by every B" if (r.get("shared_shape") or {}).get("used") else ""
+    joined = set((r.get("shared_shape") or {}).get("batch_sizes", ()))
+    if (r.get("shape_bias_log10") or {}).get("model") == "symmetric":
+        return "; optima from quadratics through 5 points, the curves being symmetric about them"
+    if not joined:
+        return ""
+    used = set(r["included_batch_sizes"])
+    which = "every B" if used <= joined else "B = " + ", ".join(map(str, sorted(used & joined)))
+    return f"; optima of {which} from one loss shape they share"
 
 
 def verdict(r, hypotheses) -> str:
@@ -116,6 +123,9 @@ def verdict(r, hypotheses) -> str:
     if clipped:
         parts.append(f"gradient clipping was active on most steps near lr_opt at B={', '.join(map(str, clipped))}: "
                      "there β describes the clipped step, not the nominal lr")
+    if (r.get("shared_shape") or {}).get("shapes_differ"):
+        parts.append("the loss curves differ in shape between batch sizes around their optima (the shared-shape "
+                     "test rejects it): each lr_opt carries a shape bias of its own, which its CI may not cover")
     if r["non_monotonic"]:
         d = r["non_monotonic"][0]
         parts.append(f"lr_opt is non-monotonic in B: it falls from B={d['from_batch_size']} to "
