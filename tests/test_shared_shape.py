@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lrscale import fit, optima, report, shared_shape
+from lrscale import fit, report, shared_shape
 
 K, Q = 0.7, 0.35  # a steeper wall above the optimum, the shape fit_accuracy's asymmetric curves take
 
@@ -69,7 +69,7 @@ def test_own_asymmetries_are_told_from_a_shared_one_without_sigma():
         r = shared_shape.fit(big_sd)
         assert r["used"] is expect_shared, r
         if not expect_shared:
-            assert r["shapes_differ"] and "own asymmetries per B: p = " in r["reason"]
+            assert r["shapes_differ"] and r["p_shared"] < shared_shape.SHARED_P and r["p_value"] > 0.5
 
 
 def test_an_optimum_outside_its_bracket_declines_the_shape():
@@ -77,8 +77,22 @@ def test_an_optimum_outside_its_bracket_declines_the_shape():
     brackets = {b: (x_opt - 0.2, x_opt + 0.2) for b, x_opt in OPTIMA.items()}
     assert shared_shape.fit(w, brackets)["used"]
     brackets[32] = (OPTIMA[32] + 0.01, OPTIMA[32] + 0.3)
-    assert shared_shape.fit(w, brackets) == {
-        "used": False, "reason": "the shared shape puts the optimum of B=32 outside its bracket"}
+    r = shared_shape.fit(w, brackets)
+    assert not r["used"] and r["reason"] == "the shared shape puts the optimum of B=32 outside its bracket"
+    assert "shapes_differ" not in r  # the tests passed: the verdict must not say the shapes differ
+
+
+def test_an_alternative_that_cannot_be_fitted_is_no_evidence(monkeypatch):
+    def failing(xs, y, sd, p0, k_index):  # the own-asymmetry fit (several k's) does not converge
+        r = real_solve(xs, y, sd, p0, k_index)
+        r.success = r.success and k_index.max() == 0
+        return r
+
+    real_solve = shared_shape._solve
+    monkeypatch.setattr(shared_shape, "_solve", failing)
+    r = shared_shape.fit(windows(OPTIMA, noise=0.01, rng=np.random.default_rng(5)))
+    assert r["reason"] == "the shared shape could not be checked against an asymmetry of its own per B"
+    assert r["p_shared"] is None and "shapes_differ" not in r
 
 
 def test_too_few_full_windows():
@@ -162,35 +176,3 @@ def test_the_verdict_names_the_batch_sizes_the_shape_covers():
     assert 512 in r["included_batch_sizes"] and 512 not in r["shared_shape"]["batch_sizes"]
     assert "optima of B = 8, 16, 32, 64, 128, 256 from one loss shape they share" in r["verdict"]
 
-
-def test_cubic_term_of_a_noiseless_cubic_is_its_asymmetry():
-    x = -3 + 0.5 * np.arange(-3, 4)
-    loss = curve(x, -3.0, k=0.6, q=0.0)
-    k, se = optima.cubic_term(x, loss, 3, np.full(7, 0.01))
-    assert k == pytest.approx(0.6, abs=1e-9) and 0 < se < 0.5
-
-
-@pytest.mark.parametrize("terms, expected", [
-    ([(0.05, 0.1)] * 5, True),                       # no asymmetry beyond noise
-    ([(0.3, 0.1)] * 5, False),                       # a shared wall: the mean is 6.7 SEs from 0
-    ([(0.5, 0.1), (-0.5, 0.1)] * 3, False),          # walls on both sides: χ² = 150 on 6 dof
-    ([(0.0, 0.1)] * 2, False),                       # too few batch sizes to tell
-])
-def test_symmetric_hand_fixtures(terms, expected):
-    assert optima.symmetric(terms) is expected
-
-
-def test_one_seed_symmetric_sweep_uses_five_point_quadratics():
-    rng = np.random.default_rng(4)
-    bs, lrs = [8, 16, 32, 64, 128], 10 ** (-4.4 + 0.5 * np.arange(7))
-    truth = {b: -3.4 + 0.3 * math.log10(b / 8) for b in bs}
-    losses = {b: 1.0 + 0.2 * (np.log10(lrs) - truth[b]) ** 2 + rng.normal(0, 0.003, (1, 7)) for b in bs}
-    r = fit.analyse(fit.Sweep(bs, {b: lrs for b in bs}, losses, {b: None for b in bs}, "synthetic", [0]), bootstrap=0)
-    assert r["shape_bias_log10"]["model"] == "symmetric"
-    for p in r["per_batch"]:
-        mean, x = losses[p["batch_size"]][0], np.log10(lrs)
-        i = int(np.argmin(mean))
-        a, b, _ = np.polyfit(x[max(i - 2, 0) : i + 3], mean[max(i - 2, 0) : i + 3], 2)
-        assert math.log10(p["lr_opt"]) == pytest.approx(-b / (2 * a), abs=1e-9)
-    assert "optima from quadratics through 5 points, the curves being symmetric about them" in r["verdict"]
-    assert report.locating_text(r).startswith("Located by a quadratic per B through all points within 2 grid steps")

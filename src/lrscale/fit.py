@@ -41,7 +41,7 @@ def _settings(**given) -> dict:
     return {**config.defaults()["analysis"], **{k: v for k, v in given.items() if v is not None}}
 
 
-def _locate_row(sweep: Sweep, b, s: dict, noise: dict, wide=False):
+def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
     """One batch size: (row with lr_opt, locate's result or None, seed-mean losses)."""
     lrs, table, n = sweep.lrs[b], sweep.losses[b], sweep.counts(b)
     mean = optima.seed_mean(table, sweep.ran_mask(b))
@@ -51,7 +51,7 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict, wide=False):
            "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
     if np.isfinite(mean).sum() < 3:
         return row, None, mean
-    loc = locate(lrs, mean, s["estimator"], sd, n, sweep.grid.get(b), wide)
+    loc = locate(lrs, mean, s["estimator"], sd, n, sweep.grid.get(b))
     row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
                parabola=loc["parabola"], curvature_t=loc["curvature_t"])
     return row, loc, mean
@@ -109,13 +109,6 @@ def _per_batch(sweep: Sweep, s: dict, noise: dict):
                    [loc["phase_jitter"] for _, loc, _ in identifiable], step, s["estimator"])
     if joint["used"]:  # the per-B treatment stays for the batch sizes outside the shared shape
         shape["model"] = "shared_shape"
-    elif (s["estimator"] == "parabola" and not joint.get("shapes_differ")
-          and optima.symmetric([loc["cubic_term"] for _, loc, _ in identifiable if loc["cubic_term"]])):
-        # symmetric curves (testable with one seed): a quadratic through all 5 points has no shape bias
-        located = [_locate_row(sweep, b, s, noise, wide=True) for b in sweep.batch_sizes]
-        floor = optima.FLOOR_STEPS * step
-        shape = {"total": floor, "across_b": floor, "shift": None, "shift_se": None, "phase_jitter": None,
-                 "model": "symmetric"}
     rows = [_finish_row(row, loc, mean, shape, joint, sweep, s, noise) for row, loc, mean in located]
     return rows, shape, joint
 
@@ -168,7 +161,7 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, shape: dict, joint:
     every B: the shared k and q correlate them); the other optima are located again."""
     rng = np.random.default_rng(s["seed"])
     sigma, dof = noise["sigma"], noise["dof"]
-    across_b, shape_model = shape["across_b"], shape["model"]
+    across_b = shape["across_b"]
     b = [r["batch_size"] for r in included]
     var = [(LN10 * r["lr_opt_se_across_b_log10"]) ** 2 for r in included]
     draw = joint.get("draw", {})
@@ -186,8 +179,7 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, shape: dict, joint:
             lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
             mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
-            lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]),
-                            wide=shape_model == "symmetric")["lr_opt"]
+            lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]))["lr_opt"]
             y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, across_b)))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas

@@ -22,7 +22,6 @@ from scipy.interpolate import Akima1DInterpolator
 FLOOR_STEPS = 0.02  # least SE of log10 lr_opt from shape bias, in grid steps
 MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not identifiable
 MIN_SHIFT_POINTS = 3  # batch sizes needed to measure the common shape bias
-SYMMETRY_Z = 2.0  # a shared asymmetry this many SEs from 0: the curves are not symmetric
 CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
 
 
@@ -86,17 +85,12 @@ def _near(pos, loss, i, steps=2) -> list:
     return [j for j in range(len(loss)) if np.isfinite(loss[j]) and abs(pos[j] - pos[i]) <= steps + 0.05]
 
 
-def fit_points(pos, loss, i, runs=None, wide=False):
+def fit_points(pos, loss, i, runs=None):
     """Indices and weights of the local quadratic around the best point i: its neighbours (on a
     grid with lrs added between grid points, everything closer than 2 grid steps), and the points 2
     steps out over a flat bottom (no lower than the inner ones) at half weight, so an asymmetric
-    curve does not drag the vertex. `wide` (the sweep's curves are symmetric, `symmetric`): every
-    point within 2 steps at full weight, which pins the vertex about 2x better. Weights scale with
-    the runs behind each mean."""
+    curve does not drag the vertex. Weights scale with the runs behind each mean."""
     runs = np.ones(len(loss)) if runs is None else np.asarray(runs, float)
-    if wide:
-        sel = _near(pos, loss, i)
-        return sel, runs[sel]
     inner = set(_near(pos, loss, i, 1.9)) | {i - 1, i + 1}  # on a plain grid: i-1, i, i+1
     near = min(loss[j] for j in inner if j != i) - loss[i]
     sel = sorted(inner | {j for j in _near(pos, loss, i, 2) if loss[j] - loss[i] <= near})
@@ -172,37 +166,6 @@ def shape_bias(x, loss, i, v, sd, pos=None):
     return v["x"] - xc, float(sum(gj**2 * float(sd[j]) ** 2 for j, gj in g.items()))
 
 
-def cubic_term(x, loss, i, sd, pos=None):
-    """(c3 / c2, its SE) of a cubic through the 5 finite points within 2 steps of the best, in
-    1/decade: the asymmetry of the curve (> 0: a steeper wall above the optimum); None with other
-    than 5 points or no curvature. The SE is the delta method with the per-point SD `sd`."""
-    near = _near(np.arange(len(x)) if pos is None else pos, loss, i)
-    if len(near) != 5:
-        return None
-    M = np.linalg.pinv(np.vander(x[near] - x[i], 4))  # (c3, c2, c1, c0) = M y
-    with np.errstate(over="ignore", invalid="ignore"):
-        c3, c2 = M[0] @ loss[near], M[1] @ loss[near]
-    if not (np.isfinite([c3, c2]).all() and c2 > 0):
-        return None
-    grad = (M[0] - c3 / c2 * M[1]) / c2
-    return float(c3 / c2), float(math.sqrt(np.sum(grad**2 * np.asarray(sd, float)[near] ** 2)))
-
-
-def symmetric(terms) -> bool:
-    """Whether the sweep's curves are symmetric about their optima, from the `cubic_term` of each
-    identifiable B: their asymmetries neither share a sign (weighted mean within SYMMETRY_Z SEs of
-    0) nor scatter beyond their SEs (χ² p > 0.05). The odd part of a 5-point window is tested
-    against noise measured on its even part, so one seed's σ serves. False with fewer than
-    MIN_SHIFT_POINTS batch sizes."""
-    terms = [(k, se) for k, se in terms if math.isfinite(k) and math.isfinite(se) and se > 0]
-    if len(terms) < MIN_SHIFT_POINTS:
-        return False
-    k, se = np.array(terms).T
-    w = 1 / se**2
-    mean_z = float(np.sum(w * k) / math.sqrt(np.sum(w)))
-    return bool(abs(mean_z) < SYMMETRY_Z and stats.chi2.sf(float(np.sum(w * k**2)), len(k)) > 0.05)
-
-
 def phase_jitter(x, loss, i, step, pos=None) -> float | None:
     """SD over grid phases of the quadratic vertex's error, on a model curve: the local cubic through
     the points within 2 steps of the best. A common shift removes the bias every batch size shares;
@@ -226,22 +189,22 @@ def phase_jitter(x, loss, i, step, pos=None) -> float | None:
     return float(np.std(errors)) if len(errors) >= 4 else None
 
 
-def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None, wide=False):
+def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1;
     `grid_lrs`: an adaptive sweep's grid, on which the local windows are measured). Returns
     dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, bracket, window (the points within 2
     steps of the best), step, se_log10, curvature_t, shape_bias, phase_jitter); the last four need
-    `sd` (per-point SD). `wide`: see `fit_points`."""
+    `sd` (per-point SD)."""
     x, pos = np.log10(lrs), positions(lrs, grid_lrs)
     finite = np.isfinite(loss)
     i = best_index(loss)
     step = spacing(lrs if grid_lrs is None else np.sort(grid_lrs))
     out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None, "step": step,
            "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None,
-           "phase_jitter": None, "cubic_term": None, "window": None}
+           "phase_jitter": None, "window": None}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
-    sel, w = fit_points(pos, loss, i, runs, wide)
+    sel, w = fit_points(pos, loss, i, runs)
     v = vertex(x, loss, sel, w, sd)
     if v is None:
         return out  # opens downwards or cannot be evaluated: keep the grid point
@@ -251,8 +214,7 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None, w
                bracket=[float(10**lo), float(10**hi)], window=_near(pos, loss, i),
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd, pos),
                shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos),
-               phase_jitter=None if sd is None else phase_jitter(x, loss, i, step, pos),
-               cubic_term=None if sd is None else cubic_term(x, loss, i, sd, pos))
+               phase_jitter=None if sd is None else phase_jitter(x, loss, i, step, pos))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
         if out["se_log10"] is not None:
             out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + step**2 / 12)

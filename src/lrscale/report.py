@@ -32,10 +32,9 @@ def locating_text(result) -> str:
                 f"{j['dof']} dof, p = {j['p_value']:.2g}; against an asymmetry of its own per B, p = "
                 f"{j['p_shared']:.2g}). The SEs rest on these curves sharing that shape.")
     why = f" (no shared shape: {j['reason']})" if j.get("reason") else ""
-    if shape.get("model") == "symmetric":
-        return (f"Located by a quadratic per B through all points within 2 grid steps of its best{why}: the "
-                "curves are symmetric about their optima (their cubic terms are consistent with 0), so a quadratic "
-                f"has no shape bias there; SE floor {shape['total']:.3f} decades.")
+    if result["estimator"] != "parabola":
+        return (f"Located by the {result['estimator']} estimator per B{why}; shape bias SE floor "
+                f"{shape['total']:.3f} decades.")
     if shape.get("shift") is not None:
         return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
                 f"decades, is subtracted from each.")

@@ -67,9 +67,9 @@ def _single_minimum(k, q, spans) -> bool:
     return not any(lo <= r <= hi for r in real for lo, hi in spans)
 
 
-def own_asymmetry_p(xs, y, sd, shared) -> float:
+def own_asymmetry_p(xs, y, sd, shared) -> float | None:
     """p-value of the F test of the shared shape against one where every full window has its own k
-    (the rest keep one k between them): σ cancels, so it holds with one seed too."""
+    (the rest keep one k between them): σ cancels. None when the alternative cannot be fitted."""
     n, full = len(xs), [len(x) >= FULL_WINDOW for x in xs]
     k_index = np.cumsum(full) - 1
     if not all(full):
@@ -82,7 +82,7 @@ def own_asymmetry_p(xs, y, sd, shared) -> float:
     if rss_shared <= 1e-20 * len(y):  # the shape fits (noiselessly): nothing to test
         return 1.0
     if df1 < 1 or df2 < 1 or not own.success or rss_own <= 0:
-        return 0.0  # cannot check it: do not rely on it
+        return None  # cannot be checked
     return float(stats.f.sf(max(rss_shared - rss_own, 0.0) / df1 / (rss_own / df2), df1, df2))
 
 
@@ -91,8 +91,8 @@ def fit(windows: dict, brackets: dict | None = None, noise_dof=math.inf) -> dict
     points; `brackets` {B: (lo, hi)}: log10 lrs each optimum must lie between. Returns {"used": True,
     "x": {B: log10 lr_opt}, "se": {B: SE}, "se_dof", "draw": {B: row of A}, "k", "q", "chi2", "dof",
     "p_value", "p_shared", "level", "coef": {B: quartic in log10 lr}}, where x_B's sampling error is
-    A @ z (z standard normal, one per point); else {"used": False, "reason"} (+ "shapes_differ": True
-    when a test rejected the shape)."""
+    A @ z (z standard normal, one per point); else {"used": False, "reason"} with the tests' p-values
+    once they ran, and "shapes_differ": True when a test rejected the shape."""
     if sum(len(w[0]) >= FULL_WINDOW for w in windows.values()) < MIN_FULL_WINDOWS:
         return _declined(f"fewer than {MIN_FULL_WINDOWS} batch sizes with {FULL_WINDOW} points around their optimum")
     bs = list(windows)
@@ -101,25 +101,32 @@ def fit(windows: dict, brackets: dict | None = None, noise_dof=math.inf) -> dict
     if not (np.all(sd > 0) and np.all(np.isfinite(sd)) and np.all(np.abs(y) < 1e100)):
         return _declined("no positive noise SD, or losses too large to fit")
     r = _solve(xs, y, sd, _start(xs, ys), np.zeros(len(bs), int))
-    a, c, xb, k, q = _parts(r.x, len(bs), np.zeros(len(bs), int))
-    k, spans = float(k[0]), [(x.min() - v, x.max() - v) for x, v in zip(xs, xb)]
-    if not (r.success and np.all(c > 0) and np.all(np.isfinite(r.x)) and _single_minimum(k, q, spans)):
-        return _declined("no shared shape with a single minimum in every window")
-    outside = [b for b, v in zip(bs, xb) if brackets and not brackets[b][0] <= v <= brackets[b][1]]
-    if outside:
-        return _declined(f"the shared shape puts the optimum of B={', '.join(map(str, outside))} outside its bracket")
+    if not (r.success and np.all(np.isfinite(r.x))):
+        return _declined("the shared-shape fit did not converge")
     chi2, dof = float(np.sum(r.fun**2)), len(y) - len(r.x)
     p_value = float(stats.f.sf(chi2 / dof, dof, noise_dof) if math.isfinite(noise_dof) else stats.chi2.sf(chi2, dof))
     p_shared = own_asymmetry_p(xs, y, sd, r)
-    if p_value < GOF_P or p_shared < SHARED_P:
+    tests = {"p_value": p_value, "p_shared": p_shared}
+    if p_value < GOF_P or (p_shared is not None and p_shared < SHARED_P):  # evidence the shapes differ
         return {**_declined(f"the shared shape misses the points (χ² = {chi2:.1f} on {dof} dof, p = {p_value:.2g}; "
-                            f"own asymmetries per B: p = {p_shared:.2g})"), "shapes_differ": True}
+                            f"against an asymmetry of its own per B, p = {_p(p_shared)})"), **tests,
+                "shapes_differ": True}
+    a, c, xb, k, q = _parts(r.x, len(bs), np.zeros(len(bs), int))
+    k, spans = float(k[0]), [(x.min() - v, x.max() - v) for x, v in zip(xs, xb)]
+    if p_shared is None:
+        return {**_declined("the shared shape could not be checked against an asymmetry of its own per B"), **tests}
+    if not (np.all(c > 0) and _single_minimum(k, q, spans)):
+        return {**_declined("no shared shape with a single minimum in every window"), **tests}
+    outside = [b for b, v in zip(bs, xb) if brackets and not brackets[b][0] <= v <= brackets[b][1]]
+    if outside:
+        return {**_declined(f"the shared shape puts the optimum of B={', '.join(map(str, outside))} outside its "
+                            "bracket"), **tests}
     # linearised: δp = (JᵀJ)⁻¹Jᵀ z for standardised point errors z; scaled up when the points scatter more
     inflate = max(1.0, math.sqrt(chi2 / dof))
     rows = (np.linalg.pinv(r.jac.T @ r.jac) @ r.jac.T)[2 : 3 * len(bs) : 3] * inflate
     se = np.sqrt(np.sum(rows**2, axis=1))
     return {"used": True, "x": dict(zip(bs, map(float, xb))), "se": dict(zip(bs, map(float, se))),
-            "se_dof": min(noise_dof, dof) if inflate > 1 else noise_dof, "draw": dict(zip(bs, rows)),
+            "se_dof": dof if inflate > 1 else noise_dof, "draw": dict(zip(bs, rows)),  # inflated: σ from residuals
             "k": k, "q": float(q), "chi2": chi2, "dof": dof, "p_value": p_value, "p_shared": p_shared,
             "level": dict(zip(bs, map(float, a))),
             "coef": {b: _coefficients(a[j], c[j], xb[j], k, q) for j, b in enumerate(bs)}}
@@ -127,6 +134,10 @@ def fit(windows: dict, brackets: dict | None = None, noise_dof=math.inf) -> dict
 
 def _declined(reason: str) -> dict:
     return {"used": False, "reason": reason}
+
+
+def _p(p) -> str:
+    return "—" if p is None else f"{p:.2g}"
 
 
 def _coefficients(a, c, xb, k, q) -> list:

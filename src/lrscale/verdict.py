@@ -99,8 +99,6 @@ def exclusion_text(r) -> str:
 def _located(r) -> str:
     """The assumption the per-B optima rest on, when it is the shared shape's."""
     joined = set((r.get("shared_shape") or {}).get("batch_sizes", ()))
-    if (r.get("shape_bias_log10") or {}).get("model") == "symmetric":
-        return "; optima from quadratics through 5 points, the curves being symmetric about them"
     if not joined:
         return ""
     used = set(r["included_batch_sizes"])
