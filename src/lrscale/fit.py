@@ -45,7 +45,7 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
     """One batch size: (row with lr_opt, locate's result or None, seed-mean losses)."""
     lrs, table, n = sweep.lrs[b], sweep.losses[b], sweep.counts(b)
     mean = optima.seed_mean(table, sweep.ran_mask(b))
-    sd = None if noise["sigma"] is None else noise["sigma"] / np.sqrt(np.maximum(n, 1))
+    sd = _point_sd(sweep, b, noise)
     row = {"batch_size": b, "lr_opt": None, "loss_at_opt": None, "lr_opt_ci95": None, "lr_opt_se_log10": None,
            "flags": {}, "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
            "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
@@ -57,22 +57,26 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
     return row, loc, mean
 
 
+def _point_sd(sweep: Sweep, b, noise: dict):
+    """SD of each seed-mean loss of batch size b (pooled σ over the runs behind it); None without σ."""
+    return None if noise["sigma"] is None else noise["sigma"] / np.sqrt(np.maximum(sweep.counts(b), 1))
+
+
 def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict, noise: dict) -> dict:
     """The shared shape's optimum, or the shift-corrected vertex; SEs (noise and shape bias in
     quadrature: the whole bias for lr_opt's CI, its B-to-B part for fits across B), CI, flags with
     reasons, included or not."""
     b, lrs = row["batch_size"], sweep.lrs[row["batch_size"]]
-    if b in joint.get("x", {}):
+    if b in joint.get("x", {}):  # no floor: a misfit of the shared shape shows in its χ², which scales its SEs
         row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10 ** joint["x"][b]), loss_at_opt=joint["level"][b],
                    local_fit=joint["coef"][b])
-    elif shape["shift"] is not None and loc is not None and loc["parabola"] and not loc["clipped"]:
-        lo, hi = np.log10(loc["bracket"])
-        x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
-        a, bb, c = loc["parabola"]
-        row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
-    if b in joint.get("x", {}):  # no floor: a misfit of the shared shape shows in its χ², which scales its SEs
         se_noise, total, across_b, dof = joint["se"][b], 0.0, 0.0, joint["se_dof"]
     else:
+        if shape["shift"] is not None and loc is not None and loc["parabola"] and not loc["clipped"]:
+            lo, hi = np.log10(loc["bracket"])
+            x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
+            a, bb, c = loc["parabola"]
+            row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
         se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], noise["dof"]
     if se_noise is not None:
         row["lr_opt_se_log10"] = optima.total_se(se_noise, total)
@@ -123,7 +127,7 @@ def _joint(identifiable, sweep: Sweep, s: dict, noise: dict) -> dict:
     windows, brackets = {}, {}
     for row, loc, mean in identifiable:
         b, w = row["batch_size"], loc["window"]
-        sd = noise["sigma"] / np.sqrt(np.maximum(sweep.counts(b), 1))
+        sd = _point_sd(sweep, b, noise)
         windows[b], brackets[b] = (np.log10(sweep.lrs[b])[w], mean[w], sd[w]), np.log10(loc["bracket"])
     return shared_shape.fit(windows, brackets, noise["dof"])
 

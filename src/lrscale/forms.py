@@ -153,11 +153,12 @@ def compare(b, lr_opt, se_ln, se_dof=math.inf) -> dict:
     n = len(y)
     for f in fits.values():
         f["aicc"] = f["chi2"] + 4 + 12 / (n - 3) if n > 3 else math.inf
-        f["gof_p"] = _gof_p(f["chi2"], f["dof"], se_dof)
+        f["gof_p"] = gof_p(f["chi2"], f["dof"], se_dof)
     return {"fits": fits, **prefer(fits)}
 
 
-def _gof_p(chi2, dof, se_dof):
+def gof_p(chi2, dof, se_dof):
+    """p-value of χ² on dof when the SDs behind it carry se_dof dof of their own: F, else χ²."""
     if dof <= 0:
         return None
     if not math.isfinite(se_dof):

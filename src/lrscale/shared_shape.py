@@ -26,6 +26,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from .forms import gof_p
+
 MIN_FULL_WINDOWS = 3  # batch sizes with 5 points each: enough to learn the shared k and q
 FULL_WINDOW = 5
 GOF_P = 0.01  # a χ² p-value below this: the shared shape does not describe the points
@@ -104,17 +106,17 @@ def fit(windows: dict, brackets: dict | None = None, noise_dof=math.inf) -> dict
     if not (r.success and np.all(np.isfinite(r.x))):
         return _declined("the shared-shape fit did not converge")
     chi2, dof = float(np.sum(r.fun**2)), len(y) - len(r.x)
-    p_value = float(stats.f.sf(chi2 / dof, dof, noise_dof) if math.isfinite(noise_dof) else stats.chi2.sf(chi2, dof))
+    p_value = gof_p(chi2, dof, noise_dof)
     p_shared = own_asymmetry_p(xs, y, sd, r)
     tests = {"p_value": p_value, "p_shared": p_shared}
     if p_value < GOF_P or (p_shared is not None and p_shared < SHARED_P):  # evidence the shapes differ
         return {**_declined(f"the shared shape misses the points (χ² = {chi2:.1f} on {dof} dof, p = {p_value:.2g}; "
                             f"against an asymmetry of its own per B, p = {_p(p_shared)})"), **tests,
                 "shapes_differ": True}
-    a, c, xb, k, q = _parts(r.x, len(bs), np.zeros(len(bs), int))
-    k, spans = float(k[0]), [(x.min() - v, x.max() - v) for x, v in zip(xs, xb)]
     if p_shared is None:
         return {**_declined("the shared shape could not be checked against an asymmetry of its own per B"), **tests}
+    a, c, xb, k, q = _parts(r.x, len(bs), np.zeros(len(bs), int))
+    k, spans = float(k[0]), [(x.min() - v, x.max() - v) for x, v in zip(xs, xb)]
     if not (np.all(c > 0) and _single_minimum(k, q, spans)):
         return {**_declined("no shared shape with a single minimum in every window"), **tests}
     outside = [b for b, v in zip(bs, xb) if brackets and not brackets[b][0] <= v <= brackets[b][1]]
