@@ -57,11 +57,29 @@ def test_num_steps_tokens_needs_a_sequence_task():
 
 
 # ---------------------------------------------------------------- divergence, summary, rates
-def test_first_bad_step():
-    assert train.first_bad_step(torch.tensor([1.0, 2.0, 9.9]), 1.0, 10) is None
-    assert train.first_bad_step(torch.tensor([1.0, 10.5, math.nan]), 1.0, 10) == (1, 10.0)
-    assert train.first_bad_step(torch.tensor([1.0, math.inf]), 1.0, 10) == (1, 10.0)
-    assert train.first_bad_step(torch.tensor([1.0]), math.nan, 10)[0] == 0  # a NaN start is diverged at once
+def test_first_bad_step_judges_a_running_median():
+    calm = torch.ones(40)
+    spiky = calm.clone()
+    spiky[[3, 10, 11, 30]] = 1e4  # heavy-tailed mini-batches: a few huge losses, never a majority
+    assert train.first_bad_step(spiky, 0, 10.0, 16) is None
+    blowup = calm.clone()
+    blowup[20:] = 1e3  # every loss from update 20 on above the limit: the median crosses 8 updates later
+    assert train.first_bad_step(blowup, 0, 10.0, 16) == 20 + 16 // 2
+    early = torch.full((40,), 1e3)  # above the limit from the start: judged once the window is full
+    assert train.first_bad_step(early, 0, 10.0, 16) == 15
+    assert train.first_bad_step(early[:10], 0, 10.0, 16) is None  # window not yet full
+
+
+def test_first_bad_step_non_finite_at_once_and_only_new_updates():
+    losses = torch.ones(30)
+    losses[17] = math.nan
+    assert train.first_bad_step(losses, 0, 10.0, 16) == 17
+    assert train.first_bad_step(losses, 18, 10.0, 16) is None  # judged before: not new
+    losses[25] = math.inf
+    assert train.first_bad_step(losses, 18, 10.0, 16) == 25
+    assert train.first_bad_step(torch.tensor([1.0]), 0, -math.inf, 1) == 0  # a NaN reference: diverged at once
+    nans = torch.full((20,), math.nan)
+    assert train.first_bad_step(nans, 4, 10.0, 16) == 4  # NaN counts above every limit in the median too
 
 
 def test_summarize_hand_computed():

@@ -110,11 +110,35 @@ def evaluate(model, task, autocast) -> float:
     return val
 
 
-def first_bad_step(chunk: torch.Tensor, init_loss: float, factor: float) -> tuple[int, float] | None:
-    """(offset into `chunk`, limit) of the first non-finite loss or loss above factor x initial."""
-    limit = factor * init_loss if math.isfinite(init_loss) else -math.inf
-    bad = (~torch.isfinite(chunk)) | (chunk > limit)
-    return (int(bad.nonzero()[0]), limit) if bad.any() else None
+DIVERGENCE_WINDOW = 16  # updates in the running median that judges divergence (config/README "Divergence")
+REFERENCE_SALT = 0x5EED_0F_DE7  # keeps the reference batches apart from the training and probe streams
+
+
+def first_bad_step(losses: torch.Tensor, new_from: int, limit: float, window: int) -> int | None:
+    """Offset into `losses` of the first update at or after `new_from` that shows divergence: a
+    non-finite loss (at once), or the median of the `window` losses ending there above `limit`.
+    One heavy-tailed mini-batch cannot move a median; an unstable optimizer moves all of them.
+    `losses` starts `window` - 1 updates before `new_from` where the run has them (a window is
+    judged only once it is full)."""
+    values = losses.double()
+    bad = ~torch.isfinite(values)
+    if len(values) >= window:
+        medians = values.nan_to_num(nan=math.inf).unfold(0, window, 1).median(dim=1).values
+        bad[window - 1 :] |= medians > limit  # medians[j] covers losses[j : j + window]
+    bad[:new_from] = False
+    return int(bad.nonzero()[0]) if bad.any() else None
+
+
+def reference_loss(job) -> float:
+    """The loss at initialisation: the median over DIVERGENCE_WINDOW mini-batches of the run's size,
+    drawn from a stream of their own under a forked RNG, so the training trajectory never sees them
+    (the first step's loss alone is one mini-batch, as heavy-tailed as any)."""
+    gen = torch.Generator().manual_seed(job.stream_seed ^ REFERENCE_SALT)
+    devices = [job.device.index or 0] if job.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), job.autocast:
+        losses = [job.task.loss(job.model, *job.task.sample_batch(gen, job.batch_size)).float()
+                  for _ in range(DIVERGENCE_WINDOW)]
+    return torch.stack(losses).median().item()
 
 
 # ---------------------------------------------------------------- setup
@@ -154,7 +178,8 @@ class LoopState:
     grad_norm: torch.Tensor  # pre-clip, per update, on the device
     curves: dict = field(default_factory=lambda: {k: [] for k in CURVES})
     start: int = 0  # updates done before this process started (resume)
-    init_loss: float | None = None
+    init_loss: float | None = None  # the first step's loss (metrics.json initial_loss)
+    reference_loss: float = math.nan  # what divergence is judged against (reference_loss)
     prior_wall_s: float = 0.0
     last_eval: int = 0
     diverged_at: int | None = None
@@ -210,7 +235,8 @@ def save_state(job: Job, loop: LoopState, done: int, wall_s: float) -> Path:
         "identity": job.identity, "step": done, "model": job.model.state_dict(),
         "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
         "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
-        "curves": loop.curves, "init_loss": loop.init_loss, "wall_s": wall_s, "noise": loop.noise,
+        "curves": loop.curves, "init_loss": loop.init_loss,
+        "reference_loss": loop.reference_loss, "wall_s": wall_s, "noise": loop.noise,
     })
 
 
@@ -225,6 +251,8 @@ def resume(job: Job, loop: LoopState) -> None:
     loop.start, loop.curves, loop.prior_wall_s, loop.init_loss = (
         state["step"], state["curves"], state["wall_s"], state["init_loss"])
     loop.noise = state.get("noise", [])
+    # a checkpoint from before the reference existed: its first step's loss, as it was judged then
+    loop.reference_loss = state.get("reference_loss", state["init_loss"] or math.nan)
     loop.step_loss[: loop.start] = state["step_loss"].to(job.device)
     loop.grad_norm[: loop.start] = state["grad_norm"].to(job.device)
     loop.last_eval = max([0] + [s for s in job.evals if s <= loop.start])
@@ -234,14 +262,24 @@ def resume(job: Job, loop: LoopState) -> None:
 # ---------------------------------------------------------------- the loop's phases
 def eval_point(job: Job, loop: LoopState, done: int, lr_now: float, divergence_factor: float) -> bool:
     """Divergence check over the losses since the last eval, then evaluate. False = diverged."""
-    chunk = loop.step_loss[loop.last_eval : done].cpu()  # the one host sync of this interval
+    window = min(DIVERGENCE_WINDOW, job.steps)  # a run shorter than the window is judged on all of it
+    lo = max(0, loop.last_eval - window + 1)
+    losses = loop.step_loss[lo:done].cpu()  # the one host sync of this interval
     if loop.init_loss is None:
-        loop.init_loss = chunk[0].item()
-    bad = first_bad_step(chunk, loop.init_loss, divergence_factor)
+        loop.init_loss = losses[0].item()
+    ref = loop.reference_loss
+    limit = divergence_factor * ref if math.isfinite(ref) else -math.inf
+    bad = first_bad_step(losses, loop.last_eval - lo, limit, window)
     if bad is not None:
-        loop.diverged_at = loop.last_eval + bad[0] + 1
-        log(f"diverged at step {loop.diverged_at} (loss {chunk[bad[0]].item():.4g}, limit {bad[1]:.4g})")
+        loop.diverged_at = lo + bad + 1
+        first = max(0, bad - window + 1)
+        seen = (f"loss {losses[bad].item():.4g}" if not math.isfinite(losses[bad].item()) else
+                f"median of the losses of steps {lo + first + 1}-{lo + bad + 1} "
+                f"{losses[first : bad + 1].double().median().item():.4g}")
+        log(f"diverged at step {loop.diverged_at} ({seen}, limit {limit:.4g} = "
+            f"{divergence_factor:g} x the initial loss {ref:.4g})")
         return False
+    chunk = losses[loop.last_eval - lo :]
     point = (done, done * job.batch_size, chunk.double().mean().item(),
              evaluate(job.model, job.task, job.autocast), lr_now)
     for key, value in zip(CURVES, point):
@@ -423,6 +461,8 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
     loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
     resume(job, loop)
+    if loop.start == 0:
+        loop.reference_loss = reference_loss(job)
     timer = Timer(job.device, startup_s)
     timer.sync()
     timer.parts["setup_s"] = time.monotonic() - t_start
@@ -476,6 +516,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         **summarize(cfg, {"batch_size": batch_size, "lr": lr, "seed": seed}, loop.curves,
                     loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
                     loop.init_loss),
+        "divergence_reference_loss": loop.reference_loss if math.isfinite(loop.reference_loss) else None,
         "precision": job.precision, "compile": cfg["train"]["compile"],
         "noise": {"probe_batches": job.probe_batches, "probes": loop.noise},
         "wall_s": loop.prior_wall_s + time.monotonic() - t_start,
