@@ -6,10 +6,11 @@ log10 lr_opt(B): symmetric c·d², or asymmetric c·d² + 2c·d³ above the opti
 same curvature at the optimum); runs more than 1.25 decades above the optimum diverge (NaN).
 Truths: power law β ∈ {0.5, 0.667, 1}; McCandlish lr_max/(1 + B_noise/B), B_noise ∈ {32, 128};
 surge lr_peak/(½(√(B_noise/B) + √(B/B_noise))), B_noise = 128; and a power law whose B=512 column
-is flat (c = 0). Per cell: β error, coverage of both β CIs and of the per-B lr_opt CIs, the form
+is flat (c = 0); and (issue 28.3) per-run noise that falls with B, σ(B) = σ·(B/64)^−½ (B = 8 is
+8x as noisy as B = 512), so a σ pooled over B is wrong at both ends. Per cell: β error, coverage of both β CIs and of the per-B lr_opt CIs, the form
 preferred, single-hypothesis verdicts, B_noise within 2x, the flat column's exclusion, and the β
 CI half-width next to the previous method's (unweighted OLS t-CI on the same optima).
-  python bench/fit_accuracy.py [--reps 200] [--boot 200] [--workers 2] [--out bench/out/fit_accuracy.json]
+  python bench/fit_accuracy.py [--reps 200] [--boot 200] [--workers 2] [--noise all|constant|falling] [--out ...]
   python bench/fit_accuracy.py --table-from bench/results/fit_accuracy.json   # the README's table
 """
 
@@ -44,14 +45,15 @@ def truth(kind, param):
     return lr * 1e-3 / np.exp(np.mean(np.log(lr)))
 
 
-def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None):
+def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
+    """One sweep; σ(B) = sigma·(B/64)^sigma_slope (0: the same σ for every B)."""
     lrs = 10 ** (-4.5 + 0.5 * np.arange(7) + rng.uniform(-0.25, 0.25))  # one grid, random phase
     losses = {}
     for b, opt in zip(BATCH, lr_opt):
         d = np.log10(lrs) - np.log10(opt)
         c = 0.0 if b == flat_b else CURVATURE
         clean = 1.0 + 1.0 / np.sqrt(b) + c * d**2 + (2 * c * np.maximum(d, 0) ** 3 if shape == "asym" else 0)
-        table = clean + rng.normal(0, sigma, (seeds, len(lrs)))
+        table = clean + rng.normal(0, sigma * (b / 64) ** sigma_slope, (seeds, len(lrs)))
         table[:, d > DIVERGE_ABOVE] = np.nan
         losses[int(b)] = table
     return Sweep([int(b) for b in BATCH], {int(b): lrs for b in BATCH}, losses, {int(b): None for b in BATCH},
@@ -63,12 +65,13 @@ def _single_claim(verdict):
 
 
 def run_cell(spec):
-    kind, param, shape, seeds, sigma, reps, boot, flat = spec
-    rng = np.random.default_rng(zlib.crc32(repr((kind, param, shape, seeds, flat)).encode()))  # reproducible
+    kind, param, shape, seeds, sigma, reps, boot, flat, slope = spec
+    key = (kind, param, shape, seeds, flat) + ((slope,) if slope else ())  # the constant-σ cells' draws as before
+    rng = np.random.default_rng(zlib.crc32(repr(key).encode()))  # reproducible
     lr_opt = truth(kind, param)
     log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_b_lr", "pref", "single", "bn2", "flat_out", "hw", "hw_old")}
     for _ in range(reps):
-        r = analyse(synthetic(lr_opt, shape, sigma, seeds, rng, 512 if flat else None), bootstrap=boot,
+        r = analyse(synthetic(lr_opt, shape, sigma, seeds, rng, 512 if flat else None, slope), bootstrap=boot,
                     seed=int(rng.integers(1 << 31)))
         by_b = {p["batch_size"]: p for p in r["per_batch"]}
         for b, t in zip(BATCH, lr_opt):
@@ -98,12 +101,13 @@ def run_cell(spec):
 
 
 def summarize(spec, log):
-    kind, param, shape, seeds, sigma, reps, boot, flat = spec
+    kind, param, shape, seeds, sigma, reps, boot, flat, slope = spec
     mean = lambda v: float(np.mean(v)) if len(v) else None  # noqa: E731
     prefs = log["pref"]
     right = "power_law" if kind == "power_law" else kind
     return {
         "truth": kind, "param": param, "shape": shape, "seeds": seeds, "sigma": sigma, "flat_column": flat,
+        "sigma_slope": slope,
         "reps": reps, "mean_beta_error": mean(log["err"]), "coverage_t": mean(log["cov_t"]),
         "coverage_bootstrap": mean(log["cov_b"]), "coverage_lr_opt": mean(log["cov_b_lr"]),
         "right_form": mean([p == right for p in prefs]), "bending_preferred": mean([p in BENDING for p in prefs]),
@@ -120,8 +124,12 @@ def cells(reps, boot):
         for seeds in (1, 2):
             for kind, param in [("power_law", 0.5), ("power_law", 0.667), ("power_law", 1.0), ("mccandlish", 32),
                                 ("mccandlish", 128), ("surge", 128)]:
-                out.append((kind, param, shape, seeds, 0.01, reps, boot, False))
-            out.append(("power_law", 0.5, shape, seeds, 0.01, reps, boot, True))
+                out.append((kind, param, shape, seeds, 0.01, reps, boot, False, 0.0))
+            out.append(("power_law", 0.5, shape, seeds, 0.01, reps, boot, True, 0.0))
+    for shape in ("sym", "asym"):  # noise falling with B (issue 28.3)
+        for seeds in (1, 2):
+            for kind, param in [("power_law", 0.5), ("power_law", 1.0), ("mccandlish", 128)]:
+                out.append((kind, param, shape, seeds, 0.01, reps, boot, False, -0.5))
     return out
 
 
@@ -156,7 +164,8 @@ def markdown(rows) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         flat = f" + flat B=512 (excluded {r['flat_excluded']:.2f})" if r["flat_column"] else ""
-        truth = f"{r['truth']} {r['param']}{flat}"
+        falling = " σ∝B^-½" if r.get("sigma_slope") else ""
+        truth = f"{r['truth']} {r['param']}{flat}{falling}"
         pct = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         lines.append("| " + " | ".join([
             truth, r["shape"], str(r["seeds"]), "-" if r["mean_beta_error"] is None else f"{r['mean_beta_error']:+.3f}",
@@ -166,9 +175,12 @@ def markdown(rows) -> str:
     return "\n".join(lines)
 
 
-def parse_args(out, boot=200):
+def parse_args(out, boot=200, noise_option=False):
     """The options every accuracy benchmark takes (this one and adaptive_design.py)."""
     ap = argparse.ArgumentParser()
+    if noise_option:
+        ap.add_argument("--noise", choices=["all", "constant", "falling"], default="all",
+                        help="the cells run: σ the same for every B, σ falling with B, or both")
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--boot", type=int, default=boot, help="bootstrap replicates per analysis")
     ap.add_argument("--workers", type=int, default=2)
@@ -178,14 +190,15 @@ def parse_args(out, boot=200):
 
 
 def main():
-    args = parse_args("bench/out/fit_accuracy.json")
+    args = parse_args("bench/out/fit_accuracy.json", noise_option=True)
     if args.table_from:
         print(markdown(json.loads(Path(args.table_from).read_text())["rows"]))
         return
     t0 = time.time()
     with Pool(args.workers) as pool:
-        rows = pool.map(run_cell, cells(args.reps, args.boot))
-    cols = ["truth", "param", "shape", "seeds", "flat_column", "mean_beta_error", "coverage_t", "coverage_bootstrap",
+        chosen = [c for c in cells(args.reps, args.boot) if args.noise == "all" or (c[-1] != 0) == (args.noise == "falling")]
+        rows = pool.map(run_cell, chosen)
+    cols = ["truth", "param", "shape", "seeds", "flat_column", "sigma_slope", "mean_beta_error", "coverage_t", "coverage_bootstrap",
             "coverage_lr_opt", "right_form", "bending_preferred", "form_none", "single_hypothesis",
             "b_noise_within_2x", "flat_excluded", "ci_half_width", "ci_half_width_previous"]
     print("| " + " | ".join(cols) + " |")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, forms, optima, shared_shape
+from . import config, forms, loss_noise, optima, shared_shape
 from .aggregate import last_probe, load_all
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table  # noqa: F401
@@ -58,8 +58,15 @@ def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
 
 
 def _point_sd(sweep: Sweep, b, noise: dict):
-    """SD of each seed-mean loss of batch size b (pooled σ over the runs behind it); None without σ."""
-    return None if noise["sigma"] is None else noise["sigma"] / np.sqrt(np.maximum(sweep.counts(b), 1))
+    """SD of each seed-mean loss of batch size b (its σ over the runs behind it); None without σ."""
+    sigma = _noise_at(noise, b)["sigma"]
+    return None if sigma is None else sigma / np.sqrt(np.maximum(sweep.counts(b), 1))
+
+
+def _noise_at(noise: dict, b) -> dict:
+    """The noise of batch size b: its own σ and dof when σ is modelled per B, else the pooled ones."""
+    model = noise["model"]
+    return {**noise, "sigma": model["sigma"].get(b, noise["sigma"]), "dof": model["dof"].get(b, noise["dof"])}
 
 
 def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict, noise: dict) -> dict:
@@ -77,12 +84,13 @@ def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict,
             x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
             a, bb, c = loc["parabola"]
             row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
-        se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], noise["dof"]
+        se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], _noise_at(noise, b)["dof"]
     if se_noise is not None:
         row["lr_opt_se_log10"] = optima.total_se(se_noise, total)
         row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, across_b)
         row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], dof)
-    row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], noise, sweep.clipped.get(b))
+    row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], _noise_at(noise, b), sweep.clipped.get(b))
+    row["noise_sigma"], row["noise_sigma_dof"] = _noise_at(noise, b)["sigma"], _noise_at(noise, b)["dof"]
     blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
     row["included"] = bool(row["lr_opt"] is not None and row["lr_opt_se_log10"] is not None and not blocking)
     return row
@@ -149,6 +157,12 @@ def _shape(biases, jitters, step, estimator) -> dict:
             "phase_jitter": jitter, "model": "shift"}
 
 
+def _noise_summary(model: dict) -> dict:
+    """fit.json's account of σ(B): per B (string keys, as JSON has them), the test and the trend."""
+    per_b = lambda d: {str(b): v for b, v in d.items()}  # noqa: E731
+    return {k: per_b(v) if isinstance(v, dict) else v for k, v in model.items()}
+
+
 def _joint_summary(joint: dict) -> dict:
     """fit.json's account of the shared-shape fit (no per-point arrays)."""
     if not joint["used"]:
@@ -159,7 +173,7 @@ def _joint_summary(joint: dict) -> dict:
 
 
 def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, shape: dict, joint: dict) -> list:
-    """β from sweeps redrawn with the pooled noise (seed means ± σ/√seeds, plus the B-to-B shape
+    """β from sweeps redrawn with the noise (seed means ± σ_B/√seeds, plus the B-to-B shape
     bias on each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. The
     shared shape's optima are redrawn through its linearisation (one draw of the point errors for
     every B: the shared k and q correlate them); the other optima are located again."""
@@ -182,7 +196,7 @@ def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, shape: dict, joint:
                 continue
             lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
             mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
-            mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / np.sqrt(np.maximum(n, 1))
+            mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / sigma * _point_sd(sweep, r["batch_size"], noise)
             lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]))["lr_opt"]
             y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, across_b)))
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
@@ -201,13 +215,16 @@ def _non_monotonic(included):
 
 
 def _noise(sweep: Sweep) -> dict:
+    """σ pooled over the sweep (sigma, dof, source) and `model`: σ per batch size (lrscale.loss_noise)."""
     known = [v for v in sweep.noise.values() if v]
     fallback = float(np.median(known)) if known else None
     sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran, sweep.grid)
     if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
         # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used
         sigma, dof, source = fallback, math.inf, "train_loss_std (above the local cubic residuals)"
-    return {"sigma": sigma, "dof": dof, "source": source}
+    spread = optima.seed_spread(sweep.lrs, sweep.losses, sweep.ran, sweep.grid) if source == "seed spread" else {}
+    return {"sigma": sigma, "dof": dof, "source": source,
+            "model": loss_noise.model(spread, (sigma, dof, source), sweep.batch_sizes)}
 
 
 def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=None, include_edge=None) -> dict:
@@ -224,8 +241,10 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
         "excluded": [{"batch_size": r["batch_size"], "reasons": r["flags"] or {"no_optimum": "not located"}}
                      for r in per_b if not r["included"]],
         "noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
+        "noise_by_batch": _noise_summary(noise["model"]),
         "shape_bias_log10": shape, "shared_shape": _joint_summary(joint),
-        "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + pooled noise"
+        "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + "
+                      + ("σ per batch size" if noise["model"]["per_batch"] else "pooled noise")
                       + ("; shared-shape optima through its linearisation" if joint["used"] else "")},
         "beta": None, "C": None, "se": None, "ci95_t": None, "ci95_bootstrap": None, "r2": None,
         "hypotheses": [], "non_monotonic": None, "forms": None, "preferred_form": None,

@@ -341,16 +341,11 @@ def total_se(se_noise, floor) -> float:
 FOURTH_DIFFERENCE = np.array([1.0, -4, 6, -4, 1]) / math.sqrt(70)  # a 5-point cubic's residual, unit norm
 
 
-def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, grids=None):
-    """(sigma, dof, source): the SD of one run's loss, pooled over the whole sweep.
-
-    Several seeds: the within-cell spread of every (B, lr) cell near an optimum (best ± 2 steps,
-    where the fits live; far-off runs near divergence are noisier and say nothing about the
-    vertex). One seed: `_cubic_residual_sigma`. Else train_loss_std."""
-    ran, grids = ran or {}, grids or {}
-    if not any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values()):
-        return _cubic_residual_sigma(lrs_by_b, tables, noise_fallback, ran, grids)
-    ss, dof = 0.0, 0
+def seed_spread(lrs_by_b: dict, tables: dict, ran=None, grids=None) -> dict:
+    """B -> (sum of squares, dof) of the within-cell seed spread of every (B, lr) cell near its
+    optimum (best ± 2 steps, where the fits live; far-off runs near divergence are noisier and say
+    nothing about the vertex). dof 0: no repeats there."""
+    ran, grids, out = ran or {}, grids or {}, {}
     for b, table in tables.items():
         mean = seed_mean(table, ran.get(b))
         if np.isfinite(mean).sum() < 3:
@@ -358,9 +353,21 @@ def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, gr
         cells = table[:, _near(positions(lrs_by_b[b], grids.get(b)), mean, best_index(mean))]
         ok = np.isfinite(cells).sum(axis=0) >= 2
         with np.errstate(over="ignore", invalid="ignore"):
-            ss += float(np.nansum((cells[:, ok] - np.nanmean(cells[:, ok], axis=0)) ** 2))
-        dof += int(np.sum(np.isfinite(cells[:, ok]).sum(axis=0) - 1))
-    return _sigma_or_fallback(ss, dof, "seed spread", noise_fallback)
+            ss = float(np.nansum((cells[:, ok] - np.nanmean(cells[:, ok], axis=0)) ** 2))
+        out[b] = (ss, int(np.sum(np.isfinite(cells[:, ok]).sum(axis=0) - 1)))
+    return out
+
+
+def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, grids=None):
+    """(sigma, dof, source): the SD of one run's loss, pooled over the whole sweep.
+
+    Several seeds: `seed_spread` summed over B. One seed: `_cubic_residual_sigma`. Else
+    train_loss_std. (lrscale.loss_noise models σ per B from the same spreads.)"""
+    ran, grids = ran or {}, grids or {}
+    if not any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values()):
+        return _cubic_residual_sigma(lrs_by_b, tables, noise_fallback, ran, grids)
+    spread = seed_spread(lrs_by_b, tables, ran, grids).values()
+    return _sigma_or_fallback(sum(ss for ss, _ in spread), sum(d for _, d in spread), "seed spread", noise_fallback)
 
 
 def _cubic_residual_sigma(lrs_by_b, tables, noise_fallback, ran, grids):

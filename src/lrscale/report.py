@@ -12,13 +12,15 @@ def _fmt(v, spec=".4g"):
 
 
 def summary_table(result) -> str:
-    lines = ["| B | lr_opt | 95% CI | SE (decades) | loss at opt | used | flags |", "|---|---|---|---|---|---|---|"]
+    lines = ["| B | lr_opt | 95% CI | SE (decades) | loss at opt | noise σ | used | flags |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["per_batch"]:
         ci = r.get("lr_opt_ci95")
         ci_s = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "—"
         flags = "; ".join(f"{k}: {v}" for k, v in r["flags"].items()) or "—"
         lines.append(f"| {r['batch_size']} | {_fmt(r['lr_opt'], '.4g')} | {ci_s} | {_fmt(r['lr_opt_se_log10'], '.3f')} "
-                     f"| {_fmt(r['loss_at_opt'])} | {'yes' if r['included'] else 'no'} | {flags} |")
+                     f"| {_fmt(r['loss_at_opt'])} | {_fmt(r.get('noise_sigma'), '.3g')} | {'yes' if r['included'] else 'no'} "
+                     f"| {flags} |")
     return "\n".join(lines)
 
 
@@ -39,6 +41,15 @@ def locating_text(result) -> str:
         return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
                 f"decades, is subtracted from each.")
     return f"Located by a quadratic per B{why}; the shape bias is an SE floor of {shape['total']:.3f} decades."
+
+
+def noise_text(result) -> str:
+    """Which σ of one run's loss the SEs rest on: one for every B, or one per B (fit.json `noise_by_batch`)."""
+    m = result.get("noise_by_batch") or {}
+    if not m.get("per_batch"):
+        return f"Noise: {m['reason']}." if m.get("reason") else ""
+    return (f"Noise: {m['reason']} (the σ column; τ = {m['tau']:.2f} in ln σ² between B beyond sampling). Every SE, "
+            "CI, curvature test and bootstrap draw of a batch size uses its own σ.")
 
 
 def forms_table(result) -> str:
@@ -80,6 +91,8 @@ def rounds_section(result) -> str:
         lines.append(f"- edges resolved by extension: B = {', '.join(map(str, resolved))}")
     if rounds["budget_reached"]:
         lines.append("- the run budget (max_runs) was reached: planning stopped")
+    if rounds.get("stopped"):  # what the rounds leave open (or that nothing is), in plain words
+        lines.append(f"- {rounds['stopped']}")
     return "\n".join(lines) + "\n\n"
 
 
@@ -104,12 +117,12 @@ def noise_table(result) -> str:
 
 
 def _best_csv(result) -> str:
-    best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags,lr_opt_se_log10"]
+    best = ["batch_size,lr_opt,lr_opt_ci_low,lr_opt_ci_high,loss_at_opt,included,flags,lr_opt_se_log10,noise_sigma"]
     for r in result["per_batch"]:
         ci = r.get("lr_opt_ci95") or [None, None]
         cells = (r["batch_size"], r["lr_opt"], ci[0], ci[1], r["loss_at_opt"], r["included"])
         best.append(",".join(["" if v is None else str(v) for v in cells] + ['"' + ";".join(r["flags"]) + '"']
-                             + ["" if r["lr_opt_se_log10"] is None else str(r["lr_opt_se_log10"])]))
+                             + ["" if r.get(k) is None else str(r[k]) for k in ("lr_opt_se_log10", "noise_sigma")]))
     return "\n".join(best) + "\n"
 
 
@@ -126,6 +139,7 @@ def write_all(result, out: Path, runs=()) -> None:
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n{locating_text(result)}\n\n"
+              f"{noise_text(result)}\n\n"
               f"{rounds_section(result)}## Form comparison\n\n{forms_table(result)}\n\n"
               f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
