@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO, tiny_config
 from lrscale import adaptive, config, optima
@@ -66,14 +67,17 @@ def test_bracketed_optimum_is_recentred_wide_once():
     assert plan3["points"] == [] and {v["action"] for v in plan3["per_batch"].values()} == {"done"}
 
 
-def test_a_flat_column_is_recentred_once_then_left():
+def test_a_flat_column_is_recentred_then_reseeded_while_flat():
     cfg = cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2], seeds=(0, 1))
     sweep = sweep_for({8: 1e-3, 64: 1e-3}, grid(cfg), flat=(64,))
     plan = adaptive.plan_round(cfg, 2, sweep, [])
     assert plan["per_batch"]["64"]["action"] == "recenter" and plan["per_batch"]["64"]["why"].startswith("flat so far")
     runs = grid(cfg) + [(p["batch_size"], p["lr"], p["seed"]) for p in plan["points"]]
     plan3 = adaptive.plan_round(cfg, 3, sweep_for({8: 1e-3, 64: 1e-3}, runs, flat=(64,)), [plan])
-    assert plan3["per_batch"]["64"]["action"] == "flat" and plan3["points"] == []
+    again = [p for p in plan3["points"] if p["batch_size"] == 64]
+    assert plan3["per_batch"]["64"]["action"] == "reseed" and plan3["per_batch"]["64"]["open"]
+    assert len(again) == 7 and all(p["reason"].startswith("reseed: still not identifiable") for p in again)
+    assert [p for p in plan3["points"] if p["batch_size"] == 8] == []  # B=8 is done
 
 
 def test_a_planned_lr_named_like_a_run_reuses_it_with_fresh_seeds():
@@ -232,3 +236,146 @@ def test_an_adaptive_heatmap_puts_each_rows_lrs_on_one_log_axis(tmp_path):
     assert len({lr for r in rows for lr in r["lrs"]}) > 12
     plots.loss_heatmap({"per_batch": rows}, tmp_path / "h.png")
     assert image.imread(tmp_path / "h.png").shape[1] > 500
+
+
+# Issue 28: rounds are a ceiling; the extension step grows; a flat optimum gets more seeds.
+PHASE2_ADAPTIVE = yaml.safe_load((REPO / "config" / "phase_2_adaptive.yaml").read_text())["sweep"]["adaptive"]
+
+
+def issue_cfg(**adapt):
+    """The issue's sweep: B = 8 and 512, lrs 1e-4, 3e-4, 1e-3, one seed, config/phase_2_adaptive.yaml's adaptive block."""
+    return config.validate(tiny_config(sweep={"name": "i28", "batch_sizes": [8, 512], "lrs": [1e-4, 3e-4, 1e-3],
+                                              "seeds": [0], "adaptive": {**PHASE2_ADAPTIVE, **adapt}}))
+
+
+def simulate(cfg, optima, seed, curvature=0.1, sigma=0.01):
+    """Every round through the real planner, each run's loss from a parabola in log10 lr (0.04 at
+    optima[B], Gaussian noise from `seed`; diverged more than 1.25 decades above it); the final fit
+    (as `lrscale fit --plans` makes it) and the plans."""
+    from lrscale.fit import analyse
+
+    rng, records, plans = np.random.default_rng(seed), [], []
+
+    def run(points):
+        for b, lr, s in points:
+            d = math.log10(lr / optima[b])
+            loss = math.nan if d > 1.25 else 0.04 + curvature * d**2 + rng.normal(0, sigma)
+            records.append((b, lr, s, loss, math.nan, math.nan, math.nan))
+
+    run(grid(cfg))
+    for r in range(2, cfg["sweep"]["adaptive"]["rounds"] + 1):
+        plans.append(adaptive.plan_round(cfg, r, from_records(records, "lrscale", 0.1), plans))
+        run([(p["batch_size"], p["lr"], p["seed"]) for p in plans[-1]["points"]])
+    result = analyse(adaptive.set_grid(from_records(records, "lrscale", 0.1), cfg["sweep"]["lrs"]), bootstrap=0)
+    adaptive.annotate(result, plans)
+    return result, plans, len(records)
+
+
+@pytest.mark.parametrize("optima", [{8: 3e-4, 512: 10**-1.5}, {8: 3e-4, 512: 1e-1}, {8: 10**-5.5, 512: 3e-4}],
+                         ids=["1.5 decades above", "2 decades above", "1.5 decades below"])
+def test_an_optimum_far_beyond_the_grid_ends_bracketed_and_identified(optima):
+    """Ten noise draws of one seed per run (σ = 0.01, about the issue's): within the rounds ceiling
+    and max_runs, every B ends bracketed and identifiable (fitted, no blocking flag) near its truth
+    in at least 9 (one noisy run at the edge can still cost a draw its last extension)."""
+    cfg = issue_cfg()
+    ends = [simulate(cfg, optima, seed) for seed in range(10)]
+    good = [result for result, _, _ in ends if all(r["included"] for r in result["per_batch"])]
+    assert len(good) >= 9, [r["rounds"].get("stopped") for r, _, _ in ends]
+    for result, plans, runs in ends:
+        assert len(plans) == PHASE2_ADAPTIVE["rounds"] - 1 and runs <= PHASE2_ADAPTIVE["max_runs"]
+        if any(result is g for g in good):
+            assert result["rounds"]["stopped"].startswith("every batch size bracketed and identifiable after")
+            for r in result["per_batch"]:
+                assert abs(math.log10(r["lr_opt"] / optima[r["batch_size"]])) < 0.3, (r["batch_size"], r["lr_opt"])
+        else:  # said, not silent
+            assert result["rounds"]["unresolved"] and " still " in result["rounds"]["stopped"]
+
+
+def test_the_extension_step_doubles_while_the_edge_falls_steeply_and_not_when_it_bends():
+    cfg = issue_cfg()
+    steep = adaptive.plan_round(cfg, 2, sweep_for({8: 3e-4, 512: 0.1}, grid(cfg), noise=0.0), [])["per_batch"]["512"]
+    assert steep["action"] == "extend" and "adds lr 0.01, 0.1 (step 1 decades" in steep["why"]
+    near = adaptive.plan_round(cfg, 2, sweep_for({8: 3e-4, 512: 3e-3}, grid(cfg), noise=0.0), [])["per_batch"]["512"]
+    assert near["why"].endswith("adds lr 0.00316, 0.01")  # bending over toward a close vertex: the base step
+
+
+# The issue's tiny sweep (teacher_student, 300 steps) as it ended at rounds: 3: B=512 flagged flat.
+ISSUE_RUNS = [(8, 1e-4, 0, 0.4778), (8, 0.000251, 0, 0.1127), (8, 0.000251, 1, 0.0882), (8, 0.000251, 2, 0.0892),
+              (8, 3e-4, 0, 0.0908), (8, 0.000999, 0, 0.0838), (8, 1e-3, 0, 0.0838), (8, 0.003162, 0, 0.0916),
+              (8, 0.003978, 0, 0.0933), (8, 0.003978, 1, 0.0893), (8, 0.003978, 2, 0.0894), (8, 0.01, 0, 0.1022),
+              (512, 1e-4, 0, 0.0903), (512, 3e-4, 0, 0.0702), (512, 1e-3, 0, 0.0686), (512, 0.003162, 0, 0.0653),
+              (512, 0.01, 0, 0.0521), (512, 0.031623, 0, 0.0432), (512, 0.1, 0, 0.0709)]
+ISSUE_PLANS = [{"round": 2, "points": [{"batch_size": b, "lr": lr, "seed": 0, "reason": "extend: edge"}
+                                       for b in (8, 512) for lr in (0.003162, 0.01)]},
+               {"round": 3, "points": [{"batch_size": 8, "lr": lr, "seed": s, "reason": "recenter: flat so far"}
+                                       for lr, s in [(0.000251, 0), (0.000251, 1), (0.000251, 2), (0.000999, 0),
+                                                     (0.003978, 0), (0.003978, 1), (0.003978, 2)]]
+               + [{"batch_size": 512, "lr": lr, "seed": 0, "reason": "extend: edge"} for lr in (0.031623, 0.1)]}]
+
+
+def issue_sweep(extra=()):
+    return from_records([(b, lr, s, loss, math.nan, math.nan, math.nan) for b, lr, s, loss in [*ISSUE_RUNS, *extra]],
+                        "lrscale", 0.1)
+
+
+def test_the_issues_flat_optimum_gets_seeds_at_and_around_its_best_lr():
+    cfg = issue_cfg()
+    plan4 = adaptive.plan_round(cfg, 4, issue_sweep(), ISSUE_PLANS)
+    b512 = plan4["per_batch"]["512"]
+    assert b512["action"] == "recenter" and "flat" in b512["why"] and b512["open"]
+    pts = [p for p in plan4["points"] if p["batch_size"] == 512]
+    lrs = sorted({p["lr"] for p in pts})  # around the best lr 0.0316 (loss 0.043), not the unpinned vertex
+    assert lrs == [adaptive.snap(0.031623 / 10**0.6), 0.031623, adaptive.snap(0.031623 * 10**0.6)]
+    assert [sum(p["lr"] == lr for p in pts) for lr in lrs] == [3, 1, 3] and (512, 0.031623, 0) not in {
+        (p["batch_size"], p["lr"], p["seed"]) for p in pts}
+    # those runs, from a curve as shallow as the issue's (0.043 at 0.0316, ~0.06 half a decade out): still flat
+    rng = np.random.default_rng(3)
+    ran = [(512, p["lr"], p["seed"], 0.045 + 0.04 * math.log10(p["lr"] / 0.0316) ** 2 + rng.normal(0, 0.01)) for p in pts]
+    plan5 = adaptive.plan_round(cfg, 5, issue_sweep(ran), [*ISSUE_PLANS, plan4])
+    b512 = plan5["per_batch"]["512"]
+    assert b512["action"] == "reseed" and "flat" in b512["why"], b512  # the old planner: "flat", nothing
+    again = [p for p in plan5["points"] if p["batch_size"] == 512]
+    best = min(((lr, np.mean([x[3] for x in [*ISSUE_RUNS, *ran] if x[0] == 512 and x[1] == lr]))
+                for lr in {x[1] for x in [*ISSUE_RUNS, *ran] if x[0] == 512}), key=lambda t: t[1])[0]
+    assert sorted({p["lr"] for p in again}) == [adaptive.snap(best / 10**0.6), best, adaptive.snap(best * 10**0.6)]
+    assert len(again) == 7 and not {(p["lr"], p["seed"]) for p in again} & {(x[1], x[2]) for x in [*ISSUE_RUNS, *ran]}
+
+
+def test_the_rounds_ceiling_and_the_budget_are_said_plainly(tmp_path, capsys):
+    from lrscale import report
+
+    cfg = cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2], rounds=2, max_runs=13)
+    plan = {**adaptive.plan_round(cfg, 2, sweep_for({8: 1e-3, 64: 0.05}, grid(cfg)), []),
+            "fingerprint": adaptive.fingerprint(cfg)}
+    out = tmp_path / "rounds" / "round2.json"
+    out.parent.joinpath("kept").mkdir(parents=True)
+    out.parent.joinpath("kept", "round2.json").write_text(json.dumps(plan))
+    adaptive.write_plan(cfg, 2, [], [], out)
+    log = capsys.readouterr().out
+    assert "max_runs budget of 13 runs reached: not planned: B=8 6 recenter run(s)" in log
+    assert "rounds ceiling 2 reached: this is the last round, and before its runs B=64 (extend) is not yet" in log
+    flat = {"batch_size": 512, "lrs": [0.01, 0.0316, 0.1], "runs_per_lr": [1, 1, 1], "flags": {"flat": "t = 2.06 < 3"}}
+    plans = [{"round": 2, "budget": {"reached": False, "max_runs": 112}, "grid_lrs": [1e-3], "points": [],
+              "per_batch": {"512": {"action": "extend", "why": "edge"}}}]
+    for reached, said in [(False, "rounds ceiling 2 reached: B=512 still flat (t = 2.06 < 3)"),
+                          (True, "max_runs budget of 112 runs reached: B=512 still flat (t = 2.06 < 3)")]:
+        plans[0]["budget"]["reached"] = reached
+        result = {"per_batch": [{**flat, "flags": dict(flat["flags"])},
+                                {"batch_size": 8, "lrs": [1e-3], "runs_per_lr": [3], "flags": {"grad_clipped": "x"}}]}
+        adaptive.annotate(result, plans)
+        assert result["rounds"]["stopped"] == said
+        assert result["rounds"]["unresolved"] == [{"batch_size": 512, "flags": ["flat"], "cause": said.split(":")[0],
+                                                   "text": "B=512 still flat (t = 2.06 < 3)"}]
+        assert f"- {said}" in report.rounds_section(result)
+    done = {"round": 3, "budget": {"reached": False, "max_runs": 112}, "points": [],
+            "per_batch": {"512": {"action": "done", "why": "bracketed and identifiable, already re-centred"}}}
+    result = {"per_batch": [{**flat, "flags": {}}]}
+    adaptive.annotate(result, [plans[0], done, {**done, "round": 4}])
+    assert result["rounds"]["stopped"] == ("every batch size bracketed and identifiable after round 2 of 4 "
+                                           "(later rounds planned nothing)")
+    assert result["rounds"]["unresolved"] == []
+    plans[0]["per_batch"]["512"] = {"action": "unbracketed", "why": "not bracketed and its 4 extension(s) are spent"}
+    result = {"per_batch": [{**flat, "flags": {"edge": "best lr 0.1 is the largest lr tried"}}]}
+    adaptive.annotate(result, plans)
+    assert result["rounds"]["stopped"] == ("no extension left (not bracketed and its 4 extension(s) are spent): "
+                                           "B=512 still edge (best lr 0.1 is the largest lr tried)")

@@ -1,19 +1,26 @@
-"""Adaptive rounds: after each round, plan the next one from every run so far (issue 11).
+"""Adaptive rounds: after each round, plan the next one from every run so far (issues 11, 28).
 
-Round 1 is the config's grid. Each later round, per batch size, from the fit's own per-B result:
-  edge (optimum not bracketed)  add up to two lrs `step_decades` apart beyond the edge, or between
-                                the best lr and a diverged neighbour, until bracketed (at most
-                                `extend_edges` per B over the whole sweep);
-  bracketed, not yet re-centred re-centre: len(seeds_per_point) lrs around lr_opt, 1.2 grid steps
-                                apart (`spacing_decades`), most runs on the sides (wide, not
-                                finer: a finer bracket pins the vertex worse);
-  flat                          re-centred too (more runs may resolve it); flat after that: nothing;
-  re-centred / out of extensions nothing.
-Extensions come first, then re-centring, in batch-size order, until `max_runs` (all rounds) is
-spent. Planned lrs are snapped to their run name's precision (config.LR_DECIMALS), so an lr IS its
-name and two plans can never disagree about it; a planned lr whose name is already run at that B
-reuses it with fresh seeds. The plan is a pure function of the runs and the earlier plans, so a
-re-run, a crash or a SLURM requeue plans exactly the same points.
+Round 1 is the config's grid. `rounds` is a ceiling, not a schedule: every later round plans, per
+batch size and from the fit's own per-B result, until each B is bracketed and identifiable:
+  edge (optimum not bracketed)  add up to two lrs beyond the edge, or between the best lr and a
+                                diverged neighbour, until bracketed (at most `extend_edges` per B
+                                over the whole sweep). Their spacing starts at `step_decades` and
+                                doubles (up to 4x) while the loss keeps falling steeply at that edge
+                                (`_edge_step`);
+  not yet re-centred            re-centre: len(seeds_per_point) lrs 1.2 grid steps apart
+                                (`spacing_decades`) around lr_opt, most runs on the sides (wide,
+                                not finer: a finer bracket pins the vertex worse); around the best
+                                lr tried when the fit flags it flat (its vertex is not pinned);
+  re-centred, not identifiable  (flat, vertex outside its bracket, no SE) reseed: the same pattern
+                                again, fresh seeds, around the best lr (flat) or lr_opt: more runs
+                                where they resolve the curvature;
+  re-centred and identifiable   nothing; out of extensions: nothing (said so).
+Extensions come first, then re-centring, then reseeding, in batch-size order, until `max_runs` (all
+rounds) is spent; what the budget or the last round leaves open is named in the plan log and in
+fit.json's `rounds` block. Planned lrs are snapped to their run name's precision
+(config.LR_DECIMALS), so an lr IS its name and two plans can never disagree about it; a planned lr
+whose name is already run at that B reuses it with fresh seeds. The plan is a pure function of the
+runs and the earlier plans, so a re-run, a crash or a SLURM requeue plans exactly the same points.
 """
 
 import hashlib
@@ -29,6 +36,23 @@ from .fileio import atomic_write_text, read_text
 from .sweep_table import Sweep, from_runs
 
 MAX_EXTEND_PER_ROUND = 2  # lrs added beyond one edge in one round
+# The extension step grows while the loss keeps falling steeply at the edge (issue 28). Steep: the
+# loss fell over each of the last two steps toward the edge, and over the last one, per decade, by
+# more than STEEP_SLOPE_RATIO of the step before, with a margin of STEEP_NOISE_Z SDs of that
+# difference (the fit's sigma over each mean's runs; a margin within the noise says nothing). On a
+# parabola in log lr the fall per decade is proportional to the distance from the step's middle to
+# the vertex, so with equal steps h a ratio of 2/3 means the vertex is still at least 1.5 h beyond
+# the edge: a doubled step's first new lr (2h) lands at most h/2 past it, bracketing it rather than
+# leaping over it (1/2 would allow 1.5 h past a vertex the base step would have bracketed). A curve
+# already bending over keeps extend_step_decades.
+STEEP_SLOPE_RATIO = 2 / 3
+STEEP_NOISE_Z = 1.0
+STEP_GROWTH = 2.0  # doubles per round while steep ...
+# ... up to a decade (or extend_step_decades if larger): runs diverge about a decade above the
+# optimum (bench/fit_accuracy.py's surfaces: 1.25), so a wider jump from a still-falling edge would
+# often land there and spend an extension on a midpoint. Two 1-decade lrs a round still reach
+# 2 decades past the edge per round.
+MAX_STEP_DECADES = 1.0
 
 
 def settings(cfg: dict) -> dict:
@@ -54,26 +78,57 @@ def _history(plans: list[dict]) -> dict:
     return hist
 
 
-def _extension_lrs(row: dict, step: float) -> list[float]:
-    """lrs that move toward bracketing an unbracketed optimum: beyond the edge tried, or between
-    the best lr and a diverged neighbour."""
+def _edge_step(row: dict, side: int, base: float) -> tuple[float, str]:
+    """Decades between the lrs added beyond an edge this round (side +1: above the largest lr, -1:
+    below the smallest) and why it grew: `base`, or STEP_GROWTH x the last step at that edge (at
+    most max(base, MAX_STEP_DECADES)) while the loss keeps falling steeply toward the edge."""
+    x = side * np.log10(np.asarray(row["lrs"], float))
+    loss = np.array([math.nan if v is None else v for v in row["mean_loss"]], float)
+    runs = np.asarray(row.get("runs_per_lr") or np.ones(len(x)), float)
+    keep = np.isfinite(loss)
+    order = np.argsort(x[keep])  # toward the edge: the edge's lr is last
+    x, loss, runs = x[keep][order], loss[keep][order], runs[keep][order]
+    if len(x) < 3:
+        return base, ""
+    h0, h1 = x[-2] - x[-3], x[-1] - x[-2]
+    falls = loss[-3] - loss[-2], loss[-2] - loss[-1]
+    slopes = falls[0] / h0, falls[1] / h1
+    # SD of slopes[1] - r slopes[0] = L[-2] (1/h1 + r/h0) - L[-1]/h1 - r L[-3]/h0, each mean sigma/sqrt(runs)
+    coef = np.array([STEEP_SLOPE_RATIO / h0, 1 / h1 + STEEP_SLOPE_RATIO / h0, 1 / h1])
+    sigma = row.get("noise_sigma") or 0.0  # no estimate: the slopes alone decide
+    sigma = sigma if math.isfinite(sigma) else 0.0
+    sd = sigma * math.sqrt(float(np.sum(coef**2 / runs[-3:])))
+    if min(falls) <= 0 or slopes[1] - STEEP_SLOPE_RATIO * slopes[0] <= STEEP_NOISE_Z * sd:
+        return base, ""
+    step = min(max(STEP_GROWTH * (x[-1] - x[-2]), base), max(base, MAX_STEP_DECADES))
+    if step <= base:
+        return base, ""
+    return step, (f"step {step:.3g} decades: the loss still fell {slopes[1]:.3g}/decade over the last "
+                  f"{x[-1] - x[-2]:.2g} decades ({slopes[0]:.3g}/decade the step before)")
+
+
+def _extension_lrs(row: dict, step: float, grow=True) -> tuple[list[float], str]:
+    """lrs that move toward bracketing an unbracketed optimum: beyond the edge tried (`step`
+    decades apart, grown by `_edge_step`), or between the best lr and a diverged neighbour; and
+    why the step grew ("" when it did not)."""
     lrs = row["lrs"]
     mean = [math.nan if v is None else v for v in row["mean_loss"]]
     finite = [i for i, v in enumerate(mean) if math.isfinite(v)]
+    beyond = lambda lr, side, h: [lr * 10 ** (side * h * k) for k in range(1, MAX_EXTEND_PER_ROUND + 1)]  # noqa: E731
     if not finite:  # every lr diverged: go below the smallest
-        return [lrs[0] / 10 ** (step * k) for k in range(1, MAX_EXTEND_PER_ROUND + 1)]
+        return beyond(lrs[0], -1, step), ""
     i = min(finite, key=lambda j: mean[j])
-    if i == 0:
-        return [lrs[0] / 10 ** (step * k) for k in range(1, MAX_EXTEND_PER_ROUND + 1)]
-    if i == len(lrs) - 1:
-        return [lrs[-1] * 10 ** (step * k) for k in range(1, MAX_EXTEND_PER_ROUND + 1)]
+    if i in (0, len(lrs) - 1):
+        side = -1 if i == 0 else 1
+        h, why = _edge_step(row, side, step) if grow else (step, "")
+        return beyond(lrs[i], side, h), why
     if not math.isfinite(mean[i + 1]):
-        return [math.sqrt(lrs[i] * lrs[i + 1])]
+        return [math.sqrt(lrs[i] * lrs[i + 1])], ""
     if not math.isfinite(mean[i - 1]):
-        return [math.sqrt(lrs[i] * lrs[i - 1])]
+        return [math.sqrt(lrs[i] * lrs[i - 1])], ""
     if len(finite) < 3:  # bracketed by finite points but too few: widen on the low (safe) side
-        return [lrs[finite[0]] / 10**step]
-    return []
+        return [lrs[finite[0]] / 10**step], ""
+    return [], ""
 
 
 def _new_seeds(sweep: Sweep, b, lr, k: int, taken: set, prefer=()) -> list[int]:
@@ -123,34 +178,69 @@ def recenter_spacing(cfg: dict) -> float:
     return given if given is not None else RECENTER_STEPS * optima.spacing(sorted(cfg["sweep"]["lrs"]))
 
 
-def _away_from_divergence(lrs, row: dict) -> list:
-    """Re-centred (lr, runs) moved inside the nearest lr that diverged on either side (halfway from
-    lr_opt to it): a run there would be lost, and with it the side that pins the vertex."""
-    opt, diverged = row["lr_opt"], row.get("diverged_lrs") or []
-    hi = min((d for d in diverged if d > opt), default=math.inf)
-    lo = max((d for d in diverged if d < opt), default=0.0)
-    return [(math.sqrt(opt * hi) if lr >= hi else math.sqrt(opt * lo) if lr <= lo else lr, k) for lr, k in lrs]
+def _away_from_divergence(lrs, centre: float, row: dict) -> list:
+    """(lr, runs) around `centre` moved inside the nearest lr that diverged on either side (halfway
+    from the centre to it): a run there would be lost, and with it the side that pins the vertex."""
+    diverged = row.get("diverged_lrs") or []
+    hi = min((d for d in diverged if d > centre), default=math.inf)
+    lo = max((d for d in diverged if d < centre), default=0.0)
+    return [(math.sqrt(centre * hi) if lr >= hi else math.sqrt(centre * lo) if lr <= lo else lr, k) for lr, k in lrs]
+
+
+def _around(centre: float, row: dict, a: dict, spacing: float) -> list:
+    """The re-centring pattern: len(seeds_per_point) lrs `spacing` decades apart around `centre`,
+    seeds_per_point runs each, kept inside a diverged lr."""
+    runs = a["recenter"]["seeds_per_point"]
+    mid = (len(runs) - 1) / 2
+    return _away_from_divergence([(centre * 10 ** (spacing * (j - mid)), k) for j, k in enumerate(runs)], centre, row)
+
+
+def _unresolved(row: dict) -> str | None:
+    """Why a bracketed batch size's optimum is not identifiable yet (a flag that keeps it out of the
+    fit: flat, clipped, no_noise), None when it is."""
+    flags = {k: v for k, v in row["flags"].items() if k != "grad_clipped"}
+    return "; ".join(f"{k}: {v}" for k, v in flags.items()) or None
+
+
+def best_lr(row: dict) -> float:
+    """The lr with the lowest mean loss: a flat row's vertex is not pinned (SE above a grid step, or
+    no minimum), the lowest measured loss is."""
+    return float(row["lrs"][optima.best_index(np.array([math.nan if v is None else v for v in row["mean_loss"]]))])
+
+
+def _extend(row: dict, hist: dict, a: dict) -> tuple[str, list, str]:
+    """(action, [(lr, None)], why) for an unbracketed optimum: lrs beyond its edge while extensions last."""
+    left = a["extend_edges"] - len(hist["extended"])
+    lrs, grew = _extension_lrs(row, a["extend_step_decades"])
+    if grew and any(snap(lr) == 0.0 for lr in lrs):  # a grown step below the names' precision: the base one
+        lrs, grew = _extension_lrs(row, a["extend_step_decades"], grow=False)
+    lrs = lrs[: max(left, 0)]
+    if not lrs:
+        return "unbracketed", [], f"not bracketed and its {a['extend_edges']} extension(s) are spent"
+    flag = row["flags"].get("edge") or row["flags"]["insufficient"]
+    why = f"{flag.split('; add lr')[0]}; adds lr {', '.join(f'{lr:.3g}' for lr in lrs)}"
+    why += f" ({grew})" if grew else ""
+    return "extend", [(lr, None) for lr in lrs], why
 
 
 def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[tuple[float, int]], str]:
-    """(action, [(lr, runs)], why) for one batch size's fit row."""
+    """(action, [(lr, runs)], why) for one batch size's fit row: extend an edge; re-centre once; then,
+    while it is not identifiable, reseed at and around its best lr; else nothing."""
     flags = row["flags"]
     if "edge" in flags or "insufficient" in flags:
-        left = a["extend_edges"] - len(hist["extended"])
-        lrs = _extension_lrs(row, a["extend_step_decades"])[: max(left, 0)]
-        if not lrs:
-            return "unbracketed", [], f"not bracketed and its {a['extend_edges']} extension(s) are spent"
-        why = flags.get("edge") or flags.get("insufficient")
-        return "extend", [(lr, None) for lr in lrs], why
-    if hist["recentred"]:
-        return ("flat", [], flags["flat"]) if "flat" in flags else ("done", [], "bracketed and already re-centred")
-    rc = a["recenter"]
-    mid = (len(rc["seeds_per_point"]) - 1) / 2
-    lrs = [(row["lr_opt"] * 10 ** (spacing * (j - mid)), k) for j, k in enumerate(rc["seeds_per_point"])]
-    lrs = _away_from_divergence(lrs, row)
-    if "flat" in flags:  # often just too few runs so far: more, where it matters, may resolve it
-        return "recenter", lrs, f"flat so far ({flags['flat']}); re-centred on its best lr {row['lr_opt']:.3g}"
-    return "recenter", lrs, f"re-centred on lr_opt {row['lr_opt']:.3g}"
+        return _extend(row, hist, a)
+    open_ = _unresolved(row)
+    if hist["recentred"] and not open_:
+        return "done", [], "bracketed and identifiable, already re-centred"
+    flat = "flat" in flags  # often just too few runs so far: more, where it matters, may resolve it
+    centre = best_lr(row) if flat else row["lr_opt"]
+    lrs = _around(centre, row, a, spacing)
+    if not hist["recentred"]:
+        return "recenter", lrs, (f"flat so far ({flags['flat']}); re-centred on its best lr {centre:.3g}" if flat
+                                 else f"re-centred on lr_opt {centre:.3g}")
+    where = "its best lr" if flat else "lr_opt"
+    return "reseed", lrs, (f"still not identifiable after re-centring ({open_}); fresh seeds at and around {where} "
+                           f"{centre:.3g}")
 
 
 def set_grid(sweep: Sweep, grid_lrs) -> Sweep:
@@ -178,6 +268,9 @@ def _resolved(b, action, lrs, known, notes) -> list:
     return out
 
 
+PRIORITY = {"extend": 0, "recenter": 1, "reseed": 2}  # the order the budget is spent in: bracket first
+
+
 def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
     """Round r's plan (r >= 2) from every run so far (`sweep`) and the earlier plans (rounds 2..r-1)."""
     from .fit import analyse  # the fit's own per-B optima and flags, without the bootstrap
@@ -195,8 +288,10 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
         lrs = _resolved(b, action, lrs, known, notes)
         if action == "extend" and not lrs:
             action, why = "unbracketed", f"{why}; but those lrs are below the run names' precision"
-        actions[b] = {"action": action, "why": why, "lr_opt": rows[b]["lr_opt"]}
-        wanted += [(0 if action == "extend" else 1, b, lr, k or len(cfg["sweep"]["seeds"]), action) for lr, k in lrs]
+        # open: not bracketed and identifiable before this round's runs (a re-centre of a good optimum is not)
+        is_open = action in ("extend", "unbracketed", "reseed") or _unresolved(rows[b]) is not None
+        actions[b] = {"action": action, "why": why, "lr_opt": rows[b]["lr_opt"], "open": is_open}
+        wanted += [(PRIORITY[action], b, lr, k or len(cfg["sweep"]["seeds"]), action) for lr, k in lrs]
     points, taken = [], {}
     for _, b, lr, k, action in sorted(wanted, key=lambda w: w[0]):  # extensions first (stable: B order)
         prefer = cfg["sweep"]["seeds"] if action == "extend" else ()  # an extension continues the grid
@@ -204,10 +299,12 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
         taken[(b, config.lr_name(lr))] |= set(seeds)
         points += [_point(b, lr, s, r, f"{action}: {actions[b]['why']}") for s in seeds]
     cut = max(len(points) - max(left, 0), 0) if math.isfinite(left) else 0
-    points = points[: len(points) - cut]
+    points, dropped = points[: len(points) - cut], points[len(points) - cut :]
+    cut_by_b = {str(b): sum(p["batch_size"] == b for p in dropped) for b in cfg["sweep"]["batch_sizes"]}
     return {"round": r, "grid_lrs": sorted(cfg["sweep"]["lrs"]), "points": points, "notes": notes,
             "per_batch": {str(b): v for b, v in actions.items()},
             "budget": {"max_runs": a["max_runs"], "runs_before": used, "planned": len(points), "not_planned": cut,
+                       "not_planned_per_batch": {b: n for b, n in cut_by_b.items() if n},
                        "reached": bool(cut) or (math.isfinite(left) and left <= 0)}}
 
 
@@ -274,7 +371,26 @@ def write_plan(cfg: dict, r: int, metrics_paths, plan_paths, out) -> dict:
         print(f"  B={b}: {v['action']} ({v['why']})")
     for note in plan.get("notes", []):
         print(f"  note: {note}")
+    for line in _stop_lines(cfg, plan):
+        print(f"  {line}")
     return plan
+
+
+def _stop_lines(cfg: dict, plan: dict) -> list[str]:
+    """The plan log's plain words when the budget or the rounds ceiling leaves a batch size open."""
+    lines, budget = [], plan["budget"]
+    if budget["reached"]:
+        cut = budget.get("not_planned_per_batch") or {}
+        lost = ", ".join(f"B={b} {n} {plan['per_batch'][b]['action']} run(s)" for b, n in cut.items())
+        lines.append(f"max_runs budget of {budget['max_runs']} runs reached: "
+                     + (f"not planned: {lost}" if lost else "nothing more can be planned"))
+    still = [f"B={b} ({v['action']})" for b, v in plan["per_batch"].items() if v.get("open")]
+    ceiling = settings(cfg)["rounds"]
+    if plan["round"] >= ceiling and still:
+        lines.append(f"rounds ceiling {ceiling} reached: this is the last round, and before its runs "
+                     f"{', '.join(still)} {'is' if len(still) == 1 else 'are'} not yet bracketed and identifiable; "
+                     "fit.json's rounds block says what is left; raise sweep.adaptive.rounds to continue")
+    return lines
 
 
 def annotate(result: dict, plans: list[dict]) -> None:
@@ -299,3 +415,28 @@ def annotate(result: dict, plans: list[dict]) -> None:
                   for p in plans],
         "budget_reached": any(p["budget"]["reached"] for p in plans),
     }
+    result["rounds"]["unresolved"], result["rounds"]["stopped"] = _left_open(result, plans)
+
+
+def _left_open(result: dict, plans: list[dict]) -> tuple[list, str]:
+    """The batch sizes the sweep ends without bracketing and identifying, each with why planning
+    left it (extensions spent, the max_runs budget, or the rounds ceiling), and one plain sentence."""
+    n, last = 1 + len(plans), plans[-1]["per_batch"] if plans else {}
+    budget = next((p["budget"]["max_runs"] for p in plans if p["budget"]["reached"]), None)
+    left = []
+    for row in result["per_batch"]:
+        flags = {k: v for k, v in row["flags"].items() if k != "grad_clipped"}
+        if not flags:
+            continue
+        b, plan_b = row["batch_size"], last.get(str(row["batch_size"]), {})
+        cause = (f"no extension left ({plan_b['why']})" if plan_b.get("action") == "unbracketed"
+                 else f"max_runs budget of {budget} runs reached" if budget is not None
+                 else f"rounds ceiling {n} reached")
+        what = "; ".join(f"{k} ({v})" for k, v in flags.items())
+        left.append({"batch_size": b, "flags": sorted(flags), "cause": cause, "text": f"B={b} still {what}"})
+    if not left:  # from the first round that found nothing left to do, if one did
+        idle = next((p["round"] for p in plans if all(v["action"] == "done" for v in p["per_batch"].values())), None)
+        return [], "every batch size bracketed and identifiable" + (
+            f" after round {idle - 1} of {n} (later rounds planned nothing)" if idle else f" after {n} rounds")
+    causes = dict.fromkeys(u["cause"] for u in left)  # in batch-size order
+    return left, "; ".join(f"{c}: " + ", ".join(u["text"] for u in left if u["cause"] == c) for c in causes)
