@@ -1,5 +1,6 @@
 """W&B replay details: offline by default, online falls back, no step=, reader framing."""
 
+import csv
 import time
 
 import pytest
@@ -77,8 +78,6 @@ def test_reader_rejects_non_wandb_file(tmp_path):
 def test_noise_probes_reach_results_csv_and_the_wandb_run(tmp_path):
     """Issue 13: the probes' B_simple and kurtosis sit on the W&B rows of their eval steps, the last
     one in the summary and in results.csv (read back from the offline run file and the CSV)."""
-    import csv
-
     path, metrics = _finished_sweep(tmp_path)
     lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
             *metrics, check=True)
@@ -120,6 +119,34 @@ def test_the_seed_studys_four_views_open_ready(tmp_path):
     assert heat["data"] == [[8, pytest.approx(runs[0]["final_val_loss"]), pytest.approx(runs[1]["final_val_loss"])]]
     hist = wandb_file.history(run_file)
     assert any("results.path" in r for r in hist) and any("summary/final_val_loss" in r for r in hist)
+    # the results table: results.csv's columns, numbers as numbers (sortable and plottable in the UI)
+    results, csv_rows = wandb_file.table(run_file, "results"), list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert results["columns"] == list(csv_rows[0])
+    col = results["columns"].index
+    for row, r in zip(results["data"], csv_rows, strict=True):
+        assert isinstance(row[col("lr")], float) and row[col("lr")] == float(r["lr"])
+        assert isinstance(row[col("final_val_loss")], float) and row[col("final_val_loss")] == float(r["final_val_loss"])
+        assert row[col("batch_size")] == 8 and isinstance(row[col("num_steps")], int)
+        assert row[col("diverged")] is False and row[col("diverged_at_step")] is None and row[col("name")] == r["name"]
+
+
+def test_results_table_keeps_types_and_gaps(tmp_path):
+    """A diverged run's step stays an integer beside other runs' empty cells; empty floats are None."""
+    import wandb
+
+    from lrscale.aggregate import COLUMNS
+    from lrscale.wandb_log import results_table
+
+    values = [dict.fromkeys(COLUMNS, ""), dict.fromkeys(COLUMNS, "")]
+    values[0].update(batch_size="8", lr="0.1", diverged="True", diverged_at_step="12", name="B8_LR0.100000", seed="0")
+    values[1].update(batch_size="8", lr="0.01", diverged="False", final_val_loss="0.25", name="B8_LR0.010000", seed="0")
+    path = tmp_path / "results.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + "".join(",".join(v[c] for c in COLUMNS) + "\n" for v in values))
+    table = results_table(wandb, path)
+    rows = [dict(zip(table.columns, row)) for row in table.data]
+    assert rows[0]["diverged_at_step"] == 12 and type(rows[0]["diverged_at_step"]) is int
+    assert rows[1]["diverged_at_step"] is None and rows[0]["final_val_loss"] is None
+    assert rows[1]["final_val_loss"] == 0.25 and rows[0]["diverged"] is True and rows[1]["diverged"] is False
 
 
 def test_views_average_seeds_and_leave_diverged_points_out():

@@ -12,14 +12,13 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """
 
-import csv
 import math
 import os
 import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .aggregate import NOISE_COLUMNS, finite_probes, load_all
+from .aggregate import INTEGER_COLUMNS, NOISE_COLUMNS, finite_probes, load_all
 from .fileio import atomic_write_json
 
 
@@ -177,6 +176,17 @@ def _init(wandb, cfg, run_dir: Path):
     return wandb.init(settings=wandb.Settings(mode="offline"), **kwargs), "offline"
 
 
+def results_table(wandb, results_csv):
+    """results.csv as a W&B table whose numeric columns are numbers (sortable and plottable in the
+    UI; a csv reader gives strings), True/False as booleans, empty cells None (a gap in an integer
+    column keeps it integer: diverged_at_step 12, not 12.0)."""
+    import pandas as pd
+
+    df = pd.read_csv(results_csv, dtype={c: "Int64" for c in INTEGER_COLUMNS})
+    cells = df.astype(object).where(df.notna(), None)
+    return wandb.Table(columns=[str(c) for c in df.columns], data=cells.values.tolist())
+
+
 def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
     runs = load_all(metrics_paths)
     out = Path(out)
@@ -195,9 +205,7 @@ def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
         run.define_metric(f"{_escape(ns)}/*", step_metric=f"{_escape(ns)}/step")
     for payload in calls:
         run.log(payload)
-    with open(results_csv, newline="") as f:
-        table = list(csv.reader(f))
-    end = {"results": wandb.Table(columns=table[0], data=table[1:]), **_wandb_views(wandb, build_views(runs))}
+    end = {"results": results_table(wandb, results_csv), **_wandb_views(wandb, build_views(runs))}
     for p in plots:
         if Path(p).is_file():
             end[f"plots/{Path(p).stem}"] = wandb.Image(str(p))
