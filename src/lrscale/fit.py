@@ -21,7 +21,7 @@ import numpy as np
 from . import config, forms, loss_noise, optima, shared_shape
 from .aggregate import last_probe, load_all
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
-from .sweep_table import Sweep, read_table  # noqa: F401
+from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
 from .verdict import HYPOTHESIS_NAMES, noise_sentence, verdict
 
 LN10 = math.log(10)
@@ -318,20 +318,20 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     report.md and the plots. `metrics`: the sweep's metrics.json files, validated before any output
     is written (a corrupt one is an error naming it) and drawn in training_curves.png. `plans`: an
     adaptive sweep's round plans (fit.json and the plots then say which round each point came from)."""
-    from . import adaptive, report
+    from . import plans as plan_files, report
 
     cfg = cfg or config.defaults()
     path = Path(results_csv)
     sweep = read_table(path, cfg["train"]["final_window"])
     runs = load_all(metrics)
-    round_plans = [adaptive.read_plan(p) for p in plans]
+    round_plans = [plan_files.read_plan(p) for p in plans]
     if round_plans:  # an adaptive sweep: the local fits measure their windows on its grid
-        adaptive.set_grid(sweep, round_plans[0]["grid_lrs"])
+        set_grid(sweep, round_plans[0]["grid_lrs"])
     a = cfg["analysis"]
     result = analyse(sweep, a["estimator"], a["hypotheses"], a["bootstrap"], a["seed"], a["include_edge"])
     result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     if round_plans:
-        adaptive.annotate(result, round_plans)
+        plan_files.annotate(result, round_plans)
     result["gradient_noise"] = gradient_noise(result, runs)
     result["verdict"] = " ".join(filter(None, [result["verdict"], noise_sentence(result)]))
     report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs)

@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from . import adaptive
+from . import plans
 from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, grid, lr_name, run_path
 from .errors import UserError
 
@@ -111,7 +111,7 @@ def points_of(cfg: dict, root: Path) -> list[dict]:
     points = grid(cfg)
     for plan in sorted((root / "rounds").glob("round*.json")):
         try:
-            points += adaptive.read_plan(plan)["points"]
+            points += plans.read_plan(plan)["points"]
         except UserError:
             continue  # a plan being written or damaged: its round is not known yet
     seen, unique = set(), []

@@ -155,3 +155,10 @@ def from_runs(runs, final_window) -> Sweep:
     records = [(m["batch_size"], float(m["lr"]), m["seed"], math.nan if m["diverged"] else nan(m["final_val_loss"]),
                 nan(m["train_loss_std"]), nan(m["num_steps"]), nan(m["grad_norm"]["clipped_fraction"])) for m in runs]
     return from_records(records, "lrscale", final_window)
+
+
+def set_grid(sweep: Sweep, grid_lrs) -> Sweep:
+    """Tell the fit which lrs form the grid (round 1), so the local fits measure their windows in
+    grid steps and count the lrs later rounds added between grid points."""
+    sweep.grid = {b: np.sort(np.asarray(grid_lrs, float)) for b in sweep.batch_sizes}
+    return sweep

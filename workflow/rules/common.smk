@@ -13,7 +13,7 @@ shell.prefix(
 )
 
 from lrscale import CURVES_PER_BATCH, PAGES, PLOTS
-from lrscale import adaptive as lrscale_adaptive
+from lrscale import plans as lrscale_plans
 from lrscale import config as lrscale_config
 from lrscale.errors import UserError
 
@@ -66,7 +66,7 @@ def get_plan_file(r):
 def read_plan(path):
     """A round's plan; a damaged one stops the workflow with one line naming it."""
     try:
-        return lrscale_adaptive.read_plan(path)
+        return lrscale_plans.read_plan(path)
     except UserError as e:
         raise WorkflowError(str(e)) from None
 
