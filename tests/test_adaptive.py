@@ -78,6 +78,14 @@ def test_a_flat_column_is_recentred_then_reseeded_while_flat():
     assert plan3["per_batch"]["64"]["action"] == "reseed" and plan3["per_batch"]["64"]["open"]
     assert len(again) == 7 and all(p["reason"].startswith("reseed: still not identifiable") for p in again)
     assert [p for p in plan3["points"] if p["batch_size"] == 8] == []  # B=8 is done
+    # a loss that does not depend on lr stays flat: reseeded MAX_RESEEDS rounds, then left (said so)
+    plans = [plan, plan3]
+    for r in range(4, 4 + adaptive.MAX_RESEEDS):
+        runs += [(p["batch_size"], p["lr"], p["seed"]) for p in plans[-1]["points"]]
+        plans.append(adaptive.plan_round(cfg, r, sweep_for({8: 1e-3, 64: 1e-3}, runs, flat=(64,)), plans))
+    assert [p["per_batch"]["64"]["action"] for p in plans] == ["recenter", "reseed", "reseed", "unresolved"]
+    assert plans[-1]["points"] == [] and plans[-1]["per_batch"]["64"]["open"]
+    assert plans[-1]["per_batch"]["64"]["why"].startswith("still not identifiable after 2 reseeds")
 
 
 def test_a_planned_lr_named_like_a_run_reuses_it_with_fresh_seeds():

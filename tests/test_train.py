@@ -388,3 +388,28 @@ def test_unstable_lr_is_caught_within_the_window(tmp_path, task):
     assert m["diverged"] is True and m["final_val_loss"] is None
     assert 1 <= m["diverged_at_step"] <= train_job.DIVERGENCE_WINDOW and m["num_steps"] == m["diverged_at_step"]
     assert len(m["curves"]["step"]) <= 1  # stopped at the first eval point after it
+
+
+def test_resume_from_a_checkpoint_older_than_the_reference(tmp_path):
+    """A checkpoint written before divergence_reference_loss existed, and before the first eval point
+    (no initial loss in it yet), resumes as it was judged then, against the first step's loss: not
+    against a NaN reference that would call every window diverged."""
+    import torch
+
+    from lrscale import checkpoint
+
+    cfg = config.validate(tiny_config(budget={"unit": "steps", "value": 64}, train={"eval_points": 4}))
+    ck = tmp_path / "ck"
+    job = train_job.setup(cfg, 8, 0.003, 0, "cpu", ck, threads=1)
+    loop = train_job.LoopState(torch.zeros(job.steps), torch.zeros(job.steps))
+    params = [p for p in job.model.parameters() if p.requires_grad]
+    for step in range(10):  # the first eval point is at update 16
+        train_job.update(job, job.task, loop, step, params, None)
+    train_job.save_state(job, loop, 10, 1.0)
+    state = torch.load(ck / checkpoint.CHECKPOINT, weights_only=False)
+    del state["reference_loss"]  # what a checkpoint of the previous version holds
+    assert state["init_loss"] is None
+    checkpoint.save(ck, state)
+    m = train_job.train(cfg, 8, 0.003, 0, tmp_path / "m.json", device="cpu", checkpoint_dir=ck, threads=1)
+    assert m["resumed_from_step"] == 10 and not m["diverged"]
+    assert m["divergence_reference_loss"] == m["initial_loss"] == pytest.approx(float(loop.step_loss[0]))

@@ -77,7 +77,7 @@ def test_first_bad_step_non_finite_at_once_and_only_new_updates():
     assert train.first_bad_step(losses, 18, 10.0, 16) is None  # judged before: not new
     losses[25] = math.inf
     assert train.first_bad_step(losses, 18, 10.0, 16) == 25
-    assert train.first_bad_step(torch.tensor([1.0]), 0, -math.inf, 1) == 0  # a NaN reference: diverged at once
+    assert train.first_bad_step(torch.tensor([1.0]), 0, -math.inf, 1) == 0  # a NaN reference: every full window
     nans = torch.full((20,), math.nan)
     assert train.first_bad_step(nans, 4, 10.0, 16) == 4  # NaN counts above every limit in the median too
 

@@ -5,7 +5,7 @@ batch size and from the fit's own per-B result, until each B is bracketed and id
   edge (optimum not bracketed)  add up to two lrs beyond the edge, or between the best lr and a
                                 diverged neighbour, until bracketed (at most `extend_edges` per B
                                 over the whole sweep). Their spacing starts at `step_decades` and
-                                doubles (up to 4x) while the loss keeps falling steeply at that edge
+                                doubles (up to a decade) while the loss keeps falling steeply at that edge
                                 (`_edge_step`);
   not yet re-centred            re-centre: len(seeds_per_point) lrs 1.2 grid steps apart
                                 (`spacing_decades`) around lr_opt, most runs on the sides (wide,
@@ -13,7 +13,7 @@ batch size and from the fit's own per-B result, until each B is bracketed and id
                                 lr tried when the fit flags it flat (its vertex is not pinned);
   re-centred, not identifiable  (flat, vertex outside its bracket, no SE) reseed: the same pattern
                                 again, fresh seeds, around the best lr (flat) or lr_opt: more runs
-                                where they resolve the curvature;
+                                where they resolve the curvature (MAX_RESEEDS rounds at most);
   re-centred and identifiable   nothing; out of extensions: nothing (said so).
 Extensions come first, then re-centring, then reseeding, in batch-size order, until `max_runs` (all
 rounds) is spent; what the budget or the last round leaves open is named in the plan log and in
@@ -54,6 +54,7 @@ STEP_GROWTH = 2.0  # doubles per round while steep ...
 # often land there and spend an extension on a midpoint. Two 1-decade lrs a round still reach
 # 2 decades past the edge per round.
 MAX_STEP_DECADES = 1.0
+MAX_RESEEDS = 2  # reseed rounds per batch size: a truly flat loss would otherwise take every round's budget
 
 
 def settings(cfg: dict) -> dict:
@@ -66,16 +67,23 @@ def snap(lr: float) -> float:
     return float(config.lr_name(lr))
 
 
+def _no_history() -> dict:
+    return {"extended": set(), "recentred": False, "reseeded": set()}
+
+
 def _history(plans: list[dict]) -> dict:
-    """Per batch size, from the earlier plans: lrs added by extension, whether re-centred."""
+    """Per batch size, from the earlier plans: lrs added by extension, whether re-centred, the rounds
+    that reseeded it."""
     hist = {}
     for plan in plans:
         for p in plan["points"]:
-            h = hist.setdefault(p["batch_size"], {"extended": set(), "recentred": False})
+            h = hist.setdefault(p["batch_size"], _no_history())
             if p["reason"].startswith("extend"):
                 h["extended"].add(p["lr"])
             elif p["reason"].startswith("recenter"):
                 h["recentred"] = True
+            elif p["reason"].startswith("reseed"):
+                h["reseeded"].add(plan["round"])
     return hist
 
 
@@ -239,6 +247,8 @@ def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[t
     if not hist["recentred"]:
         return "recenter", lrs, (f"flat so far ({flags['flat']}); re-centred on its best lr {centre:.3g}" if flat
                                  else f"re-centred on lr_opt {centre:.3g}")
+    if len(hist["reseeded"]) >= MAX_RESEEDS:  # a loss that does not depend on lr stays flat: stop paying for it
+        return "unresolved", [], f"still not identifiable after {MAX_RESEEDS} reseeds ({open_}); no more runs planned"
     where = "its best lr" if flat else "lr_opt"
     return "reseed", lrs, (f"still not identifiable after re-centring ({open_}); fresh seeds at and around {where} "
                            f"{centre:.3g}")
@@ -278,7 +288,7 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
                                                       bootstrap=0)["per_batch"]}
     actions, wanted, notes = {}, [], []
     for b in cfg["sweep"]["batch_sizes"]:
-        action, lrs, why = _wanted(rows[b], hist.get(b, {"extended": set(), "recentred": False}), a, spacing)
+        action, lrs, why = _wanted(rows[b], hist.get(b) or _no_history(), a, spacing)
         lrs = _resolved(b, action, lrs, known, notes)
         if action == "extend" and not lrs:
             action, why = "unbracketed", f"{why}; but those lrs are below the run names' precision"

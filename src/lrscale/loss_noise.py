@@ -4,7 +4,8 @@ Small batches are noisier: one σ pooled over B makes large-B optima look flat a
 narrow. With seed repeats, each B's own within-cell spread near its optimum (s_b² on dof_b, where
 the local fits live) is the evidence. On the log scale, log s_b² is unbiased for log σ_b² after
 subtracting ψ(d/2) − ln(d/2), with variance ψ'(d/2) for Gaussian runs, so the batch sizes can be
-compared exactly:
+compared. (Q's χ² reference is approximate: 7–9% false alarms at the 5% level for Gaussian runs,
+11–21% for t₄ run noise; a false alarm only shrinks each B toward a flat trend.)
   1. Homogeneity (Cochran's Q about the weighted mean): p ≥ HETEROGENEITY_P keeps the pooled σ for
      every B (the calibrated default: no evidence that σ differs is no reason to add noise).
   2. Otherwise a trend m(B) = a + c·ln B (the slope only when its t test rejects c = 0, else a

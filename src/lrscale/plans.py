@@ -61,6 +61,7 @@ def _left_open(result: dict, plans: list[dict]) -> tuple[list, str]:
             continue
         b, plan_b = row["batch_size"], last.get(str(row["batch_size"]), {})
         cause = (f"no extension left ({plan_b['why']})" if plan_b.get("action") == "unbracketed"
+                 else f"reseeds spent ({plan_b['why']})" if plan_b.get("action") == "unresolved"
                  else f"max_runs budget of {budget} runs reached" if budget is not None
                  else f"rounds ceiling {n} reached")
         what = "; ".join(f"{k} ({v})" for k, v in flags.items())

@@ -179,7 +179,7 @@ class LoopState:
     curves: dict = field(default_factory=lambda: {k: [] for k in CURVES})
     start: int = 0  # updates done before this process started (resume)
     init_loss: float | None = None  # the first step's loss (metrics.json initial_loss)
-    reference_loss: float = math.nan  # what divergence is judged against (reference_loss)
+    reference_loss: float | None = None  # what divergence is judged against (`reference_loss`); None: not yet
     prior_wall_s: float = 0.0
     last_eval: int = 0
     diverged_at: int | None = None
@@ -252,7 +252,8 @@ def resume(job: Job, loop: LoopState) -> None:
         state["step"], state["curves"], state["wall_s"], state["init_loss"])
     loop.noise = state.get("noise", [])
     # a checkpoint from before the reference existed: its first step's loss, as it was judged then
-    loop.reference_loss = state.get("reference_loss", state["init_loss"] or math.nan)
+    # (None until the first eval point when that checkpoint came before it: eval_point fills it)
+    loop.reference_loss = state.get("reference_loss", state["init_loss"])
     loop.step_loss[: loop.start] = state["step_loss"].to(job.device)
     loop.grad_norm[: loop.start] = state["grad_norm"].to(job.device)
     loop.last_eval = max([0] + [s for s in job.evals if s <= loop.start])
@@ -267,6 +268,8 @@ def eval_point(job: Job, loop: LoopState, done: int, lr_now: float, divergence_f
     losses = loop.step_loss[lo:done].cpu()  # the one host sync of this interval
     if loop.init_loss is None:
         loop.init_loss = losses[0].item()
+    if loop.reference_loss is None:  # resumed from a checkpoint written before the reference existed
+        loop.reference_loss = loop.init_loss
     ref = loop.reference_loss
     limit = divergence_factor * ref if math.isfinite(ref) else -math.inf
     bad = first_bad_step(losses, loop.last_eval - lo, limit, window)
@@ -277,7 +280,7 @@ def eval_point(job: Job, loop: LoopState, done: int, lr_now: float, divergence_f
                 f"median of the losses of steps {lo + first + 1}-{lo + bad + 1} "
                 f"{losses[first : bad + 1].double().median().item():.4g}")
         log(f"diverged at step {loop.diverged_at} ({seen}, limit {limit:.4g} = "
-            f"{divergence_factor:g} x the initial loss {ref:.4g})")
+            f"{divergence_factor:g} x the reference loss {ref:.4g})")
         return False
     chunk = losses[loop.last_eval - lo :]
     point = (done, done * job.batch_size, chunk.double().mean().item(),
@@ -516,7 +519,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
         **summarize(cfg, {"batch_size": batch_size, "lr": lr, "seed": seed}, loop.curves,
                     loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
                     loop.init_loss),
-        "divergence_reference_loss": loop.reference_loss if math.isfinite(loop.reference_loss) else None,
+        "divergence_reference_loss": loop.reference_loss,  # non-finite: null (atomic_write_json)
         "precision": job.precision, "compile": cfg["train"]["compile"],
         "noise": {"probe_batches": job.probe_batches, "probes": loop.noise},
         "wall_s": loop.prior_wall_s + time.monotonic() - t_start,
