@@ -375,19 +375,35 @@ def test_heavy_tailed_noise_is_not_divergence(tmp_path, noise, df):
         assert m["divergence_reference_loss"] > 0  # recorded: what the run was judged against
 
 
-@pytest.mark.parametrize("task", ["teacher_student", "char_lm"])
-def test_unstable_lr_is_caught_within_the_window(tmp_path, task):
+@pytest.mark.parametrize("task,lr", [("teacher_student", 100.0), ("char_lm", 100.0), ("char_lm", 10.0)])
+def test_unstable_lr_is_caught_within_the_window(tmp_path, capsys, task, lr):
     """An lr far above the optimum explodes from its first updates: caught at update 16 (the first
-    full median window) at the latest, and the job stops there (eval points every 10 updates)."""
+    full median window) at the latest, and the job stops there (eval points every 10 updates).
+    char_lm at lr 100 turns NaN (caught at once); at lr 10 its losses stay finite and huge: the
+    running median catches it."""
     if task == "char_lm":
         cfg = config.validate(char_cfg(tmp_path, budget={"unit": "steps", "value": 200}, train={"eval_points": 20}))
     else:  # heavy-tailed labels too: the median must not hide a real blow-up
         cfg = config.validate(tiny_config(task={"noise": "student_t", "df": 2.5, "noise_scale": 3.0},
                                           budget={"unit": "steps", "value": 200}, train={"eval_points": 20}))
-    m = train_here(cfg, tmp_path / "m.json", 8, 100.0, 0)
+    m = train_here(cfg, tmp_path / "m.json", 8, lr, 0)
     assert m["diverged"] is True and m["final_val_loss"] is None
     assert 1 <= m["diverged_at_step"] <= train_job.DIVERGENCE_WINDOW and m["num_steps"] == m["diverged_at_step"]
     assert len(m["curves"]["step"]) <= 1  # stopped at the first eval point after it
+    if lr == 10.0:
+        assert "median of the losses of steps 1-16" in capsys.readouterr().err
+
+
+def test_the_reference_batches_never_touch_the_trajectory(tmp_path, monkeypatch):
+    """The 16 reference mini-batches come from a stream of their own under a forked RNG: with dropout
+    (which draws from the global RNG) the run is bit-identical whether they are drawn or not."""
+    cfg = char_cfg(tmp_path, budget={"unit": "steps", "value": 40}, train={"eval_points": 4})
+    cfg = config.validate({**cfg, "model": {**cfg["model"], "dropout": 0.1}})
+    drawn = train_here(cfg, tmp_path / "a.json", 8, 0.003, 0)
+    monkeypatch.setattr(train_job, "reference_loss", lambda job: 1e9)  # no batches drawn at all
+    skipped = train_here(cfg, tmp_path / "b.json", 8, 0.003, 0)
+    assert drawn["curves"]["train_loss"] == skipped["curves"]["train_loss"]
+    assert drawn["final_val_loss"] == skipped["final_val_loss"] and drawn["divergence_reference_loss"] < 1e9
 
 
 def test_resume_from_a_checkpoint_older_than_the_reference(tmp_path):
