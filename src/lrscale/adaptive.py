@@ -33,7 +33,7 @@ import numpy as np
 from . import config, optima
 from .errors import UserError
 from .fileio import atomic_write_text
-from .plans import annotate, read_plan  # noqa: F401  (re-exported: the planner's callers)
+from .plans import annotate, open_flags, read_plan  # noqa: F401  (annotate, read_plan: re-exported)
 from .sweep_table import Sweep, from_runs, set_grid  # noqa: F401
 
 MAX_EXTEND_PER_ROUND = 2  # lrs added beyond one edge in one round
@@ -87,12 +87,17 @@ def _history(plans: list[dict]) -> dict:
     return hist
 
 
+def _mean_loss(row: dict) -> np.ndarray:
+    """A fit row's seed-mean losses, a diverged lr (null in fit.json) as NaN."""
+    return np.array([math.nan if v is None else v for v in row["mean_loss"]], float)
+
+
 def _edge_step(row: dict, side: int, base: float) -> tuple[float, str]:
     """Decades between the lrs added beyond an edge this round (side +1: above the largest lr, -1:
     below the smallest) and why it grew: `base`, or STEP_GROWTH x the last step at that edge (at
     most max(base, MAX_STEP_DECADES)) while the loss keeps falling steeply toward the edge."""
     x = side * np.log10(np.asarray(row["lrs"], float))
-    loss = np.array([math.nan if v is None else v for v in row["mean_loss"]], float)
+    loss = _mean_loss(row)
     runs = np.asarray(row.get("runs_per_lr") or np.ones(len(x)), float)
     keep = np.isfinite(loss)
     order = np.argsort(x[keep])  # toward the edge: the edge's lr is last
@@ -121,7 +126,7 @@ def _extension_lrs(row: dict, step: float, grow=True) -> tuple[list[float], str]
     decades apart, grown by `_edge_step`), or between the best lr and a diverged neighbour; and
     why the step grew ("" when it did not)."""
     lrs = row["lrs"]
-    mean = [math.nan if v is None else v for v in row["mean_loss"]]
+    mean = _mean_loss(row)
     finite = [i for i, v in enumerate(mean) if math.isfinite(v)]
     beyond = lambda lr, side, h: [lr * 10 ** (side * h * k) for k in range(1, MAX_EXTEND_PER_ROUND + 1)]  # noqa: E731
     if not finite:  # every lr diverged: go below the smallest
@@ -207,14 +212,13 @@ def _around(centre: float, row: dict, a: dict, spacing: float) -> list:
 def _unresolved(row: dict) -> str | None:
     """Why a bracketed batch size's optimum is not identifiable yet (a flag that keeps it out of the
     fit: flat, clipped, no_noise), None when it is."""
-    flags = {k: v for k, v in row["flags"].items() if k != "grad_clipped"}
-    return "; ".join(f"{k}: {v}" for k, v in flags.items()) or None
+    return "; ".join(f"{k}: {v}" for k, v in open_flags(row).items()) or None
 
 
 def best_lr(row: dict) -> float:
     """The lr with the lowest mean loss: a flat row's vertex is not pinned (SE above a grid step, or
     no minimum), the lowest measured loss is."""
-    return float(row["lrs"][optima.best_index(np.array([math.nan if v is None else v for v in row["mean_loss"]]))])
+    return float(row["lrs"][optima.best_index(_mean_loss(row))])
 
 
 def _extend(row: dict, hist: dict, a: dict) -> tuple[str, list, str]:

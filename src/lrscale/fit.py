@@ -74,6 +74,7 @@ def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict,
     quadrature: the whole bias for lr_opt's CI, its B-to-B part for fits across B), CI, flags with
     reasons, included or not."""
     b, lrs = row["batch_size"], sweep.lrs[row["batch_size"]]
+    own = _noise_at(noise, b)
     if b in joint.get("x", {}):  # no floor: a misfit of the shared shape shows in its χ², which scales its SEs
         row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10 ** joint["x"][b]), loss_at_opt=joint["level"][b],
                    local_fit=joint["coef"][b])
@@ -84,13 +85,13 @@ def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict,
             x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
             a, bb, c = loc["parabola"]
             row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
-        se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], _noise_at(noise, b)["dof"]
+        se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], own["dof"]
     if se_noise is not None:
         row["lr_opt_se_log10"] = optima.total_se(se_noise, total)
         row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, across_b)
         row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], dof)
-    row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], _noise_at(noise, b), sweep.clipped.get(b))
-    row["noise_sigma"], row["noise_sigma_dof"] = _noise_at(noise, b)["sigma"], _noise_at(noise, b)["dof"]
+    row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], own, sweep.clipped.get(b))
+    row["noise_sigma"], row["noise_sigma_dof"] = own["sigma"], own["dof"]
     blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
     row["included"] = bool(row["lr_opt"] is not None and row["lr_opt_se_log10"] is not None and not blocking)
     return row

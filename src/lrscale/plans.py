@@ -24,6 +24,11 @@ def read_plan(path) -> dict:
     return plan
 
 
+def open_flags(row: dict) -> dict:
+    """A fit row's flags that keep its optimum out of the fit (grad_clipped is a confound, not that)."""
+    return {k: v for k, v in row["flags"].items() if k != "grad_clipped"}
+
+
 def annotate(result: dict, plans: list[dict]) -> None:
     """Record the rounds in the fit's result: per batch size the round each lr was first run in
     (`lr_rounds`) and whether lrs added beyond an edge bracketed it; the plans' actions and budget."""
@@ -56,7 +61,7 @@ def _left_open(result: dict, plans: list[dict]) -> tuple[list, str]:
     budget = next((p["budget"]["max_runs"] for p in plans if p["budget"]["reached"]), None)
     left = []
     for row in result["per_batch"]:
-        flags = {k: v for k, v in row["flags"].items() if k != "grad_clipped"}
+        flags = open_flags(row)
         if not flags:
             continue
         b, plan_b = row["batch_size"], last.get(str(row["batch_size"]), {})

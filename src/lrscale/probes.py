@@ -55,12 +55,17 @@ def summarise(grads: np.ndarray, batch_size: int) -> dict:
     return {k: out.get(k) for k in SUMMARY_KEYS}
 
 
+def forked_rng(device: torch.device):
+    """The global RNG (CPU, and this CUDA device) restored on exit: what runs inside never moves the
+    training trajectory (dropout draws from it)."""
+    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
+
+
 def probe(job, step: int, params: list, groups: dict, m: int) -> dict:
     """m mini-batch gradients at the current parameters, summarised over all parameters and by group."""
     gen = torch.Generator().manual_seed((job.stream_seed ^ PROBE_SALT) + step)
-    devices = [job.device.index or 0] if job.device.type == "cuda" else []
     rows = []
-    with torch.random.fork_rng(devices=devices):
+    with forked_rng(job.device):
         for _ in range(m):
             x, y = job.task.sample_batch(gen, job.batch_size)
             with job.autocast:

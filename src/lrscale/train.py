@@ -134,8 +134,7 @@ def reference_loss(job) -> float:
     drawn from a stream of their own under a forked RNG, so the training trajectory never sees them
     (the first step's loss alone is one mini-batch, as heavy-tailed as any)."""
     gen = torch.Generator().manual_seed(job.stream_seed ^ REFERENCE_SALT)
-    devices = [job.device.index or 0] if job.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad(), job.autocast:
+    with probes.forked_rng(job.device), torch.no_grad(), job.autocast:
         losses = [job.task.loss(job.model, *job.task.sample_batch(gen, job.batch_size)).float()
                   for _ in range(DIVERGENCE_WINDOW)]
     return torch.stack(losses).median().item()
