@@ -155,7 +155,8 @@ def test_analyse_falls_back_to_per_b_quadratics_when_the_shape_is_not_shared():
     r = fit.analyse(sweep, bootstrap=0)
     assert not r["shared_shape"]["used"] and "misses the points" in r["shared_shape"]["reason"]
     assert r["shape_bias_log10"]["model"] in ("shift", "floor")
-    assert not any("local_fit" in p for p in r["per_batch"])
+    assert not any(p["local_fit"] for p in r["per_batch"])  # null: no shared-shape curve
+    assert all(p["method"].startswith("quadratic") for p in r["per_batch"])
     assert "loss shape they share" not in r["verdict"]
     assert "the loss curves differ in shape between batch sizes around their optima" in r["verdict"]
     assert "(no shared shape: the shared shape misses the points" in report.locating_text(r)

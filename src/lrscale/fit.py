@@ -4,8 +4,10 @@ Every past version of this study was fooled by its analysis: argmin on a coarse 
 grid's edge fitted as if real, flat landscapes fitted anyway, 2xSE called a 95% CI on 4 points, a
 power law fitted to a curve that bends. Here, in order:
   sweep_table  the results CSV (three formats) -> a loss table per batch size
-  optima       lr_opt per B with a calibrated SE, and flags with reasons (edge, clipped, flat, ...)
-  shared_shape the optima again, from one loss shape fitted to every B at once (when it fits)
+  optima       one B's local fit: lr_opt with a calibrated SE, and flags with reasons (edge, clipped, flat, ...)
+  shared_shape one loss shape fitted to every B at once (when it fits)
+  locators     the typed per-B result (Optimum) and the two ways of placing it (LocalFit, SharedShape)
+               behind one interface: place, redraw for the bootstrap, noise share, describe
   forms        power law, McCandlish and surge fitted to lr_opt(B) by WLS and compared
   verdict      the sentence, from the intervals only
   report       fit.json, best_per_batch.csv, report.md, plots
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, forms, loss_noise, optima, shared_shape
+from . import config, forms, locators, loss_noise, optima
 from .aggregate import last_probe, load_all
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
@@ -41,123 +43,6 @@ def _settings(**given) -> dict:
     return {**config.defaults()["analysis"], **{k: v for k, v in given.items() if v is not None}}
 
 
-def _locate_row(sweep: Sweep, b, s: dict, noise: dict):
-    """One batch size: (row with lr_opt, locate's result or None, seed-mean losses)."""
-    lrs, table, n = sweep.lrs[b], sweep.losses[b], sweep.counts(b)
-    mean = optima.seed_mean(table, sweep.ran_mask(b))
-    sd = _point_sd(sweep, b, noise)
-    row = {"batch_size": b, "lr_opt": None, "loss_at_opt": None, "lr_opt_ci95": None, "lr_opt_se_log10": None,
-           "flags": {}, "lrs": lrs.tolist(), "mean_loss": [None if not np.isfinite(v) else float(v) for v in mean],
-           "n_seeds": int(n.max()), "runs_per_lr": n.tolist(), "diverged_lrs": [float(l) for l, v in zip(lrs, mean) if not np.isfinite(v)]}
-    if np.isfinite(mean).sum() < 3:
-        return row, None, mean
-    loc = locate(lrs, mean, s["estimator"], sd, n, sweep.grid.get(b))
-    row.update(lr_opt=loc["lr_opt"], loss_at_opt=loc["loss_opt"], grid_best_lr=float(lrs[loc["i_best"]]),
-               parabola=loc["parabola"], curvature_t=loc["curvature_t"])
-    return row, loc, mean
-
-
-def _point_sd(sweep: Sweep, b, noise: dict):
-    """SD of each seed-mean loss of batch size b (its σ over the runs behind it); None without σ."""
-    sigma = _noise_at(noise, b)["sigma"]
-    return None if sigma is None else sigma / np.sqrt(np.maximum(sweep.counts(b), 1))
-
-
-def _noise_at(noise: dict, b) -> dict:
-    """The noise of batch size b: its own σ and dof when σ is modelled per B, else the pooled ones."""
-    model = noise["model"]
-    return {**noise, "sigma": model["sigma"].get(b, noise["sigma"]), "dof": model["dof"].get(b, noise["dof"])}
-
-
-def _finish_row(row, loc, mean, shape: dict, joint: dict, sweep: Sweep, s: dict, noise: dict) -> dict:
-    """The shared shape's optimum, or the shift-corrected vertex; SEs (noise and shape bias in
-    quadrature: the whole bias for lr_opt's CI, its B-to-B part for fits across B), CI, flags with
-    reasons, included or not."""
-    b, lrs = row["batch_size"], sweep.lrs[row["batch_size"]]
-    own = _noise_at(noise, b)
-    if b in joint.get("x", {}):  # no floor: a misfit of the shared shape shows in its χ², which scales its SEs
-        row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10 ** joint["x"][b]), loss_at_opt=joint["level"][b],
-                   local_fit=joint["coef"][b])
-        se_noise, total, across_b, dof = joint["se"][b], 0.0, 0.0, joint["se_dof"]
-    else:
-        if shape["shift"] is not None and loc is not None and loc["parabola"] and not loc["clipped"]:
-            lo, hi = np.log10(loc["bracket"])
-            x = float(np.clip(loc["x_vertex"] - shape["shift"], lo, hi))
-            a, bb, c = loc["parabola"]
-            row.update(lr_opt_vertex=row["lr_opt"], lr_opt=float(10**x), loss_at_opt=float(a * x * x + bb * x + c))
-        se_noise, total, across_b, dof = _vertex_se(loc, noise), shape["total"], shape["across_b"], own["dof"]
-    if se_noise is not None:
-        row["lr_opt_se_log10"] = optima.total_se(se_noise, total)
-        row["lr_opt_se_across_b_log10"] = optima.total_se(se_noise, across_b)
-        row["lr_opt_ci95"] = optima.ci95(row["lr_opt"], row["lr_opt_se_log10"], dof)
-    row["flags"] = optima.flags_for(lrs, mean, loc, row["lr_opt_se_log10"], own, sweep.clipped.get(b))
-    row["noise_sigma"], row["noise_sigma_dof"] = own["sigma"], own["dof"]
-    blocking = set(row["flags"]) - {"grad_clipped"} - ({"edge", "clipped"} if s["include_edge"] else set())
-    row["included"] = bool(row["lr_opt"] is not None and row["lr_opt_se_log10"] is not None and not blocking)
-    return row
-
-
-def _identifiable(loc) -> bool:
-    """A located vertex inside its bracket, curved beyond the noise: a flat column has no shape."""
-    curved = (loc or {}).get("curvature_t") or 0
-    return bool(loc and loc["shape_bias"] and not loc["clipped"] and curved >= optima.MIN_CURVATURE_T)
-
-
-def _vertex_se(loc, noise):
-    """SE of log10 lr_opt from noise for a per-B vertex: the delta method's, or one grid step for an
-    unbracketed optimum (it lies beyond the edge); None without a noise estimate."""
-    if loc is not None and loc["se_log10"] is not None:
-        return loc["se_log10"]
-    return loc["step"] if loc is not None and noise["sigma"] is not None else None
-
-
-def _per_batch(sweep: Sweep, s: dict, noise: dict):
-    """Every batch size's row, the sweep's shape bias in decades (`_shape`) and the shared-shape fit
-    (`_joint`; its optima replace the per-B vertices when it is used)."""
-    located = [_locate_row(sweep, b, s, noise) for b in sweep.batch_sizes]
-    step = float(np.median([optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]))
-    identifiable = [(row, loc, mean) for row, loc, mean in located if _identifiable(loc)]
-    joint = _joint(identifiable, sweep, s, noise)
-    shape = _shape([loc["shape_bias"] for _, loc, _ in identifiable],
-                   [loc["phase_jitter"] for _, loc, _ in identifiable], step, s["estimator"])
-    if joint["used"]:  # the per-B treatment stays for the batch sizes outside the shared shape
-        shape["model"] = "shared_shape"
-    rows = [_finish_row(row, loc, mean, shape, joint, sweep, s, noise) for row, loc, mean in located]
-    return rows, shape, joint
-
-
-def _joint(identifiable, sweep: Sweep, s: dict, noise: dict) -> dict:
-    """The shared-shape fit over the identifiable batch sizes' windows (parabola estimator, a noise
-    estimate), each optimum kept inside its B's bracket."""
-    if s["estimator"] != "parabola":
-        return {"used": False, "reason": f"the {s['estimator']} estimator"}
-    if noise["source"] != "seed spread":  # σ from the windows' own residuals: the tests would be circular
-        return {"used": False, "reason": "one seed: no noise estimate independent of the curves' shapes"}
-    windows, brackets = {}, {}
-    for row, loc, mean in identifiable:
-        b, w = row["batch_size"], loc["window"]
-        sd = _point_sd(sweep, b, noise)
-        windows[b], brackets[b] = (np.log10(sweep.lrs[b])[w], mean[w], sd[w]), np.log10(loc["bracket"])
-    return shared_shape.fit(windows, brackets, noise["dof"])
-
-
-def _shape(biases, jitters, step, estimator) -> dict:
-    """The quadratic vertex's shape bias: with the parabola and enough batch sizes, a common `shift`
-    subtracted from every vertex; what is left varies with each B's grid phase (`across_b`: the
-    median phase jitter, with the least floor in quadrature); `total` adds the shift's SE. Otherwise
-    no shift and `shape_floor`'s (total, across_b)."""
-    shift = optima.shape_shift(biases) if estimator == "parabola" else None
-    if shift is None:
-        total, across = optima.shape_floor(biases, step)
-        return {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None,
-                "model": "floor"}
-    jitter = [j for j in jitters if j is not None]
-    jitter = float(np.median(jitter)) if jitter else 0.0
-    across = math.hypot(jitter, optima.FLOOR_STEPS * step)
-    return {"total": math.hypot(shift[1], across), "across_b": across, "shift": shift[0], "shift_se": shift[1],
-            "phase_jitter": jitter, "model": "shift"}
-
-
 def _noise_summary(model: dict) -> dict:
     """fit.json's account of σ(B): per B (string keys, as JSON has them), the test and the trend."""
     per_b = lambda d: {str(b): v for b, v in d.items()}  # noqa: E731
@@ -173,33 +58,21 @@ def _joint_summary(joint: dict) -> dict:
             "p_shared": joint["p_shared"]}
 
 
-def _bootstrap(sweep: Sweep, included, s: dict, noise: dict, shape: dict, joint: dict) -> list:
-    """β from sweeps redrawn with the noise (seed means ± σ_B/√seeds, plus the B-to-B shape
-    bias on each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. The
-    shared shape's optima are redrawn through its linearisation (one draw of the point errors for
-    every B: the shared k and q correlate them); the other optima are located again."""
+def _bootstrap(included: list, locators, s: dict, noise: dict) -> list:
+    """β from sweeps redrawn with the noise (seed means ± σ_B/√seeds, plus the B-to-B shape bias on
+    each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. Each optimum is
+    redrawn by the locator that placed it (`locators` start each replicate in this order)."""
     rng = np.random.default_rng(s["seed"])
     sigma, dof = noise["sigma"], noise["dof"]
-    across_b = shape["across_b"]
-    b = [r["batch_size"] for r in included]
-    var = [(LN10 * r["lr_opt_se_across_b_log10"]) ** 2 for r in included]
-    draw = joint.get("draw", {})
-    width = len(next(iter(draw.values()))) if draw else 0
+    b = [o.batch_size for o in included]
+    var = [(LN10 * o.lr_opt_se_across_b_log10) ** 2 for o in included]
     betas = []
     for _ in range(s["bootstrap"] if len(included) >= 3 and sigma else 0):
         # σ itself is an estimate: draw it from its sampling distribution (χ² with the noise dof)
         sigma_k = sigma * math.sqrt(dof / rng.chisquare(dof)) if math.isfinite(dof) else sigma
-        z = rng.normal(0, sigma_k / sigma, width)
-        y = []
-        for r in included:
-            if r["batch_size"] in draw:
-                y.append(LN10 * (math.log10(r["lr_opt"]) + float(draw[r["batch_size"]] @ z)))
-                continue
-            lrs, table, n = sweep.lrs[r["batch_size"]], sweep.losses[r["batch_size"]], sweep.counts(r["batch_size"])
-            mean = optima.seed_mean(table, sweep.ran_mask(r["batch_size"]))
-            mean = mean + rng.normal(0, 1, len(mean)) * sigma_k / sigma * _point_sd(sweep, r["batch_size"], noise)
-            lr_opt = locate(lrs, mean, s["estimator"], runs=n, grid_lrs=sweep.grid.get(r["batch_size"]))["lr_opt"]
-            y.append(LN10 * (math.log10(lr_opt) + rng.normal(0, across_b)))
+        for locator in locators:
+            locator.start_draw(rng, sigma_k / sigma)
+        y = [LN10 * o.locator.draw_log10(o.batch_size, rng) for o in included]
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
 
@@ -233,17 +106,19 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     settings take the defaults of the config's analysis section (workflow/schemas/config.schema.yaml)."""
     s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
     noise = _noise(sweep)
-    per_b, shape, joint = _per_batch(sweep, s, noise)
-    included = [r for r in per_b if r["included"]]
-    boot_beta = _bootstrap(sweep, included, s, noise, shape, joint)
+    per_b, local, shared = locators.locate_all(sweep, noise, s["estimator"], s["include_edge"])
+    included = [o for o in per_b if o.included]
+    boot_beta = _bootstrap(included, (shared, local), s, noise)
+    joint = shared.joint
     result = {
-        "estimator": s["estimator"], "input_format": sweep.fmt, "seeds": sweep.seeds, "per_batch": per_b,
-        "n_used": len(included), "included_batch_sizes": [r["batch_size"] for r in included],
-        "excluded": [{"batch_size": r["batch_size"], "reasons": r["flags"] or {"no_optimum": "not located"}}
-                     for r in per_b if not r["included"]],
-        "noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
-        "noise_by_batch": _noise_summary(noise["model"]),
-        "shape_bias_log10": shape, "shared_shape": _joint_summary(joint),
+        "estimator": s["estimator"], "input_format": sweep.fmt, "seeds": sweep.seeds,
+        "per_batch": [o.row() for o in per_b],
+        "n_used": len(included), "included_batch_sizes": [o.batch_size for o in included],
+        "excluded": [{"batch_size": o.batch_size, "reasons": o.flags or {"no_optimum": "not located"}}
+                     for o in per_b if not o.included],
+        **_noise_keys(noise), "shape_bias_log10": local.shape, "shared_shape": _joint_summary(joint),
+        "locating": shared.describe() if joint["used"] else local.describe(
+            f" (no shared shape: {joint['reason']})" if joint.get("reason") else ""),
         "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + "
                       + ("σ per batch size" if noise["model"]["per_batch"] else "pooled noise")
                       + ("; shared-shape optima through its linearisation" if joint["used"] else "")},
@@ -257,12 +132,25 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     return result
 
 
-def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
-    b = [r["batch_size"] for r in included]
-    se_ln = [LN10 * r["lr_opt_se_across_b_log10"] for r in included]
-    comparison = forms.compare(b, [r["lr_opt"] for r in included], se_ln, noise_dof)
+# fit.json keys named `noise` where they mean σ of one run's loss, and their clearer aliases (the old
+# names stay: fit.json is a public contract); `noise_share` and `gradient_noise` keep their names.
+LOSS_SIGMA_ALIASES = {"noise_sigma": "loss_sigma", "noise_source": "loss_sigma_source", "noise_dof": "loss_sigma_dof",
+                      "noise_by_batch": "loss_sigma_by_batch"}
+
+
+def _noise_keys(noise: dict) -> dict:
+    """fit.json's σ of one run's loss, under its old and its new (LOSS_SIGMA_ALIASES) names."""
+    keys = {"noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
+            "noise_by_batch": _noise_summary(noise["model"])}
+    return {**keys, **{LOSS_SIGMA_ALIASES[k]: v for k, v in keys.items()}}
+
+
+def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None:
+    b = [o.batch_size for o in included]
+    se_ln = [LN10 * o.lr_opt_se_across_b_log10 for o in included]
+    comparison = forms.compare(b, [o.lr_opt for o in included], se_ln, noise_dof)
     line = comparison["fits"]["power_law"].pop("line")
-    y = np.log([r["lr_opt"] for r in included])
+    y = np.log([o.lr_opt for o in included])
     w = 1 / np.square(se_ln)
     ss_tot = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
     result.update(beta=line["beta"], C=math.exp(line["intercept"]), se=line["se"], dof=line["dof"],
@@ -280,13 +168,9 @@ def _fit_forms(result, included, hypotheses, boot_beta, noise_dof) -> None:
             else bool(result["ci95_bootstrap"][0] <= h <= result["ci95_bootstrap"][1]),
             "z": (line["beta"] - h) / line["se"] if line["se"] > 0 else None,
         })
-    result["non_monotonic"] = _non_monotonic(included)
-    # under the shared shape, what seeds cannot shrink is its misfit: the χ² above its dof
-    j = result["shared_shape"]
-    misfit = 1 / max(1.0, j["chi2"] / j["dof"]) if j["used"] else None
-    shares = [misfit if r["batch_size"] in j.get("batch_sizes", ()) else
-              1 - result["shape_bias_log10"]["across_b"] ** 2 / r["lr_opt_se_across_b_log10"] ** 2 for r in included]
-    result["noise_share"] = float(np.mean(shares))  # of the per-B variance: what more seeds can shrink
+    result["non_monotonic"] = _non_monotonic([o.row() for o in included])
+    # of the per-B variance, what more seeds can shrink (each optimum's locator knows)
+    result["noise_share"] = float(np.mean([o.locator.noise_share(o) for o in included]))
 
 
 def gradient_noise(result, runs) -> dict:

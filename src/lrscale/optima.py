@@ -22,6 +22,10 @@ from scipy.interpolate import Akima1DInterpolator
 FLOOR_STEPS = 0.02  # least SE of log10 lr_opt from shape bias, in grid steps
 MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not identifiable
 MIN_SHIFT_POINTS = 3  # batch sizes needed to measure the common shape bias
+# The flags an optimum can carry (fit.json per_batch[].flags: flag -> reason). All but GRAD_CLIPPED
+# keep it out of the fits across B (EDGE and CLIPPED enter with analysis.include_edge).
+INSUFFICIENT, EDGE, CLIPPED, FLAT, NO_NOISE, GRAD_CLIPPED = "insufficient", "edge", "clipped", "flat", "no_noise", "grad_clipped"
+FLAGS = (INSUFFICIENT, EDGE, CLIPPED, FLAT, NO_NOISE, GRAD_CLIPPED)
 CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
 
 
@@ -258,29 +262,29 @@ def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
     `noise`: pooled sigma, dof, source; `clipped`: clipped_fraction per (seed, lr), NaN = unknown."""
     finite = np.isfinite(mean)
     if loc is None:
-        return {"insufficient": f"{int(finite.sum())} finite point(s); expected at least 3"}
+        return {INSUFFICIENT: f"{int(finite.sum())} finite point(s); expected at least 3"}
     flags, i, h = {}, loc["i_best"], loc["step"]
     edge = _edge_reason(lrs, finite, i, h)
     if edge:
-        flags["edge"] = edge
+        flags[EDGE] = edge
     elif loc["x_vertex"] is None:
-        flags["flat"] = "the local quadratic has no minimum (it opens downwards)"
+        flags[FLAT] = "the local quadratic has no minimum (it opens downwards)"
     elif loc["clipped"]:
         lo, hi = loc["bracket"]
         edge_lr = lo if loc["x_vertex"] < math.log10(lrs[i]) else hi  # the side the vertex fell out of
         add = edge_lr * (edge_lr / lrs[i]) ** 0.5  # half a bracket beyond its edge
-        flags["clipped"] = (f"vertex at lr {_lr_text(loc['x_vertex'])} lies outside the bracket [{lo:.3g}, "
+        flags[CLIPPED] = (f"vertex at lr {_lr_text(loc['x_vertex'])} lies outside the bracket [{lo:.3g}, "
                             f"{hi:.3g}] (kept at its edge); add lr {add:.3g} to pin it")
     if noise["sigma"] is None and not edge:
-        flags["no_noise"] = "no noise estimate (one seed, too few points, no train_loss_std): lr_opt has no SE"
+        flags[NO_NOISE] = "no noise estimate (one seed, too few points, no train_loss_std): lr_opt has no SE"
     elif loc["curvature_t"] is not None and loc["curvature_t"] < MIN_CURVATURE_T:
-        flags["flat"] = (f"local curvature t = {loc['curvature_t']:.2f} < {MIN_CURVATURE_T:g} (noise sigma "
+        flags[FLAT] = (f"local curvature t = {loc['curvature_t']:.2f} < {MIN_CURVATURE_T:g} (noise sigma "
                          f"{noise['sigma']:.3g} from {noise['source']}): no identifiable optimum")
     elif se_log10 is not None and se_log10 > h and not edge:
-        flags["flat"] = f"lr_opt SE {se_log10:.2f} decades exceeds the grid step {h:.2f}: the optimum is not pinned"
+        flags[FLAT] = f"lr_opt SE {se_log10:.2f} decades exceeds the grid step {h:.2f}: the optimum is not pinned"
     frac = _clipped_near(clipped, i)
     if frac is not None and frac > CLIPPED_MAJORITY:
-        flags["grad_clipped"] = (f"gradient clipping active on {frac:.0%} of steps near lr_opt: the step follows "
+        flags[GRAD_CLIPPED] = (f"gradient clipping active on {frac:.0%} of steps near lr_opt: the step follows "
                                  "clip/||g||, not the nominal lr")
     return flags
 

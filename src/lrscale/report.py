@@ -25,22 +25,8 @@ def summary_table(result) -> str:
 
 
 def locating_text(result) -> str:
-    """How the optima were located, and the assumption it rests on (fit.json `shared_shape`)."""
-    j, shape = result.get("shared_shape") or {}, result["shape_bias_log10"]
-    if j.get("used"):
-        return (f"Located by one loss shape shared by B = {', '.join(map(str, j['batch_sizes']))}: loss = a_B + "
-                f"c_B(u² + k u³ + q u⁴) around each optimum, u = log10 lr − log10 lr_opt, with k = "
-                f"{j['k_per_decade']:.3g}/decade and q = {j['q_per_decade2']:.3g}/decade² (χ² = {j['chi2']:.1f} on "
-                f"{j['dof']} dof, p = {j['p_value']:.2g}; against an asymmetry of its own per B, p = "
-                f"{j['p_shared']:.2g}). The SEs rest on these curves sharing that shape.")
-    why = f" (no shared shape: {j['reason']})" if j.get("reason") else ""
-    if result["estimator"] != "parabola":
-        return (f"Located by the {result['estimator']} estimator per B{why}; shape bias SE floor "
-                f"{shape['total']:.3f} decades.")
-    if shape.get("shift") is not None:
-        return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
-                f"decades, is subtracted from each.")
-    return f"Located by a quadratic per B{why}; the shape bias is an SE floor of {shape['total']:.3f} decades."
+    """How the optima were located, and the assumption it rests on (the locators say it: fit.json `locating`)."""
+    return result["locating"]
 
 
 def noise_text(result) -> str:

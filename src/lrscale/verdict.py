@@ -6,6 +6,7 @@ between two / outside all), then confounds and exclusions.
 """
 
 from .forms import close_second
+from .locators import SHARED_SHAPE
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {"power_law": "power law C·B^β", "mccandlish": "McCandlish lr_max/(1 + B_noise/B)",
@@ -98,7 +99,7 @@ def exclusion_text(r) -> str:
 
 def _located(r) -> str:
     """The assumption the per-B optima rest on, when it is the shared shape's."""
-    joined = set((r.get("shared_shape") or {}).get("batch_sizes", ()))
+    joined = {p["batch_size"] for p in r["per_batch"] if p.get("method") == SHARED_SHAPE}
     if not joined:
         return ""
     used = set(r["included_batch_sizes"])

@@ -1,0 +1,275 @@
+"""Where each batch size's optimum lies: one typed result per B (`Optimum`) and one interface,
+`Locator`, that the two ways of locating an optimum implement:
+
+  LocalFit     each B's own local fit (optima.locate: quadratic, argmin or spline), the quadratic
+               vertex's shape bias common to every B subtracted (or carried as an SE floor)
+  SharedShape  one loss shape fitted to the identifiable B's windows at once (lrscale.shared_shape);
+               where it is accepted, its optima replace the local fit's
+
+A locator places optima (`place`), redraws them for the bootstrap (`start_draw`, `draw_log10`),
+says which share of an optimum's variance more seeds can shrink (`noise_share`) and how it located
+(`describe`). The fit, the bootstrap and the verdict ask the optimum's own locator and never
+branch on the method.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import optima, shared_shape
+from .sweep_table import Sweep
+
+SHARED_SHAPE = "shared shape"  # Optimum.method of the optima the shared shape placed
+
+
+@dataclass
+class Optimum:
+    """One batch size in fit.json's `per_batch` (`row()` writes it; fields in its key order)."""
+
+    batch_size: int
+    lrs: list  # the lrs run at this B, ascending
+    mean_loss: list  # seed-mean final loss per lr (None: every run there diverged)
+    n_seeds: int
+    runs_per_lr: list
+    diverged_lrs: list
+    lr_opt: float | None = None
+    loss_at_opt: float | None = None
+    lr_opt_ci95: list | None = None  # [low, high], t with the SE's dof
+    lr_opt_se_log10: float | None = None  # noise and the whole shape bias, in quadrature (decades)
+    lr_opt_se_across_b_log10: float | None = None  # noise and the B-to-B part of the shape bias: for fits across B
+    flags: dict = field(default_factory=dict)  # flag -> reason (optima.FLAGS)
+    grid_best_lr: float | None = None
+    parabola: list | None = None  # the local quadratic in log10 lr, highest power first
+    curvature_t: float | None = None
+    lr_opt_vertex: float | None = None  # the local fit's vertex, where a correction moved lr_opt from it
+    local_fit: list | None = None  # the shared shape's quartic in log10 lr, highest power first
+    noise_sigma: float | None = None  # σ of one run's final loss at this B (alias loss_sigma)
+    noise_sigma_dof: float | None = None
+    included: bool = False
+    method: str | None = None  # how lr_opt was placed (Locator.method)
+    se_noise_log10: float | None = field(default=None, repr=False)  # the noise part of the SE
+    dof: float | None = field(default=None, repr=False)  # of that SE
+    locator: object = field(default=None, repr=False, compare=False)  # the Locator that placed it
+
+    INTERNAL = ("se_noise_log10", "dof", "locator")
+
+    def row(self) -> dict:
+        """fit.json's row: every public field, plus the loss_sigma aliases of the noise_sigma keys."""
+        out = {k: v for k, v in self.__dict__.items() if k not in self.INTERNAL}
+        return {**out, "loss_sigma": self.noise_sigma, "loss_sigma_dof": self.noise_sigma_dof}
+
+
+@dataclass
+class Placement:
+    """What a locator says of one optimum; the fit adds the SE, the CI and the flags."""
+
+    lr_opt: float
+    loss_at_opt: float
+    se_noise_log10: float | None  # None: no noise estimate
+    shape_total: float  # SD of the shape bias left in lr_opt (decades), for its own CI
+    shape_across_b: float  # its part that varies from B to B, for fits across B
+    dof: float
+    method: str
+    lr_opt_vertex: float | None = None
+    local_fit: list | None = None
+
+
+def point_sd(sweep: Sweep, b, noise: dict):
+    """SD of each seed-mean loss of batch size b (its σ over the runs behind it); None without σ."""
+    sigma = noise_at(noise, b)["sigma"]
+    return None if sigma is None else sigma / np.sqrt(np.maximum(sweep.counts(b), 1))
+
+
+def noise_at(noise: dict, b) -> dict:
+    """The noise of batch size b: its own σ and dof when σ is modelled per B, else the pooled ones."""
+    model = noise["model"]
+    return {**noise, "sigma": model["sigma"].get(b, noise["sigma"]), "dof": model["dof"].get(b, noise["dof"])}
+
+
+class LocalFit:
+    """Each B's own local fit; for the parabola with enough identifiable B, the vertices' common
+    shape bias (`shape`: fit.json's shape_bias_log10) is subtracted from each."""
+
+    def __init__(self, sweep: Sweep, noise: dict, estimator: str):
+        self.sweep, self.noise, self.estimator = sweep, noise, estimator
+        self.located = {b: self._locate(b) for b in sweep.batch_sizes}  # b -> (Optimum, locate's dict, means)
+        step = float(np.median([optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]))
+        ident = [loc for _, loc, _ in self.located.values() if identifiable(loc)]
+        self.shape = _shape([loc["shape_bias"] for loc in ident], [loc["phase_jitter"] for loc in ident], step,
+                            estimator)
+
+    def _locate(self, b):
+        sweep = self.sweep
+        lrs, n = sweep.lrs[b], sweep.counts(b)
+        mean = optima.seed_mean(sweep.losses[b], sweep.ran_mask(b))
+        opt = Optimum(b, lrs.tolist(), [None if not np.isfinite(v) else float(v) for v in mean], int(n.max()),
+                      n.tolist(), [float(lr) for lr, v in zip(lrs, mean) if not np.isfinite(v)])
+        if np.isfinite(mean).sum() < 3:
+            return opt, None, mean
+        loc = optima.locate(lrs, mean, self.estimator, point_sd(sweep, b, self.noise), n, sweep.grid.get(b))
+        opt.lr_opt, opt.loss_at_opt, opt.grid_best_lr = loc["lr_opt"], loc["loss_opt"], float(lrs[loc["i_best"]])
+        opt.parabola, opt.curvature_t = loc["parabola"], loc["curvature_t"]
+        return opt, loc, mean
+
+    def identifiable(self) -> list:
+        """The B whose optimum has a shape: (b, locate's dict, means)."""
+        return [(b, loc, mean) for b, (_, loc, mean) in self.located.items() if identifiable(loc)]
+
+    def place(self, b) -> Placement | None:
+        opt, loc, _ = self.located[b]
+        if opt.lr_opt is None:
+            return None
+        lr_opt, loss_at_opt, vertex = opt.lr_opt, opt.loss_at_opt, None
+        method = {"parabola": "quadratic"}.get(self.estimator, self.estimator)
+        if loc["x_vertex"] is None:
+            method = "best grid point (no local minimum between its neighbours)"
+        elif self.shape["shift"] is not None and loc["parabola"] and not loc["clipped"]:
+            lo, hi = np.log10(loc["bracket"])
+            x = float(np.clip(loc["x_vertex"] - self.shape["shift"], lo, hi))
+            a, bb, c = loc["parabola"]
+            lr_opt, loss_at_opt, vertex = float(10**x), float(a * x * x + bb * x + c), opt.lr_opt
+            method = "quadratic, the common shape bias removed"
+        return Placement(lr_opt, loss_at_opt, _vertex_se(loc, self.noise), self.shape["total"],
+                         self.shape["across_b"], noise_at(self.noise, b)["dof"], method, vertex)
+
+    def start_draw(self, rng, scale: float) -> None:
+        self._scale = scale
+
+    def draw_log10(self, b, rng) -> float:
+        """The optimum located again on seed means redrawn with the noise, plus the B-to-B shape bias."""
+        sweep = self.sweep
+        lrs, n = sweep.lrs[b], sweep.counts(b)
+        mean = optima.seed_mean(sweep.losses[b], sweep.ran_mask(b))
+        mean = mean + rng.normal(0, 1, len(mean)) * self._scale * point_sd(sweep, b, self.noise)
+        lr_opt = optima.locate(lrs, mean, self.estimator, runs=n, grid_lrs=sweep.grid.get(b))["lr_opt"]
+        return math.log10(lr_opt) + rng.normal(0, self.shape["across_b"])
+
+    def noise_share(self, opt: Optimum) -> float:
+        return 1 - self.shape["across_b"] ** 2 / opt.lr_opt_se_across_b_log10**2
+
+    def describe(self, why: str) -> str:
+        shape = self.shape
+        if self.estimator != "parabola":
+            return (f"Located by the {self.estimator} estimator per B{why}; shape bias SE floor "
+                    f"{shape['total']:.3f} decades.")
+        if shape["shift"] is not None:
+            return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
+                    f"decades, is subtracted from each.")
+        return f"Located by a quadratic per B{why}; the shape bias is an SE floor of {shape['total']:.3f} decades."
+
+
+class SharedShape:
+    """The shared-shape fit over the local fit's identifiable windows (parabola estimator, σ from
+    the seeds' spread), each optimum kept inside its B's bracket. `joint`: shared_shape.fit's."""
+
+    method = SHARED_SHAPE
+
+    def __init__(self, local: LocalFit):
+        self.local = local
+        self.joint = self._fit(local)
+        self.width = len(next(iter(self.joint.get("draw", {}).values()), ()))
+
+    @staticmethod
+    def _fit(local: LocalFit) -> dict:
+        if local.estimator != "parabola":
+            return {"used": False, "reason": f"the {local.estimator} estimator"}
+        if local.noise["source"] != "seed spread":  # σ from the windows' own residuals: the tests would be circular
+            return {"used": False, "reason": "one seed: no noise estimate independent of the curves' shapes"}
+        windows, brackets = {}, {}
+        for b, loc, mean in local.identifiable():
+            w, sd = loc["window"], point_sd(local.sweep, b, local.noise)
+            windows[b], brackets[b] = (np.log10(local.sweep.lrs[b])[w], mean[w], sd[w]), np.log10(loc["bracket"])
+        return shared_shape.fit(windows, brackets, local.noise["dof"])
+
+    def owns(self, b) -> bool:
+        return b in self.joint.get("x", {})
+
+    def place(self, b) -> Placement:
+        """No shape floor: a misfit of the shared shape shows in its χ², which scales its SEs."""
+        j = self.joint
+        return Placement(float(10 ** j["x"][b]), j["level"][b], j["se"][b], 0.0, 0.0, j["se_dof"], self.method,
+                         self.local.located[b][0].lr_opt, j["coef"][b])
+
+    def start_draw(self, rng, scale: float) -> None:
+        """One draw of every window's point errors: the shared k and q correlate the optima."""
+        self._z = rng.normal(0, scale, self.width)
+
+    def draw_log10(self, b, rng) -> float:
+        return self.joint["x"][b] + float(self.joint["draw"][b] @ self._z)
+
+    def noise_share(self, opt: Optimum) -> float:
+        """What seeds cannot shrink is the shared shape's misfit: the χ² above its dof."""
+        return 1 / max(1.0, self.joint["chi2"] / self.joint["dof"])
+
+    def describe(self, why: str = "") -> str:
+        j = self.joint
+        return (f"Located by one loss shape shared by B = {', '.join(map(str, j['x']))}: loss = a_B + "
+                f"c_B(u² + k u³ + q u⁴) around each optimum, u = log10 lr − log10 lr_opt, with k = "
+                f"{j['k']:.3g}/decade and q = {j['q']:.3g}/decade² (χ² = {j['chi2']:.1f} on "
+                f"{j['dof']} dof, p = {j['p_value']:.2g}; against an asymmetry of its own per B, p = "
+                f"{j['p_shared']:.2g}). The SEs rest on these curves sharing that shape.")
+
+
+def identifiable(loc) -> bool:
+    """A located vertex inside its bracket, curved beyond the noise: a flat column has no shape."""
+    curved = (loc or {}).get("curvature_t") or 0
+    return bool(loc and loc["shape_bias"] and not loc["clipped"] and curved >= optima.MIN_CURVATURE_T)
+
+
+def _vertex_se(loc, noise):
+    """SE of log10 lr_opt from noise for a per-B vertex: the delta method's, or one grid step for an
+    unbracketed optimum (it lies beyond the edge); None without a noise estimate."""
+    if loc is not None and loc["se_log10"] is not None:
+        return loc["se_log10"]
+    return loc["step"] if loc is not None and noise["sigma"] is not None else None
+
+
+def _shape(biases, jitters, step, estimator) -> dict:
+    """The quadratic vertex's shape bias: with the parabola and enough batch sizes, a common `shift`
+    subtracted from every vertex; what is left varies with each B's grid phase (`across_b`: the
+    median phase jitter, with the least floor in quadrature); `total` adds the shift's SE. Otherwise
+    no shift and `shape_floor`'s (total, across_b)."""
+    shift = optima.shape_shift(biases) if estimator == "parabola" else None
+    if shift is None:
+        total, across = optima.shape_floor(biases, step)
+        return {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None,
+                "model": "floor"}
+    jitter = [j for j in jitters if j is not None]
+    jitter = float(np.median(jitter)) if jitter else 0.0
+    across = math.hypot(jitter, optima.FLOOR_STEPS * step)
+    return {"total": math.hypot(shift[1], across), "across_b": across, "shift": shift[0], "shift_se": shift[1],
+            "phase_jitter": jitter, "model": "shift"}
+
+
+def locate_all(sweep: Sweep, noise: dict, estimator: str, include_edge: bool):
+    """Every B's Optimum (shared-shape optima where that shape is accepted, the local fit's
+    elsewhere), with SE, CI, flags and whether it enters the fits across B; and the two locators."""
+    local = LocalFit(sweep, noise, estimator)
+    shared = SharedShape(local)
+    if shared.joint["used"]:  # the per-B treatment stays for the batch sizes outside the shared shape
+        local.shape["model"] = "shared_shape"
+    out = []
+    for b, (opt, loc, mean) in local.located.items():
+        locator = shared if shared.owns(b) else local
+        _finish(opt, locator.place(b), locator, loc, mean, sweep, noise, include_edge)
+        out.append(opt)
+    return out, local, shared
+
+
+def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise, include_edge) -> None:
+    """The placement's lr_opt and SEs (noise and shape bias in quadrature: the whole bias for the CI,
+    its B-to-B part for fits across B), the flags with reasons, and whether the optimum is used."""
+    b = opt.batch_size
+    own = noise_at(noise, b)
+    if p is not None:
+        opt.lr_opt, opt.loss_at_opt, opt.method, opt.locator, opt.dof = p.lr_opt, p.loss_at_opt, p.method, locator, p.dof
+        opt.lr_opt_vertex, opt.local_fit, opt.se_noise_log10 = p.lr_opt_vertex, p.local_fit, p.se_noise_log10
+        if p.se_noise_log10 is not None:
+            opt.lr_opt_se_log10 = optima.total_se(p.se_noise_log10, p.shape_total)
+            opt.lr_opt_se_across_b_log10 = optima.total_se(p.se_noise_log10, p.shape_across_b)
+            opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, opt.lr_opt_se_log10, p.dof)
+    opt.flags = optima.flags_for(sweep.lrs[b], mean, loc, opt.lr_opt_se_log10, own, sweep.clipped.get(b))
+    opt.noise_sigma, opt.noise_sigma_dof = own["sigma"], own["dof"]
+    blocking = set(opt.flags) - {optima.GRAD_CLIPPED} - ({optima.EDGE, optima.CLIPPED} if include_edge else set())
+    opt.included = bool(opt.lr_opt is not None and opt.lr_opt_se_log10 is not None and not blocking)
