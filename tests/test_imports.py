@@ -49,13 +49,19 @@ def find_cycle(graph: dict) -> list | None:
 
 def test_the_walk_sees_imports_inside_functions():
     graph = import_graph()
-    assert "fit" in graph["adaptive"]  # plan_round's `from .fit import analyse`, inside the function
+    assert "gpu_slots" in graph["cli"]  # cmd_train's `from . import gpu_slots`, inside the function
     assert {"plans", "report"} <= graph["fit"]  # run_fit's, inside the function
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
 def test_no_import_cycle():
     assert find_cycle(import_graph()) is None
+
+
+def test_the_planner_locates_optima_without_the_fit():
+    """The planner asks the analysis' per-B location (lrscale.locators), not the whole fit."""
+    graph = import_graph()
+    assert "locators" in graph["adaptive"] and "fit" not in graph["adaptive"]
 
 
 def test_plan_and_status_readers_import_no_numpy_or_scipy():

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, optima
+from . import config, locators, loss_noise, optima
 from .errors import UserError
 from .fileio import atomic_write_text
 from .plans import annotate, open_flags, read_plan  # noqa: F401  (annotate, read_plan: re-exported)
@@ -281,15 +281,14 @@ PRIORITY = {"extend": 0, "recenter": 1, "reseed": 2}  # the order the budget is 
 
 def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
     """Round r's plan (r >= 2) from every run so far (`sweep`) and the earlier plans (rounds 2..r-1)."""
-    from .fit import analyse  # the fit's own per-B optima and flags, without the bootstrap
-
     a = settings(cfg)
     used = sum(int(sweep.counts(b).sum()) for b in sweep.batch_sizes)
     left = math.inf if a["max_runs"] is None else a["max_runs"] - used
     hist, known, spacing = _history(plans), known_lrs(cfg, sweep), recenter_spacing(cfg)
     set_grid(sweep, cfg["sweep"]["lrs"])
-    rows = {row["batch_size"]: row for row in analyse(sweep, estimator=cfg["analysis"]["estimator"],
-                                                      bootstrap=0)["per_batch"]}
+    located, _, _ = locators.locate_all(sweep, loss_noise.of_sweep(sweep), cfg["analysis"]["estimator"],
+                                        include_edge=False)  # the fit's own per-B optima and flags
+    rows = {o.batch_size: o.row() for o in located}
     actions, wanted, notes = {}, [], []
     for b in cfg["sweep"]["batch_sizes"]:
         action, lrs, why = _wanted(rows[b], hist.get(b) or _no_history(), a, spacing)

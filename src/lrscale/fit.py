@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, forms, locators, loss_noise, optima
+from . import config, forms, locators, loss_noise
 from .aggregate import last_probe, load_all
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
@@ -88,24 +88,11 @@ def _non_monotonic(included):
     return drops
 
 
-def _noise(sweep: Sweep) -> dict:
-    """σ pooled over the sweep (sigma, dof, source) and `model`: σ per batch size (lrscale.loss_noise)."""
-    known = [v for v in sweep.noise.values() if v]
-    fallback = float(np.median(known)) if known else None
-    sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran, sweep.grid)
-    if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
-        # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used
-        sigma, dof, source = fallback, math.inf, "train_loss_std (above the local cubic residuals)"
-    spread = optima.seed_spread(sweep.lrs, sweep.losses, sweep.ran, sweep.grid) if source == "seed spread" else {}
-    return {"sigma": sigma, "dof": dof, "source": source,
-            "model": loss_noise.model(spread, (sigma, dof, source), sweep.batch_sizes)}
-
-
 def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=None, include_edge=None) -> dict:
     """lr_opt per batch size, the form of lr_opt(B), β with CIs, hypotheses and the verdict. Unset
     settings take the defaults of the config's analysis section (workflow/schemas/config.schema.yaml)."""
     s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
-    noise = _noise(sweep)
+    noise = loss_noise.of_sweep(sweep)
     per_b, local, shared = locators.locate_all(sweep, noise, s["estimator"], s["include_edge"])
     included = [o for o in per_b if o.included]
     boot_beta = _bootstrap(included, (shared, local), s, noise)

@@ -21,6 +21,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from . import optima
+
 HETEROGENEITY_P = 0.05  # Q test: below this, σ is modelled per batch size
 MIN_BATCH_SIZES = 3  # batch sizes with seed repeats needed to compare σ across B
 
@@ -104,3 +106,17 @@ def model(spread: dict, pooled: tuple, batch_sizes) -> dict:
             "reason": (f"σ modelled per batch size: their seed spreads differ (Q = {q:.1f} on {len(have) - 1} dof, "
                        f"p = {p_q:.2g}); " + (f"σ ∝ B^{slope:.2f}" if slope else "no trend in B")
                        + ", each B's own spread shrunk toward it")}
+
+
+def of_sweep(sweep) -> dict:
+    """σ of one run's final loss: pooled over the sweep (sigma, dof, source; optima.pooled_sigma) and
+    `model`: per batch size (`model`)."""
+    known = [v for v in sweep.noise.values() if v]
+    fallback = float(np.median(known)) if known else None
+    sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran, sweep.grid)
+    if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
+        # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used
+        sigma, dof, source = fallback, math.inf, "train_loss_std (above the local cubic residuals)"
+    spread = optima.seed_spread(sweep.lrs, sweep.losses, sweep.ran, sweep.grid) if source == "seed spread" else {}
+    return {"sigma": sigma, "dof": dof, "source": source,
+            "model": model(spread, (sigma, dof, source), sweep.batch_sizes)}
