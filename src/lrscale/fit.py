@@ -160,6 +160,23 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
     result["noise_share"] = float(np.mean([o.locator.noise_share(o) for o in included]))
 
 
+BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it
+
+
+def _form_bands(result) -> None:
+    """Each fitted form's curve and pointwise 95% band over the used batch sizes' range, written to
+    fit.json (forms.<form>.band95) for the plots to draw: refits to lr_opt redrawn within its errors."""
+    used = [r for r in result["per_batch"] if r["included"]]
+    if not result.get("forms"):
+        return
+    b = [r["batch_size"] for r in used]
+    grid = np.geomspace(min(b), max(b), BAND_POINTS)
+    lr, se_ln = [r["lr_opt"] for r in used], [LN10 * r["lr_opt_se_across_b_log10"] for r in used]
+    for name, f in result["forms"].items():
+        low, high = forms.band(b, lr, se_ln, name, grid, n=BAND_DRAWS, seed=0)
+        f["band95"] = {"batch_size": grid.tolist(), "lr_opt": forms.curve(f, grid).tolist(), "low": low, "high": high}
+
+
 def gradient_noise(result, runs) -> dict:
     """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt (issue 13):
     B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
@@ -204,6 +221,7 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     if round_plans:
         plan_files.annotate(result, round_plans)
+    _form_bands(result)
     result["gradient_noise"] = gradient_noise(result, runs)
     result["verdict"] = " ".join(filter(None, [result["verdict"], noise_sentence(result)]))
     report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs)

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from . import CURVES_PER_BATCH, PLOTS, forms  # noqa: E402
+from . import CURVES_PER_BATCH, PLOTS  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
@@ -54,21 +54,19 @@ def lr_opt_vs_batch(result, path):
     used = [r for r in rows if r["included"]]
     if result.get("forms"):
         b_used = [r["batch_size"] for r in used]
-        bb = np.geomspace(min(b_used), max(b_used), 60)
-        lr = [r["lr_opt"] for r in used]
-        se_ln = [np.log(10) * r["lr_opt_se_across_b_log10"] for r in used]
         for name, fit in result["forms"].items():
             colour, label = FORM_STYLE[name]
             best = name == result["preferred_form"]
-            lo, hi = forms.band(b_used, lr, se_ln, name, bb, n=100, seed=0)
-            ax.fill_between(bb, lo, hi, color=colour, alpha=0.22 if best else 0.07, lw=0)
+            band = fit["band95"]  # computed by the fit (fit.json), drawn here
+            bb = band["batch_size"]
+            ax.fill_between(bb, band["low"], band["high"], color=colour, alpha=0.22 if best else 0.07, lw=0)
             if name == "power_law":
                 extra = f" β = {fit['beta']:.3f}"
             elif fit["b_noise_unbounded"] or not min(b_used) / 10 < fit["b_noise"] < 10 * max(b_used):
                 extra = " B_noise off the B range"
             else:
                 extra = f" B_noise = {fit['b_noise']:.3g}"
-            ax.plot(bb, forms.curve(fit, bb), color=colour, lw=2.4 if best else 1.0, ls="-" if best else "--",
+            ax.plot(bb, band["lr_opt"], color=colour, lw=2.4 if best else 1.0, ls="-" if best else "--",
                     label=f"{label}:{extra}, χ² {fit['chi2']:.1f}" + (" (preferred)" if best else ""))
         if any("grad_clipped" in r["flags"] for r in rows):
             ax.plot([], [], "o", ms=10, mfc="none", mec="red", label="grad clipped on most steps")
