@@ -224,5 +224,5 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     _form_bands(result)
     result["gradient_noise"] = gradient_noise(result, runs)
     result["verdict"] = " ".join(filter(None, [result["verdict"], noise_sentence(result)]))
-    report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs)
+    report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs, sweep.table)
     return result

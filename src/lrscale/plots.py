@@ -116,11 +116,13 @@ def loss_heatmap(result, path):
     all_lrs = sorted({lr for r in result["per_batch"] for lr in r["lrs"]})
     if any(r["lrs"] != all_lrs for r in result["per_batch"]) and len(all_lrs) > 12:
         return _loss_heatmap_log_x(result, path)  # an adaptive sweep: every B has lrs of its own
+    import pandas as pd
+
     bs = [r["batch_size"] for r in result["per_batch"]]
-    grid = np.full((len(bs), len(all_lrs)), np.nan)
-    for i, r in enumerate(result["per_batch"]):
-        for lr, v in zip(r["lrs"], r["mean_loss"]):
-            grid[i, all_lrs.index(lr)] = np.nan if v is None else v
+    cells = pd.DataFrame([(r["batch_size"], lr, np.nan if v is None else v) for r in result["per_batch"]
+                          for lr, v in zip(r["lrs"], r["mean_loss"])], columns=["batch_size", "lr", "loss"])
+    grid = cells.pivot(index="batch_size", columns="lr", values="loss").reindex(index=bs, columns=all_lrs)
+    grid = grid.to_numpy(float)  # B x lr, NaN: diverged or not run
     fig, ax = plt.subplots(figsize=(7, 4.8))
     with np.errstate(invalid="ignore", divide="ignore"):
         im = ax.imshow(np.log10(grid), cmap="magma_r", aspect="auto")

@@ -112,14 +112,14 @@ def _best_csv(result) -> str:
     return "\n".join(best) + "\n"
 
 
-def write_all(result, out: Path, runs=()) -> None:
-    """Plots first, then fit.json, the CSV and the report; each written atomically."""
+def write_all(result, out: Path, runs=(), results_frame=None) -> None:
+    """Plots first, then fit.json, the CSV, the report and its pages; each written atomically.
+    `results_frame`: the results CSV as read (Sweep.table). `result` is only read."""
     from . import plots  # matplotlib only when writing outputs
 
-    boot = result.pop("boot_betas")
-    plots.render_all(result, boot, out, runs)
+    plots.render_all(result, result["boot_betas"], out, runs)
     print(f"[lrscale fit] training curves from {len(runs)} metrics files")
-    atomic_write_json(out / "fit.json", result)
+    atomic_write_json(out / "fit.json", {k: v for k, v in result.items() if k != "boot_betas"})
     atomic_write_text(out / "best_per_batch.csv", _best_csv(result))
     table = summary_table(result)
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
@@ -130,7 +130,7 @@ def write_all(result, out: Path, runs=()) -> None:
               f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
-    write_pages(result, report, out)
+    write_pages(result, report, out, results_frame)
     print(table)
     print()
     print("Verdict:", result["verdict"])
@@ -147,22 +147,27 @@ th{{background:#f0f0f0}}.verdict{{font-size:1.1em;background:#f6f8fa;border-left
 """
 
 
-def csv_page(title: str, csv_text: str) -> str:
-    """A CSV as an HTML table (Snakemake's report shows .html results; a .csv is only a download)."""
-    import csv
+def table_page(title: str, frame) -> str:
+    """A table (pandas DataFrame) as an HTML page (Snakemake's report shows .html results; a .csv is only a download)."""
     import html
+
+    body = frame.to_html(index=False, border=0, na_rep="", escape=True)
+    return PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>\n{body}")
+
+
+def best_per_batch_frame(result):
+    """best_per_batch.csv's table, every cell as written there."""
     import io
 
-    rows = list(csv.reader(io.StringIO(csv_text)))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) if rows else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-    return PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>\n<table><thead><tr>{head}</tr>"
-                       f"</thead><tbody>{body}</tbody></table>")
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(_best_csv(result)), dtype=str, keep_default_na=False)
 
 
-def write_pages(result, report_md: str, out: Path) -> None:
+def write_pages(result, report_md: str, out: Path, results_frame) -> None:
     """PAGES for Snakemake's HTML report: report.html (the verdict first, then report.md's tables;
-    the plots are results of their own there), results_table.html and best_per_batch_table.html."""
+    the plots are results of their own there), results_table.html (`results_frame`: the results CSV as read)
+    and best_per_batch_table.html."""
     import html
 
     import markdown
@@ -171,9 +176,9 @@ def write_pages(result, report_md: str, out: Path) -> None:
     body = (f"<h1>Verdict</h1>\n<p class=\"verdict\">{html.escape(result['verdict'])}</p>\n"
             + markdown.markdown(text.split("\n", 1)[1], extensions=["tables"]))
     pages = {"report": PAGE.format(title="lrscale verdict", body=body),
-             "results_table": csv_page(f"results.csv ({result['input']['path']})",
-                                       Path(result["input"]["path"]).read_text()),
-             "best_per_batch_table": csv_page("best_per_batch.csv: lr_opt per batch size", _best_csv(result))}
+             "results_table": table_page(f"results.csv ({result['input']['path']})", results_frame),
+             "best_per_batch_table": table_page("best_per_batch.csv: lr_opt per batch size",
+                                                best_per_batch_frame(result))}
     assert list(pages) == PAGES, "lrscale.PAGES and the pages written disagree"
     for name, page in pages.items():
         atomic_write_text(out / f"{name}.html", page)

@@ -34,6 +34,7 @@ class Sweep:
     clipped: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of clipped_fraction (NaN: unknown)
     ran: dict = field(default_factory=dict)  # B -> bool (n_seeds, n_lrs): that run exists (absent B: all ran)
     grid: dict = field(default_factory=dict)  # B -> an adaptive sweep's grid lrs (absent: every lr is a grid lr)
+    table: object = None  # the CSV as read: a pandas DataFrame of its cells as text (read_table only)
 
     def ran_mask(self, b) -> np.ndarray:
         """Which (seed, lr) cells of B were run: adaptive rounds add seeds at some lrs only."""
@@ -63,9 +64,11 @@ def _bool(text):
     return str(text).strip().lower() in ("true", "1", "yes")
 
 
-def _record(path, n, cells: dict, prefix) -> tuple:
-    """(batch_size, lr, seed, loss, train_loss_std, num_steps, clipped_fraction) of CSV row n;
-    NaN loss = diverged, NaN elsewhere = not in this CSV."""
+RUN_COLUMNS = ["batch_size", "lr", "seed", "loss", "train_loss_std", "num_steps", "clipped_fraction"]
+
+
+def _record(path, n, cells: dict, prefix) -> dict:
+    """CSV row n as RUN_COLUMNS: NaN loss = diverged, NaN elsewhere = not in this CSV."""
     b = _num(path, n, prefix + "batch_size", cells[prefix + "batch_size"], integer=True)
     lr = _num(path, n, prefix + "lr", cells[prefix + "lr"])
     if not (math.isfinite(lr) and lr > 0):
@@ -74,13 +77,10 @@ def _record(path, n, cells: dict, prefix) -> tuple:
     seed = _num(path, n, "seed", cells["seed"]) if cells.get("seed", "").strip() else 0
     if not (math.isfinite(seed) and seed == int(seed) and seed >= 0):
         raise UserError(f"{path}: row {n}, column 'seed': {cells['seed']!r}; expected a non-negative integer")
-    seed = int(seed)
     if _bool(cells.get("diverged", False)) or not math.isfinite(loss):
         loss = math.nan  # NaN/inf losses are data (diverged), not errors
-    std = _num(path, n, "train_loss_std", cells["train_loss_std"]) if "train_loss_std" in cells else math.nan
-    steps = _num(path, n, "num_steps", cells["num_steps"]) if "num_steps" in cells else math.nan
-    clip = _num(path, n, "clipped_fraction", cells["clipped_fraction"]) if "clipped_fraction" in cells else math.nan
-    return b, lr, seed, loss, std, steps, clip
+    optional = {c: _num(path, n, c, cells[c]) if c in cells else math.nan for c in RUN_COLUMNS[4:]}
+    return {"batch_size": b, "lr": lr, "seed": int(seed), "loss": loss, **optional}
 
 
 def read_table(path, final_window=None) -> Sweep:
@@ -114,46 +114,63 @@ def read_table(path, final_window=None) -> Sweep:
         if len(r) < len(header):
             raise UserError(f"{path}: row {n} has {len(r)} fields; expected {len(header)}")
         rec = _record(path, n, {c: r[i] for c, i in col.items()}, prefix)
-        b, lr, seed = rec[:3]
-        key = (b, lr, seed)
+        b, lr, seed = key = rec["batch_size"], rec["lr"], rec["seed"]
         if key in seen:
             raise UserError(f"{path}: rows {seen[key]} and {n} are duplicates (batch_size {b}, lr {lr}, seed {seed}); "
                             "expected one row per run")
         seen[key] = n
         records.append(rec)
     sweep = from_records(records, fmt, final_window)
+    sweep.table = _text_frame(header, rows[1:])
     if all(len(v) == 1 for v in sweep.lrs.values()):
         raise UserError(f"{path}: every batch size has a single lr; expected several lrs per batch size to locate an optimum")
     return sweep
 
 
-def from_records(records, fmt, final_window) -> Sweep:
-    """A Sweep from (batch_size, lr, seed, loss, train_loss_std, num_steps, clipped_fraction) tuples."""
-    batch_sizes = sorted({r[0] for r in records})
-    seeds = sorted({r[2] for r in records})
-    sweep = Sweep(batch_sizes, {}, {}, {}, fmt, seeds)
-    for b in batch_sizes:
-        lrs = sorted({r[1] for r in records if r[0] == b})
-        table, clipped = np.full((len(seeds), len(lrs)), np.nan), np.full((len(seeds), len(lrs)), np.nan)
-        ran = np.zeros((len(seeds), len(lrs)), bool)
-        ses = []
-        for rb, lr, seed, loss, std, steps, clip in records:
-            if rb == b:
-                table[seeds.index(seed), lrs.index(lr)] = loss
-                ran[seeds.index(seed), lrs.index(lr)] = True
-                clipped[seeds.index(seed), lrs.index(lr)] = clip
-                if math.isfinite(std) and math.isfinite(steps) and steps > 0 and math.isfinite(loss):
-                    ses.append(std / math.sqrt(max(1.0, math.ceil(final_window * steps))))  # SE of a final-window mean
-        sweep.lrs[b], sweep.losses[b], sweep.clipped[b], sweep.ran[b] = np.array(lrs), table, clipped, ran
-        sweep.noise[b] = float(np.median(ses)) if ses else None
+def _frame(records: list[dict]):
+    import pandas as pd  # at the table's edge only: the DAG build and lrscale status never load it
+
+    return pd.DataFrame.from_records(records, columns=RUN_COLUMNS)
+
+
+def _text_frame(header, rows):
+    """The CSV's cells as text, one column per header name (a report page shows them as written)."""
+    import pandas as pd
+
+    return pd.DataFrame([r[: len(header)] for r in rows], columns=header, dtype=str)
+
+
+def from_frame(runs, fmt, final_window) -> Sweep:
+    """A Sweep from a DataFrame of RUN_COLUMNS, one row per run: per batch size a (seed x lr) table
+    (NaN where a seed was not run at an lr); noise[B] the median SE of a final-window mean loss."""
+    seeds = sorted(int(s) for s in runs["seed"].unique())
+    window_steps = np.maximum(1.0, np.ceil(final_window * runs["num_steps"]))
+    runs = runs.assign(ran=1.0, se=runs["train_loss_std"] / np.sqrt(window_steps))  # SE of a final-window mean
+    has_se = np.isfinite(runs[["train_loss_std", "num_steps", "loss"]]).all(axis=1) & (runs["num_steps"] > 0)
+    sweep = Sweep([], {}, {}, {}, fmt, seeds)
+    for b, at_b in runs.groupby("batch_size", sort=True):
+        b = int(b)
+        table = at_b.pivot(index="seed", columns="lr").reindex(seeds)  # lrs ascending, every seed a row
+        sweep.batch_sizes.append(b)
+        sweep.lrs[b] = table["loss"].columns.to_numpy(float)
+        sweep.losses[b], sweep.clipped[b] = table["loss"].to_numpy(float), table["clipped_fraction"].to_numpy(float)
+        sweep.ran[b] = table["ran"].notna().to_numpy()
+        ses = at_b["se"][has_se[at_b.index]]
+        sweep.noise[b] = float(np.median(ses.to_numpy())) if len(ses) else None
     return sweep
+
+
+def from_records(records, fmt, final_window) -> Sweep:
+    """A Sweep from runs given as RUN_COLUMNS tuples or dicts (tests and benchmarks build these)."""
+    return from_frame(_frame(records), fmt, final_window)
 
 
 def from_runs(runs, final_window) -> Sweep:
     """A Sweep from validated metrics.json dicts (what the adaptive planner reads)."""
     nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
-    records = [(m["batch_size"], float(m["lr"]), m["seed"], math.nan if m["diverged"] else nan(m["final_val_loss"]),
-                nan(m["train_loss_std"]), nan(m["num_steps"]), nan(m["grad_norm"]["clipped_fraction"])) for m in runs]
+    records = [{"batch_size": m["batch_size"], "lr": float(m["lr"]), "seed": m["seed"],
+                "loss": math.nan if m["diverged"] else nan(m["final_val_loss"]), "train_loss_std": nan(m["train_loss_std"]),
+                "num_steps": nan(m["num_steps"]), "clipped_fraction": nan(m["grad_norm"]["clipped_fraction"])} for m in runs]
     return from_records(records, "lrscale", final_window)
 
 
