@@ -345,7 +345,7 @@ def write_plan(cfg: dict, r: int, metrics_paths, plan_paths, out) -> dict:
     """Plan round r into `out` (results/<sweep>/rounds/round<r>.json). A plan kept from an earlier
     attempt (rounds/kept/) under the same config is written back unchanged: once made, a round's
     plan never changes."""
-    from .aggregate import load_all
+    from .metrics import load_all
 
     if r < 2:
         raise UserError(f"--round: {r}; expected 2 or more (round 1 is the config's grid)")

@@ -3,11 +3,9 @@
 import csv
 import io
 import math
-import os
 
-from . import metrics as metrics_io
-from .errors import UserError
 from .fileio import atomic_write_text
+from .metrics import last_probe, load_all
 
 # The seed study's columns first (its tooling keeps working), then ours.
 COLUMNS = [
@@ -22,17 +20,6 @@ INTEGER_COLUMNS = ("batch_size", "num_steps", "seed", "diverged_at_step", "sampl
 NOISE_COLUMNS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis", "noise_tail_index": "tail_index"}  # -> probe field
 
 
-def finite_probes(m: dict) -> list[dict]:
-    """The run's noise probes with finite gradients, in step order ([] when probes are off, or metrics v1)."""
-    return [p for p in (m.get("noise") or {}).get("probes", []) if p.get("finite")]
-
-
-def last_probe(m: dict) -> dict:
-    """The run's last finite noise probe, or {}."""
-    finite = finite_probes(m)
-    return finite[-1] if finite else {}
-
-
 def _cell(v):
     if v is None:
         return ""
@@ -41,20 +28,6 @@ def _cell(v):
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else ""
     return str(v)
-
-
-def load_all(paths) -> list[dict]:
-    """Validate every metrics file (a corrupt one is an error naming it, never skipped)."""
-    runs = [metrics_io.read(p) for p in paths]
-    for p, m in zip(paths, runs):  # files from before `finished_at`: written once, at the job's end
-        m.setdefault("finished_at", os.path.getmtime(p))
-    seen = {}
-    for p, m in zip(paths, runs):
-        key = (m["batch_size"], m["lr"], m["seed"])
-        if key in seen:
-            raise UserError(f"{p}: duplicate run {m['name']} seed {m['seed']} (also in {seen[key]})")
-        seen[key] = p
-    return sorted(runs, key=lambda m: (m["batch_size"], m["lr"], m["seed"]))
 
 
 def rows(runs) -> list[dict]:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import config, forms, locators, loss_noise
-from .aggregate import last_probe, load_all
+from .metrics import load_all
+from .noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
 from .verdict import HYPOTHESIS_NAMES, noise_sentence, verdict
@@ -175,31 +176,6 @@ def _form_bands(result) -> None:
     for name, f in result["forms"].items():
         low, high = forms.band(b, lr, se_ln, name, grid, n=BAND_DRAWS, seed=0)
         f["band95"] = {"batch_size": grid.tolist(), "lr_opt": forms.curve(f, grid).tolist(), "low": low, "high": high}
-
-
-def gradient_noise(result, runs) -> dict:
-    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt (issue 13):
-    B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
-    rows, latest = [], [(m, last_probe(m)) for m in runs]
-    for r in result["per_batch"]:
-        at_b = [(m, p) for m, p in latest if m["batch_size"] == r["batch_size"] and p]
-        if r["lr_opt"] is None or not at_b:
-            continue
-        lr = min({m["lr"] for m, _ in at_b}, key=lambda v: abs(math.log(v / r["lr_opt"])))
-        probes = [p for m, p in at_b if m["lr"] == lr]
-        row = {"batch_size": r["batch_size"], "lr": lr, "seeds": len(probes), "step": probes[0]["step"]}
-        for key in ("b_simple", "kurtosis"):
-            vals = [p[key] for p in probes if p[key] is not None]
-            cis = [p[key + "_ci95"] for p in probes if p[key + "_ci95"]]
-            row[key] = float(np.median(vals)) if vals else None
-            row[key + "_ci95"] = None if not cis else [
-                None if any(c[0] is None for c in cis) else min(c[0] for c in cis),
-                None if any(c[1] is None for c in cis) else max(c[1] for c in cis)]
-        row["tail"] = sorted({p["tail"] for p in probes if p["tail"]})
-        rows.append(row)
-    values = [r["b_simple"] for r in rows if r["b_simple"] is not None]
-    return {"per_batch": rows, "b_simple_median": float(np.median(values)) if values else None,
-            "where": "the last probe of each run at the swept lr nearest lr_opt"}
 
 
 def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:

@@ -1,6 +1,8 @@
-"""Read and validate metrics.json files (the train -> aggregate contract). Never imports torch."""
+"""Read and validate metrics.json files (the train -> aggregate contract), and what the readers take
+from them (every run of a sweep, its noise probes). Never imports torch."""
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,3 +46,28 @@ def read(path) -> dict:
     if len(set(n.values())) > 1:
         raise UserError(f"{path}: key 'curves': lists of different lengths {n}; delete it to rerun that job")
     return data
+
+
+def load_all(paths) -> list[dict]:
+    """Validate every metrics file (a corrupt one is an error naming it, never skipped)."""
+    runs = [read(p) for p in paths]
+    for p, m in zip(paths, runs):  # files from before `finished_at`: written once, at the job's end
+        m.setdefault("finished_at", os.path.getmtime(p))
+    seen = {}
+    for p, m in zip(paths, runs):
+        key = (m["batch_size"], m["lr"], m["seed"])
+        if key in seen:
+            raise UserError(f"{p}: duplicate run {m['name']} seed {m['seed']} (also in {seen[key]})")
+        seen[key] = p
+    return sorted(runs, key=lambda m: (m["batch_size"], m["lr"], m["seed"]))
+
+
+def finite_probes(m: dict) -> list[dict]:
+    """The run's noise probes with finite gradients, in step order ([] when probes are off, or metrics v1)."""
+    return [p for p in (m.get("noise") or {}).get("probes", []) if p.get("finite")]
+
+
+def last_probe(m: dict) -> dict:
+    """The run's last finite noise probe, or {}."""
+    finite = finite_probes(m)
+    return finite[-1] if finite else {}

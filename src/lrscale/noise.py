@@ -13,6 +13,7 @@ the same parameters. Writing Σ for the per-sample gradient covariance and G for
                   power law against an exponential tail on the same exceedances: light tails
                   (Gaussian, Laplace) come out `light` or `undecided`, not as a misleading α.
                   On gradients: of `standardized_noise` (leave-one-out z-scores, pooled).
+`gradient_noise` summarises the runs' last probes per batch size for the fit (fit.json).
 Every estimate comes with a jackknife SE over the m rows (delete-one) and a t-based 95% CI; the CIs
 of the positive, right-skewed ones (tr(Σ), B_simple, kurtosis + 2) are built on their log, which
 covers better at small B under heavy tails (bench: Laplace labels at B = 8, 0.88 → 0.90 for tr(Σ)).
@@ -22,6 +23,8 @@ import math
 
 import numpy as np
 from scipy import stats
+
+from .metrics import last_probe
 
 
 def _t95(dof: int) -> float:
@@ -167,3 +170,28 @@ def standardized_noise(grads) -> np.ndarray:
     var_loo = (sq - grads**2 - (m - 1) * mean_loo**2) / (m - 2)
     keep = np.all(var_loo > 0, axis=0)
     return ((grads - mean_loo)[:, keep] / np.sqrt(var_loo[:, keep])).ravel()
+
+
+def gradient_noise(result, runs) -> dict:
+    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt (issue 13):
+    B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
+    rows, latest = [], [(m, last_probe(m)) for m in runs]
+    for r in result["per_batch"]:
+        at_b = [(m, p) for m, p in latest if m["batch_size"] == r["batch_size"] and p]
+        if r["lr_opt"] is None or not at_b:
+            continue
+        lr = min({m["lr"] for m, _ in at_b}, key=lambda v: abs(math.log(v / r["lr_opt"])))
+        probes = [p for m, p in at_b if m["lr"] == lr]
+        row = {"batch_size": r["batch_size"], "lr": lr, "seeds": len(probes), "step": probes[0]["step"]}
+        for key in ("b_simple", "kurtosis"):
+            vals = [p[key] for p in probes if p[key] is not None]
+            cis = [p[key + "_ci95"] for p in probes if p[key + "_ci95"]]
+            row[key] = float(np.median(vals)) if vals else None
+            row[key + "_ci95"] = None if not cis else [
+                None if any(c[0] is None for c in cis) else min(c[0] for c in cis),
+                None if any(c[1] is None for c in cis) else max(c[1] for c in cis)]
+        row["tail"] = sorted({p["tail"] for p in probes if p["tail"]})
+        rows.append(row)
+    values = [r["b_simple"] for r in rows if r["b_simple"] is not None]
+    return {"per_batch": rows, "b_simple_median": float(np.median(values)) if values else None,
+            "where": "the last probe of each run at the swept lr nearest lr_opt"}

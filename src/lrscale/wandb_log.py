@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
-from .aggregate import INTEGER_COLUMNS, NOISE_COLUMNS, finite_probes, load_all
+from .aggregate import INTEGER_COLUMNS, NOISE_COLUMNS
+from .metrics import finite_probes, load_all
 from .fileio import atomic_write_json
 
 
