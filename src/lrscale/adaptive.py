@@ -128,18 +128,14 @@ def _extension_lrs(row: dict, step: float, grow=True) -> tuple[list[float], str]
     lrs = row["lrs"]
     mean = _mean_loss(row)
     finite = [i for i, v in enumerate(mean) if math.isfinite(v)]
-    beyond = lambda lr, side, h: [lr * 10 ** (side * h * k) for k in range(1, MAX_EXTEND_PER_ROUND + 1)]  # noqa: E731
     if not finite:  # every lr diverged: go below the smallest
-        return beyond(lrs[0], -1, step), ""
+        return optima.lrs_to_bracket(lrs, 0, -1, True, step, MAX_EXTEND_PER_ROUND), ""
     i = min(finite, key=lambda j: mean[j])
-    if i in (0, len(lrs) - 1):
-        side = -1 if i == 0 else 1
-        h, why = _edge_step(row, side, step) if grow else (step, "")
-        return beyond(lrs[i], side, h), why
-    if not math.isfinite(mean[i + 1]):
-        return [math.sqrt(lrs[i] * lrs[i + 1])], ""
-    if not math.isfinite(mean[i - 1]):
-        return [math.sqrt(lrs[i] * lrs[i - 1])], ""
+    where = optima.unbracketed(np.isfinite(mean), i)
+    if where is not None:
+        side, beyond = where
+        h, why = _edge_step(row, side, step) if beyond and grow else (step, "")
+        return optima.lrs_to_bracket(lrs, i, side, beyond, h, MAX_EXTEND_PER_ROUND), why
     if len(finite) < 3:  # bracketed by finite points but too few: widen on the low (safe) side
         return [lrs[finite[0]] / 10**step], ""
     return [], ""

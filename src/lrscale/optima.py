@@ -244,17 +244,38 @@ def _bracket(x, pos, finite, i, grid_lrs) -> tuple[float, float]:
     return (max(lo, bad_lo.max()) if len(bad_lo) else lo), (min(hi, bad_hi.min()) if len(bad_hi) else hi)
 
 
+def unbracketed(finite, i) -> tuple[int, bool] | None:
+    """Where the best lr (index i) is not bracketed: (side, beyond), side -1 below it or +1 above;
+    beyond: it is the edge of the lrs tried (add lrs past it), else its neighbour on that side
+    diverged (add the midpoint). None when bracketed. The one rule of the fit's `edge` flag and of
+    the adaptive planner's extensions: an edge first, then a diverged upper, then lower neighbour."""
+    if i in (0, len(finite) - 1):
+        return (-1 if i == 0 else 1), True
+    if not finite[i + 1]:
+        return 1, False
+    if not finite[i - 1]:
+        return -1, False
+    return None
+
+
+def lrs_to_bracket(lrs, i, side: int, beyond: bool, step: float, n: int = 2) -> list[float]:
+    """The lrs that move toward bracketing it (`unbracketed`): n lrs `step` decades apart past the
+    edge, or the geometric midpoint between the best lr and its diverged neighbour."""
+    if beyond:
+        return [lrs[i] * 10 ** (side * step * k) for k in range(1, n + 1)]
+    return [math.sqrt(lrs[i] * lrs[i + side])]
+
+
 def _edge_reason(lrs, finite, i, h) -> str | None:
     """Why the best lr is not bracketed, with the lrs to add (None when it is bracketed)."""
-    if i == 0 or not finite[i - 1]:
-        side = "smallest lr tried" if i == 0 else f"its lower neighbour {lrs[i - 1]:.3g} diverged"
-        add = [lrs[0] / 10 ** (h * k) for k in (1, 2)] if i == 0 else [math.sqrt(lrs[i] * lrs[i - 1])]
-    elif i == len(lrs) - 1 or not finite[i + 1]:
-        side = "largest lr tried" if i == len(lrs) - 1 else f"its upper neighbour {lrs[i + 1]:.3g} diverged"
-        add = [lrs[-1] * 10 ** (h * k) for k in (1, 2)] if i == len(lrs) - 1 else [math.sqrt(lrs[i] * lrs[i + 1])]
-    else:
+    where = unbracketed(finite, i)
+    if where is None:
         return None
-    return f"best lr {lrs[i]:.3g} is the {side}; add lr {', '.join(f'{v:.3g}' for v in add)} to bracket it"
+    side, beyond = where
+    what = ("smallest", "lower") if side < 0 else ("largest", "upper")
+    text = f"{what[0]} lr tried" if beyond else f"its {what[1]} neighbour {lrs[i + side]:.3g} diverged"
+    add = lrs_to_bracket(lrs, i, side, beyond, h)
+    return f"best lr {lrs[i]:.3g} is the {text}; add lr {', '.join(f'{v:.3g}' for v in add)} to bracket it"
 
 
 def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
