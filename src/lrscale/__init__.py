@@ -2,7 +2,8 @@
 
 Importing the package (and lrscale.config / lrscale.metrics) never imports torch, so the
 Snakemake DAG build stays fast. Only the training job's modules touch torch: lrscale.train,
-lrscale.tasks, lrscale.checkpoint and lrscale.faults.
+lrscale.tasks, lrscale.checkpoint, lrscale.faults and lrscale.probes (the gradient-noise
+probes run inside the job).
 """
 
 __version__ = "0.1.0"  # the one place (pyproject.toml reads it)

@@ -1,4 +1,4 @@
-"""Adaptive rounds: after each round, plan the next one from every run so far (issues 11, 28).
+"""Adaptive rounds: after each round, plan the next one from every run so far.
 
 Round 1 is the config's grid. `rounds` is a ceiling, not a schedule: every later round plans, per
 batch size and from the fit's own per-B result, until each B is bracketed and identifiable:
@@ -37,7 +37,7 @@ from .plans import annotate, open_flags, read_plan  # noqa: F401  (annotate, rea
 from .sweep_table import Sweep, from_runs, set_grid  # noqa: F401
 
 MAX_EXTEND_PER_ROUND = 2  # lrs added beyond one edge in one round
-# The extension step grows while the loss keeps falling steeply at the edge (issue 28). Steep: the
+# The extension step grows while the loss keeps falling steeply at the edge. Steep: the
 # loss fell over each of the last two steps toward the edge, and over the last one, per decade, by
 # more than STEEP_SLOPE_RATIO of the step before, with a margin of STEEP_NOISE_Z SDs of that
 # difference (the fit's sigma over each mean's runs; a margin within the noise says nothing). On a

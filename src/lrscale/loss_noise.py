@@ -1,4 +1,4 @@
-"""σ(B): the SD of one run's final loss at each batch size (issue 28.3).
+"""σ(B): the SD of one run's final loss at each batch size.
 
 Small batches are noisier: one σ pooled over B makes large-B optima look flat and small-B CIs too
 narrow. With seed repeats, each B's own within-cell spread near its optimum (s_b² on dof_b, where

@@ -1,4 +1,4 @@
-"""Gradient-noise statistics from m mini-batch gradients of one batch size B (issue 13).
+"""Gradient-noise statistics from m mini-batch gradients of one batch size B.
 
 Input: an (m, P) array, each row the mean gradient of an independent mini-batch of B samples at
 the same parameters. Writing Σ for the per-sample gradient covariance and G for the mean gradient:
@@ -16,7 +16,7 @@ the same parameters. Writing Σ for the per-sample gradient covariance and G for
 `gradient_noise` summarises the runs' last probes per batch size for the fit (fit.json).
 Every estimate comes with a jackknife SE over the m rows (delete-one) and a t-based 95% CI; the CIs
 of the positive, right-skewed ones (tr(Σ), B_simple, kurtosis + 2) are built on their log, which
-covers better at small B under heavy tails (bench: Laplace labels at B = 8, 0.88 → 0.90 for tr(Σ)).
+covers better at small B under heavy tails (bench/noise_estimators.py; numbers in bench/README.md).
 """
 
 import math
@@ -173,7 +173,7 @@ def standardized_noise(grads) -> np.ndarray:
 
 
 def gradient_noise(result, runs) -> dict:
-    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt (issue 13):
+    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt:
     B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
     rows, latest = [], [(m, last_probe(m)) for m in runs]
     for r in result["per_batch"]:

@@ -1,4 +1,4 @@
-"""Gradient-noise probes inside a training run (issue 13): at a few steps, the gradients of m
+"""Gradient-noise probes inside a training run: at a few steps, the gradients of m
 independent mini-batches of the run's own batch size, summarised by lrscale.noise.
 
 A probe leaves the run exactly as it found it: its batches come from a stream of their own (a

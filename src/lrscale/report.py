@@ -1,4 +1,6 @@
-"""The fit's outputs: fit.json, best_per_batch.csv, report.md (tables + verdict + plots)."""
+"""The fit's outputs: fit.json, best_per_batch.csv, report.md (tables + verdict + plots) and the
+HTML pages of Snakemake's report (lrscale.PAGES: the verdict page, results.csv and best_per_batch.csv
+as tables, the resolved config)."""
 
 from pathlib import Path
 
