@@ -219,3 +219,21 @@ def test_phase_jitter_is_zero_on_a_parabola_and_seen_on_a_steep_wall():
     # cubic, smoother than the wall, sees part of it
     jitter = optima.phase_jitter(x, _asym(x + 3.0), 3, 0.5)
     assert 0.005 < jitter < 0.020
+
+
+def test_b_noise_ci_is_f_calibrated_when_the_scatter_scales_the_weights():
+    """Issue 23: with χ²/dof > 1 the weights are rescaled by s² from only dof residuals, so the
+    profile's 95% level is F(1, dof)·s² (it was χ²₁'s 3.841·s²: about 25% too narrow at 5 dof)."""
+    from scipy import stats
+
+    b = np.array([8, 16, 32, 64, 128, 256, 512.0])
+    y = np.log(1 / (1 + 64 / b)) + np.array([0.3, -0.3, 0.25, -0.2, 0.3, -0.25, 0.2])
+    var = np.full(7, 0.01)
+    f = forms.fit_bending("mccandlish", b, y, var)
+    s2 = f["chi2"] / f["dof"]
+    assert s2 > 1
+    level = stats.f.ppf(0.95, 1, f["dof"]) * s2
+    w = 1 / var
+    for end in f["b_noise_ci95"]:
+        chi2_end = forms._profile("mccandlish", np.log(b), y, w, [math.log(end)])[0][0]
+        assert chi2_end - f["chi2"] == pytest.approx(level, rel=0.05)

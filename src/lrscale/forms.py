@@ -6,11 +6,12 @@ from the per-B uncertainties (var of ln lr_opt):
   mccandlish  lr = lr_max / (1 + B_noise/B)                  (McCandlish et al. 2018: slope 1 -> 0)
   surge       lr = lr_peak / (½(√(B_noise/B) + √(B/B_noise))) (Adam: rises, peaks at B_noise, falls)
 The two bending forms have a scale (a weighted mean, in closed form for a given B_noise) and
-B_noise, found by profiling χ² over a fine grid of ln B_noise. All three have 2 parameters, so
-AICc differences are χ² differences. The power law is the default: a bending form is preferred
-only when it lowers χ² by at least PREFER_DCHI2 (both bending forms contain a power law as a
-limit, so an equal fit is no evidence of a bend), and any preferred form must pass a χ²
-goodness-of-fit test, else the answer is `none`.
+B_noise, found by profiling χ² over a fine grid of ln B_noise. All three have 2 parameters and
+none is nested in another (a bending form reaches a power law only at β = 0 or 1, McCandlish, or
+±½, the surge), so AICc adds nothing over χ² and a χ² difference is a likelihood ratio, not a test
+with a known null distribution. The power law is the default: a bending form is preferred only
+when it lowers χ² by at least PREFER_DCHI2, and any preferred form must pass a χ² goodness-of-fit
+test, else the answer is `none`.
 """
 
 import math
@@ -19,7 +20,9 @@ import numpy as np
 from scipy import optimize, stats
 
 FORMS = ("power_law", "mccandlish", "surge")
-PREFER_DCHI2 = 4.0  # a bending form must beat the power law by this (about p = 0.05 for one extra bend)
+# a bending form must beat the power law by this: a likelihood ratio of e² ≈ 7.4 in its favour (a
+# convention, not a p-value: the forms are not nested), judged by bench/fit_accuracy.py's `bending pref.`
+PREFER_DCHI2 = 4.0
 # two bending forms closer than this are not told apart (a likelihood ratio under e^0.25 ≈ 1.3); between
 # it and WEAK_DCHI2 the closer one is preferred and the reason says the other is not excluded. 0.5 rather
 # than AIC's customary 2 was chosen on bench/fit_accuracy.py itself (right form, McCandlish 32 with 2
@@ -98,8 +101,11 @@ def fit_bending(form, b, y, var, with_ci=True) -> dict:
     out = {"form": form, "chi2": float(chi2_k), "dof": dof, "b_noise": bn, "scale": math.exp(scale_k)}
     if not with_ci:
         return out
-    s2 = max(1.0, chi2_k / dof) if dof > 0 else 1.0
-    level = 3.841 * s2  # Δχ² for 95% with one parameter of interest
+    inflated = dof > 0 and chi2_k / dof > 1
+    s2 = chi2_k / dof if inflated else 1.0
+    # Δχ² for 95% with one parameter of interest: χ²₁ with the weights' own scale; F(1, dof)·s² when
+    # the scatter, s² = χ²/dof from only dof residuals, scales them (a t² calibration, like β's CI)
+    level = (float(stats.f.ppf(0.95, 1, dof)) if inflated else 3.841) * s2
     ln_bn_ci = _interval(grid, chi2, level)
     # scale's profile: for each ln B_noise, χ² grows as W (s − ŝ)² away from its best scale ŝ
     sgrid = np.linspace(scale_k - 3, scale_k + 3, 601)
