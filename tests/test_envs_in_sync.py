@@ -36,7 +36,7 @@ def test_every_rule_names_an_env_that_exists():
 
 
 def test_config_readme_documents_every_key():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "src/lrscale/schemas/config.schema.yaml").read_text())  # the one copy
     readme = (REPO / "config" / "README.md").read_text()
 
     def walk(props, prefix):

@@ -1,11 +1,14 @@
 """Issue 14.2: `lrscale status` reads results/<sweep>/ alone: every state from real files, a real
-sweep running in the background, and nothing written while it looks."""
+sweep running in the background, and nothing written while it looks. Issue 22: a job's progress
+comes from its progress.json (an earlier run's set aside), its log's lines only for older jobs."""
 
 import json
 import os
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import lrscale, snakemake_cmd, tiny_config, tool_env, write_config
 from lrscale import config, status
@@ -24,7 +27,16 @@ def _write(root, pattern, b, lr, seed, text, age_s=0.0):
 
 
 def _progress(pct, done, steps, elapsed):
+    """A log's progress line, as an lrscale that wrote no progress file left it."""
     return f"[lrscale train] B8: {pct}% (step {done}/{steps}, val_loss 0.5, {elapsed} s since step 0)\n"
+
+
+def _progress_file(root, b, lr, seed, done, steps, elapsed, next_step, state="running", age_s=0.0, **extra):
+    """A job's progress.json as lrscale.train writes it (tests/test_progress.py checks that shape)."""
+    record = {"state": state, "run": config.run_name(b, lr), "step": done, "steps": steps, "pct": 100 * done // steps,
+              "val_loss": 0.5, "start_step": 0, "elapsed_s": elapsed, "since_last_s": 1.0, "next_step": next_step,
+              "written_at": time.time() - age_s, **extra}
+    return _write(root, config.RUN_PROGRESS, b, lr, seed, json.dumps(record), age_s)
 
 
 def test_every_state_from_the_files(tmp_path):
@@ -36,8 +48,10 @@ def test_every_state_from_the_files(tmp_path):
     _write(root, M, 8, 0.003, 0, json.dumps({"diverged": False, "final_val_loss": 0.20}))
     _write(root, M, 8, 0.3, 0, json.dumps({"diverged": True, "final_val_loss": None}))
     _write(root, L, 8, 0.01, 0, "Traceback (most recent call last):\n  ...\nInjectedCrash: boom\n")
-    _write(root, L, 8, 0.03, 0, _progress(30, 300, 1000, 6.0))  # 50 steps/s: 14 s left
-    _write(root, L, 8, 0.1, 0, _progress(10, 100, 1000, 2.0), age_s=3600)  # a line due every 2 s, an hour ago
+    _write(root, L, 8, 0.03, 0, "[lrscale train] B8_LR0.030000 seed 0: 1000 steps\n", age_s=5)
+    _progress_file(root, 8, 0.03, 0, 300, 1000, 6.0, 320)  # 50 steps/s: 14 s left
+    _write(root, L, 8, 0.1, 0, "[lrscale train] B8_LR0.100000 seed 0: 1000 steps\n", age_s=3601)
+    _progress_file(root, 8, 0.1, 0, 100, 1000, 2.0, 200, age_s=3600)  # the next point due 2 s later, an hour ago
     s = status.collect(cfg, root)
     states = {j["lr"]: j["state"] for j in s["jobs"]}
     assert states == {0.001: "done", 0.003: "done", 0.3: "diverged", 0.01: "failed", 0.03: "running", 0.1: "stalled"}
@@ -52,6 +66,33 @@ def test_every_state_from_the_files(tmp_path):
     assert "✗ B=8 lr=0.01 seed 0: InjectedCrash: boom" in text and f"log: {failed['log']}" in text
     assert "stalled B=8 lr=0.1 seed 0: no progress for 1 h 00 min" in text
     assert "\x1b[" not in text and "\x1b[1;31m" in status.render(s, colour=True)
+
+
+def test_the_progress_file_decides_and_an_earlier_runs_is_set_aside(tmp_path):
+    cfg = config.validate(tiny_config(sweep={"name": "st", "batch_sizes": [8], "lrs": LRS, "seeds": [0]}))
+    root, L = tmp_path / "results/st", config.RUN_LOG
+    # a job started by an lrscale that wrote no progress file: its log's lines, as before
+    _write(root, L, 8, 0.001, 0, _progress(30, 300, 1000, 6.0))
+    # a job just restarted (its log rewritten) beside the progress file of its killed earlier run: set aside
+    _progress_file(root, 8, 0.003, 0, 400, 1000, 8.0, 420, age_s=60)
+    _write(root, L, 8, 0.003, 0, "[lrscale train] B8_LR0.003000 seed 0: 1000 steps\n")
+    # ... and one whose earlier run had finished: set aside too (the new log is the job's)
+    _progress_file(root, 8, 0.01, 0, 1000, 1000, 20.0, None, state="done", age_s=60)
+    _write(root, L, 8, 0.01, 0, "")
+    # a finished run's files, its metrics.json removed to rerun it: pending, not running
+    _write(root, L, 8, 0.03, 0, "[lrscale train] wrote m/metrics.json\n", age_s=10)
+    _progress_file(root, 8, 0.03, 0, 1000, 1000, 20.0, None, state="done", age_s=5)
+    # a loop that failed and left its progress file the last word: failed, with its error
+    _write(root, L, 8, 0.1, 0, "[lrscale train] B8_LR0.100000 seed 0: 1000 steps\n", age_s=10)
+    _progress_file(root, 8, 0.1, 0, 100, 1000, 2.0, 120, state="failed", age_s=5, error="RuntimeError: bug")
+    # a progress file that is not one (damaged): the job runs, at 0% for now
+    _write(root, L, 8, 0.3, 0, "", age_s=10)
+    _write(root, config.RUN_PROGRESS, 8, 0.3, 0, "{not json")
+    jobs = {j["lr"]: j for j in status.collect(cfg, root)["jobs"]}
+    assert {lr: j["state"] for lr, j in jobs.items()} == {
+        0.001: "running", 0.003: "running", 0.01: "running", 0.03: "pending", 0.1: "failed", 0.3: "running"}
+    assert [jobs[lr]["pct"] for lr in (0.001, 0.003, 0.01, 0.3)] == [30, 0, 0, 0]
+    assert jobs[0.1]["reason"] == "RuntimeError: bug"
 
 
 def test_pending_only_and_eta_from_finished_jobs(tmp_path):
@@ -71,6 +112,7 @@ def test_pending_only_and_eta_from_finished_jobs(tmp_path):
     assert "0.3 ★ 1/2" in status.render(s)  # seeds collapsed, with a count
 
 
+@pytest.mark.slow  # a real snakemake sweep in the background
 def test_a_real_sweep_seen_while_it_runs(tmp_path):
     cfg = tiny_config(sweep={"name": "live", "batch_sizes": [8], "lrs": [0.003, 0.01], "seeds": [0]},
                       budget={"unit": "steps", "value": 30000}, train={"eval_points": 4})
@@ -88,6 +130,7 @@ def test_a_real_sweep_seen_while_it_runs(tmp_path):
         assert s["totals"]["pending"] + s["totals"]["done"] == 1  # one job at a time (--cores 1)
         assert s["eta_s"] is not None and seen["eta_s"] is not None  # from finished jobs, or the running one's pace
         assert not (tmp_path / "results/live" / config.run_metrics(8, seen["lr"], 0)).exists()
+        assert (tmp_path / "results/live" / config.run_path(config.RUN_PROGRESS, 8, seen["lr"], 0)).exists()
         assert proc.wait(timeout=900) == 0, proc.stderr.read()[-3000:]
     finally:
         proc.kill()
@@ -95,6 +138,9 @@ def test_a_real_sweep_seen_while_it_runs(tmp_path):
     r = lrscale("status", "--directory", tmp_path, "--json", check=True)
     after = json.loads(r.stdout)
     assert after["totals"]["done"] == 2 and after["eta_s"] == 0.0
+    for lr in (0.003, 0.01):  # each job's last word: its final state, once its metrics.json was written
+        progress = json.loads((tmp_path / "results/live" / config.run_path(config.RUN_PROGRESS, 8, lr, 0)).read_text())
+        assert progress["state"] == "done" and progress["pct"] == 100
     r = lrscale("status", "--directory", tmp_path, "--sweep", "live", check=True)
     assert "ETA: finished" in r.stdout and "★" in r.stdout and r.stderr == ""
     assert sorted(p for p in tmp_path.rglob("*")) == before  # it looked; it wrote nothing, took no lock

@@ -1,7 +1,8 @@
-"""Sweep config: load, validate against workflow/schemas/config.schema.yaml, fill defaults.
+"""Sweep config: load, validate against the package's schemas/config.schema.yaml, fill defaults.
 
 Shared by the Snakemake DAG build (workflow/rules/common.smk) and the CLI, so both reject the
-same configs with the same one-line messages. Never imports torch.
+same configs with the same one-line messages. The schemas ship inside the package (package data),
+so an installed lrscale validates a config without this checkout. Never imports torch.
 """
 
 import copy
@@ -9,6 +10,7 @@ import hashlib
 import json
 import math
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -17,8 +19,7 @@ import yaml
 from .errors import UserError, schema_message
 from .fileio import read_text
 
-REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO / "workflow" / "schemas"
+SCHEMAS = "schemas"  # package data: lrscale/schemas/{config,metrics}.schema.yaml, the one copy
 # Sections a training job depends on: changing any of them reruns the training jobs;
 # changing wandb/analysis does not.
 TRAIN_SECTIONS = ("task", "model", "optimizer", "schedule", "budget", "train")
@@ -26,7 +27,8 @@ FIT_SECTIONS = ("analysis", "train")
 
 
 def load_schema(name: str) -> dict:
-    return yaml.safe_load((SCHEMAS / name).read_text())
+    """One of the package's schemas (config.schema.yaml, metrics.schema.yaml), parsed."""
+    return yaml.safe_load(resources.files(__package__).joinpath(SCHEMAS, name).read_text(encoding="utf-8"))
 
 
 def _with_defaults(validator_class):
@@ -51,7 +53,10 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 LR_DECIMALS = 6  # lrs in names are fixed-point: lrs that agree to this many decimals collide
 RUN_NAME = "B{batch}_LR{lr}"
 RUN_NAME_REGEX = {"batch": r"\d+", "lr": rf"\d+\.\d{{{LR_DECIMALS}}}"}  # one per field of RUN_NAME
-RUN_METRICS = "runs/" + RUN_NAME + "/seed{seed}/metrics.json"  # a run's metrics, under results/<sweep>/
+RUN_DIR = "runs/" + RUN_NAME + "/seed{seed}/"  # one run's directory, under results/<sweep>/
+RUN_METRICS = RUN_DIR + "metrics.json"  # its metrics: the job's one result, written at its end
+PROGRESS_FILE = "progress.json"  # the job's progress as it runs, next to its metrics.json (progress_path)
+RUN_PROGRESS = RUN_DIR + PROGRESS_FILE  # lrscale.train writes it, `lrscale status` reads it
 RUN_LOG = "logs/train/" + RUN_NAME + "_seed{seed}.log"  # its training job's log, under results/<sweep>/
 RUN_BENCHMARK = "benchmarks/train/" + RUN_NAME + "_seed{seed}.tsv"  # Snakemake's benchmark of that job
 
@@ -72,8 +77,13 @@ def run_metrics(batch_size: int, lr: float, seed: int) -> str:
 
 
 def run_path(pattern: str, batch_size: int, lr: float, seed: int) -> str:
-    """RUN_METRICS / RUN_LOG / RUN_BENCHMARK of one run, under results/<sweep>/."""
+    """RUN_METRICS / RUN_PROGRESS / RUN_LOG / RUN_BENCHMARK of one run, under results/<sweep>/."""
     return pattern.format(batch=batch_size, lr=lr_name(lr), seed=seed)
+
+
+def progress_path(metrics_path) -> Path:
+    """Where the job that writes `metrics_path` keeps its progress file: beside it (RUN_PROGRESS)."""
+    return Path(metrics_path).with_name(PROGRESS_FILE)
 
 
 def run_name_pattern() -> str:

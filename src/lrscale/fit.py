@@ -91,7 +91,7 @@ def _non_monotonic(included):
 
 def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=None, include_edge=None) -> dict:
     """lr_opt per batch size, the form of lr_opt(B), β with CIs, hypotheses and the verdict. Unset
-    settings take the defaults of the config's analysis section (workflow/schemas/config.schema.yaml)."""
+    settings take the defaults of the config's analysis section (src/lrscale/schemas/config.schema.yaml)."""
     s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
     noise = loss_noise.of_sweep(sweep)
     per_b, local, shared = locators.locate_all(sweep, noise, s["estimator"], s["include_edge"])

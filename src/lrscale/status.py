@@ -3,10 +3,16 @@
 It reads, never writes, and never takes Snakemake's lock, so it works the same while Snakemake
 runs (locally or on SLURM), after it finished, or after it crashed. Each job is what its files say:
   done / diverged  its metrics.json exists (the one write at the job's end)
-  failed           its log holds a traceback or an `error:` line (the log path is listed)
-  stalled          its log stopped growing for 3x the time its own progress lines predict
-  running          a log without metrics.json (% and ETA from its last progress line)
-  pending          no log yet (or one left by an earlier, finished run of a job to be rerun)
+  failed           its log holds a traceback or an `error:` line (the log path is listed), or its
+                   progress file says the job's loop failed
+  stalled          its progress file (or log) stopped changing for 3x the time its own pace predicts
+  running          a log without metrics.json (% and ETA from its progress file)
+  pending          no log yet (or files left by an earlier, finished run of a job to be rerun)
+A job's progress is data: progress.json beside its metrics.json (lrscale.config.RUN_PROGRESS,
+written by lrscale.train.Progress). One older than the job's log is set aside: the log is rewritten
+when a job starts, so that file was left by an earlier run (or the job's last words, an error or
+a preemption, went to the log after it). Only then, or for a job started by an lrscale that wrote
+no progress file, are the log's own progress lines read.
 """
 
 import json
@@ -17,13 +23,15 @@ import time
 from pathlib import Path
 
 from . import plans
-from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, grid, lr_name, run_path
+from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, grid, lr_name, run_path
 from .errors import UserError
 
-PROGRESS = re.compile(r"(\d+)% \(step (\d+)/(\d+)(?:, val_loss [^,)]+)?, ([\d.]+) s since step (\d+)\)")
 FAILED = re.compile(r"Traceback \(most recent call last\)|lrscale train: error:")
-WROTE = re.compile(r"\[lrscale train\] wrote .*metrics")  # a finished job's last line
-STALL_FACTOR = 3.0  # a log quiet this many times the expected gap between its lines is stalled
+FINISHED = ("done", "diverged")  # a progress file's final states: metrics.json was written
+# A log's own progress lines, read only where no current progress file is (see the docstring).
+LOG_PROGRESS = re.compile(r"(\d+)% \(step (\d+)/(\d+)(?:, val_loss [^,)]+)?, ([\d.]+) s since step (\d+)\)")
+LOG_WROTE = re.compile(r"\[lrscale train\] wrote .*metrics")  # a finished job's last line
+STALL_FACTOR = 3.0  # a job quiet this many times the expected gap to its next progress point is stalled
 LEAST_STALL_S = 300.0
 
 
@@ -51,22 +59,44 @@ def _tail(path: Path, size=65536) -> str:
         return f.read().decode(errors="replace")
 
 
-def _running(log: Path, text: str, now: float, typical_s) -> dict:
-    """A job with a log and no metrics.json: running (with % and ETA) or stalled."""
-    age = now - log.stat().st_mtime
-    lines = PROGRESS.findall(text)
-    if not lines:  # start-up, before its first 10%: only finished jobs say how long that may take
+def read_progress(path: Path, log_mtime: float) -> dict | None:
+    """A job's progress file, with its mtime as `mtime`; None when there is none, it cannot be read,
+    or it is older than the job's log (left by an earlier run of the job)."""
+    try:
+        mtime = path.stat().st_mtime
+        if mtime < log_mtime:
+            return None
+        p = json.loads(path.read_text())
+        return {**p, "mtime": mtime} if isinstance(p, dict) and isinstance(p.get("state"), str) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _from_log(text: str, mtime: float) -> dict | None:
+    """What a log's last progress line says, in a progress file's terms (its lines came every 10%)."""
+    lines = LOG_PROGRESS.findall(text)
+    if not lines:
+        return None
+    pct, done, steps, elapsed, start = lines[-1]
+    done, steps = int(done), int(steps)
+    return {"state": "running", "pct": int(pct), "step": done, "steps": steps, "elapsed_s": float(elapsed),
+            "start_step": int(start), "next_step": done + 0.1 * steps, "mtime": mtime}
+
+
+def _running(progress: dict | None, age: float, typical_s) -> dict:
+    """A job with a log and no metrics.json: running (with % and ETA) or stalled. `age`: seconds
+    since its progress last changed."""
+    if progress is None:  # start-up, before its first progress point: only finished jobs say how long that may take
         quiet = max(LEAST_STALL_S, STALL_FACTOR * typical_s) if typical_s else math.inf
         state = "stalled" if age > quiet else "running"
         return {"state": state, "pct": 0, "eta_s": typical_s, "quiet_s": age}
-    pct, done, steps, elapsed, start = lines[-1]
-    done, steps, elapsed, start = int(done), int(steps), float(elapsed), int(start)
+    done, steps, start, elapsed = progress["step"], progress["steps"], progress["start_step"], progress["elapsed_s"]
     rate = (done - start) / elapsed if elapsed > 0 and done > start else None
     eta = (steps - done) / rate if rate else typical_s
-    gap = (0.1 * steps / rate) if rate else None  # progress lines come every 10% of the steps
+    gap = (max(progress.get("next_step") or steps, done + 1) - done) / rate if rate else None  # to its next point
     state = "stalled" if gap is not None and age > max(LEAST_STALL_S, STALL_FACTOR * gap) else "running"
-    return {"state": state, "pct": int(pct), "eta_s": None if eta is None else max(eta - age, 0.0), "quiet_s": age,
-            "projected_s": steps / rate if rate else None}
+    return {"state": state, "pct": int(progress["pct"]), "eta_s": None if eta is None else max(eta - age, 0.0),
+            "quiet_s": age, "projected_s": steps / rate if rate else None}
 
 
 def _base(root: Path, point: dict) -> dict:
@@ -88,22 +118,28 @@ def finished_state(root: Path, point: dict) -> dict | None:
 
 
 def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
-    """A job without metrics.json: pending, failed, running or stalled, from its log."""
+    """A job without metrics.json: pending, failed, running or stalled, from its progress file and log."""
     out = _base(root, point)
     log = Path(out["log"])
     try:
-        text = _tail(log)
+        log_mtime, text = log.stat().st_mtime, _tail(log)
     except OSError:  # no log yet (or Snakemake is replacing it right now)
         return {**out, "state": "pending"}
-    if WROTE.search(text):  # a log left by an earlier run whose metrics.json was removed: to be rerun
-        return {**out, "state": "pending"}
+    b, lr, seed = point["batch_size"], point["lr"], point["seed"]
+    progress = read_progress(root / run_path(RUN_PROGRESS, b, lr, seed), log_mtime)
+    if (progress["state"] in FINISHED) if progress is not None else LOG_WROTE.search(text):
+        return {**out, "state": "pending"}  # left by an earlier run whose metrics.json was removed: to be rerun
     if FAILED.search(text):
         last = [ln for ln in text.splitlines() if ln.strip()]
         return {**out, "state": "failed", "reason": last[-1].strip() if last else "error in the log"}
+    if progress is not None and progress["state"] == "failed":
+        return {**out, "state": "failed", "reason": str(progress.get("error") or "failed (its progress file)")}
     try:
-        return {**out, **_running(log, text, now, typical.get(point["batch_size"]) or typical[None])}
-    except OSError:
-        return {**out, "state": "pending"}
+        progress = progress or _from_log(text, log_mtime)
+        age = now - (progress["mtime"] if progress else log_mtime)
+        return {**out, **_running(progress, age, typical.get(b) or typical[None])}
+    except (KeyError, TypeError, ValueError):  # a progress file not in the shape lrscale.train writes
+        return {**out, **_running(None, now - log_mtime, typical.get(b) or typical[None])}
 
 
 def points_of(cfg: dict, root: Path) -> list[dict]:

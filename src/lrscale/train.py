@@ -1,11 +1,12 @@
 """One training job: (config, batch size, lr, seed) -> metrics.json.
 
 Reads top to bottom: the pieces (schedule, optimizer, evaluation), `setup`, then `train`: resume,
-one loop with numbered phases, `summarize`, one atomic write. Per-step losses and grad norms stay
-on the device in preallocated buffers and are read back only at eval points (one host sync per
-eval, divergence checks included), so a GPU never waits on `loss.item()`. The training trajectory
-never depends on when we evaluate. Checkpoint files live in lrscale.checkpoint, test-only fault
-hooks in lrscale.faults.
+one loop with numbered phases, `summarize`, one atomic write. While it runs, the job keeps its
+progress in progress.json beside metrics.json (`Progress`; `lrscale status` reads it). Per-step
+losses and grad norms stay on the device in preallocated buffers and are read back only at eval
+points (one host sync per eval, divergence checks included), so a GPU never waits on
+`loss.item()`. The training trajectory never depends on when we evaluate. Checkpoint files live
+in lrscale.checkpoint, test-only fault hooks in lrscale.faults.
 """
 
 import math
@@ -23,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from . import __version__, checkpoint, faults, probes, tasks
-from .config import config_hash, run_name, train_config
+from .config import config_hash, progress_path, run_name, train_config
 from .errors import Preempted, UserError
 from .fileio import atomic_write_json, check_writable_dir
 
@@ -194,12 +195,17 @@ def build_task(cfg, seed, device) -> tasks.Task:
 
 
 def check_args(batch_size, lr, out) -> None:
-    """Bad flags fail before hours of training, with one line naming the flag."""
+    """Bad flags fail before hours of training, with one line naming the flag. Then the progress
+    file an earlier run of this job left beside its output goes: it is not this run's progress."""
     if batch_size <= 0:
         raise UserError(f"--batch-size: {batch_size} is not a positive integer")
     if not (lr > 0 and math.isfinite(lr)):
         raise UserError(f"--lr: {lr} is not a positive finite number")
     check_writable_dir(out)
+    try:
+        progress_path(out).unlink(missing_ok=True)
+    except OSError:
+        pass  # `lrscale status` sets a progress file older than the job's log aside anyway
 
 
 def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
@@ -290,32 +296,76 @@ def eval_point(job: Job, loop: LoopState, done: int, lr_now: float, divergence_f
     return True
 
 
-class ProgressLog:
-    """A tqdm bar on a terminal, else one log line per 10% (Snakemake and SLURM logs stay short)."""
+PROGRESS_EVERY_S = 2.0  # progress.json is rewritten at most this often between its 10% marks
 
-    def __init__(self, name: str, steps: int, start: int):
-        self.name, self.steps, self.start, self.next_pct, self.bar = name, steps, start, 10, None
-        self.t0 = time.monotonic()
+
+class Progress:
+    """How far the job is, twice. For people: a tqdm bar on a terminal, else one log line per 10%
+    (Snakemake and SLURM logs stay short). As data: progress.json beside metrics.json
+    (config.progress_path; `lrscale status` reads it), rewritten atomically at the 10% marks and
+    the eval points (at most every PROGRESS_EVERY_S between marks), then once more with the job's
+    final state: done or diverged once metrics.json is written; failed or preempted when the loop
+    is left by an exception. A progress file that cannot be written is a warning, never the job's
+    failure."""
+
+    def __init__(self, path: Path, name: str, steps: int, start: int, evals: list[int]):
+        self.path, self.name, self.steps, self.start, self.next_pct, self.bar = path, name, steps, start, 10, None
+        tenths = {math.ceil(steps * k / 10) for k in range(1, 11)}  # where the 10% lines fall
+        self.points = sorted(s for s in set(evals) | tenths if s > start)  # where progress.json is rewritten
+        self.point_set = set(self.points)  # looked up every step
+        self.t0 = self.last_t = time.monotonic()
+        self.done, self.val_losses, self.written, self.warned = start, [], 0, False
         if sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=steps, initial=start, desc=name, unit="step")
 
     def update(self, done: int, val_losses: list) -> None:
+        self.done, self.val_losses, line = done, val_losses, False
         if self.bar is not None:
             self.bar.update(1)
             if val_losses:
                 self.bar.set_postfix(val_loss=f"{val_losses[-1]:.4f}", refresh=False)
         elif 100 * done / self.steps >= self.next_pct:
             last_val = f", val_loss {val_losses[-1]:.4f}" if val_losses else ""
-            # the seconds since this process's first step let `lrscale status` tell an ETA
             log(f"{self.name}: {self.next_pct}% (step {done}/{self.steps}{last_val}, "
                 f"{time.monotonic() - self.t0:.1f} s since step {self.start})")
-            self.next_pct += 10
+            self.next_pct, line = self.next_pct + 10, True
+        # after its log line, so a live job's progress.json is never older than its log (status)
+        if line or (done in self.point_set and (not self.written or time.monotonic() - self.last_t >= PROGRESS_EVERY_S)):
+            later = [s for s in self.points if s > done]
+            self.write("running", done, val_losses, next_step=later[0] if later else None)
 
-    def close(self) -> None:
+    def write(self, state: str, done: int, val_losses: list, **extra) -> None:
+        now = time.monotonic()
+        record = {"state": state, "run": self.name, "step": done, "steps": self.steps,
+                  "pct": 100 * done // self.steps, "val_loss": val_losses[-1] if val_losses else None,
+                  "start_step": self.start, "elapsed_s": now - self.t0, "since_last_s": now - self.last_t,
+                  "written_at": time.time(), **extra}
+        self.last_t, self.written = now, self.written + 1
+        try:
+            atomic_write_json(self.path, record)
+        except UserError as e:
+            if not self.warned:
+                log(f"warning: progress not recorded ({e}); training goes on")
+                self.warned = True
+
+    def finish(self, out: Path, metrics: dict) -> None:
+        """The job's last word: its log line, then progress.json's final state."""
+        log(f"wrote {out}: final_val_loss {metrics['final_val_loss']}, diverged {metrics['diverged']}, "
+            f"{metrics['steps_per_s'] or 0:.1f} steps/s")
+        self.write("diverged" if metrics["diverged"] else "done", metrics["num_steps"],
+                   metrics["curves"]["val_loss"], final_val_loss=metrics["final_val_loss"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
         if self.bar is not None:
             self.bar.close()
+        if error is not None:  # the loop left by an exception: at the last step it finished
+            self.write("preempted" if isinstance(error, Preempted) else "failed", self.done, self.val_losses,
+                       error=f"{type(error).__name__}: {error}")
 
 
 # ---------------------------------------------------------------- summary
@@ -431,6 +481,18 @@ def run_facts(dev: torch.device, gpu_slot) -> dict:
 
 
 # ---------------------------------------------------------------- train
+@contextmanager
+def sigterm_flag():
+    """SIGTERM (SLURM preemption / time limit) sets flag["flag"] (the loop checkpoints at the next
+    step boundary, then exits); the previous handler is back on the way out, exception or not."""
+    flag, previous = {"flag": False}, signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: flag.update(flag=True))
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def update(job: Job, task, loop: LoopState, step: int, params, clip) -> float:
     """Update step+1: set its lr, forward/backward on the next batch, clip, step. No host sync."""
     # 2. lr for this update (host-side arithmetic)
@@ -474,13 +536,10 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     groups = probes.param_groups(job.model) if probe_set else {}
     name = run_name(batch_size, lr)
     log(f"{name} seed {seed}: {job.steps} steps on {job.device} ({job.precision}), {len(job.evals)} eval points")
-    progress, terminate = ProgressLog(name, job.steps, loop.start), {"flag": False}
+    progress = Progress(progress_path(out), name, job.steps, loop.start, job.evals)
     last_ckpt = loop_t0 = time.monotonic()
-    previous_handler = signal.getsignal(signal.SIGTERM)
     job.model.train()
-    try:
-        # SIGTERM (SLURM preemption / time limit): checkpoint at the next step boundary, then exit.
-        signal.signal(signal.SIGTERM, lambda *_: terminate.update(flag=True))
+    with progress, sigterm_flag() as terminate:  # SIGTERM: checkpoint at the next step boundary, then exit
         for step in range(loop.start, job.steps):  # `step` = updates done so far; this is update step+1
             lr_now = update(job, task, loop, step, params, clip)
             done = step + 1
@@ -506,9 +565,6 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
                 with timer.phase("checkpoint_s"):
                     save_state(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start)
                 last_ckpt = time.monotonic()
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        progress.close()
     timer.sync()
     loop_s, summary_t0 = time.monotonic() - loop_t0, time.monotonic()
 
@@ -530,6 +586,5 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     metrics["finished_at"] = time.time()  # Unix seconds: results.csv's `timestamp`
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
     checkpoint.clean(job.ckpt_dir)
-    log(f"wrote {out}: final_val_loss {metrics['final_val_loss']}, diverged {metrics['diverged']}, "
-        f"{metrics['steps_per_s'] or 0:.1f} steps/s")
+    progress.finish(out, metrics)  # its log line, then progress.json's final state
     return metrics
