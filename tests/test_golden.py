@@ -15,6 +15,31 @@ import build  # noqa: E402
 pytestmark = pytest.mark.slow  # a fit with the bootstrap and every plot per case: about 6 s each
 
 
+def fit_schema_validator():
+    import jsonschema
+
+    from lrscale import config
+
+    return jsonschema.Draft202012Validator(config.load_schema("fit.schema.yaml"))
+
+
+def test_the_fit_schema_documents_every_key_and_rejects_an_undocumented_one():
+    """fit.json's keys are a contract (src/lrscale/schemas/fit.schema.yaml): every property says what
+    it is, and a key the schema does not know fails validation (a new key must be documented)."""
+    import jsonschema
+
+    schema = fit_schema_validator().schema
+    rows = schema["properties"]["per_batch"]["items"]["properties"]
+    for props in (schema["properties"], rows):
+        assert all("description" in v or "$ref" in v for v in props.values())
+    golden = json.loads((build.HERE / "demo" / "expected" / "fit.json").read_text())
+    fit_schema_validator().validate(golden)
+    with pytest.raises(jsonschema.ValidationError):
+        fit_schema_validator().validate({**golden, "undocumented": 1})
+    with pytest.raises(jsonschema.ValidationError):
+        fit_schema_validator().validate({**golden, "per_batch": [{**golden["per_batch"][0], "lr_opt_x": 1}]})
+
+
 def differences(expected, got, where="fit.json") -> list:
     """Where `got` departs from `expected`: a value changed (floats beyond 1e-12 relative) or a key
     dropped; keys only in `got` are additions and allowed."""
@@ -48,5 +73,6 @@ def test_fit_outputs_match_the_golden_files(case, tmp_path, monkeypatch):
     expected = build.HERE / case / "expected"
     want, got = (json.loads((d / "fit.json").read_text()) for d in (expected, tmp_path))
     assert differences(want, got) == []
+    fit_schema_validator().validate(got)
     for name in ("best_per_batch.csv", "report.md"):
         assert (tmp_path / name).read_bytes() == (expected / name).read_bytes(), f"{case}: {name} changed"

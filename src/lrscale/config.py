@@ -27,7 +27,7 @@ FIT_SECTIONS = ("analysis", "train")
 
 
 def load_schema(name: str) -> dict:
-    """One of the package's schemas (config.schema.yaml, metrics.schema.yaml), parsed."""
+    """One of the package's schemas (config.schema.yaml, metrics.schema.yaml, fit.schema.yaml), parsed."""
     return yaml.safe_load(resources.files(__package__).joinpath(SCHEMAS, name).read_text(encoding="utf-8"))
 
 
