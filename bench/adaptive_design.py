@@ -8,7 +8,7 @@ spend 98 runs:
   adaptive  the 7-lr grid × 1 seed, then round 2 planned by lrscale's own planner with the
             schema's defaults (lrscale.adaptive.plan_round: 3 lrs re-centred 1.2 grid steps apart,
             3/1/3 runs), max_runs 98.
-Both are fitted by lrscale.fit.analyse (the same code as `lrscale fit`). Per cell: β error, β CI
+Both are fitted by lrscale.analysis.fit.analyse (the same code as `lrscale fit`). Per cell: β error, β CI
 coverage (t and bootstrap), CI half-widths and the adaptive/fixed ratio. The last cells put the
 optimum of B=256 and B=512 1, 1.5 and 2 decades above the grid's top lr (adaptive: 3, 6 and 6
 rounds at most): how often the sweep ends with both bracketed (and used in the fit), within the budget.
@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_accuracy import BATCH, CURVATURE, DIVERGE_ABOVE, parse_args, truth  # noqa: E402
 from lrscale import adaptive, config  # noqa: E402
-from lrscale.fit import analyse  # noqa: E402
-from lrscale.sweep_table import from_records  # noqa: E402
+from lrscale.analysis.fit import analyse  # noqa: E402
+from lrscale.analysis.sweep_table import from_records  # noqa: E402
 
 RUNS = 98
 

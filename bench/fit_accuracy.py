@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from lrscale.fit import Sweep, analyse, ols  # noqa: E402
+from lrscale.analysis.fit import Sweep, analyse, ols  # noqa: E402
 
 BATCH = np.array([8, 16, 32, 64, 128, 256, 512])
 CURVATURE = 0.2  # loss rise per decade² at the optimum

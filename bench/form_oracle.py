@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_accuracy import BATCH, synthetic, truth  # noqa: E402
 
-from lrscale import forms  # noqa: E402  (fit_accuracy put src/ on the path)
-from lrscale.fit import analyse  # noqa: E402
+from lrscale.analysis import forms  # noqa: E402  (fit_accuracy put src/ on the path)
+from lrscale.analysis.fit import analyse  # noqa: E402
 
 
 def scatter(kind, param, shape, seeds, reps, rng):

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from conftest import REPO, tiny_config
-from lrscale import adaptive, config, optima
+from lrscale import adaptive, config
+from lrscale.analysis import optima
 from lrscale.errors import UserError
-from lrscale.sweep_table import from_records
+from lrscale.analysis.sweep_table import from_records
 from lrscale.wandb_log import build_log_calls
 
 
@@ -233,7 +234,7 @@ def test_a_budget_below_the_grid_is_a_config_error():
 def test_an_adaptive_heatmap_puts_each_rows_lrs_on_one_log_axis(tmp_path):
     from matplotlib import image
 
-    from lrscale import plots
+    from lrscale.analysis import plots
 
     rows = []
     for k, b in enumerate((8, 64)):
@@ -260,7 +261,7 @@ def simulate(cfg, optima, seed, curvature=0.1, sigma=0.01):
     """Every round through the real planner, each run's loss from a parabola in log10 lr (0.04 at
     optima[B], Gaussian noise from `seed`; diverged more than 1.25 decades above it); the final fit
     (as `lrscale fit --plans` makes it) and the plans."""
-    from lrscale.fit import analyse
+    from lrscale.analysis.fit import analyse
 
     rng, records, plans = np.random.default_rng(seed), [], []
 
@@ -350,7 +351,7 @@ def test_the_issues_flat_optimum_gets_seeds_at_and_around_its_best_lr():
 
 
 def test_the_rounds_ceiling_and_the_budget_are_said_plainly(tmp_path, capsys):
-    from lrscale import report
+    from lrscale.analysis import report
 
     cfg = cfg_with([1e-4, 3e-4, 1e-3, 3e-3, 1e-2], rounds=2, max_runs=13)
     plan = {**adaptive.plan_round(cfg, 2, sweep_for({8: 1e-3, 64: 0.05}, grid(cfg)), []),

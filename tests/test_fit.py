@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import lrscale
-from lrscale import fit, optima, shared_shape
+from lrscale.analysis import fit, optima, shared_shape
 from lrscale.errors import UserError
 
 LRS = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
@@ -292,7 +292,7 @@ def test_clipped_vertex_is_flagged_with_the_lr_to_add():
 
 @pytest.mark.parametrize("ci_at_smallest_b, heavy", [([0.4, 2.0], True), ([-0.2, 0.5], False), ([None, 0.5], False)])
 def test_noise_table_calls_a_heavy_tailed_kurtosis_a_lower_bound(ci_at_smallest_b, heavy):
-    from lrscale import report
+    from lrscale.analysis import report
 
     row = {"lr": 1e-3, "b_simple": 50.0, "b_simple_ci95": [30.0, 90.0], "kurtosis": 0.8, "tail": [], "seeds": 2}
     g = {"per_batch": [{**row, "batch_size": 8, "kurtosis_ci95": ci_at_smallest_b},

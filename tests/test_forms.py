@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lrscale import forms, optima, verdict
+from lrscale.analysis import forms, optima, verdict
 
 B = np.array([8, 16, 32, 64, 128, 256, 512], float)
 SE = np.full(7, 0.05)  # SE of ln lr_opt

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from collections import Counter
 
 from conftest import lrscale, record_reliability
-from lrscale import config, fit
+from lrscale import config
+from lrscale.analysis import fit
 from lrscale.errors import UserError
 
 FUZZ = settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from lrscale import adaptive, fit, optima
-from lrscale.locators import Optimum
+from lrscale import adaptive
+from lrscale.analysis import fit, optima
+from lrscale.analysis.locators import Optimum
 
 LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 NAN = math.nan

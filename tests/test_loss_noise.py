@@ -1,13 +1,13 @@
-"""Issue 28.3: σ of one run's loss per batch size (lrscale.loss_noise), carried into every SE."""
+"""Issue 28.3: σ of one run's loss per batch size (lrscale.analysis.loss_noise), carried into every SE."""
 
 import math
 
 import numpy as np
 import pytest
 
-from lrscale import loss_noise
-from lrscale.fit import Sweep, analyse
-from lrscale.report import noise_text, summary_table
+from lrscale.analysis import loss_noise
+from lrscale.analysis.fit import Sweep, analyse
+from lrscale.analysis.report import noise_text, summary_table
 
 BATCH = [8, 16, 32, 64, 128, 256, 512]
 NOISY_SMALL_B = [0.04, 0.03, 0.004, 0.003, 0.002, 0.002, 0.0015]  # σ per B: small batches 10-25x noisier

@@ -170,10 +170,12 @@ def test_a_non_editable_install_validates_a_config(tmp_path):
                         "--target", str(site), str(src)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in (site / "lrscale" / "schemas").iterdir()) == [
-        "config.schema.yaml", "metrics.schema.yaml"]
+        "config.schema.yaml", "fit.schema.yaml", "metrics.schema.yaml"]
     probe = ("import json, sys, lrscale.config as c, lrscale.metrics as m\n"
              "assert c.__file__.startswith(sys.argv[1]), c.__file__\n"
-             "assert m.schema()['properties']\n"
+             "assert m.schema()['properties'] and c.load_schema('fit.schema.yaml')['properties']\n"
+             "import lrscale.analysis.fit as f\n"  # the subpackage installs too
+             "assert f.__file__.startswith(sys.argv[1]), f.__file__\n"
              "print(json.dumps(c.load(sys.argv[2])))\n")
     env = {**os.environ, "PYTHONPATH": str(site)}
     r = subprocess.run([sys.executable, "-c", probe, str(site), str(REPO / "config" / "config.yaml")],

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import lrscale, read_json, tiny_config, write_config
-from lrscale import fit
+from lrscale.analysis import fit
 
 SEED_COLUMNS = ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
                 "timestamp"]

@@ -1,11 +1,11 @@
-"""The shared-shape fit of the loss around every batch size's optimum (lrscale.shared_shape)."""
+"""The shared-shape fit of the loss around every batch size's optimum (lrscale.analysis.shared_shape)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from lrscale import fit, report, shared_shape
+from lrscale.analysis import fit, report, shared_shape
 
 K, Q = 0.7, 0.35  # a steeper wall above the optimum, the shape fit_accuracy's asymmetric curves take
 

@@ -8,10 +8,10 @@ MAX_LINES = 80
 
 
 def function_lengths():
-    for path in sorted((REPO / "src" / "lrscale").glob("*.py")):
+    for path in sorted((REPO / "src" / "lrscale").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                yield f"{path.name}:{node.name}", node.end_lineno - node.lineno + 1
+                yield f"{path.relative_to(REPO / 'src')}:{node.name}", node.end_lineno - node.lineno + 1
 
 
 def test_no_function_over_80_lines():

@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, locators, loss_noise, optima
+from . import config
+from .analysis import locators, loss_noise, optima
 from .errors import UserError
 from .fileio import atomic_write_text
 from .plans import annotate, open_flags, read_plan  # noqa: F401  (annotate, read_plan: re-exported)
-from .sweep_table import Sweep, from_runs, set_grid  # noqa: F401
+from .analysis.sweep_table import Sweep, from_runs, set_grid  # noqa: F401
 
 MAX_EXTEND_PER_ROUND = 2  # lrs added beyond one edge in one round
 # The extension step grows while the loss keeps falling steeply at the edge. Steep: the

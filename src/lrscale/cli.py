@@ -149,7 +149,7 @@ def cmd_status(args):
 
 
 def cmd_config_page(args):
-    from .report import write_config_page
+    from .analysis.report import write_config_page
 
     write_config_page(_load_config(args), args.out)
 
@@ -163,7 +163,7 @@ def _hypotheses(text):
 
 def cmd_fit(args):
     from . import config
-    from .fit import run_fit
+    from .analysis.fit import run_fit
 
     cfg = _load_config(args, required=False)
     flags = {"estimator": args.estimator, "hypotheses": args.hypotheses, "bootstrap": args.bootstrap,

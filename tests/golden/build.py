@@ -40,7 +40,7 @@ def plan_files(case) -> list:
 
 def fit_case(case, out_dir) -> dict:
     """The fit of one case, written to out_dir, as the workflow's fit rule runs it (default settings)."""
-    from lrscale import fit
+    from lrscale.analysis import fit
 
     return fit.run_fit(input_csv(case), out_dir=out_dir, plans=plan_files(case))
 

@@ -4,8 +4,8 @@ as tables, the resolved config)."""
 
 from pathlib import Path
 
-from . import PAGES, PLOTS
-from .fileio import atomic_write_json, atomic_write_text
+from .. import PAGES, PLOTS
+from ..fileio import atomic_write_json, atomic_write_text
 from .verdict import FORM_NAMES, interval
 
 

@@ -387,7 +387,7 @@ def pooled_sigma(lrs_by_b: dict, tables: dict, noise_fallback=None, ran=None, gr
     """(sigma, dof, source): the SD of one run's loss, pooled over the whole sweep.
 
     Several seeds: `seed_spread` summed over B. One seed: `_cubic_residual_sigma`. Else
-    train_loss_std. (lrscale.loss_noise models σ per B from the same spreads.)"""
+    train_loss_std. (lrscale.analysis.loss_noise models σ per B from the same spreads.)"""
     ran, grids = ran or {}, grids or {}
     if not any(np.sum(np.isfinite(t), axis=0).max(initial=0) >= 2 for t in tables.values()):
         return _cubic_residual_sigma(lrs_by_b, tables, noise_fallback, ran, grids)

@@ -3,7 +3,7 @@
 
   LocalFit     each B's own local fit (optima.locate: quadratic, argmin or spline), the quadratic
                vertex's shape bias common to every B subtracted (or carried as an SE floor)
-  SharedShape  one loss shape fitted to the identifiable B's windows at once (lrscale.shared_shape);
+  SharedShape  one loss shape fitted to the identifiable B's windows at once (lrscale.analysis.shared_shape);
                where it is accepted, its optima replace the local fit's
 
 A locator places optima (`place`), redraws them for the bootstrap (`start_draw`, `draw_log10`),

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, forms, locators, loss_noise
-from .metrics import load_all
-from .noise import gradient_noise
+from .. import config
+from . import forms, locators, loss_noise
+from ..metrics import load_all
+from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
 from .verdict import HYPOTHESIS_NAMES, noise_sentence, verdict
@@ -183,7 +184,8 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
     report.md and the plots. `metrics`: the sweep's metrics.json files, validated before any output
     is written (a corrupt one is an error naming it) and drawn in training_curves.png. `plans`: an
     adaptive sweep's round plans (fit.json and the plots then say which round each point came from)."""
-    from . import plans as plan_files, report
+    from .. import plans as plan_files
+    from . import report
 
     cfg = cfg or config.defaults()
     path = Path(results_csv)

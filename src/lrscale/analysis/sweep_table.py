@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .errors import UserError
-from .fileio import read_text
+from .. import config
+from ..errors import UserError
+from ..fileio import read_text
 
 FORMATS = {
     "lrscale": ["batch_size", "lr", "final_val_loss", "seed", "diverged"],

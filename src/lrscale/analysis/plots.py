@@ -11,8 +11,8 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from . import CURVES_PER_BATCH, PLOTS  # noqa: E402
-from .fileio import atomic_write_bytes  # noqa: E402
+from .. import CURVES_PER_BATCH, PLOTS  # noqa: E402
+from ..fileio import atomic_write_bytes  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
 
