@@ -1,4 +1,5 @@
-"""`lrscale` command line: train, aggregate, wandb, fit, status. Bad input -> one line on stderr, exit 2."""
+"""`lrscale` command line: train, aggregate, wandb, plan, fit, config-page, status. Bad input -> one line
+on stderr, exit 2 (`main(argv)` runs one command in this process: the tests call it directly)."""
 
 import argparse
 import json
