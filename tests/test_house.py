@@ -57,3 +57,28 @@ def test_every_optimum_is_redrawn_by_the_locator_that_placed_it():
     assert methods and all(m for m in methods)
     assert len(r["boot_betas"]) == 50 and np.std(r["boot_betas"]) > 0
     assert r["locating"].startswith("Located by")
+
+
+def test_a_sweep_from_records_refuses_a_duplicate_or_no_run():
+    from lrscale.analysis.sweep_table import from_records
+
+    run = (8, 1e-3, 0, 1.0, math.nan, math.nan, math.nan)
+    with pytest.raises(ValueError, match="batch_size 8, lr 0.001, seed 0 given twice"):
+        from_records([run, run], "lrscale", 0.1)
+    with pytest.raises(ValueError, match="no runs"):
+        from_records([], "lrscale", 0.1)
+
+
+def test_the_shared_shape_reports_the_local_vertex_however_often_it_is_asked():
+    from lrscale.analysis import locators, loss_noise
+
+    rng = np.random.default_rng(1)
+    lrs = 10 ** np.linspace(-4, -1, 7)
+    losses = {b: 1 + 0.2 * (np.log10(lrs) - np.log10(1e-3 * (b / 8) ** 0.5)) ** 2 + rng.normal(0, 0.002, (2, 7))
+              for b in (8, 16, 32, 64, 128)}
+    sweep = fit.Sweep(list(losses), {b: lrs for b in losses}, losses, {b: None for b in losses}, "synthetic", [0, 1])
+    optima_, _, shared = locators.locate_all(sweep, loss_noise.of_sweep(sweep), "parabola", False)
+    owned = [o for o in optima_ if shared.owns(o.batch_size)]
+    assert owned  # the shared shape placed some optima
+    for o in owned:
+        assert shared.place(o.batch_size).lr_opt_vertex == o.lr_opt_vertex != o.lr_opt

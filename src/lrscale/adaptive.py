@@ -32,10 +32,11 @@ import numpy as np
 
 from . import config
 from .analysis import locators, loss_noise, optima
+from .analysis.names import EDGE, FLAT, INSUFFICIENT
+from .analysis.sweep_table import Sweep, from_runs, set_grid  # noqa: F401
 from .errors import UserError
 from .fileio import atomic_write_text
 from .plans import annotate, open_flags, read_plan  # noqa: F401  (annotate, read_plan: re-exported)
-from .analysis.sweep_table import Sweep, from_runs, set_grid  # noqa: F401
 
 MAX_EXTEND_PER_ROUND = 2  # lrs added beyond one edge in one round
 # The extension step grows while the loss keeps falling steeply at the edge. Steep: the
@@ -227,7 +228,7 @@ def _extend(row: dict, hist: dict, a: dict) -> tuple[str, list, str]:
     lrs = lrs[: max(left, 0)]
     if not lrs:
         return "unbracketed", [], f"not bracketed and its {a['extend_edges']} extension(s) are spent"
-    flag = row["flags"].get("edge") or row["flags"]["insufficient"]
+    flag = row["flags"].get(EDGE) or row["flags"][INSUFFICIENT]
     why = f"{flag.split('; add lr')[0]}; adds lr {', '.join(f'{lr:.3g}' for lr in lrs)}"
     why += f" ({grew})" if grew else ""
     return "extend", [(lr, None) for lr in lrs], why
@@ -237,12 +238,12 @@ def _wanted(row: dict, hist: dict, a: dict, spacing: float) -> tuple[str, list[t
     """(action, [(lr, runs)], why) for one batch size's fit row: extend an edge; re-centre once; then,
     while it is not identifiable, reseed at and around its best lr; else nothing."""
     flags = row["flags"]
-    if "edge" in flags or "insufficient" in flags:
+    if EDGE in flags or INSUFFICIENT in flags:
         return _extend(row, hist, a)
     open_ = _unresolved(row)
     if hist["recentred"] and not open_:
         return "done", [], "bracketed and identifiable, already re-centred"
-    flat = "flat" in flags  # often just too few runs so far: more, where it matters, may resolve it
+    flat = FLAT in flags  # often just too few runs so far: more, where it matters, may resolve it
     centre = best_lr(row) if flat else row["lr_opt"]
     lrs = _around(centre, row, a, spacing)
     if not hist["recentred"]:

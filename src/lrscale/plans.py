@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from . import config
+from .analysis.names import GRAD_CLIPPED, UNBRACKETED  # names only: no numpy, no scipy
 from .errors import UserError
 from .fileio import read_text
 
@@ -26,7 +27,7 @@ def read_plan(path) -> dict:
 
 def open_flags(row: dict) -> dict:
     """A fit row's flags that keep its optimum out of the fit (grad_clipped is a confound, not that)."""
-    return {k: v for k, v in row["flags"].items() if k != "grad_clipped"}
+    return {k: v for k, v in row["flags"].items() if k != GRAD_CLIPPED}
 
 
 def annotate(result: dict, plans: list[dict]) -> None:
@@ -44,7 +45,7 @@ def annotate(result: dict, plans: list[dict]) -> None:
                             for lr in row["lrs"]]
         extended = any(p["batch_size"] == b and p["reason"].startswith("extend") for pl in plans for p in pl["points"])
         row["extended"] = extended
-        row["edge_resolved_by_extension"] = extended and not {"edge", "insufficient"} & set(row["flags"])
+        row["edge_resolved_by_extension"] = extended and not set(UNBRACKETED) & set(row["flags"])
     result["rounds"] = {
         "n": 1 + len(plans),
         "plans": [{"round": p["round"], "runs": len(p["points"]), "per_batch": p["per_batch"], "budget": p["budget"]}

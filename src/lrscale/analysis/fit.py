@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import config
 from . import forms, locators, loss_noise
+from .names import POWER_LAW
 from ..metrics import load_all
 from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
@@ -138,7 +139,7 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
     b = [o.batch_size for o in included]
     se_ln = [LN10 * o.lr_opt_se_across_b_log10 for o in included]
     comparison = forms.compare(b, [o.lr_opt for o in included], se_ln, noise_dof)
-    line = comparison["fits"]["power_law"].pop("line")
+    line = comparison["fits"][POWER_LAW].pop("line")
     y = np.log([o.lr_opt for o in included])
     w = 1 / np.square(se_ln)
     ss_tot = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))

@@ -19,7 +19,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-FORMS = ("power_law", "mccandlish", "surge")
+from .names import BENDING, FORMS, MCCANDLISH, NO_FORM, POWER_LAW, UNDECIDED  # noqa: F401  (FORMS: re-exported)
+
 # a bending form must beat the power law by this: a likelihood ratio of e² ≈ 7.4 in its favour (a
 # convention, not a p-value: the forms are not nested), judged by bench/fit_accuracy.py's `bending pref.`
 PREFER_DCHI2 = 4.0
@@ -34,7 +35,7 @@ GOF_P = 0.01  # the preferred form's χ² p-value below this: no form describes 
 
 def _shape(form: str, ln_b: np.ndarray, ln_bn: float) -> np.ndarray:
     """ln lr − ln scale for the bending forms at B_noise = e^ln_bn."""
-    if form == "mccandlish":
+    if form == MCCANDLISH:
         return -np.logaddexp(0.0, ln_bn - ln_b)  # −ln(1 + B_noise/B)
     half = 0.5 * (ln_bn - ln_b)
     return -np.log(np.cosh(half))  # ½(√(Bn/B) + √(B/Bn)) = cosh(½ ln(Bn/B))
@@ -42,7 +43,7 @@ def _shape(form: str, ln_b: np.ndarray, ln_bn: float) -> np.ndarray:
 
 def local_slope(form: str, b, b_noise) -> float:
     """d ln lr_opt / d ln B of a bending form at B."""
-    if form == "mccandlish":
+    if form == MCCANDLISH:
         return b_noise / (b + b_noise)
     return 0.5 * (b_noise - b) / (b_noise + b)
 
@@ -122,7 +123,7 @@ def fit_bending(form, b, y, var, with_ci=True) -> dict:
 
 def fit_power_law(b, y, var) -> dict:
     line = wls_line(np.log(np.asarray(b, float)), y, var)
-    return {"form": "power_law", "chi2": line["chi2"], "dof": line["dof"], "beta": line["beta"],
+    return {"form": POWER_LAW, "chi2": line["chi2"], "dof": line["dof"], "beta": line["beta"],
             "beta_ci95": line["ci95"], "scale": math.exp(line["intercept"]), "line": line,
             "local_slope": {"smallest_b": line["beta"], "largest_b": line["beta"]}}
 
@@ -130,7 +131,7 @@ def fit_power_law(b, y, var) -> dict:
 def curve(fit: dict, b) -> np.ndarray:
     """lr_opt of a fitted form at batch sizes b."""
     b = np.asarray(b, float)
-    if fit["form"] == "power_law":
+    if fit["form"] == POWER_LAW:
         return fit["scale"] * b ** fit["beta"]
     return fit["scale"] * np.exp(_shape(fit["form"], np.log(b), math.log(fit["b_noise"])))
 
@@ -142,7 +143,7 @@ def band(b, lr_opt, se_ln, form, b_grid, n=200, seed=0) -> list:
     draws = []
     for _ in range(n):
         y_star = y + rng.normal(0.0, se)
-        f = fit_power_law(b, y_star, se**2) if form == "power_law" else fit_bending(form, b, y_star, se**2, False)
+        f = fit_power_law(b, y_star, se**2) if form == POWER_LAW else fit_bending(form, b, y_star, se**2, False)
         draws.append(curve(f, b_grid))
     lo, hi = np.quantile(np.array(draws), [0.025, 0.975], axis=0)
     return [lo.tolist(), hi.tolist()]
@@ -153,8 +154,8 @@ def compare(b, lr_opt, se_ln, se_dof=math.inf) -> dict:
     `se_dof`: degrees of freedom behind the SEs (their noise estimate): the goodness-of-fit test
     is then an F test, not χ², so a noisy noise estimate does not reject a true form."""
     y, var = np.log(np.asarray(lr_opt, float)), np.asarray(se_ln, float) ** 2
-    fits = {"power_law": fit_power_law(b, y, var)}
-    for form in FORMS[1:]:
+    fits = {POWER_LAW: fit_power_law(b, y, var)}
+    for form in BENDING:
         fits[form] = fit_bending(form, b, y, var)
     n = len(y)
     for f in fits.values():
@@ -174,18 +175,18 @@ def gof_p(chi2, dof, se_dof):
 
 def close_second(fits, choice) -> str | None:
     """The other bending form when it is within WEAK_DCHI2 of the chosen one (not excluded), else None."""
-    other = [f for f in FORMS[1:] if f != choice][0]
+    other = [f for f in BENDING if f != choice][0]
     return other if fits[other]["chi2"] - fits[choice]["chi2"] < WEAK_DCHI2 else None
 
 
 def prefer(fits) -> dict:
     """power_law unless a bending form fits clearly better; `none` when the choice fails its χ² test."""
-    pl = fits["power_law"]["chi2"]
-    better = sorted((fits[f]["chi2"], f) for f in FORMS[1:] if pl - fits[f]["chi2"] >= PREFER_DCHI2)
+    pl = fits[POWER_LAW]["chi2"]
+    better = sorted((fits[f]["chi2"], f) for f in BENDING if pl - fits[f]["chi2"] >= PREFER_DCHI2)
     if not better:
-        choice, reason = "power_law", f"no bending form lowers χ² by {PREFER_DCHI2:g} or more"
+        choice, reason = POWER_LAW, f"no bending form lowers χ² by {PREFER_DCHI2:g} or more"
     elif len(better) == 2 and better[1][0] - better[0][0] < UNDECIDED_DCHI2:
-        choice, reason = "undecided", "McCandlish and surge fit about equally well, both better than a power law"
+        choice, reason = UNDECIDED, "McCandlish and surge fit about equally well, both better than a power law"
     else:
         choice = better[0][1]
         reason = f"χ² {fits[choice]['chi2']:.1f} vs {pl:.1f} for a power law"
@@ -193,10 +194,10 @@ def prefer(fits) -> dict:
         if other:
             gap = fits[other]["chi2"] - fits[choice]["chi2"]
             reason += f"; the {other} form is only Δχ² = {gap:.1f} behind, not excluded"
-    best = fits[min(fits, key=lambda f: fits[f]["chi2"])] if choice == "undecided" else fits[choice]
+    best = fits[min(fits, key=lambda f: fits[f]["chi2"])] if choice == UNDECIDED else fits[choice]
     p = best["gof_p"]
     if p is not None and p < GOF_P:
-        return {"preferred_form": "none", "preference_reason": (
+        return {"preferred_form": NO_FORM, "preference_reason": (
             f"the best form ({best['form']}) has χ² = {best['chi2']:.1f} on {best['dof']} dof (p = {p:.2g}): "
             "no form describes the per-B optima within their errors")}
     return {"preferred_form": choice, "preference_reason": reason}

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optima, shared_shape
+from .names import (CLIPPED, EDGE, GRAD_CLIPPED, GRID_POINT_EDGE, GRID_POINT_FLAT, QUADRATIC, QUADRATIC_SHIFTED,
+                    SHARED_SHAPE)
 from .sweep_table import Sweep
 
-SHARED_SHAPE = "shared shape"  # Optimum.method of the optima the shared shape placed
 
 
 @dataclass
@@ -121,15 +122,16 @@ class LocalFit:
         if opt.lr_opt is None:
             return None
         lr_opt, loss_at_opt, vertex = opt.lr_opt, opt.loss_at_opt, None
-        method = {"parabola": "quadratic"}.get(self.estimator, self.estimator)
+        method = {"parabola": QUADRATIC}.get(self.estimator, self.estimator)
         if loc["x_vertex"] is None:
-            method = "best grid point (no local minimum between its neighbours)"
+            edge = optima.unbracketed(np.isfinite(self.located[b][2]), loc["i_best"]) is not None
+            method = GRID_POINT_EDGE if edge else GRID_POINT_FLAT
         elif self.shape["shift"] is not None and loc["parabola"] and not loc["clipped"]:
             lo, hi = np.log10(loc["bracket"])
             x = float(np.clip(loc["x_vertex"] - self.shape["shift"], lo, hi))
             a, bb, c = loc["parabola"]
             lr_opt, loss_at_opt, vertex = float(10**x), float(a * x * x + bb * x + c), opt.lr_opt
-            method = "quadratic, the common shape bias removed"
+            method = QUADRATIC_SHIFTED
         return Placement(lr_opt, loss_at_opt, _vertex_se(loc, self.noise), self.shape["total"],
                          self.shape["across_b"], noise_at(self.noise, b)["dof"], method, vertex)
 
@@ -188,8 +190,9 @@ class SharedShape:
     def place(self, b) -> Placement:
         """No shape floor: a misfit of the shared shape shows in its χ², which scales its SEs."""
         j = self.joint
+        vertex = self.local.located[b][1]["lr_opt"]  # the local fit's own, never the finished optimum's
         return Placement(float(10 ** j["x"][b]), j["level"][b], j["se"][b], 0.0, 0.0, j["se_dof"], self.method,
-                         self.local.located[b][0].lr_opt, j["coef"][b])
+                         vertex, j["coef"][b])
 
     def start_draw(self, rng, scale: float) -> None:
         """One draw of every window's point errors: the shared k and q correlate the optima."""
@@ -271,5 +274,5 @@ def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise,
             opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, opt.lr_opt_se_log10, p.dof)
     opt.flags = optima.flags_for(sweep.lrs[b], mean, loc, opt.lr_opt_se_log10, own, sweep.clipped.get(b))
     opt.noise_sigma, opt.noise_sigma_dof = own["sigma"], own["dof"]
-    blocking = set(opt.flags) - {optima.GRAD_CLIPPED} - ({optima.EDGE, optima.CLIPPED} if include_edge else set())
+    blocking = set(opt.flags) - {GRAD_CLIPPED} - ({EDGE, CLIPPED} if include_edge else set())
     opt.included = bool(opt.lr_opt is not None and opt.lr_opt_se_log10 is not None and not blocking)

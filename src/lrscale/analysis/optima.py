@@ -19,13 +19,11 @@ import numpy as np
 from scipy import stats
 from scipy.interpolate import Akima1DInterpolator
 
+from .names import CLIPPED, EDGE, FLAT, GRAD_CLIPPED, INSUFFICIENT, NO_NOISE
+
 FLOOR_STEPS = 0.02  # least SE of log10 lr_opt from shape bias, in grid steps
 MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not identifiable
 MIN_SHIFT_POINTS = 3  # batch sizes needed to measure the common shape bias
-# The flags an optimum can carry (fit.json per_batch[].flags: flag -> reason). All but GRAD_CLIPPED
-# keep it out of the fits across B (EDGE and CLIPPED enter with analysis.include_edge).
-INSUFFICIENT, EDGE, CLIPPED, FLAT, NO_NOISE, GRAD_CLIPPED = "insufficient", "edge", "clipped", "flat", "no_noise", "grad_clipped"
-FLAGS = (INSUFFICIENT, EDGE, CLIPPED, FLAT, NO_NOISE, GRAD_CLIPPED)
 CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
 
 

@@ -13,6 +13,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E
 
 from .. import CURVES_PER_BATCH, PLOTS  # noqa: E402
 from ..fileio import atomic_write_bytes  # noqa: E402
+from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SURGE  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
 
@@ -28,7 +29,7 @@ def _colours(n):
     return plt.cm.viridis(np.linspace(0, 0.9, max(n, 1)))
 
 
-FORM_STYLE = {"power_law": ("C0", "power law"), "mccandlish": ("C1", "McCandlish"), "surge": ("C2", "surge")}
+FORM_STYLE = {POWER_LAW: ("C0", "power law"), MCCANDLISH: ("C1", "McCandlish"), SURGE: ("C2", "surge")}
 
 
 def _points(ax, rows):
@@ -39,8 +40,8 @@ def _points(ax, rows):
         style = dict(color="black", mfc="black") if r["included"] else dict(color="grey", mfc="none")
         ax.errorbar([r["batch_size"]], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", marker="o", ms=6, zorder=5,
                     **style)
-        notes = [k for k in r["flags"] if k != "grad_clipped" or not r["included"]]
-        if "grad_clipped" in r["flags"]:
+        notes = [k for k in r["flags"] if k != GRAD_CLIPPED or not r["included"]]
+        if GRAD_CLIPPED in r["flags"]:
             ax.plot([r["batch_size"]], [r["lr_opt"]], "o", ms=13, mfc="none", mec="red", zorder=6)
         if not r["included"] or notes:
             ax.annotate(",".join(notes) or "excluded", (r["batch_size"], r["lr_opt"]), textcoords="offset points",
@@ -60,7 +61,7 @@ def lr_opt_vs_batch(result, path):
             band = fit["band95"]  # computed by the fit (fit.json), drawn here
             bb = band["batch_size"]
             ax.fill_between(bb, band["low"], band["high"], color=colour, alpha=0.22 if best else 0.07, lw=0)
-            if name == "power_law":
+            if name == POWER_LAW:
                 extra = f" β = {fit['beta']:.3f}"
             elif fit["b_noise_unbounded"] or not min(b_used) / 10 < fit["b_noise"] < 10 * max(b_used):
                 extra = " B_noise off the B range"
@@ -68,7 +69,7 @@ def lr_opt_vs_batch(result, path):
                 extra = f" B_noise = {fit['b_noise']:.3g}"
             ax.plot(bb, band["lr_opt"], color=colour, lw=2.4 if best else 1.0, ls="-" if best else "--",
                     label=f"{label}:{extra}, χ² {fit['chi2']:.1f}" + (" (preferred)" if best else ""))
-        if any("grad_clipped" in r["flags"] for r in rows):
+        if any(GRAD_CLIPPED in r["flags"] for r in rows):
             ax.plot([], [], "o", ms=10, mfc="none", mec="red", label="grad clipped on most steps")
         ax.legend(fontsize=8, title=f"preferred: {result['preferred_form']}", title_fontsize=8)
     else:
@@ -264,7 +265,7 @@ def noise_vs_batch(result, path):
     span = [v for _, y, ci in pts for v in (y, *(ci or ())) if v is not None]
     if pts and _errorbar(left, *zip(*pts), "C0"):
         handles.append(Line2D([], [], color="C0", marker="$\\uparrow$", ls="none", label="CI open above (|G|² ≈ 0)"))
-    mc = (result.get("forms") or {}).get("mccandlish")
+    mc = (result.get("forms") or {}).get(MCCANDLISH)
     if mc and not mc.get("b_noise_unbounded"):
         handles.append(left.axhline(mc["b_noise"], color="C1", ls="--",
                                     label=f"B_noise from lr_opt(B), McCandlish: {mc['b_noise']:.3g}"))

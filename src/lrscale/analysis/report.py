@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
+from .names import POWER_LAW
 from .verdict import FORM_NAMES, interval
 
 
@@ -47,7 +48,7 @@ def forms_table(result) -> str:
     lines = ["| form | parameters (95% CI) | local slope (smallest → largest B) | χ² (dof) | p | preferred |",
              "|---|---|---|---|---|---|"]
     for name, f in result["forms"].items():
-        if name == "power_law":
+        if name == POWER_LAW:
             params = f"β = {f['beta']:.3f} {interval(f['beta_ci95'])}, C = {f['scale']:.3g}"
         else:
             params = (f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}, scale = {f['scale']:.3g} "

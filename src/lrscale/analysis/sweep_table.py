@@ -143,6 +143,12 @@ def _text_frame(header, rows):
 def from_frame(runs, fmt, final_window) -> Sweep:
     """A Sweep from a DataFrame of RUN_COLUMNS, one row per run: per batch size a (seed x lr) table
     (NaN where a seed was not run at an lr); noise[B] the median SE of a final-window mean loss."""
+    if runs.empty:
+        raise ValueError("no runs: a Sweep needs at least one (batch_size, lr, seed) run")
+    dup = runs.duplicated(["batch_size", "lr", "seed"])
+    if dup.any():
+        b, lr, seed = runs.loc[dup.idxmax(), ["batch_size", "lr", "seed"]]
+        raise ValueError(f"run batch_size {int(b)}, lr {lr}, seed {int(seed)} given twice; expected one row per run")
     seeds = sorted(int(s) for s in runs["seed"].unique())
     window_steps = np.maximum(1.0, np.ceil(final_window * runs["num_steps"]))
     runs = runs.assign(ran=1.0, se=runs["train_loss_std"] / np.sqrt(window_steps))  # SE of a final-window mean

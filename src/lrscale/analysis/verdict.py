@@ -6,11 +6,11 @@ between two / outside all), then confounds and exclusions.
 """
 
 from .forms import close_second
-from .locators import SHARED_SHAPE
+from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SHARED_SHAPE, SURGE, UNDECIDED
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
-FORM_NAMES = {"power_law": "power law C·B^β", "mccandlish": "McCandlish lr_max/(1 + B_noise/B)",
-              "surge": "surge lr_peak/(½(√(B_noise/B) + √(B/B_noise)))"}
+FORM_NAMES = {POWER_LAW: "power law C·B^β", MCCANDLISH: "McCandlish lr_max/(1 + B_noise/B)",
+              SURGE: "surge lr_peak/(½(√(B_noise/B) + √(B/B_noise)))"}
 
 
 def _ci(ci) -> str:
@@ -30,11 +30,11 @@ def _bn(f) -> str:
 
 def form_sentence(r) -> str:
     pref, fits = r["preferred_form"], r["forms"]
-    if pref == "power_law":
-        f = fits["power_law"]
+    if pref == POWER_LAW:
+        f = fits[POWER_LAW]
         return (f"Preferred form: {FORM_NAMES['power_law']} ({r['preference_reason']}; χ² = {f['chi2']:.1f} on "
                 f"{f['dof']} dof)")
-    if pref in ("mccandlish", "surge"):
+    if pref in (MCCANDLISH, SURGE):
         f = fits[pref]
         slope = f["local_slope"]
         return (f"Preferred form: {FORM_NAMES[pref]} with {_bn(f)} ({r['preference_reason']}); lr_opt bends: "
@@ -49,8 +49,8 @@ def form_sentence(r) -> str:
 def plausible_bend(r) -> str | None:
     """A bending form that fits at least somewhat better than the power law with a B_noise pinned on
     both sides (not a power law in disguise), though not enough to be preferred; else None."""
-    pl = r["forms"]["power_law"]["chi2"]
-    for name in ("mccandlish", "surge"):
+    pl = r["forms"][POWER_LAW]["chi2"]
+    for name in (MCCANDLISH, SURGE):
         f = r["forms"][name]
         if f["chi2"] <= pl - 1 and None not in f["b_noise_ci95"]:
             return f"{name} with {_bn(f)} lowers χ² by {pl - f['chi2']:.1f}"
@@ -114,11 +114,11 @@ def verdict(r, hypotheses) -> str:
     parts = [form_sentence(r)]
     parts.append(f"β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])} weighted LS, t with {r['dof']} dof; bootstrap "
                  f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']}{_located(r)})")
-    if r["preferred_form"] == "power_law":
+    if r["preferred_form"] == POWER_LAW:
         parts.append(hypothesis_sentence(r, hypotheses))
     else:
         parts.append("the hypotheses on a constant β are not tested: the data do not show a constant slope")
-    clipped = [p["batch_size"] for p in r["per_batch"] if "grad_clipped" in p["flags"] and p["included"]]
+    clipped = [p["batch_size"] for p in r["per_batch"] if GRAD_CLIPPED in p["flags"] and p["included"]]
     if clipped:
         parts.append(f"gradient clipping was active on most steps near lr_opt at B={', '.join(map(str, clipped))}: "
                      "there β describes the clipped step, not the nominal lr")
@@ -140,8 +140,8 @@ def noise_sentence(r) -> str | None:
     text = (f"Gradients say B_simple ≈ {g['b_simple_median']:.3g} (median over {len(g['per_batch'])} batch sizes, "
             "end of training, at each lr_opt)")
     fits = r.get("forms") or {}
-    mc = fits.get("mccandlish")
-    weakly_behind = r["preferred_form"] == "surge" and close_second(fits, "surge") == "mccandlish"
-    if mc and (r["preferred_form"] in ("mccandlish", "undecided") or weakly_behind):
+    mc = fits.get(MCCANDLISH)
+    weakly_behind = r["preferred_form"] == SURGE and close_second(fits, SURGE) == MCCANDLISH
+    if mc and (r["preferred_form"] in (MCCANDLISH, UNDECIDED) or weakly_behind):
         text += f"; the loss surface says {_bn(mc)} (McCandlish form)"
     return text + "."
