@@ -1,14 +1,37 @@
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+# Tiers (markers registered in pyproject.toml). A test is `fast` unless marked `slow` (real snakemake
+# sweeps, kill -9 and other fault trials on real processes), `slurm` (a real cluster) or `browser`
+# (a real chromium): `make check` runs the fast tier, `make test` every tier.
+OTHER_TIERS = ("slow", "slurm", "browser")
+
+# Hypothesis: `full` (300 examples a property, derandomized) unless LRSCALE_HYPOTHESIS=fast (make check).
+settings.register_profile("full", max_examples=300, derandomize=True, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+settings.register_profile("fast", settings.get_profile("full"), max_examples=25)
+settings.load_profile(os.environ.get("LRSCALE_HYPOTHESIS", "full"))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in OTHER_TIERS):
+            item.add_marker(pytest.mark.fast)
 
 
 def tiny_config(**sections):
@@ -57,6 +80,54 @@ def lrscale(*args, check=False, timeout=300, env=None, **kw):
     return r
 
 
+def cli(*args, check=False, env=None, cwd=None):
+    """`lrscale ARGS` in this process, through lrscale.cli.main(argv): the same parser, commands and
+    one-line errors as the console script without its ~3 s of interpreter and torch start-up. Returns
+    a CompletedProcess like lrscale(); what a process of its own would print on stderr lands in
+    .stderr: its warnings (Python's default filters) and its log records (WARNING and up).
+    os.environ and the working directory are restored afterwards."""
+    from lrscale.cli import main
+
+    argv = list(map(str, args))
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    log = logging.StreamHandler(err)
+    log.setLevel(logging.WARNING)
+    logging.getLogger().addHandler(log)
+    code = 0
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd or saved_cwd)
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            _interpreter_warning_filters()
+            try:
+                main(argv)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        err.writelines(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+    finally:
+        logging.getLogger().removeHandler(log)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    r = subprocess.CompletedProcess(["lrscale", *argv], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"lrscale {argv} exited {code}:\n{r.stderr[-3000:]}")
+    return r
+
+
+def _interpreter_warning_filters():
+    """The filters a fresh `python` starts with: its defaults, then $PYTHONWARNINGS (plain actions,
+    e.g. `always`): what the console script would show."""
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    for action in filter(None, os.environ.get("PYTHONWARNINGS", "").split(",")):
+        warnings.simplefilter(action)
+
+
 def tool_env(**extra):
     """Environment for the real tools: this venv's scripts first on PATH, W&B offline."""
     return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "WANDB_MODE": "offline", **extra}
@@ -80,6 +151,39 @@ def results_without_timing(path):
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """The tiny config trained once for the whole session, in this process: B=8 at lrs 0.003 and
+    0.01, 16 steps, 2 eval points (both noise probes), aggregated into results.csv. Read-only."""
+    root = tmp_path_factory.mktemp("tiny_runs")
+    cfg = tiny_config(sweep={"name": "wb", "batch_sizes": [8], "lrs": [0.003, 0.01]}, budget={"value": 128},
+                      train={"eval_points": 2})
+    path = write_config(root / "c.yaml", cfg)
+    metrics = [root / f"runs/B8_LR{lr:.6f}/seed0/metrics.json" for lr in cfg["sweep"]["lrs"]]
+    for lr, out in zip(cfg["sweep"]["lrs"], metrics):
+        cli("train", "--config", path, "--batch-size", 8, "--lr", lr, "--out", out, "--device", "cpu", check=True)
+    cli("aggregate", *metrics, "--out", root / "results.csv", check=True)
+    return SimpleNamespace(root=root, cfg=cfg, config=path, metrics=metrics, results=root / "results.csv")
+
+
+CANARY = "canary" + "7f3a9c" * 6  # a fake secret: must never reach an output
+SHARED_BATCH, SHARED_LRS = [8, 16, 32], [0.003, 0.01, 0.03]
+
+
+@pytest.fixture(scope="session")
+def shared_sweep(tmp_path_factory):
+    """One finished sweep (3 B x 3 lr) under the real snakemake, run with the canary as WANDB_API_KEY
+    and LRSCALE_SECRET in its environment: tests/test_secrets.py scans every file it wrote,
+    tests/test_report.py renders its report. Returns its folder, config and the run's output."""
+    wd = tmp_path_factory.mktemp("shared_sweep")
+    cfg = tiny_config(sweep={"name": "rep", "batch_sizes": SHARED_BATCH, "lrs": SHARED_LRS}, budget={"value": 2048})
+    path = write_config(wd / "c.yaml", cfg)
+    r = subprocess.run(snakemake_cmd(wd, configfile=path), capture_output=True, text=True, timeout=900,
+                       env=tool_env(WANDB_API_KEY=CANARY, LRSCALE_SECRET=CANARY))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return SimpleNamespace(wd=wd, config=path, run=r)
 
 
 @pytest.fixture

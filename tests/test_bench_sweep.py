@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # bench/sweep_gpu.py: three variants, each a real snakemake sweep
 
 
 def test_sweep_bench_tiny_cpu(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import lrscale
+from conftest import cli, lrscale
 from lrscale.analysis import fit, optima, shared_shape
 from lrscale.errors import UserError
 
@@ -202,7 +202,7 @@ def test_bad_input_one_line_exit2(tmp_path, content, needle):
     path.write_text(content)
     with pytest.raises(UserError, match="bad.csv"):
         fit.read_table(path)
-    r = lrscale("fit", path, "--out", tmp_path / "out")
+    r = cli("fit", path, "--out", tmp_path / "out")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "bad.csv" in lines[0], r.stderr
@@ -211,7 +211,7 @@ def test_bad_input_one_line_exit2(tmp_path, content, needle):
 
 def test_cli_writes_outputs(tmp_path):
     path = write_csv(tmp_path / "s.csv", surface(beta=0.667, noise=0.002, seeds=(0, 1)))
-    r = lrscale("fit", path, "--bootstrap", "200", "--seed", "1", check=True)
+    r = lrscale("fit", path, "--bootstrap", "200", "--seed", "1", check=True)  # fit's one process smoke
     out = tmp_path / "analysis"
     res = json.loads((out / "fit.json").read_text())
     assert abs(res["beta"] - 0.667) < 0.1
@@ -254,14 +254,14 @@ def test_cli_takes_the_config_and_flags_override_it(tmp_path):
     csv_path = write_csv(tmp_path / "s.csv", surface(beta=0.5, noise=0.002, seeds=(0, 1)))
     cfg = write_config(tmp_path / "c.yaml", tiny_config(analysis={"estimator": "argmin", "hypotheses": [0.4, 0.9],
                                                                     "bootstrap": 30, "seed": 2}))
-    lrscale("fit", csv_path, "--config", cfg, "--out", tmp_path / "a", check=True)
+    cli("fit", csv_path, "--config", cfg, "--out", tmp_path / "a", check=True)
     res = json.loads((tmp_path / "a" / "fit.json").read_text())
     assert res["estimator"] == "argmin" and [h["beta"] for h in res["hypotheses"]] == [0.4, 0.9]
     assert res["bootstrap"]["n"] == 30 and res["bootstrap"]["seed"] == 2
-    lrscale("fit", csv_path, "--config", cfg, "--estimator", "spline", "--out", tmp_path / "b", check=True)
+    cli("fit", csv_path, "--config", cfg, "--estimator", "spline", "--out", tmp_path / "b", check=True)
     res = json.loads((tmp_path / "b" / "fit.json").read_text())
     assert res["estimator"] == "spline" and res["bootstrap"]["n"] == 30  # only the flag given changes
-    r = lrscale("fit", csv_path, "--config", cfg, "--bootstrap", "-3", "--out", tmp_path / "c")
+    r = cli("fit", csv_path, "--config", cfg, "--bootstrap", "-3", "--out", tmp_path / "c")
     assert r.returncode == 2 and "analysis.bootstrap" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c").exists()
 
@@ -271,7 +271,7 @@ def test_cli_corrupt_metrics_file_is_an_error_naming_it(tmp_path):
     bad = tmp_path / "runs" / "B8_LR0.001000" / "seed0" / "metrics.json"
     bad.parent.mkdir(parents=True)
     bad.write_text('{"schema_version": 1, "name": "B8_LR0.00')
-    r = lrscale("fit", csv_path, "--out", tmp_path / "out", "--metrics", bad)
+    r = cli("fit", csv_path, "--out", tmp_path / "out", "--metrics", bad)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "B8_LR0.001000/seed0/metrics.json" in lines[0] and "not valid JSON" in lines[0]
@@ -334,7 +334,7 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
                 rows.append({"batch_size": b, "lr": lr, "seed": s,
                              "final_val_loss": 1 + 0.2 * (math.log10(lr) - x_opt) ** 2 + 1e-4 * s})
     path = write_csv(tmp_path / "s.csv", rows)
-    lrscale("fit", path, "--bootstrap", "50", check=True)
+    cli("fit", path, "--bootstrap", "50", check=True)
     res = json.loads((tmp_path / "analysis" / "fit.json").read_text())
     assert res["preferred_form"] == "mccandlish"
     assert res["forms"]["mccandlish"]["b_noise"] == pytest.approx(64, rel=0.05)
@@ -362,7 +362,6 @@ def test_common_shape_bias_is_subtracted_from_every_vertex(monkeypatch):
     # The fallback when no shape is shared (tests/test_shared_shape.py): here its bar is set out of reach
     monkeypatch.setattr(shared_shape, "MIN_FULL_WINDOWS", 99)
     bs = [8, 16, 32, 64]
-    lrs = 10 ** np.linspace(-4.5, -1.5, 7)
     truth = {b: -3.1 + 0.5 * math.log10(b / 8) for b in bs}  # half a decade per 4x: one phase for all
     grid = {b: 10 ** (np.linspace(-4.5, -1.5, 7) + 0.5 * math.log10(b / 8)) for b in bs}
     losses = {}
@@ -384,7 +383,7 @@ def test_common_shape_bias_is_subtracted_from_every_vertex(monkeypatch):
 def test_no_beta_fit_is_quiet(tmp_path, bs):
     # fewer than 3 usable batch sizes: every plot still drawn, no library warning reaches the user
     path = write_csv(tmp_path / "s.csv", surface(bs=bs, noise=0.002, seeds=(0, 1)))
-    r = lrscale("fit", path, check=True, env={"PYTHONWARNINGS": "always"})
+    r = cli("fit", path, check=True, env={"PYTHONWARNINGS": "always"})
     assert json.loads((tmp_path / "analysis/fit.json").read_text())["beta"] is None
     assert r.stderr == "", r.stderr
     assert "no beta" in r.stdout

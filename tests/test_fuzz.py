@@ -1,22 +1,23 @@
 """Hostile input, fuzzed (hypothesis, derandomized): every case ends in success or a one-line
-UserError (exit code 2 through the CLI) — never another exception, never a partial output."""
+UserError (exit code 2 through the CLI) — never another exception, never a partial output.
+Examples per property: the hypothesis profile (tests/conftest.py): 300 in `make test`, 25 in `make check`."""
 
 import csv
 import io
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collections import Counter
 
-from conftest import lrscale, record_reliability
+from conftest import cli, record_reliability
 from lrscale import config
 from lrscale.analysis import fit
 from lrscale.errors import UserError
 
-FUZZ = settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings()  # the loaded profile (tests/conftest.py): derandomized, no deadline, 300 or 25 examples
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
                     st.text(max_size=20), st.just("../../etc"), st.just("é∂ƒ漢字"))
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=5),
@@ -138,7 +139,7 @@ T = ["train", "--config", "{cfg}", "--out", "{out}"]
 def test_cli_flags_exit2_one_line(tmp_path, cfg_file, args):
     (tmp_path / "x.csv").write_text("batch_size,lr\n")
     args = [a.format(cfg=cfg_file, out=tmp_path / "m.json") for a in args]
-    r = lrscale(*args, cwd=tmp_path)
+    r = cli(*args, cwd=tmp_path)
     assert r.returncode == 2, (args, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "r.csv").exists()

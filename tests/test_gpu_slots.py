@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import lrscale, read_json
+from conftest import cli, read_json
 from lrscale import gpu_slots
 
 HOLDER = r"""
@@ -79,8 +79,8 @@ def test_bad_slots_setting(monkeypatch):
 
 def test_train_records_its_device(tmp_path, cfg_file):
     env = {"LRSCALE_GPU_DEVICES": "7", "LRSCALE_GPU_LOCK_DIR": str(tmp_path / "locks")}
-    r = lrscale("train", "--config", cfg_file, "--batch-size", 8, "--lr", 0.003, "--out", tmp_path / "m.json",
-                env=env)
+    r = cli("train", "--config", cfg_file, "--batch-size", 8, "--lr", 0.003, "--out", tmp_path / "m.json",
+            env=env)  # in this process: cli() restores the CUDA_VISIBLE_DEVICES the slot binds
     assert r.returncode == 0, r.stderr
     m = read_json(tmp_path / "m.json")
     assert m["cuda_visible_devices"] == "7" and m["gpu_slot"] == "gpu7/slot0"

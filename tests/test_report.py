@@ -7,25 +7,21 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, snakemake_cmd, tiny_config, tool_env, write_config
+from conftest import REPO, SHARED_BATCH as BATCH, SHARED_LRS, snakemake_cmd, tool_env
 from lrscale import CURVES_PER_BATCH, PLOTS
 
-pytestmark = pytest.mark.slow
-BATCH = [8, 16, 32]
+pytestmark = pytest.mark.browser
 CATEGORIES = ["1. Verdict", "2. lr_opt vs B", "3. Loss landscape", "4. Training curves", "5. Runs"]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(shared_sweep):
+    """The report of the session's shared sweep (tests/conftest.py: 3 B x 3 lr), in its folder."""
     subprocess.run(["bash", str(REPO / "tests" / "browser" / "install.sh")], check=True, timeout=900)
-    wd = tmp_path_factory.mktemp("report")
-    cfg = tiny_config(sweep={"name": "rep", "batch_sizes": BATCH, "lrs": [0.001, 0.003, 0.01, 0.03, 0.1]},
-                      budget={"value": 2048}, analysis={"bootstrap": 50})
-    path = write_config(wd / "c.yaml", cfg)
-    for extra in ([], ["--report", str(wd / "report.html")]):
-        r = subprocess.run(snakemake_cmd(wd, *extra, configfile=path), env=tool_env(), capture_output=True,
-                           text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-3000:]
+    wd = shared_sweep.wd
+    r = subprocess.run(snakemake_cmd(wd, "--report", str(wd / "report.html"), configfile=shared_sweep.config),
+                       env=tool_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
     assert "WARNING" not in r.stderr  # captions render cleanly (rst)
     return wd
 
@@ -55,9 +51,9 @@ def _open(driver, report, category, subcategory=None):
     from selenium.webdriver.common.by import By
 
     driver.get(f"file://{report / 'report.html'}")
-    _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, category))[0].click()
+    _click(driver, _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, category))[0])
     if subcategory:
-        _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, subcategory))[0].click()
+        _click(driver, _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, subcategory))[0])
     rows = _wait(driver, lambda d: [tr for tr in d.find_elements(By.CSS_SELECTOR, "nav tr") if "/" in tr.text])
     return {tr.text.rsplit("/", 1)[1]: tr for tr in rows}
 
@@ -75,7 +71,24 @@ def _show(driver, row):
     """Click a result's eye button: the content pane shows it."""
     from selenium.webdriver.common.by import By
 
-    row.find_elements(By.TAG_NAME, "a")[0].click()
+    _click(driver, row.find_elements(By.TAG_NAME, "a")[0])
+
+
+def _click(driver, element):
+    """Click an element once nothing lies over it: the menu animates (CI once saw a <span> take a
+    click meant for an eye button), so wait for the click to land rather than for a time."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+
+    def landed(_):
+        try:
+            element.click()
+        except ElementClickInterceptedException:
+            return False
+        return True
+
+    _wait(driver, landed)
 
 
 def test_verdict_and_tables_render(report, browser):
@@ -97,12 +110,12 @@ def test_verdict_and_tables_render(report, browser):
     _show(browser, _open(browser, report, "5. Runs")["results_table.html"])
     cells = [td.text for td in _in_frame(browser, "tbody tr td:first-child")]
     browser.switch_to.default_content()
-    assert sorted(map(int, cells)) == sorted(BATCH * 5)  # one row per training job
+    assert sorted(map(int, cells)) == sorted(BATCH * len(SHARED_LRS))  # one row per training job
     _show(browser, _open(browser, report, "5. Runs")["config.html"])
     assert "batch_sizes: [8, 16, 32]" in _in_frame(browser, "pre")[0].text
     browser.switch_to.default_content()
     browser.get(f"file://{report / 'report.html'}")
-    _wait(browser, lambda d: d.find_elements(By.LINK_TEXT, "Statistics"))[0].click()
+    _click(browser, _wait(browser, lambda d: d.find_elements(By.LINK_TEXT, "Statistics"))[0])
     assert _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "canvas, svg.marks"))  # runtimes (vega)
 
 

@@ -1,25 +1,16 @@
 """Secrets in the environment never land in outputs or logs (a canary WANDB_API_KEY)."""
 
-import subprocess
-
 import pytest
 
-from conftest import REPO, record_reliability, snakemake_cmd, tiny_config, tool_env, write_config
-
-pytestmark = pytest.mark.slow
-CANARY = "canary" + "7f3a9c" * 6
+from conftest import CANARY, REPO, record_reliability
 
 
-def test_api_key_canary_never_written(tmp_path):
-    cfg = tiny_config(sweep={"name": "canary", "batch_sizes": [8, 16, 32], "lrs": [0.003, 0.01, 0.03]},
-                      budget={"value": 256}, train={"eval_points": 4})
-    path = write_config(tmp_path / "config.yaml", cfg)
-    env = tool_env(WANDB_API_KEY=CANARY, LRSCALE_SECRET=CANARY)
-    r = subprocess.run(snakemake_cmd(tmp_path, configfile=path), capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+@pytest.mark.slow  # scans every file a real snakemake sweep wrote (the session's shared sweep)
+def test_api_key_canary_never_written(shared_sweep):
+    r = shared_sweep.run  # run with the canary as WANDB_API_KEY and LRSCALE_SECRET
     assert CANARY not in r.stdout + r.stderr
     scanned = 0
-    for f in (tmp_path / "results").rglob("*"):
+    for f in (shared_sweep.wd / "results").rglob("*"):
         if f.is_file():
             scanned += 1
             assert CANARY.encode() not in f.read_bytes(), f

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import lrscale, read_json, tiny_config, write_config
+from conftest import cli, read_json, tiny_config, write_config
 from lrscale.analysis import fit
 
 SEED_COLUMNS = ["batch_size", "lr", "final_train_loss", "final_val_loss", "train_loss_std", "converged", "num_steps",
@@ -33,9 +33,9 @@ def test_seed_study_reads_our_results_csv(tmp_path):
     metrics, t0 = [], time.time()
     for lr in LRS:
         out = tmp_path / f"runs/B8_LR{lr:.6f}/seed0/metrics.json"
-        lrscale("train", "--config", cfg, "--batch-size", 8, "--lr", lr, "--out", out, "--device", "cpu", check=True)
+        cli("train", "--config", cfg, "--batch-size", 8, "--lr", lr, "--out", out, "--device", "cpu", check=True)
         metrics.append(out)
-    lrscale("aggregate", *metrics, "--out", tmp_path / "results.csv", check=True)
+    cli("aggregate", *metrics, "--out", tmp_path / "results.csv", check=True)
     header = next(csv.reader(open(tmp_path / "results.csv")))
     assert header[:7] == SEED_COLUMNS[:7] and header[-1] == "timestamp"  # seed columns first, ours appended
 

@@ -1,24 +1,43 @@
-"""Issue 2: the training engine, exercised through the real `lrscale train` command."""
+"""Issue 2: the training engine, exercised through the `lrscale train` command: in this process
+(lrscale.cli.main) for its logic, as a real process where the process itself is the point (the
+console script, start-up time, kill -9 and SIGTERM)."""
 
 import itertools
 import math
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 
-from conftest import BIN, REPO, lrscale, make_corpus, read_json, record_reliability, tiny_config, write_config
+from conftest import BIN, REPO, cli, lrscale, make_corpus, read_json, record_reliability, tiny_config, write_config
 from lrscale import config, metrics as metrics_io, train as train_job
 from lrscale.errors import UserError
 
 
-def train(cfg_path, out, *extra, batch=8, lr=0.003, seed=0, check=True, **kw):
+def train_args(cfg_path, out, *extra, batch=8, lr=0.003, seed=0):
     # One thread, as the train rule runs every job: the bit-for-bit comparisons below saw a rare
     # 1e-6 difference between processes under load with torch's default threads (issue 13's note).
-    return lrscale("train", "--config", cfg_path, "--batch-size", batch, "--lr", lr, "--seed", seed,
-                   "--out", out, "--device", "cpu", "--threads", 1, *extra, check=check, **kw)
+    return ["train", "--config", cfg_path, "--batch-size", batch, "--lr", lr, "--seed", seed, "--out", out,
+            "--device", "cpu", "--threads", 1, *extra]
+
+
+def train(cfg_path, out, *extra, batch=8, lr=0.003, seed=0, check=True, **kw):
+    """`lrscale train` in this process."""
+    return cli(*train_args(cfg_path, out, *extra, batch=batch, lr=lr, seed=seed), check=check, **kw)
+
+
+def train_process(cfg_path, out, *extra, batch=8, lr=0.003, seed=0, check=True, **kw):
+    """`lrscale train` as a process of its own (the console script)."""
+    return lrscale(*train_args(cfg_path, out, *extra, batch=batch, lr=lr, seed=seed), check=check, **kw)
+
+
+def plugin(monkeypatch, directory, name):
+    """Make module `name` in `directory` importable, as PYTHONPATH would for a process of its own."""
+    monkeypatch.syspath_prepend(str(directory))
+    monkeypatch.delitem(sys.modules, name, raising=False)
 
 
 def char_cfg(tmp_path, **over):
@@ -65,10 +84,11 @@ def test_metrics_contract(tmp_path, cfg_file):
     assert "NaN" not in (tmp_path / "m.json").read_text()
 
 
+@pytest.mark.slow  # startup_s is the age of the job's own process: it needs a process of its own
 def test_timing_split(tmp_path, cfg_file):
     """metrics.json says where the job's time went; the phases fit inside the process's wall, and the
     seed-style per-step host sync (the sweep benchmark's baseline) changes no number."""
-    train(cfg_file, tmp_path / "m.json", batch=32, lr=0.01)
+    train_process(cfg_file, tmp_path / "m.json", batch=32, lr=0.01)
     m = metrics_io.read(tmp_path / "m.json")  # schema-checked
     t = m["timing"]
     assert t["startup_s"] > 0.1  # the interpreter and `import torch` come before train()
@@ -100,8 +120,9 @@ def test_noise_probes_leave_the_trajectory_bit_identical(tmp_path):
 
 
 def test_deterministic_and_paired(tmp_path, cfg_file):
-    for name in ("a", "b"):
-        train(cfg_file, tmp_path / f"{name}.json")
+    """The console script (train's one process smoke) and a second run in this process: the same numbers."""
+    train_process(cfg_file, tmp_path / "a.json")
+    train(cfg_file, tmp_path / "b.json")
     a, b = read_json(tmp_path / "a.json"), read_json(tmp_path / "b.json")
     assert a["curves"] == b["curves"]
     assert a["final_train_loss"] == b["final_train_loss"]
@@ -155,17 +176,18 @@ def _wait_for(path, timeout=60):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # kill -9 of a real process
 def test_kill9_then_rerun_resumes_identically(tmp_path):
     cfg = _slow_config(tmp_path)
     ckpt = tmp_path / "ckpt"
-    train(cfg, tmp_path / "ref.json")
+    train_process(cfg, tmp_path / "ref.json")
     p = _start(cfg, tmp_path / "m.json", ckpt)
     _wait_for(ckpt / "checkpoint.pt")
     time.sleep(0.5)
     p.kill()
     p.wait()
     assert not (tmp_path / "m.json").exists()  # no partial output
-    r = train(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
+    r = train_process(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
     assert "resumed from step" in r.stderr
     ref, got = read_json(tmp_path / "ref.json"), read_json(tmp_path / "m.json")
     assert got["resumed_from_step"] > 0
@@ -175,6 +197,7 @@ def test_kill9_then_rerun_resumes_identically(tmp_path):
     assert not ckpt.exists()  # deleted on success
 
 
+@pytest.mark.slow  # SIGTERM to a real process
 def test_sigterm_writes_checkpoint_and_exits_nonzero(tmp_path):
     cfg = _slow_config(tmp_path)
     ckpt = tmp_path / "ckpt"
@@ -187,7 +210,7 @@ def test_sigterm_writes_checkpoint_and_exits_nonzero(tmp_path):
     assert p.returncode != 0
     assert "SIGTERM: checkpoint written" in err
     assert (ckpt / "checkpoint.pt").exists() and not (tmp_path / "m.json").exists()
-    r = train(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
+    r = train_process(cfg, tmp_path / "m.json", "--checkpoint-dir", ckpt)
     assert "resumed from step" in r.stderr
     record_reliability("fault", "SIGTERM to a train job (checkpoint, non-zero exit, resumed)", 1, 1)
 
@@ -218,8 +241,8 @@ def test_unknown_names_exit2(tmp_path, section, value, needle):
 def test_bad_flags_exit2(tmp_path, cfg_file, flag, value, needle):
     args = {"--batch-size": "8", "--lr": "0.01"}
     args[flag] = value
-    r = lrscale("train", "--config", cfg_file, "--batch-size", args["--batch-size"], "--lr", args["--lr"],
-                "--out", tmp_path / "m.json")
+    r = cli("train", "--config", cfg_file, "--batch-size", args["--batch-size"], "--lr", args["--lr"],
+            "--out", tmp_path / "m.json")
     _assert_one_line_exit2(r, needle)
 
 
@@ -249,7 +272,11 @@ def test_download_verified_then_cached(tmp_path):
 
     corpus = make_corpus(tmp_path / "srv" / "c.txt" if (tmp_path / "srv").mkdir() is None else None)
     digest = hashlib.sha256(corpus.read_bytes()).hexdigest()
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "srv"))  # noqa: E731
+    class Quiet(http.server.SimpleHTTPRequestHandler):  # its request log would land in the job's stderr
+        def log_message(self, *args):
+            pass
+
+    handler = lambda *a: Quiet(*a, directory=str(tmp_path / "srv"))  # noqa: E731
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     cfg = char_cfg(tmp_path)
@@ -278,14 +305,15 @@ def test_unwritable_output_dir(tmp_path, cfg_file):
     _assert_one_line_exit2(r, "output directory")
 
 
-def test_plugin_task(tmp_path):
+def test_plugin_task(tmp_path, monkeypatch):
+    plugin(monkeypatch, tmp_path, "myplug")
     (tmp_path / "myplug.py").write_text(
         "from lrscale.tasks import teacher_student\n"
         "def build(cfg, seed, device):\n"
         "    return teacher_student(cfg, seed, device)\n"
     )
     path = write_config(tmp_path / "c.yaml", tiny_config(task={"name": "myplug:build"}))
-    r = train(path, tmp_path / "m.json", env={"PYTHONPATH": str(tmp_path)})
+    r = train(path, tmp_path / "m.json")
     assert r.returncode == 0
     assert read_json(tmp_path / "m.json")["task"] == "myplug:build"
 
@@ -300,12 +328,13 @@ RECORDING_PLUGIN = (
 )
 
 
-def test_plugin_gets_the_training_sections(tmp_path):
+def test_plugin_gets_the_training_sections(tmp_path, monkeypatch):
+    plugin(monkeypatch, tmp_path, "recplug")
     (tmp_path / "recplug.py").write_text(RECORDING_PLUGIN)
     cfg = tiny_config(task={"name": "recplug:build", "record": str(tmp_path / "seen.json")},
                       sweep={"name": "not_demo"})
     path = write_config(tmp_path / "c.yaml", cfg)
-    train(path, tmp_path / "m.json", env={"PYTHONPATH": str(tmp_path)})
+    train(path, tmp_path / "m.json")
     seen = read_json(tmp_path / "seen.json")
     assert sorted(seen) == sorted(config.TRAIN_SECTIONS)  # no sweep/wandb/analysis (no schema defaults either)
     assert seen["model"]["hidden"] == 16 and seen["train"]["final_window"] == 0.1  # given values, defaults filled
@@ -319,9 +348,8 @@ def test_validation_set_shorter_than_a_sequence(tmp_path):
     assert not (tmp_path / "m.json").exists()
 
 
-def test_metrics_reader_rejects_corrupt(tmp_path, cfg_file):
-    train(cfg_file, tmp_path / "m.json")
-    good = (tmp_path / "m.json").read_text()
+def test_metrics_reader_rejects_corrupt(tmp_path, tiny_runs):
+    good = tiny_runs.metrics[0].read_text()
     (tmp_path / "t.json").write_text(good[: len(good) // 2])
     with pytest.raises(UserError, match="t.json.*not valid JSON"):
         metrics_io.read(tmp_path / "t.json")
@@ -362,6 +390,9 @@ def train_here(cfg, out, batch, lr, seed):
     return train_job.train(cfg, batch, lr, seed, out, device="cpu", threads=1)
 
 
+# slow: the demo's model 6 times a noise, 400 updates each: the divergence rule under realistic noise
+# (its logic: tests/test_train_parts.py, first_bad_step)
+@pytest.mark.slow
 @pytest.mark.parametrize("noise,df", [("student_t", 2.5), ("student_t", 3), ("laplace", 3)])
 def test_heavy_tailed_noise_is_not_divergence(tmp_path, noise, df):
     """A stable lr (the demo's optimum region) with label noise up to 3x the signal is never called

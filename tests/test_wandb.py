@@ -39,23 +39,22 @@ def test_diverged_run_logs_nan_summary():
     assert summ["summary/B8_LR0.100000_converged"] is False
 
 
-def _finished_sweep(tmp_path, **wandb):
-    cfg = tiny_config(sweep={"name": "wb", "batch_sizes": [8], "lrs": [0.003, 0.01]}, budget={"value": 128},
-                      train={"eval_points": 2}, wandb=wandb)
-    path = write_config(tmp_path / "c.yaml", cfg)
-    metrics = []
-    for lr in (0.003, 0.01):
-        out = tmp_path / f"runs/B8_LR{lr:.6f}/seed0/metrics.json"
-        lrscale("train", "--config", path, "--batch-size", 8, "--lr", lr, "--out", out, "--device", "cpu", check=True)
-        metrics.append(out)
-    lrscale("aggregate", *metrics, "--out", tmp_path / "results.csv", check=True)
-    return path, metrics
+@pytest.fixture(scope="module")
+def offline_run(tiny_runs, tmp_path_factory):
+    """The session's tiny runs replayed by the console script (the wandb command's one process
+    smoke): the offline run file, read back by the tests."""
+    out = tmp_path_factory.mktemp("wandb") / "run.json"
+    lrscale("wandb", "--config", tiny_runs.config, "--results", tiny_runs.results, "--out", out, *tiny_runs.metrics,
+            check=True)
+    return read_json(out)["run_file"]
 
 
-def test_online_without_network_falls_back_to_offline(tmp_path):
-    path, metrics = _finished_sweep(tmp_path, mode="online", init_timeout_s=10)
+@pytest.mark.slow  # waits out W&B's online init (init_timeout_s 10) against a closed port
+def test_online_without_network_falls_back_to_offline(tmp_path, tiny_runs):
+    online = {**tiny_runs.cfg, "wandb": {**tiny_runs.cfg["wandb"], "mode": "online", "init_timeout_s": 10}}
+    path, metrics = write_config(tmp_path / "c.yaml", online), tiny_runs.metrics
     t0 = time.time()
-    r = lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
+    r = lrscale("wandb", "--config", path, "--results", tiny_runs.results, "--out", tmp_path / "run.json",
                 *metrics, env={"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
     took = time.time() - t0
     assert r.returncode == 0, r.stderr
@@ -75,15 +74,12 @@ def test_reader_rejects_non_wandb_file(tmp_path):
         list(wandb_file.iter_payloads(tmp_path / "x.wandb"))
 
 
-def test_noise_probes_reach_results_csv_and_the_wandb_run(tmp_path):
+def test_noise_probes_reach_results_csv_and_the_wandb_run(tiny_runs, offline_run):
     """Issue 13: the probes' B_simple and kurtosis sit on the W&B rows of their eval steps, the last
     one in the summary and in results.csv (read back from the offline run file and the CSV)."""
-    path, metrics = _finished_sweep(tmp_path)
-    lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
-            *metrics, check=True)
-    hist = wandb_file.history(read_json(tmp_path / "run.json")["run_file"])
-    table = list(csv.DictReader(open(tmp_path / "results.csv")))
-    for out, row in zip(metrics, table):
+    hist = wandb_file.history(offline_run)
+    table = list(csv.DictReader(open(tiny_runs.results)))
+    for out, row in zip(tiny_runs.metrics, table):
         m = read_json(out)
         ns, probes = m["name"], m["noise"]["probes"]
         assert [p["step"] for p in probes] == m["curves"]["step"] == [8, 16]  # eval_points 2: both are probes
@@ -97,14 +93,11 @@ def test_noise_probes_reach_results_csv_and_the_wandb_run(tmp_path):
         assert "b_simple" in row and "noise_tail_index" in row
 
 
-def test_the_seed_studys_four_views_open_ready(tmp_path):
+def test_the_seed_studys_four_views_open_ready(tiny_runs, offline_run):
     """Issue 14.4: the charts its Phase-2 spec had users build by hand are in the run (read back from
     the offline run file: chart specs and their data tables), every earlier key untouched."""
-    path, metrics = _finished_sweep(tmp_path)
-    lrscale("wandb", "--config", path, "--results", tmp_path / "results.csv", "--out", tmp_path / "run.json",
-            *metrics, check=True)
-    run_file = read_json(tmp_path / "run.json")["run_file"]
-    runs = [read_json(m) for m in metrics]  # B=8, lrs 0.003 and 0.01, one seed
+    run_file = offline_run
+    runs = [read_json(m) for m in tiny_runs.metrics]  # B=8, lrs 0.003 and 0.01, one seed
     charts = wandb_file.charts(run_file)
     assert {k: c["panelDefId"] for k, c in charts.items()} == {
         "views/B8_val_loss_by_lr": "wandb/lineseries/v0", "views/final_val_loss_vs_batch_by_lr": "wandb/lineseries/v0",
@@ -120,7 +113,7 @@ def test_the_seed_studys_four_views_open_ready(tmp_path):
     hist = wandb_file.history(run_file)
     assert any("results.path" in r for r in hist) and any("summary/final_val_loss" in r for r in hist)
     # the results table: results.csv's columns, numbers as numbers (sortable and plottable in the UI)
-    results, csv_rows = wandb_file.table(run_file, "results"), list(csv.DictReader(open(tmp_path / "results.csv")))
+    results, csv_rows = wandb_file.table(run_file, "results"), list(csv.DictReader(open(tiny_runs.results)))
     assert results["columns"] == list(csv_rows[0])
     col = results["columns"].index
     for row, r in zip(results["data"], csv_rows, strict=True):

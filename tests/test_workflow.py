@@ -14,7 +14,7 @@ import yaml
 from conftest import BIN, REPO, read_json, snakemake_cmd, tiny_config, tool_env, write_config
 from lrscale import PAGES, PLOTS, config, wandb_file
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # the real snakemake: dry runs, lint and sweeps of the real rules
 
 
 def snakemake(workdir, *args, configfile=None, check=True, timeout=600):
@@ -50,6 +50,7 @@ def sweep(tmp_path_factory):
     return wd, path, cfg
 
 
+# full sweep: every output of the default target exists only once the whole DAG ran
 def test_all_outputs_exist(sweep):
     wd, _, _ = sweep
     res = wd / "results" / "tiny"
@@ -72,6 +73,7 @@ def test_all_outputs_exist(sweep):
     assert not (res / "checkpoints" / "B8_LR0.001000").exists()  # deleted on success
 
 
+# full sweep: the W&B run as the rule writes it, from the sweep's own metrics and plots
 def test_wandb_run_holds_every_key(sweep):
     wd, _, cfg = sweep
     facts = read_json(wd / "results" / "tiny" / "wandb_run.json")
@@ -107,6 +109,7 @@ def test_wandb_run_holds_every_key(sweep):
     assert globs["B8_LR0\\.001000/*"] == "B8_LR0\\.001000/step"
 
 
+# full sweep: the fit rule on real runs (their probes, their metrics files)
 def test_fit_outputs_from_the_sweep(sweep):
     wd, _, _ = sweep
     fit = read_json(wd / "results" / "tiny" / "analysis" / "fit.json")
@@ -126,6 +129,7 @@ def test_fit_outputs_from_the_sweep(sweep):
     assert "## Gradient noise" in (wd / "results" / "tiny" / "analysis" / "report.md").read_text()
 
 
+# full sweep: what snakemake reruns is decided from a finished sweep's files and records
 def test_incremental_reruns(sweep, tmp_path):
     src, path, cfg = sweep
     wd = tmp_path / "wd"
@@ -153,6 +157,7 @@ def test_incremental_reruns(sweep, tmp_path):
     assert planned_jobs(wd, path)["train"] == 6
 
 
+# full sweep: the aggregate rule's log, on a finished sweep with one metrics file truncated
 def test_corrupt_metrics_stops_aggregation_naming_file(sweep, tmp_path):
     src, _, _ = sweep
     wd = tmp_path / "wd"
@@ -168,6 +173,7 @@ def test_corrupt_metrics_stops_aggregation_naming_file(sweep, tmp_path):
     assert "Traceback" not in log
 
 
+# full sweep: seed namespaces are the W&B rule's, over the runs of two seeds
 def test_multi_seed_namespaces(tmp_path):
     cfg = tiny_config(sweep={"name": "seeds", "batch_sizes": [8], "lrs": [0.003, 0.01], "seeds": [0, 1]},
                       budget={"value": 256}, train={"eval_points": 4})
@@ -185,13 +191,22 @@ def test_multi_seed_namespaces(tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "results/seeds/results.csv")))) == 4
 
 
-def test_wandb_disabled_and_results_do_not_depend_on_it(tmp_path):
-    cfg = tiny_config(sweep={"name": "nowb", "batch_sizes": [8], "lrs": [0.003, 0.01]}, wandb={"mode": "disabled"},
-                      budget={"value": 128}, train={"eval_points": 2})
-    path = write_config(tmp_path / "config.yaml", cfg)
-    snakemake(tmp_path, configfile=path)
-    assert read_json(tmp_path / "results/nowb/wandb_run.json")["mode"] == "disabled"
-    assert not (tmp_path / "results/nowb/wandb").exists()
+# full sweep: which rules rerun when W&B is switched off is decided from a finished sweep
+def test_wandb_disabled_and_results_do_not_depend_on_it(sweep, tmp_path):
+    """The finished sweep (a copy) with W&B switched off: only the W&B rule and the config page rerun,
+    no W&B run is written, and the results stay byte for byte."""
+    src, _, cfg = sweep
+    wd = tmp_path / "wd"
+    shutil.copytree(src, wd, symlinks=True)
+    res = wd / "results/tiny"
+    shutil.rmtree(res / "wandb")
+    results = {f: (res / f).read_bytes() for f in ("results.csv", "analysis/fit.json", "analysis/best_per_batch.csv")}
+    path = write_config(wd / "config.yaml", {**cfg, "wandb": {**cfg["wandb"], "mode": "disabled"}})
+    assert planned_jobs(wd, path) == {"wandb_log": 1, "config_page": 1, "all": 1}
+    snakemake(wd, configfile=path)
+    assert read_json(res / "wandb_run.json")["mode"] == "disabled"
+    assert not (res / "wandb").exists()
+    assert {f: (res / f).read_bytes() for f in results} == results
 
 
 def test_phase2_dry_run_lists_49_train_jobs(tmp_path):
@@ -276,6 +291,7 @@ def test_plugin_sees_training_sections_under_snakemake(tmp_path):
     assert seen["task"]["record"] == str(tmp_path / "seen.json") and seen["model"]["hidden"] == 16
 
 
+# full sweep: runs left on disk by a finished sweep must not reach the fit
 def test_fit_reads_exactly_the_declared_runs(sweep, tmp_path):
     src, _, cfg = sweep
     wd = tmp_path / "wd"
