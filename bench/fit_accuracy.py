@@ -10,7 +10,8 @@ is flat (c = 0); and (issue 28.3) per-run noise that falls with B, σ(B) = σ·(
 8x as noisy as B = 512), so a σ pooled over B is wrong at both ends. Per cell: β error, coverage of both β CIs and of the per-B lr_opt CIs, the form
 preferred, single-hypothesis verdicts, B_noise within 2x, the flat column's exclusion, and the β
 CI half-width next to the previous method's (unweighted OLS t-CI on the same optima).
-  python bench/fit_accuracy.py [--reps 200] [--boot 200] [--workers 2] [--noise all|constant|falling] [--out ...]
+  python bench/fit_accuracy.py [--reps 200] [--boot 200] [--workers 2] [--noise all|constant|falling]
+      [--world inside|outside|all] [--out ...]   # outside: bench/truths_outside.py's truths
   python bench/fit_accuracy.py --table-from bench/results/fit_accuracy.json   # the README's table
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lrscale.analysis.fit import Sweep, analyse, ols  # noqa: E402
+from lrscale.analysis.verdict import plausible_bend  # noqa: E402
 
 BATCH = np.array([8, 16, 32, 64, 128, 256, 512])
 CURVATURE = 0.2  # loss rise per decade² at the optimum
@@ -61,6 +63,10 @@ def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
 
 
 def _single_claim(verdict):
+    """The verdict names one hypothesis as the answer (before issue 23: "consistent with X"; since: "X
+    is the only hypothesis inside the CI" without a bend caveat)."""
+    if re.search(r"is the only hypothesis inside the CI \(β̂ = [0-9.]+\)(;|\.|$)", verdict):
+        return True
     return re.search(r"(^|; )consistent with ", verdict) is not None  # not "inconsistent with every hypothesis"
 
 
@@ -69,7 +75,9 @@ def run_cell(spec):
     key = (kind, param, shape, seeds, flat) + ((slope,) if slope else ())  # the constant-σ cells' draws as before
     rng = np.random.default_rng(zlib.crc32(repr(key).encode()))  # reproducible
     lr_opt = truth(kind, param)
-    log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_b_lr", "pref", "single", "bn2", "flat_out", "hw", "hw_old")}
+    log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_b_lr", "pref", "single", "bn2", "flat_out", "hw", "hw_old",
+                           "err_s", "cov_s", "hw_s", "old", "new")}
+    beta_true = param if kind == "power_law" else slope_of(lr_opt)
     for _ in range(reps):
         r = analyse(synthetic(lr_opt, shape, sigma, seeds, rng, 512 if flat else None, slope), bootstrap=boot,
                     seed=int(rng.integers(1 << 31)))
@@ -80,6 +88,9 @@ def run_cell(spec):
                 log["cov_b_lr"].append(ci[0] <= t <= ci[1])
         if flat:
             log["flat_out"].append(not by_b[512]["included"])
+        for key in ("old", "new"):
+            log[key].append(judge(r, beta_true, key == "new"))
+        _log_surface(log, r, beta_true)
         if r["beta"] is None:
             log["pref"].append("no beta")
             continue
@@ -115,7 +126,34 @@ def summarize(spec, log):
         "form_none": mean([p == "none" for p in prefs]), "single_hypothesis": mean(log["single"]),
         "b_noise_within_2x": mean(log["bn2"]), "flat_excluded": mean(log["flat_out"]),
         "ci_half_width": mean(log["hw"]), "ci_half_width_previous": mean(log["hw_old"]),
+        **_surface_summary(log),
     }
+
+
+def slope_of(lr_opt) -> float:
+    """Least-squares slope of ln lr_opt on ln B: the pseudo-true β of a truth that bends."""
+    return float(np.polyfit(np.log(BATCH), np.log(lr_opt), 1)[0])
+
+
+def _log_surface(log, r, beta_true):
+    """The joint model's β (error, CI coverage, CI half-width) for one sweep."""
+    j = r["surface"]
+    if j["beta"] is None:
+        return
+    lo, hi = (-np.inf if j["ci95"][0] is None else j["ci95"][0]), (np.inf if j["ci95"][1] is None else j["ci95"][1])
+    log["err_s"].append(j["beta"] - beta_true)
+    log["cov_s"].append(lo <= beta_true <= hi)
+    log["hw_s"].append((hi - lo) / 2)
+
+
+def _surface_summary(log) -> dict:
+    mean = lambda v: float(np.mean(v)) if len(v) else None  # noqa: E731
+    out = {"mean_beta_error_joint": mean(log["err_s"]), "coverage_joint": mean(log["cov_s"]),
+           "ci_half_width_joint": float(np.median(log["hw_s"])) if log["hw_s"] else None}
+    for key in ("old", "new"):
+        for what in ("declined", "ruled_out", "wrong_single"):
+            out[f"{what}_{key}"] = mean([j[what] for j in log[key]])
+    return out
 
 
 def cells(reps, boot):
@@ -131,6 +169,85 @@ def cells(reps, boot):
             for kind, param in [("power_law", 0.5), ("power_law", 1.0), ("mccandlish", 128)]:
                 out.append((kind, param, shape, seeds, 0.01, reps, boot, False, -0.5))
     return out
+
+
+HYPOTHESES = (0.5, 0.667, 1.0)
+
+
+def judge(r, beta_true, new):
+    """One sweep's verdict on the hypotheses: declined (tests none), the true β ruled out (tested and
+    outside every CI the verdict reads), a wrong single hypothesis claimed. new: the verdict as it is
+    now (the joint model's CI, untested when the form, a bend or the estimators' disagreement say
+    so); old: the per-B optima's t and bootstrap CIs under the preferred form, as before issue 23."""
+    if r["beta"] is None:
+        return {"declined": True, "ruled_out": False, "wrong_single": False}
+    a = r["answer"]
+    if new and a["estimator"] == "surface":
+        declined, cis = a["untested"] is not None, [[-np.inf if a["ci95"][0] is None else a["ci95"][0],
+                                                    np.inf if a["ci95"][1] is None else a["ci95"][1]]]
+        held = [h["beta"] for h in r["hypotheses"] if h["in_ci95_surface"]]
+    else:
+        declined, cis = r["preferred_form"] != "power_law", [c for c in (r["ci95_t"], r["ci95_bootstrap"]) if c]
+        held = [h["beta"] for h in r["hypotheses"] if h["in_ci95_t"] or h["in_ci95_bootstrap"]]
+    if declined:
+        return {"declined": True, "ruled_out": False, "wrong_single": False}
+    single = len(held) == 1 and plausible_bend(r) is None
+    return {"declined": False, "ruled_out": not any(lo <= beta_true <= hi for lo, hi in cis),
+            "wrong_single": single and abs(held[0] - beta_true) > 0.02}
+
+
+def run_outside_cell(spec):
+    """A truth outside the fit's family (bench/truths_outside.py): β against its (pseudo-)true value,
+    the verdict with and without the cross-check guard."""
+    from truths_outside import TRUTHS, slope
+
+    name, seeds, reps, boot = spec
+    rng = np.random.default_rng(zlib.crc32(repr(("outside", name, seeds)).encode()))
+    log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_lr", "hw", "err_s", "cov_s", "hw_s", "old", "new")}
+    beta_true = None
+    for _ in range(reps):
+        sweep, lr_opt = TRUTHS[name](rng, seeds)
+        beta_true = slope(lr_opt)
+        r = analyse(sweep, bootstrap=boot, seed=int(rng.integers(1 << 31)))
+        for p, t in zip(r["per_batch"], lr_opt):
+            if p["included"] and p["lr_opt_ci95"]:
+                log["cov_lr"].append(p["lr_opt_ci95"][0] <= t <= p["lr_opt_ci95"][1])
+        for key in ("old", "new"):
+            log[key].append(judge(r, beta_true, key == "new"))
+        _log_surface(log, r, beta_true)
+        if r["beta"] is None:
+            continue
+        log["err"].append(r["beta"] - beta_true)
+        log["cov_t"].append(r["ci95_t"][0] <= beta_true <= r["ci95_t"][1])
+        log["hw"].append((r["ci95_t"][1] - r["ci95_t"][0]) / 2)
+        if r["ci95_bootstrap"]:
+            log["cov_b"].append(r["ci95_bootstrap"][0] <= beta_true <= r["ci95_bootstrap"][1])
+    mean = lambda v: float(np.mean(v)) if len(v) else None  # noqa: E731
+    return {"truth": name, "seeds": seeds, "reps": reps, "beta_true": beta_true, "mean_beta_error": mean(log["err"]),
+            "coverage_t": mean(log["cov_t"]), "coverage_bootstrap": mean(log["cov_b"]),
+            "coverage_lr_opt": mean(log["cov_lr"]), "ci_half_width": mean(log["hw"]), **_surface_summary(log)}
+
+
+def outside_cells(reps, boot):
+    from truths_outside import TRUTHS
+
+    return [(name, seeds, reps, boot) for name in TRUTHS for seeds in (1, 2)]
+
+
+def markdown_outside(rows) -> str:
+    """The README's table of the out-of-family cells: the verdict without (old) and with (new) the guard."""
+    head = ["truth", "seeds", "β true", "per-B β error", "cov. t", "cov. boot", "half-width t", "joint β error",
+            "cov. joint", "half-width joint", "lr_opt cov.", "truth ruled out old → new", "wrong single h. old → new",
+            "declined old → new"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        pair = lambda k: f"{fmt(r[k + '_old'], '.2f')} → {fmt(r[k + '_new'], '.2f')}"  # noqa: E731
+        lines.append("| " + " | ".join([
+            r.get("label", r["truth"]), str(r["seeds"]), f"{r['beta_true']:.3f}", fmt(r["mean_beta_error"], "+.3f"),
+            fmt(r["coverage_t"], ".2f"), fmt(r["coverage_bootstrap"], ".2f"), fmt(r["ci_half_width"]),
+            fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"), fmt(r["ci_half_width_joint"]),
+            fmt(r["coverage_lr_opt"], ".2f"), pair("ruled_out"), pair("wrong_single"), pair("declined")]) + " |")
+    return "\n".join(lines)
 
 
 def targets(rows):
@@ -181,6 +298,8 @@ def parse_args(out, boot=200, noise_option=False):
     if noise_option:
         ap.add_argument("--noise", choices=["all", "constant", "falling"], default="all",
                         help="the cells run: σ the same for every B, σ falling with B, or both")
+        ap.add_argument("--world", choices=["inside", "outside", "all"], default="all",
+                        help="truths inside the fit's family, outside it (bench/truths_outside.py), or both")
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--boot", type=int, default=boot, help="bootstrap replicates per analysis")
     ap.add_argument("--workers", type=int, default=2)
@@ -192,12 +311,38 @@ def parse_args(out, boot=200, noise_option=False):
 def main():
     args = parse_args("bench/out/fit_accuracy.json", noise_option=True)
     if args.table_from:
-        print(markdown(json.loads(Path(args.table_from).read_text())["rows"]))
+        saved = json.loads(Path(args.table_from).read_text())
+        print(markdown(saved["rows"]) + "\n\n" + markdown_joint(saved["rows"]) if saved.get("rows") else "")
+        print("\n" + markdown_outside(saved["outside_rows"]) if saved.get("outside_rows") else "")
         return
     t0 = time.time()
+    rows, outside = [], []
     with Pool(args.workers) as pool:
-        chosen = [c for c in cells(args.reps, args.boot) if args.noise == "all" or (c[-1] != 0) == (args.noise == "falling")]
-        rows = pool.map(run_cell, chosen)
+        if args.world != "outside":
+            chosen = [c for c in cells(args.reps, args.boot)
+                      if args.noise == "all" or (c[-1] != 0) == (args.noise == "falling")]
+            rows = pool.map(run_cell, chosen)
+        if args.world != "inside":
+            outside = pool.map(run_outside_cell, outside_cells(args.reps, args.boot))
+    met = {}
+    if rows:
+        _print_inside(rows)
+        print(markdown_joint(rows))
+        met = {**targets(rows), **targets_joint(rows)}
+    if outside:
+        print(markdown_outside(outside))
+        met.update(targets_outside(outside))
+    for name, ok in met.items():
+        print(f"{'MET    ' if ok else 'NOT MET'}  {name}")
+    print(f"({time.time() - t0:.0f} s, {args.reps} replicates per cell, {args.boot} bootstrap resamples)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"reps": args.reps, "boot": args.boot, "targets": met, "rows": rows,
+                               "outside_rows": outside}, indent=1))
+    print(f"wrote {out}")
+
+
+def _print_inside(rows):
     cols = ["truth", "param", "shape", "seeds", "flat_column", "sigma_slope", "mean_beta_error", "coverage_t", "coverage_bootstrap",
             "coverage_lr_opt", "right_form", "bending_preferred", "form_none", "single_hypothesis",
             "b_noise_within_2x", "flat_excluded", "ci_half_width", "ci_half_width_previous"]
@@ -206,14 +351,46 @@ def main():
     for r in rows:
         print("| " + " | ".join(fmt(r[c]) if isinstance(r[c], float) or r[c] is None else str(r[c]) for c in cols)
               + " |")
-    met = targets(rows)
-    for name, ok in met.items():
-        print(f"{'MET    ' if ok else 'NOT MET'}  {name}")
-    print(f"({time.time() - t0:.0f} s, {args.reps} replicates per cell, {args.boot} bootstrap resamples)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"reps": args.reps, "boot": args.boot, "targets": met, "rows": rows}, indent=1))
-    print(f"wrote {out}")
+
+
+def targets_outside(rows):
+    """Issue 23's targets on the out-of-family cells, for the verdict as it is now (new)."""
+    return {
+        "outside: true β ruled out <= 5%": all(r["ruled_out_new"] <= 0.05 for r in rows),
+        "outside: a wrong single hypothesis claimed <= 5%": all(r["wrong_single_new"] <= 0.05 for r in rows),
+    }
+
+
+def targets_joint(rows):
+    """Issue 23's targets on the inside cells (the old benchmark's), for the joint model and the new verdict."""
+    pl = [r for r in rows if r["truth"] == "power_law" and not r["flat_column"]]
+    return {
+        "inside, power law: joint β CI coverage 0.90-0.98 or the truth ruled out <= 5%": all(
+            0.90 <= r["coverage_joint"] <= 0.98 or r["ruled_out_new"] <= 0.05 for r in pl),
+        "inside, power law: |mean joint β error| <= 0.01": all(abs(r["mean_beta_error_joint"]) <= 0.01 for r in pl),
+        "inside: a wrong single hypothesis claimed <= 5%": all(r["wrong_single_new"] <= 0.05 for r in rows),
+        "inside, power law: not decided <= 20%": all(r["declined_new"] <= 0.20 for r in pl),
+        "inside, power law: joint CI half-width <= 2x the per-B t CI's": all(
+            r["ci_half_width_joint"] <= 2 * r["ci_half_width"] for r in pl),
+    }
+
+
+def markdown_joint(rows) -> str:
+    """The inside cells seen as issue 23 judges them: the joint model's β next to the per-B optima's,
+    and the verdict before (old) and after (new)."""
+    head = ["truth", "curve", "seeds", "joint β error", "cov. joint", "half-width joint (per-B t)",
+            "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        pair = lambda k: f"{fmt(r[k + '_old'], '.2f')} → {fmt(r[k + '_new'], '.2f')}"  # noqa: E731
+        flat = " + flat B=512" if r["flat_column"] else ""
+        falling = " σ∝B^-½" if r.get("sigma_slope") else ""
+        lines.append("| " + " | ".join([
+            f"{r['truth']} {r['param']}{flat}{falling}", r["shape"], str(r["seeds"]),
+            fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"),
+            f"{fmt(r['ci_half_width_joint'])} ({fmt(r['ci_half_width'])})", pair("ruled_out"), pair("wrong_single"),
+            pair("declined")]) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ power law fitted to a curve that bends. Here, in order:
   locators     the typed per-B result (Optimum) and the two ways of placing it (LocalFit, SharedShape)
                behind one interface: place, redraw for the bootstrap, noise share, describe
   forms        power law, McCandlish and surge fitted to lr_opt(B) by WLS and compared
+  surface      one model of every run near the optima at once: β with a profile CI, the loss shape
+               drifting with B as nuisance parameters, and a test of the power law against a bend
   verdict      the sentence, from the intervals only
   report       fit.json, best_per_batch.csv, report.md, plots
 `analyse` ties them together; `run_fit` is the CLI's entry point.
@@ -21,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
-from . import forms, locators, loss_noise
-from .names import POWER_LAW
+from . import forms, locators, loss_noise, surface
+from .names import FLAT, POWER_LAW
 from ..metrics import load_all
 from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
@@ -118,6 +120,8 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     }
     if len(included) >= 3:
         _fit_forms(result, included, s["hypotheses"], boot_beta, noise["dof"])
+    result["surface"] = surface.fit_surface(sweep, skip=[o.batch_size for o in per_b if FLAT in o.flags])
+    result["answer"] = _answer(result, s["hypotheses"])
     result["verdict"] = verdict(result, s["hypotheses"])
     return result
 
@@ -161,6 +165,31 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
     result["non_monotonic"] = _non_monotonic([o.row() for o in included])
     # of the per-B variance, what more seeds can shrink (each optimum's locator knows)
     result["noise_share"] = float(np.mean([o.locator.noise_share(o) for o in included]))
+
+
+def _answer(result, hypotheses) -> dict:
+    """The β the verdict answers with: the joint model's (surface), once cross-checked against the
+    per-B optima's; the hypotheses are tested only when lr_opt(B) is a power law by both accounts and
+    the two estimators agree within their combined CI (else `untested` says why)."""
+    joint, ci_t = result["surface"], result["ci95_t"]
+    if joint["beta"] is None or result["beta"] is None:  # no joint fit, or no per-B cross-check
+        return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t, "estimator_dependent": None,
+                "untested": None, "surface_missing": joint.get("reason")}
+    lo, hi = joint["ci95"]
+    half = lambda ci: (ci[1] - ci[0]) / 2  # noqa: E731
+    gap = abs(joint["beta"] - result["beta"])
+    combined = math.hypot(half(ci_t), half([lo, hi])) if None not in (lo, hi) else math.inf
+    untested = None
+    if result["preferred_form"] != POWER_LAW:
+        untested = "form"
+    elif joint["bend"]["bends"]:
+        untested = "bend"
+    elif gap > combined:
+        untested = "estimator_dependent"
+    for h in result["hypotheses"]:
+        h["in_ci95_surface"] = bool((lo is None or lo <= h["beta"]) and (hi is None or h["beta"] <= hi))
+    return {"estimator": "surface", "beta": joint["beta"], "ci95": [lo, hi], "estimator_dependent": gap > combined,
+            "difference": gap, "combined_half_width": combined, "untested": untested}
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

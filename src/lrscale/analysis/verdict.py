@@ -1,8 +1,11 @@
 """The verdict: one paragraph built only from the intervals, so it cannot claim more than they hold.
 
-Order: the preferred form of lr_opt(B) first (a β means one thing only under a power law), then
-β with both CIs, then what the CIs say about the hypotheses (consistent with one / not separated /
-between two / outside all), then confounds and exclusions.
+Order: the preferred form of lr_opt(B) first (a β means one thing only under a power law), then β:
+the joint model's (lrscale.analysis.surface) with its CI and the assumption it rests on, next to
+the per-B optima's; then what that CI says about the hypotheses (the only one inside / not
+separated / between two / outside all) — or why none is tested (no constant slope, a bend, or the
+two estimators disagree: estimator-dependent); then confounds and exclusions. Without a joint fit
+(too few runs near the optima) the per-B optima's t and bootstrap CIs answer, as before.
 """
 
 from .forms import close_second
@@ -107,17 +110,63 @@ def _located(r) -> str:
     return f"; optima of {which} from one loss shape they share"
 
 
+def surface_sentence(r) -> str:
+    """β as the joint model gives it, with the assumption it rests on, next to the per-B optima's β."""
+    j = r["surface"]
+    return (f"β = {j['beta']:.3f} (95% CI {interval(r['answer']['ci95'], '.3f')}: one model of every run near the "
+            f"optima, profile likelihood, {j['dof']} dof; it assumes lr_opt ∝ B^β and a loss shape of a bowl with "
+            f"a cubic wall on each side that drifts with log B); the per-B optima give β = {r['beta']:.3f} "
+            f"({_ci(r['ci95_t'])} weighted LS; bootstrap {_ci(r['ci95_bootstrap'])}; n = {r['n_used']}"
+            f"{_located(r)})")
+
+
+def answer_sentence(r, hypotheses) -> str:
+    """What the joint model's CI says about the hypotheses, or why it tests none."""
+    a, j = r["answer"], r["surface"]
+    if a["untested"] == "form":
+        return "the hypotheses on a constant β are not tested: the per-B optima do not show a constant slope"
+    if a["untested"] == "bend":
+        slope = j["bend"]["local_slope"]
+        return (f"the hypotheses on a constant β are not tested: the joint model finds lr_opt bending in log-log "
+                f"(p = {j['bend']['p_value']:.2g}; local slope {slope['smallest_b']:.2f} at the smallest B, "
+                f"{slope['largest_b']:.2f} at the largest)")
+    if a["untested"] == "estimator_dependent":
+        return (f"estimator-dependent: the joint model's β and the per-B optima's differ by {a['difference']:.3f}, "
+                f"more than their combined CI half-width ({a['combined_half_width']:.3f}); no hypothesis is tested")
+    name = lambda h: f"{h['beta']} ({h['name']})"  # noqa: E731
+    held = [h for h in r["hypotheses"] if h["in_ci95_surface"]]
+    if len(held) == 1:
+        bend = plausible_bend(r)
+        text = f"{name(held[0])} is the only hypothesis inside the CI (β̂ = {a['beta']:.3f})"
+        return text + (f", but a bend is not excluded ({bend}): no single hypothesis is confirmed" if bend else "")
+    lo, hi = a["ci95"]
+    if len(held) > 1:
+        ordered = sorted(h["beta"] for h in held)
+        gap = min(q - p for p, q in zip(ordered, ordered[1:])) / 2
+        width = "open" if None in (lo, hi) else f"{(hi - lo) / 2:.3f}"
+        return (f"NOT separated: the CI holds {' and '.join(name(h) for h in held)}. Separating them needs a CI "
+                f"half-width below {gap:.3f} (now {width})")
+    below = sorted((h for h in r["hypotheses"] if h["beta"] < lo), key=lambda h: h["beta"])
+    above = sorted((h for h in r["hypotheses"] if h["beta"] > hi), key=lambda h: h["beta"])
+    if below and above:
+        return f"between {name(below[-1])} and {name(above[0])}: the CI excludes both (and every hypothesis tested)"
+    return ("inconsistent with every hypothesis tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
+            f"{'above' if below else 'below'} all of them")
+
+
 def verdict(r, hypotheses) -> str:
     if r["beta"] is None:
         return (f"no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
                 f"(need at least 3). " + exclusion_text(r))
     parts = [form_sentence(r)]
-    parts.append(f"β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])} weighted LS, t with {r['dof']} dof; bootstrap "
-                 f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']}{_located(r)})")
-    if r["preferred_form"] == POWER_LAW:
-        parts.append(hypothesis_sentence(r, hypotheses))
+    if r["answer"]["estimator"] == "surface":
+        parts += [surface_sentence(r), answer_sentence(r, hypotheses)]
     else:
-        parts.append("the hypotheses on a constant β are not tested: the data do not show a constant slope")
+        parts.append(f"β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])} weighted LS, t with {r['dof']} dof; bootstrap "
+                     f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']}{_located(r)}; no joint model of the loss "
+                     f"surface: {r['answer']['surface_missing']})")
+        parts.append(hypothesis_sentence(r, hypotheses) if r["preferred_form"] == POWER_LAW else
+                     "the hypotheses on a constant β are not tested: the data do not show a constant slope")
     clipped = [p["batch_size"] for p in r["per_batch"] if GRAD_CLIPPED in p["flags"] and p["included"]]
     if clipped:
         parts.append(f"gradient clipping was active on most steps near lr_opt at B={', '.join(map(str, clipped))}: "

@@ -1,0 +1,189 @@
+"""One model of the whole loss surface (issue 23.1): every run near its batch size's optimum at once,
+
+    loss(B, lr) = a_B + c_B · g(u; k₊(B), k₋(B)),   u = log10 lr − (m + β·log10(B / B_ref)),
+    g(u) = u² + k₊·max(u, 0)³ + k₋·max(−u, 0)³,     k±(B) linear in log B, in [0, K_MAX] at both ends,
+
+so lr_opt(B) = 10^m·(B / B_ref)^β is a power law, each batch size has its own floor a_B and curvature c_B,
+and the loss shape around the optimum (how much steeper the wall above it is than the slope below)
+drifts with log B as estimated nuisance parameters instead of a pass/fail gate. a_B and c_B enter
+linearly and are solved exactly for every value of the rest (variable projection), so the search is
+over 6 parameters whatever the number of batch sizes.
+
+σ is the residual scatter (RSS / dof): it holds the seed spread and whatever the model misses, so a
+loss shape outside the family widens the CI instead of hiding in it. β's 95% CI is the profile
+likelihood's: the βs whose refitted RSS rises above the minimum by less than s²·F(1, dof).
+
+Runs used: per batch size, the finite runs within WINDOW_DECADES of its best lr (the lowest
+seed-mean loss); diverged and absent runs are left out (not yet modelled as censored). A batch size
+at the grid's edge contributes the half bowl it holds; a flat one (no curvature: the per-B fit's
+flag) holds nothing about where its optimum is and is skipped. Assumption named in the verdict: one power law for
+lr_opt(B) and a loss shape inside the family above.
+"""
+
+import math
+
+import numpy as np
+from scipy import optimize, stats
+
+WINDOW_DECADES = 1.0  # runs farther from a B's best lr are left to the local shape (g is a local model)
+MIN_POINTS_PER_B, MIN_BATCHES = 3, 3
+BEND_P = 0.05  # the power law is rejected for a bend at this p (a false bend 5% of the time)
+N_SHAPE = 4  # k₊ and k₋ at the smallest and at the largest B used (linear in log B between)
+K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bowl
+
+
+def _points(sweep, skip):
+    """(B, log10 lr, loss) of every run the model reads, and the batch sizes they come from."""
+    rows = []
+    used = []
+    for b in sweep.batch_sizes:
+        if b in skip:
+            continue
+        loss, x = sweep.losses[b], np.log10(sweep.lrs[b])
+        finite = np.isfinite(loss)
+        if not finite.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            mean = np.where(finite, loss, 0).sum(axis=0) / finite.sum(axis=0)
+        best = x[int(np.nanargmin(mean))]
+        near = np.abs(x - best) <= WINDOW_DECADES + 1e-9
+        seed_i, lr_i = np.nonzero(np.isfinite(loss) & near[None, :])
+        if len(set(lr_i)) < MIN_POINTS_PER_B:
+            continue
+        used.append(b)
+        rows += [(b, x[j], loss[s, j]) for s, j in zip(seed_i, lr_i)]
+    arr = np.array(rows, float).reshape(-1, 3)
+    return used, arr
+
+
+def _shape(u, t, k):
+    """g(u) with k± interpolated at t = 0 (smallest B used) .. 1 (largest)."""
+    kp, km = k[0] + (k[1] - k[0]) * t, k[2] + (k[3] - k[2]) * t
+    return u**2 + kp * np.maximum(u, 0) ** 3 + km * np.maximum(-u, 0) ** 3
+
+
+M, BETA, GAMMA = 0, 1, 2  # positions in the parameter vector (m, β, γ, k₊ small, k₊ large, k₋ small, k₋ large)
+N_LINE = 3
+
+
+class _Model:
+    """The data and the variable-projection residuals of one sweep. log10 lr_opt(B) = m + β·l + γ·l²,
+    l = log10(B / B_ref): γ = 0 is the power law; γ free is the bend the power law is tested against."""
+
+    def __init__(self, used, pts, b_ref):
+        self.used, self.b_ref = used, b_ref
+        self.group = np.searchsorted(np.array(used), pts[:, 0].astype(int))
+        self.x, self.y = pts[:, 1], pts[:, 2]
+        self.l10 = np.log10(pts[:, 0] / b_ref)
+        span = math.log(max(used) / min(used))
+        self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
+
+    def linear(self, p):
+        """For parameters p: the per-B (a_B, c_B) by least squares, and the residuals."""
+        g = _shape(self.x - (p[M] + p[BETA] * self.l10 + p[GAMMA] * self.l10**2), self.t, p[N_LINE:])
+        resid = np.empty_like(self.y)
+        floors = []
+        for i in range(len(self.used)):
+            sel = self.group == i
+            design = np.column_stack([np.ones(sel.sum()), g[sel]])
+            coef, *_ = np.linalg.lstsq(design, self.y[sel], rcond=None)
+            resid[sel] = self.y[sel] - design @ coef
+            floors.append(coef)
+        return resid, floors
+
+    def fit(self, start, fixed):
+        """Least squares over the parameters not in `fixed` ({position: value}); (p, RSS)."""
+        start = np.array(start, float)
+        start[list(fixed)] = list(fixed.values())
+        free = [i for i in range(len(start)) if i not in fixed]
+        lower = np.array([-np.inf] * N_LINE + [0.0] * N_SHAPE)[free]
+        upper = np.array([np.inf] * N_LINE + [K_MAX] * N_SHAPE)[free]
+
+        def resid(q):
+            p = start.copy()
+            p[free] = q
+            return self.linear(p)[0]
+
+        res = optimize.least_squares(resid, np.clip(start[free], lower, upper), bounds=(lower, upper),
+                                     method="trf", x_scale="jac")
+        p = start.copy()
+        p[free] = res.x
+        return p, float(np.sum(res.fun**2))
+
+
+def _start(model):
+    """m and β from a line through each used B's best lr; no bend; a shape without asymmetry."""
+    xs = [model.x[model.group == i][np.argmin(model.y[model.group == i])] for i in range(len(model.used))]
+    beta, m = np.polyfit(np.log10(np.array(model.used) / model.b_ref), xs, 1)
+    return np.array([m, beta, 0.0] + [0.0] * N_SHAPE)
+
+
+def _profile_ci(model, p_hat, rss_min, s2, f95, se):
+    """The βs where the profile RSS (γ = 0) crosses rss_min + s²·F(1, dof), searched outward from β̂."""
+    limit = rss_min + s2 * f95
+    prof = lambda b: model.fit(p_hat, {BETA: b, GAMMA: 0.0})[1] - limit  # noqa: E731
+    ends = []
+    if prof(p_hat[BETA]) >= 0:  # no scatter at all (a noiseless surface): the CI is the point
+        return [float(p_hat[BETA])] * 2
+    for sign in (-1, 1):
+        step, inner = max(se, 0.01), p_hat[BETA]
+        for _ in range(12):
+            outer = inner + sign * step
+            if prof(outer) > 0:
+                ends.append(float(optimize.brentq(prof, *sorted((inner, outer)), xtol=1e-4)))
+                break
+            inner, step = outer, step * 2
+        else:
+            ends.append(None)  # the profile never rises enough: the CI is open on that side
+    return ends
+
+
+def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
+    """The power law against lr_opt bending in log-log (γ free): an F test on one more parameter."""
+    p_bend, rss_bend = model.fit(p_hat, {})
+    dof = n_runs - n_par - 1
+    f = (rss_min - rss_bend) / (rss_bend / dof) if rss_bend > 0 else math.inf
+    p_value = float(stats.f.sf(max(f, 0.0), 1, dof))
+    lo, hi = math.log10(min(model.used) / model.b_ref), math.log10(max(model.used) / model.b_ref)
+    slope = lambda l: float(p_bend[BETA] + 2 * p_bend[GAMMA] * l)  # noqa: E731
+    return {"p_value": p_value, "bends": p_value < BEND_P,
+            "local_slope": {"smallest_b": slope(lo), "largest_b": slope(hi)}}
+
+
+def fit_surface(sweep, skip=(), b_ref=None) -> dict:
+    """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none.
+    `skip`: batch sizes whose loss holds nothing about where the optimum is (flat: no curvature)."""
+    used, pts = _points(sweep, set(skip))
+    n_par = 2 + N_SHAPE + 2 * len(used)  # m, β, the shape, a_B and c_B
+    dof = len(pts) - n_par
+    if len(used) < MIN_BATCHES or dof < 3:
+        return {"beta": None, "reason": f"{len(used)} batch sizes with {MIN_POINTS_PER_B}+ lrs within "
+                f"{WINDOW_DECADES:g} decade of their best, {len(pts)} runs for {n_par} parameters"}
+    b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
+    model = _Model(used, pts, b_ref)
+    p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
+    s2 = rss_min / dof
+    f95 = float(stats.f.ppf(0.95, 1, dof))
+    lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
+    _, floors = model.linear(p_hat)
+    k = p_hat[N_LINE:]
+    return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2),
+            "n_runs": int(len(pts)), "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
+            "lr_opt": {str(b): float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used},
+            "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
+                      "at_batch_size": [min(used), max(used)]},
+            "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
+            "bend": _bend_test(model, p_hat, rss_min, n_par, len(pts))}
+
+
+def _wald_se(model, p, s2) -> float:
+    """β's SE from a finite-difference Jacobian at the fit (it only sizes the profile search's first step)."""
+    free = [i for i in range(len(p)) if i != GAMMA]
+    base = model.linear(p)[0]
+    cols = []
+    for i in free:
+        q = p.copy()
+        q[i] += 1e-5
+        cols.append((model.linear(q)[0] - base) / 1e-5)
+    cov = np.linalg.pinv(np.array(cols).T @ np.array(cols).T.T) * s2
+    return float(math.sqrt(max(cov[free.index(BETA), free.index(BETA)], 0.0))) or 0.05

@@ -1,0 +1,115 @@
+"""Issue 23.1: the joint model of the loss surface (lrscale.analysis.surface) on surfaces with a known truth."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lrscale.analysis import fit, surface
+from lrscale.analysis.sweep_table import Sweep
+from lrscale.analysis.verdict import verdict
+
+BS = (8, 16, 32, 64, 128, 256, 512)
+LOG_LRS = -4.5 + 0.5 * np.arange(7)  # centred on 1e-3
+
+
+def make_sweep(log_lr_opt, shape, bs=BS, seeds=2, sigma=0.0, seed=0, wall=None) -> Sweep:
+    """loss = 1 + B^-1/2 + shape(d, j) + N(0, σ), d = log10 lr − log_lr_opt(B); NaN for d > wall."""
+    rng = np.random.default_rng(seed)
+    losses = {}
+    for j, b in enumerate(bs):
+        d = LOG_LRS - log_lr_opt(b)
+        clean = 1 + b**-0.5 + shape(d, j)
+        loss = clean + rng.normal(0, sigma, (seeds, len(d)))
+        if wall is not None:
+            loss[:, d > wall] = np.nan
+        losses[b] = loss
+    return Sweep(list(bs), {b: 10**LOG_LRS for b in bs}, losses, {b: None for b in bs}, "synthetic",
+                 list(range(seeds)))
+
+
+def power_law(beta):
+    return lambda b: -3 + beta * math.log10(b / 64)
+
+
+def bowl(d, j):
+    return 0.2 * d**2
+
+
+def covers(ci, value):
+    return ci[0] is not None and ci[1] is not None and ci[0] <= value <= ci[1]
+
+
+def test_noiseless_power_law_is_recovered_exactly_with_a_point_ci():
+    r = surface.fit_surface(make_sweep(power_law(0.5), bowl))
+    assert r["beta"] == pytest.approx(0.5, abs=1e-6)
+    assert r["ci95"][0] == pytest.approx(0.5, abs=1e-6) and r["ci95"][1] == pytest.approx(0.5, abs=1e-6)
+    assert r["lr_opt"]["64"] == pytest.approx(1e-3, rel=1e-5)
+    assert r["batch_sizes"] == list(BS) and r["n_runs"] == 2 * 7 * 5  # 5 lrs within one decade of the best
+
+
+def test_rising_wall_outside_the_shared_shape_is_covered():
+    # the review's rising wall: the cubic wall above the optimum steepens with B, runs past it diverge
+    def wall(d, j):
+        return 0.2 * d**2 + (4 * j / 6) * 0.2 * np.maximum(d, 0) ** 3
+
+    hits, widths = 0, []
+    for seed in range(10):
+        r = surface.fit_surface(make_sweep(power_law(0.5), wall, sigma=0.01, seed=seed, wall=1.25))
+        hits += covers(r["ci95"], 0.5)
+        widths.append(r["ci95"][1] - r["ci95"][0])
+        assert abs(r["beta"] - 0.5) < 0.1
+    assert hits >= 8  # 95% coverage: 8 of 10 has probability 0.99
+    assert 0 < np.median(widths) < 0.2
+
+
+def test_the_ci_is_profile_likelihood_with_an_f_calibration():
+    sweep = make_sweep(power_law(0.6), bowl, sigma=0.02, seed=3)
+    r = surface.fit_surface(sweep)
+    assert covers(r["ci95"], r["beta"])
+    assert r["sigma"] == pytest.approx(0.02, rel=0.3)  # the residual scatter is the seed noise
+    # at each end the refitted RSS has risen by s²·F(1, dof) over the minimum
+    model = surface._Model(r["batch_sizes"], surface._points(sweep, set())[1], r["b_ref"])
+    p_hat, rss_min = model.fit(surface._start(model), {surface.GAMMA: 0.0})
+    limit = rss_min + r["sigma"] ** 2 * surface.stats.f.ppf(0.95, 1, r["dof"])
+    for end in r["ci95"]:
+        assert model.fit(p_hat, {surface.BETA: end, surface.GAMMA: 0.0})[1] == pytest.approx(limit, rel=1e-3)
+
+
+def test_a_bend_is_detected_and_a_power_law_is_not_called_bent():
+    def mccandlish(b):  # lr_opt = lr_max / (1 + B_noise / B), B_noise = 64: slope 0.89 at B = 8, 0.11 at 512
+        return -2.7 - math.log10(1 + 64 / b)
+
+    bent = surface.fit_surface(make_sweep(mccandlish, bowl, sigma=0.005, seed=1))
+    assert bent["bend"]["bends"] and bent["bend"]["p_value"] < 1e-3
+    slope = bent["bend"]["local_slope"]
+    assert slope["smallest_b"] > 0.6 > 0.3 > slope["largest_b"]
+    false_bends = sum(surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=s))["bend"]["bends"]
+                      for s in range(10))
+    assert false_bends <= 3  # a 5% test: 4+ of 10 has probability 0.001
+
+
+def test_flat_batch_sizes_are_skipped_and_too_few_give_a_reason():
+    sweep = make_sweep(power_law(0.5), bowl, sigma=0.01)
+    r = surface.fit_surface(sweep, skip=[8, 512])
+    assert r["batch_sizes"] == [16, 32, 64, 128, 256] and r["skipped_flat"] == [8, 512]
+    few = surface.fit_surface(make_sweep(power_law(0.5), bowl, bs=(8, 64), sigma=0.01))
+    assert few["beta"] is None and few["reason"].startswith("2 batch sizes with 3+ lrs within 1 decade")
+
+
+def test_diverged_runs_beyond_the_window_do_not_break_the_fit():
+    sweep = make_sweep(power_law(0.5), bowl, sigma=0.01, wall=0.6)
+    r = surface.fit_surface(sweep)
+    assert covers(r["ci95"], 0.5) and r["n_runs"] < 2 * 7 * 5  # the NaN runs are not read
+
+
+def test_the_verdict_declines_when_the_two_estimators_disagree(tmp_path):
+    r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=50)
+    assert r["answer"]["estimator"] == "surface" and r["answer"]["untested"] is None
+    assert "is the only hypothesis inside the CI" in r["verdict"] or "NOT separated" in r["verdict"]
+    r["surface"]["beta"] += 0.3  # a joint β far from the per-B optima's, outside both CIs
+    r["surface"]["ci95"] = [r["surface"]["beta"] - 0.02, r["surface"]["beta"] + 0.02]
+    r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
+    text = verdict(r, [0.5, 0.667, 1.0])
+    assert r["answer"]["untested"] == "estimator_dependent" and "estimator-dependent" in text
+    assert "only hypothesis" not in text and "NOT separated" not in text
