@@ -51,6 +51,22 @@ def test_parabola_vertex_hand_computed():
     assert fit.locate(lrs, y, "spline")["lr_opt"] == pytest.approx(10**-3.2, rel=0.05)
 
 
+def test_spline_se_is_the_splines_own_scatter():
+    # issue 23.5: the spline's SE was the quadratic's. Now: its own scatter over redraws, checked against
+    # the scatter of its estimates over independent noisy sweeps of an asymmetric curve
+    lrs = 10 ** np.array([-4.5, -4, -3.5, -3, -2.5, -2, -1.5])
+    d = np.log10(lrs) + 3.1
+    clean = 0.3 * d**2 + 0.6 * np.maximum(d, 0) ** 3 + 1
+    rng = np.random.default_rng(4)
+    sd = np.full(7, 0.01)
+    fits = [fit.locate(lrs, clean + rng.normal(0, 0.01, 7), "spline", sd=sd) for _ in range(150)]
+    spread = np.std([math.log10(f["lr_opt"]) for f in fits])
+    assert np.median([f["se_log10"] for f in fits]) == pytest.approx(spread, rel=0.25)
+    quadratic = fit.locate(lrs, clean, "parabola", sd=sd)["se_log10"]  # 0.02: 5x too small for the spline
+    assert abs(np.median([f["se_log10"] for f in fits]) - quadratic) > 0.1 * quadratic
+    assert fit.locate(lrs, clean, "spline")["se_log10"] is None  # no SDs, no SE
+
+
 def test_three_point_parabola_vertex_hand_computed():
     lrs = np.array([1e-3, 1e-2, 1e-1])
     y = np.array([1.0, 0.5, 0.50001])  # vertex near the upper neighbour
@@ -339,8 +355,12 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     res = json.loads((tmp_path / "analysis" / "fit.json").read_text())
     assert res["preferred_form"] == "mccandlish"
     assert res["forms"]["mccandlish"]["b_noise"] == pytest.approx(64, rel=0.05)
-    assert "Preferred form: McCandlish" in res["verdict"] and "average over a bending curve" in res["verdict"]
-    assert "consistent with" not in res["verdict"]
+    answer, hypotheses, _ = res["verdict"].split("\n")
+    # 0.74: the truth's own broken line (least squares through its log lr_opt at the 7 B, knot at B = 64)
+    assert answer.startswith("Answer: not decided: lr_opt bends in log-log, no single β: "
+                             "slope 0.74 [0.72, 0.76] over B = 8–64")
+    assert "the per-B optima prefer the mccandlish form with B_noise = 6" in answer
+    assert hypotheses == "Hypotheses: not tested (no constant β)"
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "## Form comparison" in report and "| McCandlish" in report and "**yes**" in report
 

@@ -97,3 +97,35 @@ def test_kurtosis_jackknife_matches_brute_force_leave_one_out():
     assert loo == pytest.approx(brute, rel=1e-9)
     k4 = np.array([stats.kstat(g[:, j], 4) for j in range(9)])
     assert full == pytest.approx(k4.sum() / sum((stats.kstat(g[:, j], 2) ** 2 - k4[j] / 16) * 15 / 17 for j in range(9)))
+
+
+def _probe(rng, m=16, p=40, b=8):
+    # rows: mean gradients of m mini-batches of B samples: G = 0.3 per coordinate, per-sample variance 1
+    # → tr(Σ) = p, |G|² = 0.09 p, B_simple = 1 / 0.09 = 11.1
+    grads = 0.3 + rng.normal(0, 1 / np.sqrt(b), size=(m, p))
+    return {**noise.noise_scale(grads, b), **noise.noise_kurtosis(grads, b), "m": m}
+
+
+def test_seeds_pooled_narrow_the_ci_and_cover():
+    # issue 23.5: with several seeds the CI was the envelope of theirs (wider with every seed added)
+    rng = np.random.default_rng(7)
+    truth, hits, pooled_w, single_w = 1 / 0.09, 0, [], []
+    for _ in range(200):
+        probes = [_probe(rng) for _ in range(4)]
+        value, ci = noise.pooled(probes, "b_simple")
+        hits += ci[0] <= truth <= ci[1]
+        pooled_w.append(np.log(ci[1] / ci[0]))
+        single_w.append(np.log(probes[0]["b_simple_ci95"][1] / probes[0]["b_simple_ci95"][0]))
+        assert min(p["b_simple"] for p in probes) <= value <= max(p["b_simple"] for p in probes)
+    assert 0.88 <= hits / 200 <= 0.99
+    assert np.median(pooled_w) < 0.7 * np.median(single_w)  # 4 seeds: about half as wide as one
+
+
+def test_one_seed_keeps_its_own_ci_and_an_open_ci_falls_back_to_the_envelope():
+    probes = [_probe(np.random.default_rng(s)) for s in range(2)]
+    assert noise.pooled(probes[:1], "kurtosis") == (probes[0]["kurtosis"], probes[0]["kurtosis_ci95"])
+    probes[1]["b_simple_ci95"] = [probes[1]["b_simple_ci95"][0], None]
+    value, ci = noise.pooled(probes, "b_simple")
+    assert value == pytest.approx(np.median([p["b_simple"] for p in probes]))
+    assert ci == [min(p["b_simple_ci95"][0] for p in probes), None]
+    assert noise.pooled([{"b_simple": None}], "b_simple") == (None, None)

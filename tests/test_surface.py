@@ -82,8 +82,16 @@ def test_a_bend_is_detected_and_a_power_law_is_not_called_bent():
 
     bent = surface.fit_surface(make_sweep(mccandlish, bowl, sigma=0.005, seed=1))
     assert bent["bend"]["bends"] and bent["bend"]["p_value"] < 1e-3
-    slope = bent["bend"]["local_slope"]
-    assert slope["smallest_b"] > 0.6 > 0.3 > slope["largest_b"]
+    assert bent["bend"]["slopes"]["lower"] > 0.6 > 0.35 > bent["bend"]["slopes"]["upper"]
+    # noiseless: the halves' slopes are the truth's own broken line (least squares through its log lr_opt
+    # at the 7 B: 0.74 below B = 64, 0.26 above), up to the joint model's weighting of the batch sizes
+    slope = surface.fit_surface(make_sweep(mccandlish, bowl))["bend"]["slopes"]
+    assert slope["lower_range"] == [8, 64] and slope["upper_range"] == [64, 512]
+    l = np.log10(BS)
+    design = np.column_stack([np.ones(7), l, np.maximum(l - np.log10(64), 0)])
+    coef = np.linalg.lstsq(design, [mccandlish(b) for b in BS], rcond=None)[0]
+    for key, truth in (("lower", coef[1]), ("upper", coef[1] + coef[2])):
+        assert slope[key] == pytest.approx(truth, abs=0.015) and covers(slope[key + "_ci95"], truth)
     false_bends = sum(surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=s))["bend"]["bends"]
                       for s in range(10))
     assert false_bends <= 3  # a 5% test: 4+ of 10 has probability 0.001
@@ -101,6 +109,7 @@ def test_diverged_runs_beyond_the_window_do_not_break_the_fit():
     sweep = make_sweep(power_law(0.5), bowl, sigma=0.01, wall=0.6)
     r = surface.fit_surface(sweep)
     assert covers(r["ci95"], 0.5) and r["n_runs"] < 2 * 7 * 5  # the NaN runs are not read
+    assert r["diverged_left_out"] == sum(int(np.isnan(sweep.losses[b]).sum()) for b in BS) > 0
 
 
 def test_the_verdict_declines_when_the_two_estimators_disagree(tmp_path):

@@ -13,7 +13,8 @@ the same parameters. Writing Σ for the per-sample gradient covariance and G for
                   power law against an exponential tail on the same exceedances: light tails
                   (Gaussian, Laplace) come out `light` or `undecided`, not as a misleading α.
                   On gradients: of `standardized_noise` (leave-one-out z-scores, pooled).
-`gradient_noise` summarises the runs' last probes per batch size for the fit (fit.json).
+`gradient_noise` summarises the runs' last probes per batch size for the fit (fit.json), pooling
+the seeds' probes (`pooled`).
 Every estimate comes with a jackknife SE over the m rows (delete-one) and a t-based 95% CI; the CIs
 of the positive, right-skewed ones (tr(Σ), B_simple, kurtosis + 2) are built on their log, which
 covers better at small B under heavy tails (bench/noise_estimators.py; numbers in bench/README.md).
@@ -172,9 +173,33 @@ def standardized_noise(grads) -> np.ndarray:
     return ((grads - mean_loo)[:, keep] / np.sqrt(var_loo[:, keep])).ravel()
 
 
+def pooled(probes, key: str, shift: float = 0.0):
+    """The seeds' estimates of one quantity pooled: exp of the mean of their log(value + shift), with
+    a t-CI (the seeds' dof summed) from the larger of two SEs of that mean: the seeds' own jackknife
+    SEs (read back from their log-scale CIs) and the scatter between the seeds (the runs differ, so
+    may the quantity). One seed: its own value and CI. When a CI is open or not on the log scale,
+    the seeds' median and the envelope of their CIs. Returns (value, ci95)."""
+    got = [p for p in probes if p.get(key) is not None]
+    if len(got) < 2:
+        return (got[0][key], got[0][key + "_ci95"]) if got else (None, None)
+    cis = [p[key + "_ci95"] for p in got]
+    if any(not ci or None in ci or min(ci) + shift <= 0 for ci in cis) or any(p[key] + shift <= 0 for p in got):
+        bounded = [ci for ci in cis if ci]
+        return float(np.median([p[key] for p in got])), None if not bounded else [
+            None if any(c[0] is None for c in bounded) else min(c[0] for c in bounded),
+            None if any(c[1] is None for c in bounded) else max(c[1] for c in bounded)]
+    logs = np.log([p[key] + shift for p in got])
+    within = [math.log((ci[1] + shift) / (ci[0] + shift)) / (2 * _t95(p["m"] - 1)) for p, ci in zip(got, cis)]
+    n = len(got)
+    se = math.sqrt(max(sum(w**2 for w in within) / n**2, float(np.var(logs, ddof=1)) / n))
+    q = _t95(sum(p["m"] - 1 for p in got))
+    centre = float(logs.mean())
+    return math.exp(centre) - shift, [math.exp(centre - q * se) - shift, math.exp(centre + q * se) - shift]
+
+
 def gradient_noise(result, runs) -> dict:
-    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt:
-    B_simple and the noise kurtosis (seed medians; CI = the envelope of the seeds' CIs)."""
+    """Per batch size, the last noise probe of the runs at the swept lr nearest lr_opt: B_simple and
+    the noise kurtosis, the seeds' probes pooled (`pooled`: the CI narrows as seeds are added)."""
     rows, latest = [], [(m, last_probe(m)) for m in runs]
     for r in result["per_batch"]:
         at_b = [(m, p) for m, p in latest if m["batch_size"] == r["batch_size"] and p]
@@ -183,15 +208,10 @@ def gradient_noise(result, runs) -> dict:
         lr = min({m["lr"] for m, _ in at_b}, key=lambda v: abs(math.log(v / r["lr_opt"])))
         probes = [p for m, p in at_b if m["lr"] == lr]
         row = {"batch_size": r["batch_size"], "lr": lr, "seeds": len(probes), "step": probes[0]["step"]}
-        for key in ("b_simple", "kurtosis"):
-            vals = [p[key] for p in probes if p[key] is not None]
-            cis = [p[key + "_ci95"] for p in probes if p[key + "_ci95"]]
-            row[key] = float(np.median(vals)) if vals else None
-            row[key + "_ci95"] = None if not cis else [
-                None if any(c[0] is None for c in cis) else min(c[0] for c in cis),
-                None if any(c[1] is None for c in cis) else max(c[1] for c in cis)]
+        for key, shift in (("b_simple", 0.0), ("kurtosis", -KURTOSIS_FLOOR)):
+            row[key], row[key + "_ci95"] = pooled(probes, key, shift)
         row["tail"] = sorted({p["tail"] for p in probes if p["tail"]})
         rows.append(row)
     values = [r["b_simple"] for r in rows if r["b_simple"] is not None]
     return {"per_batch": rows, "b_simple_median": float(np.median(values)) if values else None,
-            "where": "the last probe of each run at the swept lr nearest lr_opt"}
+            "where": "the last probe of each run at the swept lr nearest lr_opt, seeds pooled"}

@@ -29,7 +29,7 @@ from ..metrics import load_all
 from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
-from .verdict import HYPOTHESIS_NAMES, noise_sentence, verdict
+from .verdict import HYPOTHESIS_NAMES, verdict
 
 LN10 = math.log(10)
 
@@ -169,8 +169,9 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
 
 def _answer(result, hypotheses) -> dict:
     """The β the verdict answers with: the joint model's (surface), once cross-checked against the
-    per-B optima's; the hypotheses are tested only when lr_opt(B) is a power law by both accounts and
-    the two estimators agree within their combined CI (else `untested` says why)."""
+    per-B optima's; the hypotheses are tested only when lr_opt(B) is a power law by both accounts (no
+    bend, no fall beyond the CIs) and the two estimators agree within their combined CI (else
+    `untested` says why: non_monotonic, form, bend or estimator_dependent)."""
     joint, ci_t = result["surface"], result["ci95_t"]
     if joint["beta"] is None or result["beta"] is None:  # no joint fit, or no per-B cross-check
         return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t, "estimator_dependent": None,
@@ -180,7 +181,9 @@ def _answer(result, hypotheses) -> dict:
     gap = abs(joint["beta"] - result["beta"])
     combined = math.hypot(half(ci_t), half([lo, hi])) if None not in (lo, hi) else math.inf
     untested = None
-    if result["preferred_form"] != POWER_LAW:
+    if result["non_monotonic"]:
+        untested = "non_monotonic"
+    elif result["preferred_form"] != POWER_LAW:
         untested = "form"
     elif joint["bend"]["bends"]:
         untested = "bend"
@@ -231,6 +234,5 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
         plan_files.annotate(result, round_plans)
     _form_bands(result)
     result["gradient_noise"] = gradient_noise(result, runs)
-    result["verdict"] = " ".join(filter(None, [result["verdict"], noise_sentence(result)]))
     report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs, sweep.table)
     return result

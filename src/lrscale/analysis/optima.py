@@ -222,14 +222,34 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
             out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + step**2 / 12)
         return out
     if estimator == "spline":
-        idx = np.flatnonzero(finite)
-        run = idx[(idx >= i - 3) & (idx <= i + 3)]
-        grid = np.linspace(x[i - 1], x[i + 1], 401)
-        vals = Akima1DInterpolator(x[run], loss[run])(grid) if len(run) >= 3 else np.interp(grid, x[run], loss[run])
-        j = int(np.nanargmin(vals))
-        return {**out, "lr_opt": float(10 ** grid[j]), "loss_opt": float(vals[j])}
+        return {**out, **_spline(x, loss, finite, i, sd)}
     a, b, c = v["coef"]
     return {**out, "lr_opt": float(10**xv), "loss_opt": float(a * xv**2 + b * xv + c), "parabola": v["coef"]}
+
+
+SPLINE_SE_DRAWS = 100  # redraws behind the spline's SE (its Monte Carlo error: ~7% of the SE)
+
+
+def _spline(x, loss, finite, i, sd) -> dict:
+    """The Akima spline's minimum between the best point's neighbours, and its SE: the SD of that
+    minimum over redraws of the points it passes through with their own SDs (the spline's own
+    scatter, not a quadratic's; None without SDs). The redraws are seeded: the same input, the same SE."""
+    idx = np.flatnonzero(finite)
+    run = idx[(idx >= i - 3) & (idx <= i + 3)]
+    grid = np.linspace(x[i - 1], x[i + 1], 401)
+
+    def minimum(values):
+        curve = Akima1DInterpolator(x[run], values)(grid) if len(run) >= 3 else np.interp(grid, x[run], values)
+        j = int(np.nanargmin(curve))
+        return grid[j], curve[j]
+
+    x_min, loss_min = minimum(loss[run])
+    se = None
+    if sd is not None:
+        rng = np.random.default_rng(0)
+        sds = np.broadcast_to(np.asarray(sd, float), loss.shape)[run]
+        se = float(np.std([minimum(loss[run] + rng.normal(0, sds))[0] for _ in range(SPLINE_SE_DRAWS)]))
+    return {"lr_opt": float(10**x_min), "loss_opt": float(loss_min), "se_log10": se}
 
 
 def _bracket(x, pos, finite, i, grid_lrs) -> tuple[float, float]:

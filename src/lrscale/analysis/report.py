@@ -7,7 +7,7 @@ from pathlib import Path
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
 from .names import POWER_LAW
-from .verdict import FORM_NAMES, interval
+from .verdict import FORM_NAMES, interval, noise_sentence, slope_text
 
 
 def _fmt(v, spec=".4g"):
@@ -39,6 +39,29 @@ def noise_text(result) -> str:
         return f"Noise: {m['reason']}." if m.get("reason") else ""
     return (f"Noise: {m['reason']} (the σ column; τ = {m['tau']:.2f} in ln σ² between B beyond sampling). Every SE, "
             "CI, curvature test and bootstrap draw of a batch size uses its own σ.")
+
+
+def verdict_md(result) -> str:
+    """The verdict's lines (Answer, Hypotheses, Caveats) as a list."""
+    return "\n".join(f"- {line}" for line in result["verdict"].split("\n"))
+
+
+def joint_table(result) -> str:
+    """The joint model of the loss surface: β, its bend test and the shape it fitted (fit.json `surface`)."""
+    j = result.get("surface") or {}
+    if j.get("beta") is None:
+        return f"No joint model: {j.get('reason', 'no per-B optima')}."
+    s, bend = j["shape"], j["bend"]
+    rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']}))"),
+            ("runs, batch sizes", f"{j['n_runs']} runs within a decade of each best lr; B = "
+             + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
+                                                         if j["skipped_flat"] else "")),
+            ("diverged runs left out", str(j["diverged_left_out"])),
+            ("residual σ", f"{j['sigma']:.3g}"),
+            ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),
+            ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
+             f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
+    return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
 def forms_table(result) -> str:
@@ -90,8 +113,6 @@ def noise_table(result) -> str:
     g = result.get("gradient_noise") or {}
     if not g.get("per_batch"):
         return "No gradient-noise probes in these runs (train.noise_probes: 0, or metrics.json from before them)."
-    from .verdict import interval
-
     lines = ["| B | lr | B_simple | 95% CI | noise excess kurtosis | 95% CI | tail | seeds |", "|" + "---|" * 8]
     for r in g["per_batch"]:
         lines.append(f"| {r['batch_size']} | {r['lr']:.3g} | {_fmt(r['b_simple'], '.3g')} | "
@@ -102,7 +123,8 @@ def noise_table(result) -> str:
     if smallest and (smallest["kurtosis_ci95"][0] or 0) > 0:  # heavy tails seen where they are hardest to measure
         text += (f" The noise at B={smallest['batch_size']} is heavier-tailed than Gaussian; there the kurtosis "
                  "estimate runs low and its CI misses low (bench/noise_estimators.py): read it as a lower bound.")
-    return text
+    mechanism = noise_sentence(result)  # B_simple next to the B_noise the loss surface implies
+    return text + (f"\n\n{mechanism}" if mechanism else "")
 
 
 def _best_csv(result) -> str:
@@ -129,14 +151,15 @@ def write_all(result, out: Path, runs=(), results_frame=None) -> None:
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n{locating_text(result)}\n\n"
               f"{noise_text(result)}\n\n"
-              f"{rounds_section(result)}## Form comparison\n\n{forms_table(result)}\n\n"
-              f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{result['verdict']}\n\n"
+              f"{rounds_section(result)}## Joint model of the loss surface\n\n{joint_table(result)}\n\n"
+              f"## Form comparison\n\n{forms_table(result)}\n\n"
+              f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{verdict_md(result)}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
     write_pages(result, report, out, results_frame)
     print(table)
     print()
-    print("Verdict:", result["verdict"])
+    print("Verdict:\n" + result["verdict"])
 
 
 PAGE = """<!doctype html>
@@ -176,7 +199,7 @@ def write_pages(result, report_md: str, out: Path, results_frame) -> None:
     import markdown
 
     text = report_md.split("\n## Verdict\n")[0]  # the verdict leads the page instead; the plots are results
-    body = (f"<h1>Verdict</h1>\n<p class=\"verdict\">{html.escape(result['verdict'])}</p>\n"
+    body = (f"<h1>Verdict</h1>\n<p class=\"verdict\">{html.escape(result['verdict']).replace(chr(10), '<br>')}</p>\n"
             + markdown.markdown(text.split("\n", 1)[1], extensions=["tables"]))
     pages = {"report": PAGE.format(title="lrscale verdict", body=body),
              "results_table": table_page(f"results.csv ({result['input']['path']})", results_frame),

@@ -13,6 +13,11 @@ over 6 parameters whatever the number of batch sizes.
 loss shape outside the family widens the CI instead of hiding in it. β's 95% CI is the profile
 likelihood's: the βs whose refitted RSS rises above the minimum by less than s²·F(1, dof).
 
+The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
+middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
+slopes, with Wald CIs, are what the verdict reports when lr_opt bends: an average slope over each
+half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down).
+
 Runs used: per batch size, the finite runs within WINDOW_DECADES of its best lr (the lowest
 seed-mean loss); diverged and absent runs are left out (not yet modelled as censored). A batch size
 at the grid's edge contributes the half bowl it holds; a flat one (no curvature: the per-B fit's
@@ -33,9 +38,11 @@ K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bo
 
 
 def _points(sweep, skip):
-    """(B, log10 lr, loss) of every run the model reads, and the batch sizes they come from."""
+    """(B, log10 lr, loss) of every run the model reads, the batch sizes they come from, and how many
+    runs of those batch sizes diverged (non-finite loss: left out)."""
     rows = []
     used = []
+    diverged = 0
     for b in sweep.batch_sizes:
         if b in skip:
             continue
@@ -51,9 +58,9 @@ def _points(sweep, skip):
         if len(set(lr_i)) < MIN_POINTS_PER_B:
             continue
         used.append(b)
+        diverged += int((~np.isfinite(loss) & sweep.ran_mask(b)).sum())
         rows += [(b, x[j], loss[s, j]) for s, j in zip(seed_i, lr_i)]
-    arr = np.array(rows, float).reshape(-1, 3)
-    return used, arr
+    return used, np.array(rows, float).reshape(-1, 3), diverged
 
 
 def _shape(u, t, k):
@@ -67,20 +74,23 @@ N_LINE = 3
 
 
 class _Model:
-    """The data and the variable-projection residuals of one sweep. log10 lr_opt(B) = m + β·l + γ·l²,
-    l = log10(B / B_ref): γ = 0 is the power law; γ free is the bend the power law is tested against."""
+    """The data and the variable-projection residuals of one sweep. log10 lr_opt(B) = m + β·l + γ·l₊,
+    l = log10(B / B_ref), l₊ = max(log10(B / B_knot), 0), B_knot the middle batch size used: γ = 0 is
+    the power law; γ free is the bend it is tested against (slope β below B_knot, β + γ above)."""
 
     def __init__(self, used, pts, b_ref):
         self.used, self.b_ref = used, b_ref
         self.group = np.searchsorted(np.array(used), pts[:, 0].astype(int))
         self.x, self.y = pts[:, 1], pts[:, 2]
         self.l10 = np.log10(pts[:, 0] / b_ref)
+        self.knot = used[len(used) // 2]
+        self.above = np.maximum(np.log10(pts[:, 0] / self.knot), 0.0)
         span = math.log(max(used) / min(used))
         self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
 
     def linear(self, p):
         """For parameters p: the per-B (a_B, c_B) by least squares, and the residuals."""
-        g = _shape(self.x - (p[M] + p[BETA] * self.l10 + p[GAMMA] * self.l10**2), self.t, p[N_LINE:])
+        g = _shape(self.x - (p[M] + p[BETA] * self.l10 + p[GAMMA] * self.above), self.t, p[N_LINE:])
         resid = np.empty_like(self.y)
         floors = []
         for i in range(len(self.used)):
@@ -139,21 +149,28 @@ def _profile_ci(model, p_hat, rss_min, s2, f95, se):
 
 
 def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
-    """The power law against lr_opt bending in log-log (γ free): an F test on one more parameter."""
+    """The power law against lr_opt bending in log-log: an F test on one more parameter (a change of
+    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof)."""
     p_bend, rss_bend = model.fit(p_hat, {})
     dof = n_runs - n_par - 1
     f = (rss_min - rss_bend) / (rss_bend / dof) if rss_bend > 0 else math.inf
     p_value = float(stats.f.sf(max(f, 0.0), 1, dof))
-    lo, hi = math.log10(min(model.used) / model.b_ref), math.log10(max(model.used) / model.b_ref)
-    slope = lambda l: float(p_bend[BETA] + 2 * p_bend[GAMMA] * l)  # noqa: E731
-    return {"p_value": p_value, "bends": p_value < BEND_P,
-            "local_slope": {"smallest_b": slope(lo), "largest_b": slope(hi)}}
+    cov = _covariance(model, p_bend, [], rss_bend / dof)
+    t95 = float(stats.t.ppf(0.975, dof))
+    slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
+    for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
+        grad = np.zeros(len(p_bend))
+        grad[BETA], grad[GAMMA] = 1.0, grad_gamma
+        value, se = float(grad @ p_bend), math.sqrt(max(float(grad @ cov @ grad), 0.0))
+        slopes[key] = value
+        slopes[key + "_ci95"] = [value - t95 * se, value + t95 * se]
+    return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes}
 
 
 def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none.
     `skip`: batch sizes whose loss holds nothing about where the optimum is (flat: no curvature)."""
-    used, pts = _points(sweep, set(skip))
+    used, pts, diverged = _points(sweep, set(skip))
     n_par = 2 + N_SHAPE + 2 * len(used)  # m, β, the shape, a_B and c_B
     dof = len(pts) - n_par
     if len(used) < MIN_BATCHES or dof < 3:
@@ -168,7 +185,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2),
-            "n_runs": int(len(pts)), "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
+            "n_runs": int(len(pts)), "diverged_left_out": diverged, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
             "lr_opt": {str(b): float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used},
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
@@ -176,14 +193,22 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "bend": _bend_test(model, p_hat, rss_min, n_par, len(pts))}
 
 
-def _wald_se(model, p, s2) -> float:
-    """β's SE from a finite-difference Jacobian at the fit (it only sizes the profile search's first step)."""
-    free = [i for i in range(len(p)) if i != GAMMA]
+def _covariance(model, p, fixed, s2) -> np.ndarray:
+    """The parameters' covariance s²·(JᵀJ)⁻¹ from a finite-difference Jacobian of the residuals at p;
+    rows and columns of the `fixed` positions are zero."""
+    free = [i for i in range(len(p)) if i not in fixed]
     base = model.linear(p)[0]
     cols = []
     for i in free:
         q = p.copy()
         q[i] += 1e-5
         cols.append((model.linear(q)[0] - base) / 1e-5)
-    cov = np.linalg.pinv(np.array(cols).T @ np.array(cols).T.T) * s2
-    return float(math.sqrt(max(cov[free.index(BETA), free.index(BETA)], 0.0))) or 0.05
+    jac = np.array(cols).T
+    cov = np.zeros((len(p), len(p)))
+    cov[np.ix_(free, free)] = np.linalg.pinv(jac.T @ jac) * s2
+    return cov
+
+
+def _wald_se(model, p, s2) -> float:
+    """β's Wald SE under the power law (it only sizes the profile search's first step)."""
+    return math.sqrt(max(_covariance(model, p, [GAMMA], s2)[BETA, BETA], 0.0)) or 0.05

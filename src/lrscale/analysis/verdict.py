@@ -1,12 +1,17 @@
-"""The verdict: one paragraph built only from the intervals, so it cannot claim more than they hold.
+"""The verdict: three lines built only from the intervals, so they cannot claim more than they hold.
 
-Order: the preferred form of lr_opt(B) first (a β means one thing only under a power law), then β:
-the joint model's (lrscale.analysis.surface) with its CI and the assumption it rests on, next to
-the per-B optima's; then what that CI says about the hypotheses (the only one inside / not
-separated / between two / outside all) — or why none is tested (no constant slope, a bend, or the
-two estimators disagree: estimator-dependent); then confounds and exclusions. Without a joint fit
-(too few runs near the optima) the per-B optima's t and bootstrap CIs answer, as before.
+  Answer      β with one CI: the joint model's (lrscale.analysis.surface), with the per-B optima's
+              β as its cross-check. "not decided" instead, with the reason, when something undercuts a
+              single β: lr_opt falls with B, or bends (the joint model's bend test, or the per-B forms),
+              or the two estimators disagree beyond their combined CI (estimator-dependent). Without a
+              joint fit (too few runs near the optima) the per-B optima's t and bootstrap CIs answer.
+  Hypotheses  one clause: the only hypothesis inside the CI / not separated / between two / outside
+              all, or not tested (and why). Never "consistent with": a CI can only rule out.
+  Caveats     the assumption the answer rests on first, then shape, clipping, and the exclusions.
+χ², dof and method names are in the report's tables, not here.
 """
+
+import math
 
 from .forms import close_second
 from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SHARED_SHAPE, SURGE, UNDECIDED
@@ -110,75 +115,118 @@ def _located(r) -> str:
     return f"; optima of {which} from one loss shape they share"
 
 
-def surface_sentence(r) -> str:
-    """β as the joint model gives it, with the assumption it rests on, next to the per-B optima's β."""
-    j = r["surface"]
-    return (f"β = {j['beta']:.3f} (95% CI {interval(r['answer']['ci95'], '.3f')}: one model of every run near the "
-            f"optima, profile likelihood, {j['dof']} dof; it assumes lr_opt ∝ B^β and a loss shape of a bowl with "
-            f"a cubic wall on each side that drifts with log B); the per-B optima give β = {r['beta']:.3f} "
-            f"({_ci(r['ci95_t'])} weighted LS; bootstrap {_ci(r['ci95_bootstrap'])}; n = {r['n_used']}"
-            f"{_located(r)})")
+def slope_text(j) -> str:
+    """The bent joint fit's slopes with their CIs, over the lower and the upper half of the B used."""
+    s = j["bend"]["slopes"]
+    return (f"slope {s['lower']:.2f} {interval(s['lower_ci95'], '.2f')} over B = {s['lower_range'][0]}–"
+            f"{s['lower_range'][1]}, {s['upper']:.2f} {interval(s['upper_ci95'], '.2f')} over B = "
+            f"{s['upper_range'][0]}–{s['upper_range'][1]}")
 
 
-def answer_sentence(r, hypotheses) -> str:
-    """What the joint model's CI says about the hypotheses, or why it tests none."""
+def _per_b(r) -> str:
+    located = _located(r)
+    return f"β = {r['beta']:.3f} {_ci(r['ci95_t'])}" + (f" ({located[2:]})" if located else "")
+
+
+def answer_line(r) -> str:
+    """β with one CI, or "not decided" with the reason that undercuts a single β first."""
     a, j = r["answer"], r["surface"]
-    if a["untested"] == "form":
-        return "the hypotheses on a constant β are not tested: the per-B optima do not show a constant slope"
-    if a["untested"] == "bend":
-        slope = j["bend"]["local_slope"]
-        return (f"the hypotheses on a constant β are not tested: the joint model finds lr_opt bending in log-log "
-                f"(p = {j['bend']['p_value']:.2g}; local slope {slope['smallest_b']:.2f} at the smallest B, "
-                f"{slope['largest_b']:.2f} at the largest)")
-    if a["untested"] == "estimator_dependent":
-        return (f"estimator-dependent: the joint model's β and the per-B optima's differ by {a['difference']:.3f}, "
-                f"more than their combined CI half-width ({a['combined_half_width']:.3f}); no hypothesis is tested")
+    if a["estimator"] != "surface":
+        return (f"Answer: β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])}; from "
+                f"the per-B optima: no joint model of the loss surface, {a['surface_missing']})")
+    why = a["untested"]
+    if why == "estimator_dependent":
+        return (f"Answer: not decided (estimator-dependent): the joint model gives β = {a['beta']:.3f} "
+                f"{_ci(a['ci95'])}, the per-B optima {_per_b(r)}; they differ by {a['difference']:.3f}, more than "
+                f"their combined CI half-width ({a['combined_half_width']:.3f})")
+    if why == "non_monotonic":
+        d = r["non_monotonic"][0]
+        return (f"Answer: not decided: lr_opt is non-monotonic in B, it falls from B = {d['from_batch_size']} to "
+                f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
+    if why in ("bend", "form"):
+        bent = j["bend"]["bends"]
+        text = "Answer: not decided: lr_opt bends in log-log, no single β: " + (
+            f"{slope_text(j)} (joint model; p = {j['bend']['p_value']:.2g} against a power law)" if bent else
+            "the per-B optima do not show a constant slope")
+        return text + _form_clause(r) + f"; the average slope over the range is {a['beta']:.2f}"
+    return (f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, joint model of {j['n_runs']} runs at "
+            f"{len(j['batch_sizes'])} batch sizes); the per-B optima give {_per_b(r)}, within the combined CI")
+
+
+def _form_clause(r) -> str:
+    """What the per-B optima's form comparison adds to a bend (B_noise, when a bending form wins)."""
+    pref = r["preferred_form"]
+    if pref in (MCCANDLISH, SURGE):
+        return f"; the per-B optima prefer the {pref} form with {_bn(r['forms'][pref])}"
+    if pref == UNDECIDED:
+        return "; the per-B optima bend too, McCandlish or surge (undecided)"
+    if pref not in (None, POWER_LAW):
+        return f"; no form describes the per-B optima ({r['preference_reason']})"
+    return ""
+
+
+def hypotheses_line(r, hypotheses) -> str:
+    """One clause: what the answer's CI says about the hypotheses, or that none is tested."""
+    a = r["answer"]
+    if a["estimator"] != "surface":
+        tested = r["preferred_form"] == POWER_LAW
+        return "Hypotheses: " + (hypothesis_sentence(r, hypotheses) if tested else
+                                 "not tested (the data do not show a constant slope)")
+    if a["untested"] is not None:
+        return "Hypotheses: not tested (" + ("the estimators disagree" if a["untested"] == "estimator_dependent"
+                                             else "no constant β") + ")"
     name = lambda h: f"{h['beta']} ({h['name']})"  # noqa: E731
     held = [h for h in r["hypotheses"] if h["in_ci95_surface"]]
     if len(held) == 1:
         bend = plausible_bend(r)
-        text = f"{name(held[0])} is the only hypothesis inside the CI (β̂ = {a['beta']:.3f})"
+        text = f"Hypotheses: {name(held[0])} is the only hypothesis inside the CI (β̂ = {a['beta']:.3f})"
         return text + (f", but a bend is not excluded ({bend}): no single hypothesis is confirmed" if bend else "")
-    lo, hi = a["ci95"]
+    lo = -math.inf if a["ci95"][0] is None else a["ci95"][0]
+    hi = math.inf if a["ci95"][1] is None else a["ci95"][1]
     if len(held) > 1:
         ordered = sorted(h["beta"] for h in held)
         gap = min(q - p for p, q in zip(ordered, ordered[1:])) / 2
-        width = "open" if None in (lo, hi) else f"{(hi - lo) / 2:.3f}"
-        return (f"NOT separated: the CI holds {' and '.join(name(h) for h in held)}. Separating them needs a CI "
-                f"half-width below {gap:.3f} (now {width})")
+        width = "open" if math.isinf(hi - lo) else f"{(hi - lo) / 2:.3f}"
+        return (f"Hypotheses: NOT separated: the CI holds {' and '.join(name(h) for h in held)}; separating them "
+                f"needs a CI half-width below {gap:.3f} (now {width})")
     below = sorted((h for h in r["hypotheses"] if h["beta"] < lo), key=lambda h: h["beta"])
     above = sorted((h for h in r["hypotheses"] if h["beta"] > hi), key=lambda h: h["beta"])
     if below and above:
-        return f"between {name(below[-1])} and {name(above[0])}: the CI excludes both (and every hypothesis tested)"
-    return ("inconsistent with every hypothesis tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
+        return f"Hypotheses: between {name(below[-1])} and {name(above[0])}: the CI excludes both (and every other)"
+    return ("Hypotheses: inconsistent with every one tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
             f"{'above' if below else 'below'} all of them")
 
 
-def verdict(r, hypotheses) -> str:
-    if r["beta"] is None:
-        return (f"no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
-                f"(need at least 3). " + exclusion_text(r))
-    parts = [form_sentence(r)]
+def caveats_line(r) -> str:
+    """The assumption the answer rests on first, then what else qualifies it, then the exclusions."""
+    parts = []
     if r["answer"]["estimator"] == "surface":
-        parts += [surface_sentence(r), answer_sentence(r, hypotheses)]
+        left_out = r["surface"]["diverged_left_out"]
+        parts.append("the joint model assumes lr_opt ∝ B^β and, near each optimum, a loss bowl with a cubic wall on "
+                     "each side whose steepness drifts with log B" + (
+                         f"; {left_out} diverged run(s) are left out of it, not modelled" if left_out else ""))
     else:
-        parts.append(f"β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])} weighted LS, t with {r['dof']} dof; bootstrap "
-                     f"{_ci(r['ci95_bootstrap'])}; n = {r['n_used']}{_located(r)}; no joint model of the loss "
-                     f"surface: {r['answer']['surface_missing']})")
-        parts.append(hypothesis_sentence(r, hypotheses) if r["preferred_form"] == POWER_LAW else
-                     "the hypotheses on a constant β are not tested: the data do not show a constant slope")
+        parts.append("the per-B optima assume a parabola near each optimum" + _located(r))
+    if (r.get("shared_shape") or {}).get("shapes_differ"):
+        parts.append("the loss curves differ in shape between batch sizes around their optima (the shared-shape "
+                     "test rejects one shape): each per-B lr_opt carries a shape bias its CI may not cover")
     clipped = [p["batch_size"] for p in r["per_batch"] if GRAD_CLIPPED in p["flags"] and p["included"]]
     if clipped:
         parts.append(f"gradient clipping was active on most steps near lr_opt at B={', '.join(map(str, clipped))}: "
                      "there β describes the clipped step, not the nominal lr")
-    if (r.get("shared_shape") or {}).get("shapes_differ"):
-        parts.append("the loss curves differ in shape between batch sizes around their optima (the shared-shape "
-                     "test rejects it): each lr_opt carries a shape bias of its own, which its CI may not cover")
-    if r["non_monotonic"]:
+    if r["non_monotonic"] and r["answer"].get("untested") != "non_monotonic":
         d = r["non_monotonic"][0]
         parts.append(f"lr_opt is non-monotonic in B: it falls from B={d['from_batch_size']} to "
                      f"B={d['to_batch_size']} beyond both CIs")
-    return "; ".join(parts) + ". " + exclusion_text(r)
+    return "Caveats: " + "; ".join(parts) + ". " + exclusion_text(r)
+
+
+def verdict(r, hypotheses) -> str:
+    """Three lines: Answer, Hypotheses, Caveats (statistics and method names are in the report's tables)."""
+    if r["beta"] is None:
+        return (f"Answer: no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
+                f"(need at least 3).\nHypotheses: not tested.\nCaveats: " + exclusion_text(r))
+    return "\n".join([answer_line(r), hypotheses_line(r, hypotheses), caveats_line(r)])
 
 
 def noise_sentence(r) -> str | None:
