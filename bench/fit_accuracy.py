@@ -65,7 +65,7 @@ def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
 def _single_claim(verdict):
     """The verdict names one hypothesis as the answer (before issue 23: "consistent with X"; since: "X
     is the only hypothesis inside the CI" without a bend caveat)."""
-    if re.search(r"is the only hypothesis inside the CI \(β̂ = [0-9.]+\)(;|\.|$)", verdict):
+    if re.search(r"is the only hypothesis inside the CI \(β̂ = [0-9.]+\)(;|\.|$)", verdict, re.MULTILINE):
         return True
     return re.search(r"(^|; )consistent with ", verdict) is not None  # not "inconsistent with every hypothesis"
 
@@ -199,9 +199,9 @@ def judge(r, beta_true, new):
     outside every CI the verdict reads), a wrong single hypothesis claimed. new: the verdict as it is
     now (the joint model's CI, untested when the form, a bend or the estimators' disagreement say
     so); old: the per-B optima's t and bootstrap CIs under the preferred form, as before issue 23."""
-    if r["beta"] is None:
-        return {"declined": True, "ruled_out": False, "wrong_single": False}
     a = r["answer"]
+    if r["beta"] is None and not (new and a["estimator"] == "surface"):
+        return {"declined": True, "ruled_out": False, "wrong_single": False}
     if new and a["estimator"] == "surface":
         declined, cis = a["untested"] is not None, [[-np.inf if a["ci95"][0] is None else a["ci95"][0],
                                                     np.inf if a["ci95"][1] is None else a["ci95"][1]]]

@@ -122,3 +122,19 @@ def test_the_verdict_declines_when_the_two_estimators_disagree(tmp_path):
     text = verdict(r, [0.5, 0.667, 1.0])
     assert r["answer"]["untested"] == "estimator_dependent" and "estimator-dependent" in text
     assert "only hypothesis" not in text and "NOT separated" not in text
+
+
+def test_the_joint_model_answers_where_too_few_per_b_optima_are_bracketed():
+    # five of seven batch sizes lost their lrs below the optimum (an edge each): the per-B optima give no β,
+    # the joint model reads the half bowls they hold
+    sweep = make_sweep(power_law(0.5), bowl, sigma=0.01, seed=5)
+    for b in (8, 16, 32, 64, 128):
+        sweep.losses[b][:, :3] = np.nan
+    r = fit.analyse(sweep, bootstrap=0)
+    assert r["beta"] is None and r["n_used"] == 2
+    assert r["surface"]["batch_sizes"] == list(BS) and covers(r["surface"]["ci95"], 0.5)
+    assert r["answer"]["estimator"] == "surface" and r["answer"]["cross_check"] is False
+    answer, hypotheses, caveats = r["verdict"].split("\n")
+    assert answer.endswith("no cross-check: only 2 batch size(s) have a per-B optimum")
+    assert hypotheses.startswith("Hypotheses: 0.5 (square-root / Gaussian) is the only hypothesis inside the CI")
+    assert "Excluded: B=8 (edge" in caveats

@@ -168,31 +168,39 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
 
 
 def _answer(result, hypotheses) -> dict:
-    """The β the verdict answers with: the joint model's (surface), once cross-checked against the
-    per-B optima's; the hypotheses are tested only when lr_opt(B) is a power law by both accounts (no
-    bend, no fall beyond the CIs) and the two estimators agree within their combined CI (else
-    `untested` says why: non_monotonic, form, bend or estimator_dependent)."""
+    """The β the verdict answers with: the joint model's (surface), cross-checked against the per-B
+    optima's when they give one (cross_check: false when fewer than 3 batch sizes have a per-B
+    optimum: the joint model still reads what every batch size holds). The hypotheses are tested
+    only when lr_opt(B) is a power law by every account (no bend, no fall beyond the CIs) and the
+    two estimators agree within their combined CI (else `untested` says why: non_monotonic, form,
+    bend or estimator_dependent)."""
     joint, ci_t = result["surface"], result["ci95_t"]
-    if joint["beta"] is None or result["beta"] is None:  # no joint fit, or no per-B cross-check
+    if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model
         return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t, "estimator_dependent": None,
                 "untested": None, "surface_missing": joint.get("reason")}
     lo, hi = joint["ci95"]
+    cross_check = result["beta"] is not None
     half = lambda ci: (ci[1] - ci[0]) / 2  # noqa: E731
-    gap = abs(joint["beta"] - result["beta"])
-    combined = math.hypot(half(ci_t), half([lo, hi])) if None not in (lo, hi) else math.inf
+    gap = abs(joint["beta"] - result["beta"]) if cross_check else None
+    combined = math.hypot(half(ci_t), half([lo, hi])) if cross_check and None not in (lo, hi) else math.inf
+    disagree = cross_check and gap > combined
     untested = None
     if result["non_monotonic"]:
         untested = "non_monotonic"
-    elif result["preferred_form"] != POWER_LAW:
+    elif cross_check and result["preferred_form"] != POWER_LAW:
         untested = "form"
     elif joint["bend"]["bends"]:
         untested = "bend"
-    elif gap > combined:
+    elif disagree:
         untested = "estimator_dependent"
+    if not cross_check:
+        result["hypotheses"] = [{"beta": h, "name": HYPOTHESIS_NAMES.get(round(h, 3), f"beta={h}"), "in_ci95_t": None,
+                                 "in_ci95_bootstrap": None, "z": None} for h in hypotheses]
     for h in result["hypotheses"]:
         h["in_ci95_surface"] = bool((lo is None or lo <= h["beta"]) and (hi is None or h["beta"] <= hi))
-    return {"estimator": "surface", "beta": joint["beta"], "ci95": [lo, hi], "estimator_dependent": gap > combined,
-            "difference": gap, "combined_half_width": combined, "untested": untested}
+    return {"estimator": "surface", "beta": joint["beta"], "ci95": [lo, hi], "cross_check": cross_check,
+            "estimator_dependent": disagree, "difference": gap, "combined_half_width": combined,
+            "untested": untested}
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

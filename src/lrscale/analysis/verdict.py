@@ -57,6 +57,8 @@ def form_sentence(r) -> str:
 def plausible_bend(r) -> str | None:
     """A bending form that fits at least somewhat better than the power law with a B_noise pinned on
     both sides (not a power law in disguise), though not enough to be preferred; else None."""
+    if not r.get("forms"):
+        return None
     pl = r["forms"][POWER_LAW]["chi2"]
     for name in (MCCANDLISH, SURGE):
         f = r["forms"][name]
@@ -149,8 +151,10 @@ def answer_line(r) -> str:
             f"{slope_text(j)} (joint model; p = {j['bend']['p_value']:.2g} against a power law)" if bent else
             "the per-B optima do not show a constant slope")
         return text + _form_clause(r) + f"; the average slope over the range is {a['beta']:.2f}"
+    check = (f"the per-B optima give {_per_b(r)}, within the combined CI" if a["cross_check"] else
+             f"no cross-check: only {r['n_used']} batch size(s) have a per-B optimum")
     return (f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, joint model of {j['n_runs']} runs at "
-            f"{len(j['batch_sizes'])} batch sizes); the per-B optima give {_per_b(r)}, within the combined CI")
+            f"{len(j['batch_sizes'])} batch sizes); {check}")
 
 
 def _form_clause(r) -> str:
@@ -223,7 +227,7 @@ def caveats_line(r) -> str:
 
 def verdict(r, hypotheses) -> str:
     """Three lines: Answer, Hypotheses, Caveats (statistics and method names are in the report's tables)."""
-    if r["beta"] is None:
+    if r["answer"]["estimator"] != "surface" and r["beta"] is None:
         return (f"Answer: no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
                 f"(need at least 3).\nHypotheses: not tested.\nCaveats: " + exclusion_text(r))
     return "\n".join([answer_line(r), hypotheses_line(r, hypotheses), caveats_line(r)])
