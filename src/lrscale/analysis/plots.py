@@ -14,6 +14,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E
 from .. import CURVES_PER_BATCH, PLOTS  # noqa: E402
 from ..fileio import atomic_write_bytes  # noqa: E402
 from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SURGE  # noqa: E402
+from .verdict import interval  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
 
@@ -71,9 +72,17 @@ def lr_opt_vs_batch(result, path):
                     label=f"{label}:{extra}, χ² {fit['chi2']:.1f}" + (" (preferred)" if best else ""))
         if any(GRAD_CLIPPED in r["flags"] for r in rows):
             ax.plot([], [], "o", ms=10, mfc="none", mec="red", label="grad clipped on most steps")
-        ax.legend(fontsize=8, title=f"preferred: {result['preferred_form']}", title_fontsize=8)
     else:
         ax.text(0.5, 0.5, "no form fitted:\nfewer than 3 usable batch sizes", transform=ax.transAxes, ha="center")
+    joint = result.get("surface") or {}
+    if joint.get("beta") is not None:  # the answer's estimate: the joint model's power law over the B it used
+        bs = sorted(int(b) for b in joint["lr_opt"])
+        bend = joint["bend"]
+        ax.plot(bs, [joint["lr_opt"][str(b)] for b in bs], color="black", lw=1.6, ls=":",
+                label=f"joint model: β = {joint['beta']:.3f} {interval(joint['ci95'], '.3f')}"
+                + (f"; bends (p = {bend['p_value']:.2g})" if bend["bends"] else ""))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, title=f"preferred form: {result['preferred_form']}", title_fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI)",
            title="Optimal lr vs batch size: fitted forms with 95% bands")
     tried = [lr for r in result["per_batch"] for lr in r["lrs"]]
