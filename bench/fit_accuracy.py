@@ -65,7 +65,7 @@ def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
 def _single_claim(verdict):
     """The verdict names one hypothesis as the answer (before issue 23: "consistent with X"; since: "X
     is the only hypothesis inside the CI" without a bend caveat)."""
-    if re.search(r"is the only hypothesis inside the CI \(β̂ = [0-9.]+\)(;|\.|$)", verdict, re.MULTILINE):
+    if re.search(r"is the only hypothesis inside the CIs? \(β̂ = [0-9.]+\)(;|\.|$)", verdict, re.MULTILINE):
         return True
     return re.search(r"(^|; )consistent with ", verdict) is not None  # not "inconsistent with every hypothesis"
 

@@ -137,7 +137,7 @@ def _result(ci_t, ci_b=None, pref="power_law"):
              "in_ci95_bootstrap": None if ci_b is None else ci_b[0] <= h <= ci_b[1]} for h in (0.5, 0.667, 1.0)]
     unbounded = {"chi2": 3.0, "b_noise": 1e6, "b_noise_ci95": [1e4, None]}  # a power law in disguise
     fits = {"power_law": {"chi2": 3.0}, "mccandlish": unbounded, "surge": unbounded}
-    return {"ci95_t": ci_t, "ci95_bootstrap": ci_b, "hypotheses": hyps, "preferred_form": pref, "noise_share": 0.4,
+    return {"beta": sum(ci_t) / 2, "ci95_t": ci_t, "ci95_bootstrap": ci_b, "hypotheses": hyps, "preferred_form": pref, "noise_share": 0.4,
             "forms": fits}
 
 
@@ -151,7 +151,7 @@ def test_a_hypothesis_held_by_either_ci_counts():
     s = verdict.hypothesis_sentence(_result([0.45, 0.6], [0.47, 0.7]), [0.5, 0.667, 1.0])
     assert s.startswith("NOT separated") and "noise share" in s and "seeds instead" not in s
     s = verdict.hypothesis_sentence(_result([0.45, 0.6], [0.46, 0.61]), [0.5, 0.667, 1.0])
-    assert s.startswith("consistent with 0.5")
+    assert s.startswith("0.5 (square-root / Gaussian) is the only hypothesis inside the CIs (β̂ = ")
     s = verdict.hypothesis_sentence(_result([1.2, 1.4], [1.1, 1.5]), [0.5, 0.667, 1.0])
     assert "above all of them" in s
 

@@ -36,24 +36,6 @@ def _bn(f) -> str:
     return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
 
-def form_sentence(r) -> str:
-    pref, fits = r["preferred_form"], r["forms"]
-    if pref == POWER_LAW:
-        f = fits[POWER_LAW]
-        return (f"Preferred form: {FORM_NAMES['power_law']} ({r['preference_reason']}; χ² = {f['chi2']:.1f} on "
-                f"{f['dof']} dof)")
-    if pref in (MCCANDLISH, SURGE):
-        f = fits[pref]
-        slope = f["local_slope"]
-        return (f"Preferred form: {FORM_NAMES[pref]} with {_bn(f)} ({r['preference_reason']}); lr_opt bends: "
-                f"local slope {slope['smallest_b']:.2f} at the smallest B and {slope['largest_b']:.2f} at the "
-                "largest, so a single β is only an average over a bending curve")
-    if pref == "undecided":
-        return (f"Form undecided: {r['preference_reason']}; lr_opt bends, so a single β is only an average "
-                "over a bending curve")
-    return f"No form describes lr_opt(B): {r['preference_reason']}; β below is a descriptive average only"
-
-
 def plausible_bend(r) -> str | None:
     """A bending form that fits at least somewhat better than the power law with a B_noise pinned on
     both sides (not a power law in disguise), though not enough to be preferred; else None."""
@@ -76,7 +58,7 @@ def hypothesis_sentence(r, hypotheses) -> str:
         if bend:
             return (f"β's CIs hold only {name(held[0])}, but a bend is not excluded ({bend}): no single "
                     "hypothesis is confirmed")
-        return f"consistent with {name(held[0])}; the CIs exclude the other hypotheses"
+        return f"{name(held[0])} is the only hypothesis inside the CIs (β̂ = {r['beta']:.3f})"
     lo = min(r["ci95_t"][0], (r["ci95_bootstrap"] or r["ci95_t"])[0])
     hi = max(r["ci95_t"][1], (r["ci95_bootstrap"] or r["ci95_t"])[1])
     if len(held) > 1:
