@@ -12,7 +12,6 @@ alarm). Only the joint fit runs (no bootstrap, no per-B forms).
 """
 
 import argparse
-import json
 import sys
 import time
 import zlib
@@ -28,6 +27,7 @@ from fit_accuracy import BATCH, synthetic, truth  # noqa: E402
 from truths_outside import TRUTHS, slope  # noqa: E402
 
 from lrscale.analysis import surface  # noqa: E402
+from lrscale.fileio import atomic_write_json  # noqa: E402
 
 IN_USE = {"WINDOW_DECADES": surface.WINDOW_DECADES, "K_MAX": surface.K_MAX}
 SETTINGS = [("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
@@ -99,10 +99,9 @@ def main():
         rows = pool.map(run, specs)
     print(markdown(rows, args.reps))
     print(f"({time.time() - t0:.0f} s, {args.reps} sweeps per cell)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"reps": args.reps, "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.out), {"reps": args.reps, "rows": rows})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
