@@ -89,7 +89,7 @@ def run_cell(spec):
         if flat:
             log["flat_out"].append(not by_b[512]["included"])
         for key in ("old", "new"):
-            log[key].append(judge(r, beta_true, key == "new"))
+            log[key].append(judge(r, beta_true, key == "new", lr_opt))
         _log_surface(log, r, beta_true, lr_opt)
         if r["beta"] is None:
             log["pref"].append("no beta")
@@ -173,6 +173,9 @@ def _surface_summary(log) -> dict:
     for key in ("old", "new"):
         for what in ("declined", "ruled_out", "wrong_single"):
             out[f"{what}_{key}"] = mean([j[what] for j in log[key]])
+    bent = [j["slope_missed"] for j in log["new"] if "slope_missed" in j]
+    out["bend_answers"] = mean([j.get("slope_missed") is not None for j in log["new"]])
+    out["bend_answer_slope_missed"] = mean(bent)
     return out
 
 
@@ -194,12 +197,19 @@ def cells(reps, boot):
 HYPOTHESES = (0.5, 0.667, 1.0)
 
 
-def judge(r, beta_true, new):
+def judge(r, beta_true, new, lr_opt=None):
     """One sweep's verdict on the hypotheses: declined (tests none), the true β ruled out (tested and
     outside every CI the verdict reads), a wrong single hypothesis claimed. new: the verdict as it is
     now (the joint model's CI, untested when the form, a bend or the estimators' disagreement say
-    so); old: the per-B optima's t and bootstrap CIs under the preferred form, as before issue 23."""
+    so); old: the per-B optima's t and bootstrap CIs under the preferred form, as before issue 23.
+    A bend answer commits to the two halves' slopes: slope_missed says whether a CI of theirs misses
+    the truth's own broken line (`true_slopes`)."""
     a = r["answer"]
+    if new and a["estimator"] == "surface" and a["untested"] == "bend" and lr_opt is not None:
+        slopes = r["surface"]["bend"]["slopes"]
+        truth = true_slopes(lr_opt, r["surface"]["batch_sizes"], slopes["lower_range"][1])
+        missed = any(not slopes[k + "_ci95"][0] <= truth[k] <= slopes[k + "_ci95"][1] for k in ("lower", "upper"))
+        return {"declined": True, "ruled_out": False, "wrong_single": False, "slope_missed": missed}
     if r["beta"] is None and not (new and a["estimator"] == "surface"):
         return {"declined": True, "ruled_out": False, "wrong_single": False}
     if new and a["estimator"] == "surface":
@@ -234,7 +244,7 @@ def run_outside_cell(spec):
             if p["included"] and p["lr_opt_ci95"]:
                 log["cov_lr"].append(p["lr_opt_ci95"][0] <= t <= p["lr_opt_ci95"][1])
         for key in ("old", "new"):
-            log[key].append(judge(r, beta_true, key == "new"))
+            log[key].append(judge(r, beta_true, key == "new", lr_opt))
         _log_surface(log, r, beta_true, lr_opt)
         if r["beta"] is None:
             continue
@@ -259,7 +269,7 @@ def markdown_outside(rows) -> str:
     """The README's table of the out-of-family cells: the verdict without (old) and with (new) the guard."""
     head = ["truth", "seeds", "β true", "per-B β error", "cov. t", "cov. boot", "half-width t", "joint β error",
             "cov. joint", "half-width joint", "lr_opt cov.", "bend found", "half-slopes cov. (half-width)",
-            "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
+            "bend answers (slope CI missed)", "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         pair = lambda k: f"{fmt(r[k + '_old'], '.2f')} → {fmt(r[k + '_new'], '.2f')}"  # noqa: E731
@@ -267,9 +277,13 @@ def markdown_outside(rows) -> str:
             r.get("label", r["truth"]), str(r["seeds"]), f"{r['beta_true']:.3f}", fmt(r["mean_beta_error"], "+.3f"),
             fmt(r["coverage_t"], ".2f"), fmt(r["coverage_bootstrap"], ".2f"), fmt(r["ci_half_width"]),
             fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"), fmt(r["ci_half_width_joint"]),
-            fmt(r["coverage_lr_opt"], ".2f"), fmt(r["bend_found"], ".2f"), _slope_cell(r), pair("ruled_out"),
-            pair("wrong_single"), pair("declined")]) + " |")
+            fmt(r["coverage_lr_opt"], ".2f"), fmt(r["bend_found"], ".2f"), _slope_cell(r), _bend_answer_cell(r),
+            pair("ruled_out"), pair("wrong_single"), pair("declined")]) + " |")
     return "\n".join(lines)
+
+
+def _bend_answer_cell(r) -> str:
+    return f"{fmt(r.get('bend_answers'), '.2f')} ({fmt(r.get('bend_answer_slope_missed'), '.2f')})"
 
 
 def _slope_cell(r) -> str:
@@ -415,7 +429,7 @@ def markdown_joint(rows) -> str:
             f"{r['truth']} {r['param']}{flat}{falling}", r["shape"], str(r["seeds"]),
             fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"),
             f"{fmt(r['ci_half_width_joint'])} ({fmt(r['ci_half_width'])})", fmt(r["bend_found"], ".2f"), _slope_cell(r),
-            pair("ruled_out"), pair("wrong_single"),
+            _bend_answer_cell(r), pair("ruled_out"), pair("wrong_single"),
             pair("declined")]) + " |")
     return "\n".join(lines)
 

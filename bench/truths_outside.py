@@ -15,8 +15,9 @@ pseudo-true β, the least-squares slope of the true log lr_opt on log B over the
   messy            β = 0.5, the asymmetric in-family curve, with real sweeps' defects: σ growing 4x
                    toward the wall, a per-(seed, B) offset at every lr (σ 0.01), divergence near the
                    wall at random, 10% of runs absent, and the Phase-2 1-3-10 grid (no random phase)
-  plateau_kink     (designed here) lr_opt(B) a broken power law, slope 0.8 up to B = 64 and 0.35
-                   beyond (none of the fit's forms), and a loss that saturates below the optimum:
+  plateau_kink     (designed here) lr_opt(B) a broken power law, slope 0.8 up to B = 24 and 0.35
+                   beyond (none of the fit's forms; the kink between grid batch sizes and away from
+                   the middle B, where the joint model's bend test puts its knot), and a loss that saturates below the optimum:
                    A_B(1 − exp(−0.2d²/A_B)) with A_B = 0.3·(B/8)^−0.25 (under-training plateaus that
                    flatten with B), 0.2d² + 0.4d₊³ above; NaN for d > 1.25
 """
@@ -145,8 +146,11 @@ def messy(rng, seeds):
     return _sweep(PHASE2_GRID, losses, ran), lr_opt
 
 
+KINK_B = 24
+
+
 def _broken_power_law():
-    log_b = np.log2(BATCH / 64)
+    log_b = np.log2(BATCH / KINK_B)
     return _geo_centre(2 ** np.where(log_b < 0, 0.8 * log_b, 0.35 * log_b))
 
 

@@ -116,7 +116,7 @@ def test_seeds_pooled_narrow_the_ci_and_cover():
         hits += ci[0] <= truth <= ci[1]
         pooled_w.append(np.log(ci[1] / ci[0]))
         single_w.append(np.log(probes[0]["b_simple_ci95"][1] / probes[0]["b_simple_ci95"][0]))
-        assert min(p["b_simple"] for p in probes) <= value <= max(p["b_simple"] for p in probes)
+        assert value == pytest.approx(np.exp(np.mean(np.log([p["b_simple"] for p in probes]))))  # geometric mean
     assert 0.88 <= hits / 200 <= 0.99
     assert np.median(pooled_w) < 0.7 * np.median(single_w)  # 4 seeds: about half as wide as one
 
@@ -129,3 +129,14 @@ def test_one_seed_keeps_its_own_ci_and_an_open_ci_falls_back_to_the_envelope():
     assert value == pytest.approx(np.median([p["b_simple"] for p in probes]))
     assert ci == [min(p["b_simple_ci95"][0] for p in probes), None]
     assert noise.pooled([{"b_simple": None}], "b_simple") == (None, None)
+
+
+def test_seeds_that_differ_widen_the_ci_with_their_own_dof():
+    # two seeds whose B_simple differ far beyond their own CIs: the between-seed SE wins, with 1 dof
+    probes = [_probe(np.random.default_rng(s)) for s in range(2)]
+    probes[1] = {**probes[1], "b_simple": probes[1]["b_simple"] * 3,
+                 "b_simple_ci95": [c * 3 for c in probes[1]["b_simple_ci95"]]}
+    value, (lo, hi) = noise.pooled(probes, "b_simple")
+    logs = np.log([p["b_simple"] for p in probes])
+    se_between = np.std(logs, ddof=1) / np.sqrt(2)
+    assert np.log(hi / lo) / 2 == pytest.approx(stats.t.ppf(0.975, 1) * se_between)

@@ -67,6 +67,8 @@ def test_the_ci_is_profile_likelihood_with_an_f_calibration():
     sweep = make_sweep(power_law(0.6), bowl, sigma=0.02, seed=3)
     r = surface.fit_surface(sweep)
     assert covers(r["ci95"], r["beta"])
+    # dof: the runs read less m, β, the four walls and a_B, c_B for each of the 7 batch sizes
+    assert r["dof"] == r["n_runs"] - (2 + 4 + 2 * 7) == len(surface._points(sweep, set())[1]) - 20
     assert r["sigma"] == pytest.approx(0.02, rel=0.3)  # the residual scatter is the seed noise
     # at each end the refitted RSS has risen by s²·F(1, dof) over the minimum
     model = surface._Model(r["batch_sizes"], surface._points(sweep, set())[1], r["b_ref"])
@@ -115,7 +117,7 @@ def test_diverged_runs_beyond_the_window_do_not_break_the_fit():
 def test_the_verdict_declines_when_the_two_estimators_disagree(tmp_path):
     r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=50)
     assert r["answer"]["estimator"] == "surface" and r["answer"]["untested"] is None
-    assert "is the only hypothesis inside the CI" in r["verdict"] or "NOT separated" in r["verdict"]
+    assert "Hypotheses: 0.5 (square-root / Gaussian) is the only hypothesis inside the CI" in r["verdict"]
     r["surface"]["beta"] += 0.3  # a joint β far from the per-B optima's, outside both CIs
     r["surface"]["ci95"] = [r["surface"]["beta"] - 0.02, r["surface"]["beta"] + 0.02]
     r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
@@ -138,3 +140,16 @@ def test_the_joint_model_answers_where_too_few_per_b_optima_are_bracketed():
     assert answer.endswith("no cross-check: only 2 batch size(s) have a per-B optimum")
     assert hypotheses.startswith("Hypotheses: 0.5 (square-root / Gaussian) is the only hypothesis inside the CI")
     assert "Excluded: B=8 (edge" in caveats
+
+
+def test_per_b_optima_without_a_power_law_and_no_joint_bend_is_not_called_a_bend():
+    r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=0)
+    assert not r["surface"]["bend"]["bends"]
+    r["preferred_form"], r["preference_reason"] = "none", "the best form fails its goodness-of-fit test"
+    r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
+    answer, hypotheses, caveats = verdict(r, [0.5, 0.667, 1.0]).split("\n")
+    assert r["answer"]["untested"] == "form"
+    assert answer.startswith("Answer: not decided: the per-B optima fit no form of lr_opt(B) (the best form fails")
+    assert "but the joint model finds no bend" in answer and "bends in log-log" not in answer
+    assert hypotheses == "Hypotheses: not tested (no constant β)"
+    assert caveats.startswith("Caveats: the joint model assumes lr_opt ∝ B^β")

@@ -175,9 +175,9 @@ def standardized_noise(grads) -> np.ndarray:
 
 def pooled(probes, key: str, shift: float = 0.0):
     """The seeds' estimates of one quantity pooled: exp of the mean of their log(value + shift), with
-    a t-CI (the seeds' dof summed) from the larger of two SEs of that mean: the seeds' own jackknife
-    SEs (read back from their log-scale CIs) and the scatter between the seeds (the runs differ, so
-    may the quantity). One seed: its own value and CI. When a CI is open or not on the log scale,
+    a t-CI from the larger of two SEs of that mean: the seeds' own jackknife SEs (read back from their
+    log-scale CIs; t with the seeds' dof summed) and the scatter between the seeds (the runs differ,
+    so may the quantity; t with n − 1 dof). One seed: its own value and CI. When a CI is open or not on the log scale,
     the seeds' median and the envelope of their CIs. Returns (value, ci95)."""
     got = [p for p in probes if p.get(key) is not None]
     if len(got) < 2:
@@ -191,8 +191,9 @@ def pooled(probes, key: str, shift: float = 0.0):
     logs = np.log([p[key] + shift for p in got])
     within = [math.log((ci[1] + shift) / (ci[0] + shift)) / (2 * _t95(p["m"] - 1)) for p, ci in zip(got, cis)]
     n = len(got)
-    se = math.sqrt(max(sum(w**2 for w in within) / n**2, float(np.var(logs, ddof=1)) / n))
-    q = _t95(sum(p["m"] - 1 for p in got))
+    se_within, se_between = math.sqrt(sum(w**2 for w in within)) / n, float(np.std(logs, ddof=1)) / math.sqrt(n)
+    se = max(se_within, se_between)
+    q = _t95(sum(p["m"] - 1 for p in got) if se_within >= se_between else n - 1)  # each SE with its own dof
     centre = float(logs.mean())
     return math.exp(centre) - shift, [math.exp(centre - q * se) - shift, math.exp(centre + q * se) - shift]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
 from .names import POWER_LAW
+from .surface import WINDOW_DECADES
 from .verdict import FORM_NAMES, interval, noise_sentence, slope_text
 
 
@@ -53,7 +54,7 @@ def joint_table(result) -> str:
         return f"No joint model: {j.get('reason', 'no per-B optima')}."
     s, bend = j["shape"], j["bend"]
     rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']}))"),
-            ("runs, batch sizes", f"{j['n_runs']} runs within a decade of each best lr; B = "
+            ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
             ("diverged runs left out", str(j["diverged_left_out"])),

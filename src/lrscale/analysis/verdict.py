@@ -127,16 +127,31 @@ def answer_line(r) -> str:
         d = r["non_monotonic"][0]
         return (f"Answer: not decided: lr_opt is non-monotonic in B, it falls from B = {d['from_batch_size']} to "
                 f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
+    if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
+        return (f"Answer: not decided: {_form_disagreement(r)}, but the joint model finds no bend "
+                f"(p = {j['bend']['p_value']:.2g}; it gives β = {a['beta']:.3f} {_ci(a['ci95'])})")
     if why in ("bend", "form"):
-        bent = j["bend"]["bends"]
-        text = "Answer: not decided: lr_opt bends in log-log, no single β: " + (
-            f"{slope_text(j)} (joint model; p = {j['bend']['p_value']:.2g} against a power law)" if bent else
-            "the per-B optima do not show a constant slope")
-        return text + _form_clause(r) + f"; the average slope over the range is {a['beta']:.2f}"
-    check = (f"the per-B optima give {_per_b(r)}, within the combined CI" if a["cross_check"] else
-             f"no cross-check: only {r['n_used']} batch size(s) have a per-B optimum")
+        return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)} (joint model; "
+                f"p = {j['bend']['p_value']:.2g} against a power law){_form_clause(r)}; one power law over the "
+                f"whole range would have β = {a['beta']:.2f} {_ci(a['ci95'])}, an average, not an exponent")
+    if not a["cross_check"]:
+        check = f"no cross-check: only {r['n_used']} batch size(s) have a per-B optimum"
+    elif None in a["ci95"]:
+        check = f"the per-B optima give {_per_b(r)}; no cross-check: the joint CI is open"
+    else:
+        check = f"the per-B optima give {_per_b(r)}, within the combined CI"
     return (f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, joint model of {j['n_runs']} runs at "
             f"{len(j['batch_sizes'])} batch sizes); {check}")
+
+
+def _form_disagreement(r) -> str:
+    """What the per-B optima say about the form when they reject a power law."""
+    pref = r["preferred_form"]
+    if pref in (MCCANDLISH, SURGE):
+        return f"the per-B optima prefer the {pref} form with {_bn(r['forms'][pref])}"
+    if pref == UNDECIDED:
+        return "the per-B optima bend (McCandlish or surge, undecided)"
+    return f"the per-B optima fit no form of lr_opt(B) ({r['preference_reason']})"
 
 
 def _form_clause(r) -> str:
@@ -188,7 +203,9 @@ def caveats_line(r) -> str:
     parts = []
     if r["answer"]["estimator"] == "surface":
         left_out = r["surface"]["diverged_left_out"]
-        parts.append("the joint model assumes lr_opt ∝ B^β and, near each optimum, a loss bowl with a cubic wall on "
+        curve = ("a broken line in log-log for lr_opt (one change of slope)" if r["answer"]["untested"] == "bend"
+                 else "lr_opt ∝ B^β")
+        parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + (
                          f"; {left_out} diverged run(s) are left out of it, not modelled" if left_out else ""))
     else:
