@@ -419,7 +419,8 @@ def markdown_joint(rows) -> str:
     """The inside cells seen as issue 23 judges them: the joint model's β next to the per-B optima's,
     and the verdict before (old) and after (new)."""
     head = ["truth", "curve", "seeds", "joint β error", "cov. joint", "half-width joint (per-B t)", "bend found",
-            "half-slopes cov. (half-width)", "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
+            "half-slopes cov. (half-width)", "bend answers (slope CI missed)",
+            "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         pair = lambda k: f"{fmt(r[k + '_old'], '.2f')} → {fmt(r[k + '_new'], '.2f')}"  # noqa: E731
