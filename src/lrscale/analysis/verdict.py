@@ -128,11 +128,12 @@ def answer_line(r) -> str:
         return (f"Answer: not decided: lr_opt is non-monotonic in B, it falls from B = {d['from_batch_size']} to "
                 f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
     if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
-        return (f"Answer: not decided: {_form_disagreement(r)}, but the joint model finds no bend "
+        return (f"Answer: not decided: {_form_view(r)}, but the joint model finds no bend "
                 f"(p = {j['bend']['p_value']:.2g}; it gives β = {a['beta']:.3f} {_ci(a['ci95'])})")
     if why in ("bend", "form"):
+        forms = f"; {_form_view(r)}" if _form_view(r) else ""
         return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)} (joint model; "
-                f"p = {j['bend']['p_value']:.2g} against a power law){_form_clause(r)}; one power law over the "
+                f"p = {j['bend']['p_value']:.2g} against a power law){forms}; one power law over the "
                 f"whole range would have β = {a['beta']:.2f} {_ci(a['ci95'])}, an average, not an exponent")
     if not a["cross_check"]:
         check = f"no cross-check: only {r['n_used']} batch size(s) have a per-B optimum"
@@ -144,25 +145,15 @@ def answer_line(r) -> str:
             f"{len(j['batch_sizes'])} batch sizes); {check}")
 
 
-def _form_disagreement(r) -> str:
-    """What the per-B optima say about the form when they reject a power law."""
+def _form_view(r) -> str:
+    """What the per-B optima's form comparison says when it rejects a power law ("" when it does not)."""
     pref = r["preferred_form"]
     if pref in (MCCANDLISH, SURGE):
         return f"the per-B optima prefer the {pref} form with {_bn(r['forms'][pref])}"
     if pref == UNDECIDED:
         return "the per-B optima bend (McCandlish or surge, undecided)"
-    return f"the per-B optima fit no form of lr_opt(B) ({r['preference_reason']})"
-
-
-def _form_clause(r) -> str:
-    """What the per-B optima's form comparison adds to a bend (B_noise, when a bending form wins)."""
-    pref = r["preferred_form"]
-    if pref in (MCCANDLISH, SURGE):
-        return f"; the per-B optima prefer the {pref} form with {_bn(r['forms'][pref])}"
-    if pref == UNDECIDED:
-        return "; the per-B optima bend too, McCandlish or surge (undecided)"
     if pref not in (None, POWER_LAW):
-        return f"; no form describes the per-B optima ({r['preference_reason']})"
+        return f"the per-B optima fit no form of lr_opt(B) ({r['preference_reason']})"
     return ""
 
 
