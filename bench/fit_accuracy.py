@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from lrscale.analysis.fit import Sweep, analyse, ols  # noqa: E402
+from lrscale.analysis.fit import analyse, ols  # noqa: E402
 from lrscale.analysis.verdict import plausible_bend  # noqa: E402
+from truths_outside import BATCH, TRUTHS, geo_centre, make_sweep, random_phase_grid  # noqa: E402
+from truths_outside import slope as pseudo_true_beta  # noqa: E402  (run_cell's `slope` is σ's)
 
-BATCH = np.array([8, 16, 32, 64, 128, 256, 512])
 CURVATURE = 0.2  # loss rise per decade² at the optimum
 DIVERGE_ABOVE = 1.25  # decades above the optimum
 BENDING = ("mccandlish", "surge", "undecided")
@@ -44,12 +45,12 @@ def truth(kind, param):
         lr = 1 / (1 + param / BATCH)
     else:
         lr = 1 / (0.5 * (np.sqrt(param / BATCH) + np.sqrt(BATCH / param)))
-    return lr * 1e-3 / np.exp(np.mean(np.log(lr)))
+    return geo_centre(lr)
 
 
 def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
     """One sweep; σ(B) = sigma·(B/64)^sigma_slope (0: the same σ for every B)."""
-    lrs = 10 ** (-4.5 + 0.5 * np.arange(7) + rng.uniform(-0.25, 0.25))  # one grid, random phase
+    lrs = random_phase_grid(rng)  # one grid, random phase
     losses = {}
     for b, opt in zip(BATCH, lr_opt):
         d = np.log10(lrs) - np.log10(opt)
@@ -58,8 +59,7 @@ def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
         table = clean + rng.normal(0, sigma * (b / 64) ** sigma_slope, (seeds, len(lrs)))
         table[:, d > DIVERGE_ABOVE] = np.nan
         losses[int(b)] = table
-    return Sweep([int(b) for b in BATCH], {int(b): lrs for b in BATCH}, losses, {int(b): None for b in BATCH},
-                 "synthetic", list(range(seeds)))
+    return make_sweep(lrs, losses)
 
 
 def _single_claim(verdict):
@@ -77,7 +77,7 @@ def run_cell(spec):
     lr_opt = truth(kind, param)
     log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_b_lr", "pref", "single", "bn2", "flat_out", "hw", "hw_old",
                            "err_s", "cov_s", "hw_s", "old", "new", "cov_slope", "hw_slope", "bend")}
-    beta_true = param if kind == "power_law" else slope_of(lr_opt)
+    beta_true = param if kind == "power_law" else pseudo_true_beta(lr_opt)
     for _ in range(reps):
         r = analyse(synthetic(lr_opt, shape, sigma, seeds, rng, 512 if flat else None, slope), bootstrap=boot,
                     seed=int(rng.integers(1 << 31)))
@@ -130,32 +130,28 @@ def summarize(spec, log):
     }
 
 
-def slope_of(lr_opt) -> float:
-    """Least-squares slope of ln lr_opt on ln B: the pseudo-true β of a truth that bends."""
-    return float(np.polyfit(np.log(BATCH), np.log(lr_opt), 1)[0])
-
-
-def true_slopes(lr_opt, used, knot):
-    """The truth's slopes below and above the knot: the least-squares broken line (one change of slope
-    at the knot) through its log lr_opt at the batch sizes the joint model used (its pseudo-truth)."""
+def slope_hits(j, lr_opt) -> dict:
+    """Whether the joint model's CIs on the slopes below and above its knot hold the truth's: the
+    least-squares broken line (one change of slope at the knot) through the true log lr_opt at the
+    batch sizes the model used (its pseudo-truth)."""
+    slopes, used = j["bend"]["slopes"], j["batch_sizes"]
     at = {int(b): v for b, v in zip(BATCH, lr_opt)}
     l = np.log10(np.array(used, float))
-    design = np.column_stack([np.ones(len(l)), l, np.maximum(l - np.log10(knot), 0)])
+    design = np.column_stack([np.ones(len(l)), l, np.maximum(l - np.log10(slopes["lower_range"][1]), 0)])
     coef = np.linalg.lstsq(design, np.log10([at[b] for b in used]), rcond=None)[0]
-    return {"lower": coef[1], "upper": coef[1] + coef[2]}
+    truth = {"lower": coef[1], "upper": coef[1] + coef[2]}
+    return {k: slopes[k + "_ci95"][0] <= truth[k] <= slopes[k + "_ci95"][1] for k in truth}
 
 
 def _log_surface(log, r, beta_true, lr_opt):
     """The joint model's β (error, CI coverage, CI half-width) for one sweep, and whether the bend
-    test's CIs on the slopes of the two halves hold the truth's (true_slopes)."""
+    test's CIs on the slopes of the two halves hold the truth's (slope_hits)."""
     j = r["surface"]
     if j["beta"] is None:
         return
-    slopes = j["bend"]["slopes"]
-    truth = true_slopes(lr_opt, j["batch_sizes"], slopes["lower_range"][1])
-    for key in ("lower", "upper"):
-        ci = slopes[key + "_ci95"]
-        log["cov_slope"].append(ci[0] <= truth[key] <= ci[1])
+    for key, hit in slope_hits(j, lr_opt).items():
+        ci = j["bend"]["slopes"][key + "_ci95"]
+        log["cov_slope"].append(hit)
         log["hw_slope"].append((ci[1] - ci[0]) / 2)
     log["bend"].append(j["bend"]["bends"])
     lo, hi = (-np.inf if j["ci95"][0] is None else j["ci95"][0]), (np.inf if j["ci95"][1] is None else j["ci95"][1])
@@ -203,12 +199,10 @@ def judge(r, beta_true, new, lr_opt=None):
     now (the joint model's CI, untested when the form, a bend or the estimators' disagreement say
     so); old: the per-B optima's t and bootstrap CIs under the preferred form, as before issue 23.
     A bend answer commits to the two halves' slopes: slope_missed says whether a CI of theirs misses
-    the truth's own broken line (`true_slopes`)."""
+    the truth's own broken line (`slope_hits`)."""
     a = r["answer"]
     if new and a["estimator"] == "surface" and a["untested"] == "bend" and lr_opt is not None:
-        slopes = r["surface"]["bend"]["slopes"]
-        truth = true_slopes(lr_opt, r["surface"]["batch_sizes"], slopes["lower_range"][1])
-        missed = any(not slopes[k + "_ci95"][0] <= truth[k] <= slopes[k + "_ci95"][1] for k in ("lower", "upper"))
+        missed = not all(slope_hits(r["surface"], lr_opt).values())
         return {"declined": True, "ruled_out": False, "wrong_single": False, "slope_missed": missed}
     if r["beta"] is None and not (new and a["estimator"] == "surface"):
         return {"declined": True, "ruled_out": False, "wrong_single": False}
@@ -229,8 +223,6 @@ def judge(r, beta_true, new, lr_opt=None):
 def run_outside_cell(spec):
     """A truth outside the fit's family (bench/truths_outside.py): β against its (pseudo-)true value,
     the verdict with and without the cross-check guard."""
-    from truths_outside import TRUTHS, slope
-
     name, seeds, reps, boot = spec
     rng = np.random.default_rng(zlib.crc32(repr(("outside", name, seeds)).encode()))
     log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_lr", "hw", "err_s", "cov_s", "hw_s", "old", "new", "cov_slope",
@@ -238,7 +230,7 @@ def run_outside_cell(spec):
     beta_true = None
     for _ in range(reps):
         sweep, lr_opt = TRUTHS[name](rng, seeds)
-        beta_true = slope(lr_opt)
+        beta_true = pseudo_true_beta(lr_opt)
         r = analyse(sweep, bootstrap=boot, seed=int(rng.integers(1 << 31)))
         for p, t in zip(r["per_batch"], lr_opt):
             if p["included"] and p["lr_opt_ci95"]:
@@ -260,8 +252,6 @@ def run_outside_cell(spec):
 
 
 def outside_cells(reps, boot):
-    from truths_outside import TRUTHS
-
     return [(name, seeds, reps, boot) for name in TRUTHS for seeds in (1, 2)]
 
 

@@ -31,17 +31,17 @@ WALL = 1.25  # decades above the optimum where a run diverges
 SIGMA = 0.01
 
 
-def _geo_centre(lr_opt):
+def geo_centre(lr_opt):
     """lr_opt scaled so its geometric mean over BATCH is 1e-3 (the grid's centre)."""
     return lr_opt * 1e-3 / np.exp(np.mean(np.log(lr_opt)))
 
 
-def _random_phase_grid(rng, centre_log10=-3.0):
+def random_phase_grid(rng, centre_log10=-3.0):
     """7 lrs half a decade apart around centre_log10, one random phase for every B."""
     return 10 ** (centre_log10 - 1.5 + 0.5 * np.arange(7) + rng.uniform(-0.25, 0.25))
 
 
-def _sweep(lrs, losses, ran=None):
+def make_sweep(lrs, losses, ran=None):
     bs = [int(b) for b in BATCH]
     sweep = Sweep(bs, {b: lrs for b in bs}, {b: losses[b] for b in bs}, {b: None for b in bs}, "synthetic",
                   list(range(next(iter(losses.values())).shape[0])))
@@ -56,11 +56,11 @@ def slope(lr_opt) -> float:
 
 
 def _power_law(beta):
-    return _geo_centre(BATCH.astype(float) ** beta)
+    return geo_centre(BATCH.astype(float) ** beta)
 
 
 def rising_wall(rng, seeds):
-    lr_opt, lrs = _power_law(0.5), _random_phase_grid(rng)
+    lr_opt, lrs = _power_law(0.5), random_phase_grid(rng)
     losses = {}
     for j, (b, opt) in enumerate(zip(BATCH, lr_opt)):
         d = np.log10(lrs / opt)
@@ -68,18 +68,18 @@ def rising_wall(rng, seeds):
         table = clean + rng.normal(0, SIGMA, (seeds, 7))
         table[:, d > WALL] = np.nan
         losses[int(b)] = table
-    return _sweep(lrs, losses), lr_opt
+    return make_sweep(lrs, losses), lr_opt
 
 
 def narrowing_basin(rng, seeds):
-    lr_opt, lrs = _power_law(0.5), _random_phase_grid(rng)
+    lr_opt, lrs = _power_law(0.5), random_phase_grid(rng)
     losses = {}
     for b, opt in zip(BATCH, lr_opt):
         z = np.log10(lrs / opt) / (b / 8) ** -0.12
         table = 1 + b**-0.5 + 0.2 * z**2 + 0.4 * np.maximum(z, 0) ** 3 + rng.normal(0, SIGMA, (seeds, 7))
         table[:, z > WALL] = np.nan
         losses[int(b)] = table
-    return _sweep(lrs, losses), lr_opt
+    return make_sweep(lrs, losses), lr_opt
 
 
 NQM_H = 1.0 / np.arange(1, 101)  # curvatures
@@ -116,14 +116,14 @@ NQM_INITIAL = 0.5 * float(np.sum(NQM_H))
 
 def nqm_sgd(rng, seeds):
     centre = float(np.mean(np.log10(NQM_OPT)))
-    lrs = _random_phase_grid(rng, centre)
+    lrs = random_phase_grid(rng, centre)
     losses = {}
     for b in BATCH:
         clean = np.array([nqm_loss(lr, b) for lr in lrs])
         table = clean * np.exp(rng.normal(0, 0.005, (seeds, 7)))
         table[:, ~(clean - 1 <= 10 * NQM_INITIAL)] = np.nan
         losses[int(b)] = table
-    return _sweep(lrs, losses), NQM_OPT
+    return make_sweep(lrs, losses), NQM_OPT
 
 
 PHASE2_GRID = np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
@@ -143,7 +143,7 @@ def messy(rng, seeds):
         present = rng.uniform(size=(seeds, 7)) >= 0.10
         table[~present] = np.nan
         losses[int(b)], ran[int(b)] = table, present
-    return _sweep(PHASE2_GRID, losses, ran), lr_opt
+    return make_sweep(PHASE2_GRID, losses, ran), lr_opt
 
 
 KINK_B = 24
@@ -151,11 +151,11 @@ KINK_B = 24
 
 def _broken_power_law():
     log_b = np.log2(BATCH / KINK_B)
-    return _geo_centre(2 ** np.where(log_b < 0, 0.8 * log_b, 0.35 * log_b))
+    return geo_centre(2 ** np.where(log_b < 0, 0.8 * log_b, 0.35 * log_b))
 
 
 def plateau_kink(rng, seeds):
-    lr_opt, lrs = _broken_power_law(), _random_phase_grid(rng)
+    lr_opt, lrs = _broken_power_law(), random_phase_grid(rng)
     losses = {}
     for b, opt in zip(BATCH, lr_opt):
         d = np.log10(lrs / opt)
@@ -165,7 +165,7 @@ def plateau_kink(rng, seeds):
         table = clean + rng.normal(0, SIGMA, (seeds, 7))
         table[:, d > WALL] = np.nan
         losses[int(b)] = table
-    return _sweep(lrs, losses), lr_opt
+    return make_sweep(lrs, losses), lr_opt
 
 
 TRUTHS = {"rising_wall": rising_wall, "narrowing_basin": narrowing_basin, "nqm_sgd": nqm_sgd, "messy": messy,

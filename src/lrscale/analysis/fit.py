@@ -154,17 +154,24 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
                   preference_reason=comparison["preference_reason"])
     if len(boot_beta) >= 20:
         result["ci95_bootstrap"] = [float(np.quantile(boot_beta, 0.025)), float(np.quantile(boot_beta, 0.975))]
-    lo, hi = line["ci95"]
     for h in hypotheses:
-        result["hypotheses"].append({
-            "beta": h, "name": HYPOTHESIS_NAMES.get(round(h, 3), f"beta={h}"), "in_ci95_t": bool(lo <= h <= hi),
-            "in_ci95_bootstrap": None if result["ci95_bootstrap"] is None
-            else bool(result["ci95_bootstrap"][0] <= h <= result["ci95_bootstrap"][1]),
-            "z": (line["beta"] - h) / line["se"] if line["se"] > 0 else None,
-        })
+        result["hypotheses"].append(_hypothesis(h, line["ci95"], result["ci95_bootstrap"],
+                                                (line["beta"] - h) / line["se"] if line["se"] > 0 else None))
     result["non_monotonic"] = _non_monotonic([o.row() for o in included])
     # of the per-B variance, what more seeds can shrink (each optimum's locator knows)
     result["noise_share"] = float(np.mean([o.locator.noise_share(o) for o in included]))
+
+
+def _holds(ci, value) -> bool:
+    """Whether a CI holds value (an end of None: open on that side)."""
+    return (ci[0] is None or ci[0] <= value) and (ci[1] is None or value <= ci[1])
+
+
+def _hypothesis(h, ci_t=None, ci_bootstrap=None, z=None) -> dict:
+    """One hypothesised β and which of the per-B optima's CIs hold it (None: that CI does not exist)."""
+    return {"beta": h, "name": HYPOTHESIS_NAMES.get(round(h, 3), f"beta={h}"),
+            "in_ci95_t": None if ci_t is None else _holds(ci_t, h),
+            "in_ci95_bootstrap": None if ci_bootstrap is None else _holds(ci_bootstrap, h), "z": z}
 
 
 def _answer(result, hypotheses) -> dict:
@@ -194,10 +201,9 @@ def _answer(result, hypotheses) -> dict:
     elif disagree:
         untested = "estimator_dependent"
     if not cross_check:
-        result["hypotheses"] = [{"beta": h, "name": HYPOTHESIS_NAMES.get(round(h, 3), f"beta={h}"), "in_ci95_t": None,
-                                 "in_ci95_bootstrap": None, "z": None} for h in hypotheses]
+        result["hypotheses"] = [_hypothesis(h) for h in hypotheses]
     for h in result["hypotheses"]:
-        h["in_ci95_surface"] = bool((lo is None or lo <= h["beta"]) and (hi is None or h["beta"] <= hi))
+        h["in_ci95_surface"] = _holds([lo, hi], h["beta"])
     return {"estimator": "surface", "beta": joint["beta"], "ci95": [lo, hi], "cross_check": cross_check,
             "estimator_dependent": disagree, "difference": gap, "combined_half_width": combined,
             "untested": untested}

@@ -49,37 +49,48 @@ def plausible_bend(r) -> str | None:
     return None
 
 
-def hypothesis_sentence(r, hypotheses) -> str:
-    """What β's CIs say about the hypotheses: a hypothesis counts as held if either CI holds it."""
-    held = [h for h in r["hypotheses"] if h["in_ci95_t"] or h["in_ci95_bootstrap"]]
+def held_clause(r, held, ci, word, beta_hat, width, hypotheses, more="", disagree=None) -> str:
+    """What an interval says about the hypotheses: `held` those it holds, `ci` its ends (None: open),
+    `word` "CI" or "CIs" (one interval or the union of two), `width` its half-width as printed;
+    `disagree`: a clause that replaces between/inconsistent when the two CIs leave a hypothesis in a gap."""
     name = lambda h: f"{h['beta']} ({h['name']})"  # noqa: E731
+    verb = "s" if word == "CI" else ""
     if len(held) == 1:
         bend = plausible_bend(r)
-        if bend:
-            return (f"β's CIs hold only {name(held[0])}, but a bend is not excluded ({bend}): no single "
-                    "hypothesis is confirmed")
-        return f"{name(held[0])} is the only hypothesis inside the CIs (β̂ = {r['beta']:.3f})"
-    lo = min(r["ci95_t"][0], (r["ci95_bootstrap"] or r["ci95_t"])[0])
-    hi = max(r["ci95_t"][1], (r["ci95_bootstrap"] or r["ci95_t"])[1])
+        text = f"{name(held[0])} is the only hypothesis inside the {word} (β̂ = {beta_hat:.3f})"
+        return text + (f", but a bend is not excluded ({bend}): no single hypothesis is confirmed" if bend else "")
     if len(held) > 1:
         ordered = sorted(h["beta"] for h in held)
-        gap = min(b - a for a, b in zip(ordered, ordered[1:])) / 2
-        share = r.get("noise_share")
-        more = "" if share is None else (
-            f"; more seeds shrink only the noise share of the per-B error (~{share:.0%}), lrs nearer the optima "
-            "the rest")
-        return (f"NOT separated: the CIs hold {' and '.join(name(h) for h in held)}. Separating them needs a CI "
-                f"half-width below {gap:.3f} (now {(r['ci95_t'][1] - r['ci95_t'][0]) / 2:.3f}){more}")
+        gap = min(q - p for p, q in zip(ordered, ordered[1:])) / 2
+        return (f"NOT separated: the {word} hold{verb} {' and '.join(name(h) for h in held)}; separating them "
+                f"needs a CI half-width below {gap:.3f} (now {width}){more}")
+    if disagree:
+        return disagree
+    lo = -math.inf if ci[0] is None else ci[0]
+    hi = math.inf if ci[1] is None else ci[1]
     below = sorted((h for h in r["hypotheses"] if h["beta"] < lo), key=lambda h: h["beta"])
     above = sorted((h for h in r["hypotheses"] if h["beta"] > hi), key=lambda h: h["beta"])
-    gap = [h for h in r["hypotheses"] if lo <= h["beta"] <= hi]  # between two CIs that do not overlap
-    if gap:
-        return (f"the t and bootstrap CIs disagree ({_ci(r['ci95_t'])} vs {_ci(r['ci95_bootstrap'])}) and "
-                f"{' and '.join(name(h) for h in gap)} lies between them: no hypothesis is confirmed or excluded")
     if below and above:
-        return f"between {name(below[-1])} and {name(above[0])}: the CIs exclude both (and every hypothesis tested)"
+        return (f"between {name(below[-1])} and {name(above[0])}: the {word} exclude{verb} both (and every "
+                "hypothesis tested)")
     return ("inconsistent with every hypothesis tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
             f"{'above' if below else 'below'} all of them")
+
+
+def hypothesis_sentence(r, hypotheses) -> str:
+    """What the per-B optima's β CIs say about the hypotheses: one counts as held if either CI holds it."""
+    held = [h for h in r["hypotheses"] if h["in_ci95_t"] or h["in_ci95_bootstrap"]]
+    lo = min(r["ci95_t"][0], (r["ci95_bootstrap"] or r["ci95_t"])[0])
+    hi = max(r["ci95_t"][1], (r["ci95_bootstrap"] or r["ci95_t"])[1])
+    share = r.get("noise_share")
+    more = "" if share is None else (
+        f"; more seeds shrink only the noise share of the per-B error (~{share:.0%}), lrs nearer the optima the rest")
+    gap = [h for h in r["hypotheses"] if lo <= h["beta"] <= hi]  # between two CIs that do not overlap
+    names = " and ".join(f"{h['beta']} ({h['name']})" for h in gap)
+    disagree = gap and (f"the t and bootstrap CIs disagree ({_ci(r['ci95_t'])} vs {_ci(r['ci95_bootstrap'])}) and "
+                        f"{names} lies between them: no hypothesis is confirmed or excluded")
+    return held_clause(r, held, [lo, hi], "CIs", r["beta"], f"{(r['ci95_t'][1] - r['ci95_t'][0]) / 2:.3f}", hypotheses,
+                       more, disagree)
 
 
 def exclusion_text(r) -> str:
@@ -167,26 +178,10 @@ def hypotheses_line(r, hypotheses) -> str:
     if a["untested"] is not None:
         return "Hypotheses: not tested (" + ("the estimators disagree" if a["untested"] == "estimator_dependent"
                                              else "no constant β") + ")"
-    name = lambda h: f"{h['beta']} ({h['name']})"  # noqa: E731
     held = [h for h in r["hypotheses"] if h["in_ci95_surface"]]
-    if len(held) == 1:
-        bend = plausible_bend(r)
-        text = f"Hypotheses: {name(held[0])} is the only hypothesis inside the CI (β̂ = {a['beta']:.3f})"
-        return text + (f", but a bend is not excluded ({bend}): no single hypothesis is confirmed" if bend else "")
-    lo = -math.inf if a["ci95"][0] is None else a["ci95"][0]
-    hi = math.inf if a["ci95"][1] is None else a["ci95"][1]
-    if len(held) > 1:
-        ordered = sorted(h["beta"] for h in held)
-        gap = min(q - p for p, q in zip(ordered, ordered[1:])) / 2
-        width = "open" if math.isinf(hi - lo) else f"{(hi - lo) / 2:.3f}"
-        return (f"Hypotheses: NOT separated: the CI holds {' and '.join(name(h) for h in held)}; separating them "
-                f"needs a CI half-width below {gap:.3f} (now {width})")
-    below = sorted((h for h in r["hypotheses"] if h["beta"] < lo), key=lambda h: h["beta"])
-    above = sorted((h for h in r["hypotheses"] if h["beta"] > hi), key=lambda h: h["beta"])
-    if below and above:
-        return f"Hypotheses: between {name(below[-1])} and {name(above[0])}: the CI excludes both (and every other)"
-    return ("Hypotheses: inconsistent with every one tested (" + ", ".join(str(h) for h in hypotheses) + f"): β is "
-            f"{'above' if below else 'below'} all of them")
+    lo, hi = a["ci95"]
+    width = "open" if None in (lo, hi) else f"{(hi - lo) / 2:.3f}"
+    return "Hypotheses: " + held_clause(r, held, a["ci95"], "CI", a["beta"], width, hypotheses)
 
 
 def caveats_line(r) -> str:
