@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lrscale.analysis.fit import analyse, ols  # noqa: E402
-from lrscale.analysis.verdict import plausible_bend  # noqa: E402
+from lrscale.analysis.verdict import plausible_bend, slopes_answer  # noqa: E402
 from truths_outside import BATCH, TRUTHS, geo_centre, make_sweep, random_phase_grid  # noqa: E402
 from truths_outside import slope as pseudo_true_beta  # noqa: E402  (run_cell's `slope` is σ's)
 
@@ -201,7 +201,7 @@ def judge(r, beta_true, new, lr_opt=None):
     A bend answer commits to the two halves' slopes: slope_missed says whether a CI of theirs misses
     the truth's own broken line (`slope_hits`)."""
     a = r["answer"]
-    if new and a["estimator"] == "surface" and a["untested"] == "bend" and lr_opt is not None:
+    if new and slopes_answer(r) and lr_opt is not None:
         missed = not all(slope_hits(r["surface"], lr_opt).values())
         return {"declined": True, "ruled_out": False, "wrong_single": False, "slope_missed": missed}
     if r["beta"] is None and not (new and a["estimator"] == "surface"):

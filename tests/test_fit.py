@@ -355,7 +355,8 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     res = json.loads((tmp_path / "analysis" / "fit.json").read_text())
     assert res["preferred_form"] == "mccandlish"
     assert res["forms"]["mccandlish"]["b_noise"] == pytest.approx(64, rel=0.05)
-    answer, hypotheses, _ = res["verdict"].split("\n")
+    answer, hypotheses, caveats = res["verdict"].split("\n")
+    assert caveats.startswith("Caveats: the joint model assumes a broken line in log-log for lr_opt")
     # 0.74: the truth's own broken line (least squares through its log lr_opt at the 7 B, knot at B = 64)
     assert answer.startswith("Answer: not decided: lr_opt bends in log-log, no single β: "
                              "slope 0.74 [0.72, 0.76] over B = 8–64")

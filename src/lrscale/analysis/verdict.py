@@ -123,6 +123,13 @@ def _per_b(r) -> str:
     return f"β = {r['beta']:.3f} {_ci(r['ci95_t'])}" + (f" ({located[2:]})" if located else "")
 
 
+def slopes_answer(r) -> bool:
+    """The answer is the bent joint fit's two slopes: lr_opt bends (joint bend test; the per-B forms may
+    have said so first)."""
+    a = r["answer"]
+    return a["estimator"] == "surface" and a["untested"] in ("bend", "form") and r["surface"]["bend"]["bends"]
+
+
 def answer_line(r) -> str:
     """β with one CI, or "not decided" with the reason that undercuts a single β first."""
     a, j = r["answer"], r["surface"]
@@ -141,7 +148,7 @@ def answer_line(r) -> str:
     if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
         return (f"Answer: not decided: {_form_view(r)}, but the joint model finds no bend "
                 f"(p = {j['bend']['p_value']:.2g}; it gives β = {a['beta']:.3f} {_ci(a['ci95'])})")
-    if why in ("bend", "form"):
+    if slopes_answer(r):
         forms = f"; {_form_view(r)}" if _form_view(r) else ""
         return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)} (joint model; "
                 f"p = {j['bend']['p_value']:.2g} against a power law){forms}; one power law over the "
@@ -189,8 +196,7 @@ def caveats_line(r) -> str:
     parts = []
     if r["answer"]["estimator"] == "surface":
         left_out = r["surface"]["diverged_left_out"]
-        curve = ("a broken line in log-log for lr_opt (one change of slope)" if r["answer"]["untested"] == "bend"
-                 else "lr_opt ∝ B^β")
+        curve = ("a broken line in log-log for lr_opt (one change of slope)" if slopes_answer(r) else "lr_opt ∝ B^β")
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + (
                          f"; {left_out} diverged run(s) are left out of it, not modelled" if left_out else ""))
