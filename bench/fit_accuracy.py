@@ -146,7 +146,12 @@ def slope_hits(j, lr_opt) -> dict:
 def _log_surface(log, r, beta_true, lr_opt):
     """The joint model's β (error, CI coverage, CI half-width) for one sweep, and whether the bend
     test's CIs on the slopes of the two halves hold the truth's (slope_hits)."""
-    j = r["surface"]
+    j, band = r["surface"], r["band"]
+    if band["beta"] is not None:  # the near-optimal-band cross-check (issue 23.2)
+        log.setdefault("cov_band", []).append(band["ci95"][0] <= beta_true <= band["ci95"][1])
+        log.setdefault("hw_band", []).append((band["ci95"][1] - band["ci95"][0]) / 2)
+        log.setdefault("err_band", []).append(band["beta"] - beta_true)
+    log.setdefault("band_disagrees", []).append("band" in r["answer"].get("disagreeing", []))
     if j["beta"] is None:
         return
     for key, hit in slope_hits(j, lr_opt).items():
@@ -165,7 +170,9 @@ def _surface_summary(log) -> dict:
     median = lambda v: float(np.median(v)) if len(v) else None  # noqa: E731
     out = {"mean_beta_error_joint": mean(log["err_s"]), "coverage_joint": mean(log["cov_s"]),
            "ci_half_width_joint": median(log["hw_s"]), "bend_found": mean(log["bend"]),
-           "coverage_local_slope": mean(log["cov_slope"]), "local_slope_half_width": median(log["hw_slope"])}
+           "coverage_local_slope": mean(log["cov_slope"]), "local_slope_half_width": median(log["hw_slope"]),
+           "mean_beta_error_band": mean(log.get("err_band", [])), "coverage_band": mean(log.get("cov_band", [])),
+           "ci_half_width_band": median(log.get("hw_band", [])), "band_disagrees": mean(log.get("band_disagrees", []))}
     for key in ("old", "new"):
         for what in ("declined", "ruled_out", "wrong_single"):
             out[f"{what}_{key}"] = mean([j[what] for j in log[key]])
@@ -258,7 +265,7 @@ def outside_cells(reps, boot):
 def markdown_outside(rows) -> str:
     """The README's table of the out-of-family cells: the verdict without (old) and with (new) the guard."""
     head = ["truth", "seeds", "β true", "per-B β error", "cov. t", "cov. boot", "half-width t", "joint β error",
-            "cov. joint", "half-width joint", "lr_opt cov.", "bend found", "half-slopes cov. (half-width)",
+            "cov. joint", "half-width joint", BAND_HEAD, "lr_opt cov.", "bend found", "half-slopes cov. (half-width)",
             "bend answers (slope CI missed)", "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -267,9 +274,20 @@ def markdown_outside(rows) -> str:
             r.get("label", r["truth"]), str(r["seeds"]), f"{r['beta_true']:.3f}", fmt(r["mean_beta_error"], "+.3f"),
             fmt(r["coverage_t"], ".2f"), fmt(r["coverage_bootstrap"], ".2f"), fmt(r["ci_half_width"]),
             fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"), fmt(r["ci_half_width_joint"]),
-            fmt(r["coverage_lr_opt"], ".2f"), fmt(r["bend_found"], ".2f"), _slope_cell(r), _bend_answer_cell(r),
+            _band_cell(r), fmt(r["coverage_lr_opt"], ".2f"), fmt(r["bend_found"], ".2f"), _slope_cell(r), _bend_answer_cell(r),
             pair("ruled_out"), pair("wrong_single"), pair("declined")]) + " |")
     return "\n".join(lines)
+
+
+BAND_HEAD = "band: error, cov. (half-width), disagrees"
+
+
+def _band_cell(r) -> str:
+    """The near-optimal band's β error, CI coverage and half-width, and how often it disagreed with the joint β."""
+    if "coverage_band" not in r:
+        return "-"  # a run archived before the band existed
+    return (f"{fmt(r['mean_beta_error_band'], '+.3f')}, {fmt(r['coverage_band'], '.2f')} "
+            f"({fmt(r['ci_half_width_band'], '.3f')}), {fmt(r['band_disagrees'], '.2f')}")
 
 
 def _bend_answer_cell(r) -> str:
@@ -408,7 +426,7 @@ def targets_joint(rows):
 def markdown_joint(rows) -> str:
     """The inside cells seen as issue 23 judges them: the joint model's β next to the per-B optima's,
     and the verdict before (old) and after (new)."""
-    head = ["truth", "curve", "seeds", "joint β error", "cov. joint", "half-width joint (per-B t)", "bend found",
+    head = ["truth", "curve", "seeds", "joint β error", "cov. joint", "half-width joint (per-B t)", BAND_HEAD, "bend found",
             "half-slopes cov. (half-width)", "bend answers (slope CI missed)",
             "truth ruled out old → new", "wrong single h. old → new", "declined old → new"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -419,7 +437,8 @@ def markdown_joint(rows) -> str:
         lines.append("| " + " | ".join([
             f"{r['truth']} {r['param']}{flat}{falling}", r["shape"], str(r["seeds"]),
             fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"),
-            f"{fmt(r['ci_half_width_joint'])} ({fmt(r['ci_half_width'])})", fmt(r["bend_found"], ".2f"), _slope_cell(r),
+            f"{fmt(r['ci_half_width_joint'])} ({fmt(r['ci_half_width'])})", _band_cell(r), fmt(r["bend_found"], ".2f"),
+            _slope_cell(r),
             _bend_answer_cell(r), pair("ruled_out"), pair("wrong_single"),
             pair("declined")]) + " |")
     return "\n".join(lines)

@@ -123,13 +123,43 @@ def test_the_verdict_declines_when_the_two_estimators_disagree(tmp_path):
     r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
     text = verdict(r, [0.5, 0.667, 1.0])
     assert r["answer"]["untested"] == "estimator_dependent" and "estimator-dependent" in text
+    assert r["answer"]["disagreeing"] == ["per_batch", "band"]  # both cross-checks sit near 0.5
     assert "only hypothesis" not in text and "NOT separated" not in text
+
+
+def test_the_band_alone_disagreeing_is_enough_to_decline():
+    r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=0)
+    assert r["answer"]["untested"] is None and r["answer"]["disagreeing"] == []
+    assert "the near-optimal band β = " in r["verdict"] and "within the combined CI" in r["verdict"]
+    r["band"]["beta"] += 0.3
+    r["band"]["ci95"] = [r["band"]["beta"] - 0.02, r["band"]["beta"] + 0.02]
+    r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
+    answer = verdict(r, [0.5, 0.667, 1.0]).split("\n")[0]
+    assert r["answer"]["untested"] == "estimator_dependent" and r["answer"]["disagreeing"] == ["band"]
+    assert answer.startswith("Answer: not decided (estimator-dependent): the joint model gives β = ")
+    assert "; the near-optimal band β = " in answer and "the per-B optima" not in answer
+
+
+def test_a_noise_trend_with_batch_size_is_modelled_and_a_constant_noise_is_left_alone():
+    def falling(b_sigma):  # σ(B) = 0.01·(B/64)^ω with 2 seeds
+        rng = np.random.default_rng(b_sigma[1])
+        sweep = make_sweep(power_law(0.5), bowl, seed=b_sigma[1])
+        for b in BS:
+            sweep.losses[b] += rng.normal(0, 0.01 * (b / 64) ** b_sigma[0], sweep.losses[b].shape)
+        return surface.fit_surface(sweep)
+
+    trends = [falling((-0.75, s))["sigma_trend"] for s in range(5)]
+    assert all(t["used"] for t in trends)
+    assert np.mean([t["omega"] for t in trends]) == pytest.approx(-0.75, abs=0.25)
+    fits = [falling((0.0, s)) for s in range(20)]
+    assert sum(f["sigma_trend"]["used"] for f in fits) <= 4  # a 5% test: 5+ of 20 has probability 0.003
+    assert all(f["dof"] == f["n_runs"] - 6 - 2 * 7 - f["sigma_trend"]["used"] for f in fits)  # ω costs a dof
 
 
 def test_the_joint_model_answers_where_too_few_per_b_optima_are_bracketed():
     # five of seven batch sizes lost their lrs below the optimum (an edge each): the per-B optima give no β,
     # the joint model reads the half bowls they hold
-    sweep = make_sweep(power_law(0.5), bowl, sigma=0.01, seed=5)
+    sweep = make_sweep(power_law(0.5), bowl, sigma=0.003, seed=5)
     for b in (8, 16, 32, 64, 128):
         sweep.losses[b][:, :3] = np.nan
     r = fit.analyse(sweep, bootstrap=0)

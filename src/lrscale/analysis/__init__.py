@@ -6,6 +6,8 @@
   shared_shape  one loss shape fitted to every batch size at once (when it fits)
   locators      the typed per-B result (Optimum) and the two ways of placing it behind one interface
   forms         power law, McCandlish and surge fitted to lr_opt(B) and compared
+  surface       one joint model of every run near the optima: β with a profile CI, a bend test (the answer)
+  band          the near-optimal-band cross-check: each B's lr_opt as the centre of the runs near its best
   verdict       the sentence, from the intervals only
   fit           ties them together: `analyse` (numbers) and `run_fit` (the CLI's entry: files in, files out)
   report, plots fit.json, best_per_batch.csv, report.md, the HTML pages and the plots: they only read the result

@@ -11,6 +11,7 @@ power law fitted to a curve that bends. Here, in order:
   forms        power law, McCandlish and surge fitted to lr_opt(B) by WLS and compared
   surface      one model of every run near the optima at once: β with a profile CI, the loss shape
                drifting with B as nuisance parameters, and a test of the power law against a bend
+  band         a cross-check with no curve: each B's lr_opt as the centre of its runs near the best loss
   verdict      the sentence, from the intervals only
   report       fit.json, best_per_batch.csv, report.md, plots
 `analyse` ties them together; `run_fit` is the CLI's entry point.
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
-from . import forms, locators, loss_noise, surface
+from . import band, forms, locators, loss_noise, surface
 from .names import FLAT, POWER_LAW
 from ..metrics import load_all
 from ..noise import gradient_noise
@@ -120,7 +121,9 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     }
     if len(included) >= 3:
         _fit_forms(result, included, s["hypotheses"], boot_beta, noise["dof"])
-    result["surface"] = surface.fit_surface(sweep, skip=[o.batch_size for o in per_b if FLAT in o.flags])
+    flat = [o.batch_size for o in per_b if FLAT in o.flags]
+    result["surface"] = surface.fit_surface(sweep, skip=flat)
+    result["band"] = band.fit_band(sweep, lambda b: locators.noise_at(noise, b)["sigma"], skip=flat)
     result["answer"] = _answer(result, s["hypotheses"])
     result["verdict"] = verdict(result, s["hypotheses"])
     return result
@@ -174,23 +177,32 @@ def _hypothesis(h, ci_t=None, ci_bootstrap=None, z=None) -> dict:
             "in_ci95_bootstrap": None if ci_bootstrap is None else _holds(ci_bootstrap, h), "z": z}
 
 
+def _compare(a, b) -> dict:
+    """Two estimates of β: their difference, their CIs' combined half-width (infinite when a CI is
+    open) and whether they disagree (the difference is larger)."""
+    if b["beta"] is None:
+        return {"beta": None, "difference": None, "combined_half_width": None, "disagree": False}
+    half = lambda ci: math.inf if None in ci else (ci[1] - ci[0]) / 2  # noqa: E731
+    gap, combined = abs(a["beta"] - b["beta"]), math.hypot(half(a["ci95"]), half(b["ci95"]))
+    return {"beta": b["beta"], "ci95": b["ci95"], "difference": gap, "combined_half_width": combined,
+            "disagree": bool(gap > combined)}
+
+
 def _answer(result, hypotheses) -> dict:
     """The β the verdict answers with: the joint model's (surface), cross-checked against the per-B
-    optima's when they give one (cross_check: false when fewer than 3 batch sizes have a per-B
-    optimum: the joint model still reads what every batch size holds). The hypotheses are tested
-    only when lr_opt(B) is a power law by every account (no bend, no fall beyond the CIs) and the
-    two estimators agree within their combined CI (else `untested` says why: non_monotonic, form,
-    bend or estimator_dependent)."""
+    optima's and the near-optimal band's when they give one (cross_check: false when fewer than 3
+    batch sizes have a per-B optimum: the joint model still reads what every batch size holds). The
+    hypotheses are tested only when lr_opt(B) is a power law by every account (no bend, no fall
+    beyond the CIs) and no cross-check disagrees beyond their combined CI (else `untested` says why:
+    non_monotonic, form, bend or estimator_dependent; `disagreeing` names the cross-checks)."""
     joint, ci_t = result["surface"], result["ci95_t"]
     if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model
         return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t, "estimator_dependent": None,
                 "untested": None, "surface_missing": joint.get("reason")}
-    lo, hi = joint["ci95"]
+    checks = {"per_batch": _compare(joint, {"beta": result["beta"], "ci95": ci_t}),
+              "band": _compare(joint, result["band"])}
+    disagreeing = [name for name, c in checks.items() if c["disagree"]]
     cross_check = result["beta"] is not None
-    half = lambda ci: (ci[1] - ci[0]) / 2  # noqa: E731
-    gap = abs(joint["beta"] - result["beta"]) if cross_check else None
-    combined = math.hypot(half(ci_t), half([lo, hi])) if cross_check and None not in (lo, hi) else math.inf
-    disagree = cross_check and gap > combined
     untested = None
     if result["non_monotonic"]:
         untested = "non_monotonic"
@@ -198,15 +210,17 @@ def _answer(result, hypotheses) -> dict:
         untested = "form"
     elif joint["bend"]["bends"]:
         untested = "bend"
-    elif disagree:
+    elif disagreeing:
         untested = "estimator_dependent"
     if not cross_check:
         result["hypotheses"] = [_hypothesis(h) for h in hypotheses]
     for h in result["hypotheses"]:
-        h["in_ci95_surface"] = _holds([lo, hi], h["beta"])
-    return {"estimator": "surface", "beta": joint["beta"], "ci95": [lo, hi], "cross_check": cross_check,
-            "estimator_dependent": disagree, "difference": gap, "combined_half_width": combined,
-            "untested": untested}
+        h["in_ci95_surface"] = _holds(joint["ci95"], h["beta"])
+    per_b = checks["per_batch"]
+    return {"estimator": "surface", "beta": joint["beta"], "ci95": joint["ci95"], "cross_check": cross_check,
+            "estimator_dependent": bool(disagreeing), "disagreeing": disagreeing, "cross_checks": checks,
+            "difference": per_b["difference"], "combined_half_width": per_b["combined_half_width"] if cross_check
+            else math.inf, "untested": untested}
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

@@ -58,11 +58,31 @@ def joint_table(result) -> str:
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
             ("diverged runs left out", str(j["diverged_left_out"])),
-            ("residual σ", f"{j['sigma']:.3g}"),
+            ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
+            ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
             ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _trend_text(j) -> str:
+    t = j.get("sigma_trend") or {}
+    if t.get("p_value") is None:
+        return ""
+    return (f" at B = {j['b_ref']:.3g}; σ ∝ B^{t['omega']:.2f} (p = {t['p_value']:.2g}, "
+            + ("each B weighted by it)" if t["used"] else "not modelled: the same σ for every B)"))
+
+
+def band_text(band: dict) -> str:
+    """The band cross-check's β with its CI and the batch sizes it left out."""
+    out = "; ".join(f"B={x['batch_size']} ({x['reason']})" for x in band.get("left_out", []))
+    if band.get("beta") is None:
+        return f"none: {band.get('reason', 'not run')}" + (f"; left out: {out}" if out else "")
+    t = band["tolerance"]
+    return (f"β = {band['beta']:.3f} {interval(band['ci95'], '.3f')} (t, {band['dof']} dof; runs within "
+            f"max({t['relative']:.2%} of the best loss, {t['noise_sd']:g} SEs of a seed mean))"
+            + (f"; left out: {out}" if out else ""))
 
 
 def forms_table(result) -> str:

@@ -10,8 +10,12 @@ linearly and are solved exactly for every value of the rest (variable projection
 over 6 parameters whatever the number of batch sizes.
 
 σ is the residual scatter (RSS / dof): it holds the seed spread and whatever the model misses, so a
-loss shape outside the family widens the CI instead of hiding in it. β's 95% CI is the profile
-likelihood's: the βs whose refitted RSS rises above the minimum by less than s²·F(1, dof).
+loss shape outside the family widens the CI instead of hiding in it. Small batches are often
+noisier: when the log squared residuals trend with log B (a t test at TREND_P), σ(B) = σ·(B/B_ref)^ω
+and the fit is refitted with weights 1/σ(B)² (one step of feasible GLS; ω is reported), so the
+noisy end no longer sets the answer nor the quiet end inherits its scatter. β's 95% CI is the
+profile likelihood's: the βs whose refitted (weighted) RSS rises above the minimum by less than
+s²·F(1, dof).
 
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
 middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
@@ -35,6 +39,8 @@ MIN_POINTS_PER_B, MIN_BATCHES = 3, 3
 BEND_P = 0.05  # the power law is rejected for a bend at this p (a false bend 5% of the time)
 N_SHAPE = 4  # k₊ and k₋ at the smallest and at the largest B used (linear in log B between)
 K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bowl
+TREND_P = 0.05  # the residuals' scatter trends with log B at this p: σ(B) is modelled (a false trend costs
+# little: ω near 0 weighs every B about equally)
 
 
 def _points(sweep, skip):
@@ -87,9 +93,11 @@ class _Model:
         self.above = np.maximum(np.log10(pts[:, 0] / self.knot), 0.0)
         span = math.log(max(used) / min(used))
         self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
+        self.w = np.ones_like(self.y)  # 1/σ(B) relative to σ at B_ref: the residuals' weights
 
     def linear(self, p):
-        """For parameters p: the per-B (a_B, c_B) by least squares, and the residuals."""
+        """For parameters p: the per-B (a_B, c_B) by least squares, and the weighted residuals (σ(B)
+        is the same within a batch size, so the weights do not change a_B and c_B)."""
         g = _shape(self.x - (p[M] + p[BETA] * self.l10 + p[GAMMA] * self.above), self.t, p[N_LINE:])
         resid = np.empty_like(self.y)
         floors = []
@@ -97,9 +105,26 @@ class _Model:
             sel = self.group == i
             design = np.column_stack([np.ones(sel.sum()), g[sel]])
             coef, *_ = np.linalg.lstsq(design, self.y[sel], rcond=None)
-            resid[sel] = self.y[sel] - design @ coef
+            resid[sel] = (self.y[sel] - design @ coef) * self.w[sel]
             floors.append(coef)
         return resid, floors
+
+    def sigma_trend(self, p) -> dict:
+        """Whether the unweighted residuals' scatter trends with log B: the slope ω of ln r² on ln B
+        (σ ∝ B^ω is half of it) and its t test, each B's residuals scaled up for the 2 dof its own
+        a_B and c_B took (else a B with few runs looks quiet). Sets the weights when p < TREND_P."""
+        n_b = np.bincount(self.group)[self.group]
+        r = self.linear(p)[0] * np.sqrt(n_b / np.maximum(n_b - 2, 1))  # a_B, c_B take 2 dof of each B's residuals
+        keep = np.abs(r) > 1e-12 * max(np.max(np.abs(r)), 1e-300)  # an exact zero has no logarithm
+        lnb, ln_r2 = self.l10[keep] * math.log(10), np.log(r[keep] ** 2)
+        if keep.sum() < 5 or np.ptp(lnb) == 0:
+            return {"omega": 0.0, "p_value": None, "used": False}
+        fit = stats.linregress(lnb, ln_r2)
+        omega, p_value = float(fit.slope / 2), float(fit.pvalue)
+        used = bool(p_value < TREND_P)
+        if used:
+            self.w = (10 ** self.l10) ** -omega
+        return {"omega": omega, "p_value": p_value, "used": used}
 
     def fit(self, start, fixed):
         """Least squares over the parameters not in `fixed` ({position: value}); (p, RSS)."""
@@ -179,12 +204,16 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
     model = _Model(used, pts, b_ref)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
+    trend = model.sigma_trend(p_hat)
+    if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
+        p_hat, rss_min = model.fit(p_hat, {GAMMA: 0.0})
+        n_par, dof = n_par + 1, dof - 1
     s2 = rss_min / dof
     f95 = float(stats.f.ppf(0.95, 1, dof))
     lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
-    return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2),
+    return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
             "n_runs": int(len(pts)), "diverged_left_out": diverged, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
             "lr_opt": {str(b): float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used},
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],

@@ -1,9 +1,10 @@
 """The verdict: three lines built only from the intervals, so they cannot claim more than they hold.
 
-  Answer      β with one CI: the joint model's (lrscale.analysis.surface), with the per-B optima's
-              β as its cross-check. "not decided" instead, with the reason, when something undercuts a
-              single β: lr_opt falls with B, or bends (the joint model's bend test, or the per-B forms),
-              or the two estimators disagree beyond their combined CI (estimator-dependent). Without a
+  Answer      β with one CI: the joint model's (lrscale.analysis.surface), with the per-B optima's β
+              and the near-optimal band's (lrscale.analysis.band) as its cross-checks. "not decided"
+              instead, with the reason, when something undercuts a single β: lr_opt falls with B, or
+              bends (the joint model's bend test, or the per-B forms), or a cross-check disagrees with
+              the joint β beyond their combined CI (estimator-dependent). Without a
               joint fit (too few runs near the optima) the per-B optima's t and bootstrap CIs answer.
   Hypotheses  one clause: the only hypothesis inside the CI / not separated / between two / outside
               all, or not tested (and why). Never "consistent with": a CI can only rule out.
@@ -138,9 +139,9 @@ def answer_line(r) -> str:
                 f"the per-B optima: no joint model of the loss surface, {a['surface_missing']})")
     why = a["untested"]
     if why == "estimator_dependent":
+        others = "; ".join(_cross_check_text(r, name) for name in a["disagreeing"])
         return (f"Answer: not decided (estimator-dependent): the joint model gives β = {a['beta']:.3f} "
-                f"{_ci(a['ci95'])}, the per-B optima {_per_b(r)}; they differ by {a['difference']:.3f}, more than "
-                f"their combined CI half-width ({a['combined_half_width']:.3f})")
+                f"{_ci(a['ci95'])}; {others}")
     if why == "non_monotonic":
         d = r["non_monotonic"][0]
         return (f"Answer: not decided: lr_opt is non-monotonic in B, it falls from B = {d['from_batch_size']} to "
@@ -158,9 +159,23 @@ def answer_line(r) -> str:
     elif None in a["ci95"]:
         check = f"the per-B optima give {_per_b(r)}; no cross-check: the joint CI is open"
     else:
-        check = f"the per-B optima give {_per_b(r)}, within the combined CI"
+        band = a.get("cross_checks", {}).get("band", {})
+        check = f"the per-B optima give {_per_b(r)}" + (
+            f" and the near-optimal band β = {band['beta']:.3f} {_ci(band['ci95'])}, both" if band.get("beta") is not None
+            else "") + " within the combined CI"
     return (f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, joint model of {j['n_runs']} runs at "
             f"{len(j['batch_sizes'])} batch sizes); {check}")
+
+
+CROSS_CHECK_NAMES = {"per_batch": "the per-B optima", "band": "the near-optimal band"}
+
+
+def _cross_check_text(r, name) -> str:
+    """A cross-check that disagrees with the joint model: its β, and by how much."""
+    c = r["answer"]["cross_checks"][name]
+    value = _per_b(r) if name == "per_batch" else f"β = {c['beta']:.3f} {_ci(c['ci95'])}"
+    return (f"{CROSS_CHECK_NAMES[name]} {value}, a difference of {c['difference']:.3f}, more than the combined CI "
+            f"half-width ({c['combined_half_width']:.3f})")
 
 
 def _form_view(r) -> str:
