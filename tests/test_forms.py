@@ -183,14 +183,6 @@ def test_argmin_se_includes_the_grid_quantisation():
     assert arg["se_log10"] == pytest.approx(math.sqrt(par["se_log10"] ** 2 + 0.5**2 / 12))
 
 
-def test_shape_shift_is_the_median_bias_with_its_se():
-    biases = [(0.10, 1e-4), (0.06, 1e-4), (0.08, 1e-4), (0.07, 1e-4)]
-    shift, se = optima.shape_shift(biases)
-    assert shift == pytest.approx(0.075)
-    assert se == pytest.approx(math.sqrt(math.pi / 2) * np.std([0.10, 0.06, 0.08, 0.07], ddof=1) / 2)
-    assert optima.shape_shift(biases[:2]) is None  # two batch sizes cannot tell a common shift from noise
-
-
 def _asym(d):
     return 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3
 
@@ -210,15 +202,6 @@ def test_one_seed_sigma_removes_the_shape_every_batch_size_shares():
     sigma, dof, source = optima.pooled_sigma({b: lrs for b in tables}, tables)
     assert raw > 5 * e  # what the raw residuals would have called noise
     assert (sigma, dof, source) == (pytest.approx(e), 2, "local cubic residuals")
-
-
-def test_phase_jitter_is_zero_on_a_parabola_and_seen_on_a_steep_wall():
-    x = np.linspace(-4.5, -1.5, 7) + 0.1
-    assert optima.phase_jitter(x, 0.2 * (x + 3.0) ** 2, 3, 0.5) == pytest.approx(0.0, abs=1e-9)
-    # the steep-walled curve's true vertex error varies by SD 0.020 decades over phases; a local
-    # cubic, smoother than the wall, sees part of it
-    jitter = optima.phase_jitter(x, _asym(x + 3.0), 3, 0.5)
-    assert 0.005 < jitter < 0.020
 
 
 def test_b_noise_ci_is_f_calibrated_when_the_scatter_scales_the_weights():

@@ -2,7 +2,7 @@
 `Locator`, that the two ways of locating an optimum implement:
 
   LocalFit     each B's own local fit (optima.locate: quadratic, argmin or spline), the quadratic
-               vertex's shape bias common to every B subtracted (or carried as an SE floor)
+               vertex's shape bias carried as an SE floor
   SharedShape  one loss shape fitted to the identifiable B's windows at once (lrscale.analysis.shared_shape);
                where it is accepted, its optima replace the local fit's
 
@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optima, shared_shape
-from .names import (CLIPPED, EDGE, GRAD_CLIPPED, GRID_POINT_EDGE, GRID_POINT_FLAT, QUADRATIC, QUADRATIC_SHIFTED,
-                    SHARED_SHAPE)
+from .names import CLIPPED, EDGE, GRAD_CLIPPED, GRID_POINT_EDGE, GRID_POINT_FLAT, QUADRATIC, SHARED_SHAPE
 from .sweep_table import Sweep
-
 
 
 @dataclass
@@ -89,16 +87,16 @@ def noise_at(noise: dict, b) -> dict:
 
 
 class LocalFit:
-    """Each B's own local fit; for the parabola with enough identifiable B, the vertices' common
-    shape bias (`shape`: fit.json's shape_bias_log10) is subtracted from each."""
+    """Each B's own local fit; the quadratic vertices' shape bias over the identifiable B (`shape`:
+    fit.json's shape_bias_log10) is an SE floor: its whole size for a CI, its B-to-B part for fits across B."""
 
     def __init__(self, sweep: Sweep, noise: dict, estimator: str):
         self.sweep, self.noise, self.estimator = sweep, noise, estimator
         self.located = {b: self._locate(b) for b in sweep.batch_sizes}  # b -> (Optimum, locate's dict, means)
         step = float(np.median([optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]))
         ident = [loc for _, loc, _ in self.located.values() if identifiable(loc)]
-        self.shape = _shape([loc["shape_bias"] for loc in ident], [loc["phase_jitter"] for loc in ident], step,
-                            estimator)
+        total, across = optima.shape_floor([loc["shape_bias"] for loc in ident], step)
+        self.shape = {"total": total, "across_b": across, "model": "floor"}
 
     def _locate(self, b):
         sweep = self.sweep
@@ -121,19 +119,12 @@ class LocalFit:
         opt, loc, _ = self.located[b]
         if opt.lr_opt is None:
             return None
-        lr_opt, loss_at_opt, vertex = opt.lr_opt, opt.loss_at_opt, None
         method = {"parabola": QUADRATIC}.get(self.estimator, self.estimator)
         if loc["x_vertex"] is None:
             edge = optima.unbracketed(np.isfinite(self.located[b][2]), loc["i_best"]) is not None
             method = GRID_POINT_EDGE if edge else GRID_POINT_FLAT
-        elif self.shape["shift"] is not None and loc["parabola"] and not loc["clipped"]:
-            lo, hi = np.log10(loc["bracket"])
-            x = float(np.clip(loc["x_vertex"] - self.shape["shift"], lo, hi))
-            a, bb, c = loc["parabola"]
-            lr_opt, loss_at_opt, vertex = float(10**x), float(a * x * x + bb * x + c), opt.lr_opt
-            method = QUADRATIC_SHIFTED
-        return Placement(lr_opt, loss_at_opt, _vertex_se(loc, self.noise), self.shape["total"],
-                         self.shape["across_b"], noise_at(self.noise, b)["dof"], method, vertex)
+        return Placement(opt.lr_opt, opt.loss_at_opt, _vertex_se(loc, self.noise), self.shape["total"],
+                         self.shape["across_b"], noise_at(self.noise, b)["dof"], method)
 
     def start_draw(self, rng, scale: float) -> None:
         self._scale = scale
@@ -155,9 +146,6 @@ class LocalFit:
         if self.estimator != "parabola":
             return (f"Located by the {self.estimator} estimator per B{why}; shape bias SE floor "
                     f"{shape['total']:.3f} decades.")
-        if shape["shift"] is not None:
-            return (f"Located by a quadratic per B{why}; the vertices' common shape bias, {shape['shift']:+.3f} "
-                    f"decades, is subtracted from each.")
         return f"Located by a quadratic per B{why}; the shape bias is an SE floor of {shape['total']:.3f} decades."
 
 
@@ -226,23 +214,6 @@ def _vertex_se(loc, noise):
     if loc is not None and loc["se_log10"] is not None:
         return loc["se_log10"]
     return loc["step"] if loc is not None and noise["sigma"] is not None else None
-
-
-def _shape(biases, jitters, step, estimator) -> dict:
-    """The quadratic vertex's shape bias: with the parabola and enough batch sizes, a common `shift`
-    subtracted from every vertex; what is left varies with each B's grid phase (`across_b`: the
-    median phase jitter, with the least floor in quadrature); `total` adds the shift's SE. Otherwise
-    no shift and `shape_floor`'s (total, across_b)."""
-    shift = optima.shape_shift(biases) if estimator == "parabola" else None
-    if shift is None:
-        total, across = optima.shape_floor(biases, step)
-        return {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None,
-                "model": "floor"}
-    jitter = [j for j in jitters if j is not None]
-    jitter = float(np.median(jitter)) if jitter else 0.0
-    across = math.hypot(jitter, optima.FLOOR_STEPS * step)
-    return {"total": math.hypot(shift[1], across), "across_b": across, "shift": shift[0], "shift_se": shift[1],
-            "phase_jitter": jitter, "model": "shift"}
 
 
 def locate_all(sweep: Sweep, noise: dict, estimator: str, include_edge: bool):

@@ -18,7 +18,6 @@ NO_FORM = "none"  # preferred_form when no form passes the goodness-of-fit test
 
 # How an optimum was placed (fit.json per_batch[].method).
 QUADRATIC = "quadratic"
-QUADRATIC_SHIFTED = "quadratic, the common shape bias removed"
 SHARED_SHAPE = "shared shape"
 GRID_POINT_EDGE = "best grid point (not bracketed)"
 GRID_POINT_FLAT = "best grid point (no local minimum between its neighbours)"

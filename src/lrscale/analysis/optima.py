@@ -5,7 +5,8 @@ out join, at half weight, only over a flat bottom, so an asymmetric curve does n
 vertex). Its uncertainty is the delta method through that fit, with the noise of one loss value
 pooled over the whole sweep (`pooled_sigma`), plus what noise cannot explain: the shape bias of a
 quadratic on an asymmetric curve, seen as the distance to a local cubic's minimum (`shape_bias`),
-common to the batch sizes and subtracted (`shape_shift`), or else an SE floor (`shape_floor`).
+carried as an SE floor (`shape_floor`): the joint model of the loss surface (lrscale.analysis.surface)
+is the answer, and these plain vertices are its two-stage cross-check, so they are not shifted.
 When the batch sizes' curves share one shape, `shared_shape` replaces these vertices; `locate`'s
 `window` gives it the points to fit.
 `flags_for` says why an optimum cannot be used: edge (not bracketed), clipped (the vertex falls
@@ -23,7 +24,6 @@ from .names import CLIPPED, EDGE, FLAT, GRAD_CLIPPED, INSUFFICIENT, NO_NOISE
 
 FLOOR_STEPS = 0.02  # least SE of log10 lr_opt from shape bias, in grid steps
 MIN_CURVATURE_T = 3.0  # local curvature below this many SEs: the optimum is not identifiable
-MIN_SHIFT_POINTS = 3  # batch sizes needed to measure the common shape bias
 CLIPPED_MAJORITY = 0.5  # grad_clipped: runs near lr_opt clipped on more than this fraction of steps
 
 
@@ -168,42 +168,19 @@ def shape_bias(x, loss, i, v, sd, pos=None):
     return v["x"] - xc, float(sum(gj**2 * float(sd[j]) ** 2 for j, gj in g.items()))
 
 
-def phase_jitter(x, loss, i, step, pos=None) -> float | None:
-    """SD over grid phases of the quadratic vertex's error, on a model curve: the local cubic through
-    the points within 2 steps of the best. A common shift removes the bias every batch size shares;
-    what is left varies with where each B's optimum falls between grid points, and this is its
-    size (on a steep-walled curve 0.013 decades of the true 0.020; a cubic is smoother than a real
-    wall). None when the cubic has no minimum near the best point."""
-    near = _near(np.arange(len(x)) if pos is None else pos, loss, i)
-    if len(near) < 4 or not np.isfinite(loss[near]).all():
-        return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        model = np.polyfit(x[near], loss[near], 3)
-    errors = []
-    for phase in np.linspace(-0.5, 0.5, 11) * step:
-        xs = x[i] + phase + step * np.arange(-2.0, 3.0)
-        ys = np.polyval(model, xs)
-        if not np.isfinite(ys).all() or best_index(ys) != 2:
-            continue  # at this phase another grid point would be the best one
-        v, cub = vertex(xs, ys, *fit_points(np.arange(5.0), ys, 2)), cubic_vertex(xs, ys, 2)
-        if v is not None and cub is not None:
-            errors.append(np.clip(v["x"], xs[1], xs[3]) - cub[0])
-    return float(np.std(errors)) if len(errors) >= 4 else None
-
-
 def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1;
     `grid_lrs`: an adaptive sweep's grid, on which the local windows are measured). Returns
     dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, bracket, window (the points within 2
-    steps of the best), step, se_log10, curvature_t, shape_bias, phase_jitter); the last four need
-    `sd` (per-point SD)."""
+    steps of the best), step, se_log10, curvature_t, shape_bias); the last three need `sd` (per-point
+    SD)."""
     x, pos = np.log10(lrs), positions(lrs, grid_lrs)
     finite = np.isfinite(loss)
     i = best_index(loss)
     step = spacing(lrs if grid_lrs is None else np.sort(grid_lrs))
     out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None, "step": step,
            "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None,
-           "phase_jitter": None, "window": None}
+           "window": None}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
     sel, w = fit_points(pos, loss, i, runs)
@@ -215,8 +192,7 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
                bracket=[float(10**lo), float(10**hi)], window=_near(pos, loss, i),
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd, pos),
-               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos),
-               phase_jitter=None if sd is None else phase_jitter(x, loss, i, step, pos))
+               shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
         if out["se_log10"] is not None:
             out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + step**2 / 12)
@@ -350,8 +326,7 @@ def ci95(lr_opt, se_log10, dof):
 
 def shape_floor(biases, step) -> tuple[float, float]:
     """(total, varying): SDs of the quadratic vertex's shape bias over the sweep's batch sizes, from
-    their (d, Var d), for estimators whose lr_opt is not shift-corrected (`shape_shift`). Most of
-    the bias is one shift common to every B (it moves lr_opt, not β); the rest, the variance of d
+    their (d, Var d). Most of the bias is one shift common to every B (it moves lr_opt, not β); the rest, the variance of d
     beyond noise, is carried by the fits of lr_opt(B). Each at least FLOOR_STEPS grid steps."""
     least = (FLOOR_STEPS * step) ** 2
     pairs = [(d, var) for d, var in biases if math.isfinite(d) and math.isfinite(var)]
@@ -361,19 +336,6 @@ def shape_floor(biases, step) -> tuple[float, float]:
     total = float(np.mean(d**2 - var))
     varying = float(np.var(d, ddof=1) - np.mean(var))
     return math.sqrt(max(total, least)), math.sqrt(max(varying, least))
-
-
-def shape_shift(biases) -> tuple[float, float] | None:
-    """(shift, SE): the quadratic vertex's shape bias common to the sweep's batch sizes, the median
-    of their d = quadratic vertex − cubic minimum (their curves share a shape; a median, because a
-    5-point cubic's minimum is noisy and heavy-tailed), with the median's SE. Subtracting it
-    removes the bias that made an asymmetric curve's CI miss (or, inflated, over-cover). What d
-    varies by from B to B is mostly the cubic's own error, not the quadratic's, so it is not
-    carried as a B-to-B floor. None with fewer than MIN_SHIFT_POINTS batch sizes."""
-    d = np.array([d for d, var in biases if math.isfinite(d) and math.isfinite(var)])
-    if len(d) < MIN_SHIFT_POINTS:
-        return None
-    return float(np.median(d)), float(math.sqrt(math.pi / 2) * np.std(d, ddof=1) / math.sqrt(len(d)))
 
 
 def total_se(se_noise, floor) -> float:
