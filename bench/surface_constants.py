@@ -1,12 +1,15 @@
-"""What the joint model's tuning constants cost (issue 23.3): WINDOW_DECADES and K_MAX of
-lrscale.analysis.surface, each varied alone around its value, on every out-of-family truth
+"""What the joint model's and the cross-check's tuning constants cost (issue 23.3): WINDOW_DECADES,
+K_MAX and TREND_P of lrscale.analysis.surface, BAND_NOISE_SD and BAND_RELATIVE of
+lrscale.analysis.band, each varied alone around its value, on every out-of-family truth
 (bench/truths_outside.py) and two inside ones, 1 and 2 seeds.
 
-The values in use were chosen on quick runs of the rising wall and the narrowing basin only; the
-NQM-SGD, messy and plateau-kink truths and the inside ones were not looked at, so their rows show
-what the choice costs where it was not tuned. Per cell: the joint β's CI coverage of the (pseudo-)true
-β, its median half-width, the mean error, and how often the bend test fires (on a power law: a false
-alarm). Only the joint fit runs (no bootstrap, no per-B forms).
+WINDOW_DECADES and K_MAX were chosen on quick runs of the rising wall and the narrowing basin only;
+the NQM-SGD, messy and plateau-kink truths and the inside ones were not looked at, so their rows show
+what the choice costs where it was not tuned. TREND_P (0.05) and the band's tolerance (2 SEs of a seed
+mean, DeepSeek LLM's 0.25%) were set before any run: every row is out of sample for them. Per cell:
+the joint β's CI coverage of the (pseudo-)true β, its median half-width, and how often the bend test
+fires (on a power law: a false alarm); for the band's constants the band β's coverage and half-width.
+Only the joint fit (or the band) runs: no bootstrap, no per-B forms.
 
     python bench/surface_constants.py [--reps 60] [--out bench/results/surface_constants.json]
 """
@@ -26,11 +29,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fit_accuracy import BATCH, synthetic, truth  # noqa: E402
 from truths_outside import TRUTHS, slope  # noqa: E402
 
-from lrscale.analysis import surface  # noqa: E402
+from lrscale.analysis import band, loss_noise, surface  # noqa: E402
+from lrscale.analysis.locators import noise_at  # noqa: E402
 from lrscale.fileio import atomic_write_json  # noqa: E402
 
-IN_USE = {"WINDOW_DECADES": surface.WINDOW_DECADES, "K_MAX": surface.K_MAX}
-SETTINGS = [("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
+IN_USE = {"WINDOW_DECADES": surface.WINDOW_DECADES, "K_MAX": surface.K_MAX, "TREND_P": surface.TREND_P,
+          "BAND_NOISE_SD": band.BAND_NOISE_SD, "BAND_RELATIVE": band.BAND_RELATIVE}
+MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "BAND_NOISE_SD": band, "BAND_RELATIVE": band}
+SETTINGS = ([("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
+            + [("TREND_P", v) for v in (0.0, 1.0)]  # 0: one σ for every B; 1: σ(B) always modelled
+            + [("BAND_NOISE_SD", v) for v in (1.0, 2.0, 3.0)] + [("BAND_RELATIVE", v) for v in (0.001, 0.01)])
+
+
+def _band_beta(sweep):
+    """The band cross-check's (β, CI) with the sweep's σ per B, as the fit computes it."""
+    noise = loss_noise.of_sweep(sweep)
+    r = band.fit_band(sweep, lambda b: noise_at(noise, b)["sigma"])
+    return r["beta"], r["ci95"]
 
 
 def _draw(name, seeds, rng):
@@ -38,27 +53,33 @@ def _draw(name, seeds, rng):
     if name in TRUTHS:
         return TRUTHS[name](rng, seeds)
     lr_opt = truth("power_law", 0.5)
-    return synthetic(lr_opt, name.split("_")[-1], 0.01, seeds, rng), lr_opt
+    shape, falling = name.split("_")[1], name.endswith("_falling")  # inside_<sym|asym>[_falling]: σ ∝ B^-½
+    return synthetic(lr_opt, shape, 0.01, seeds, rng, sigma_slope=-0.5 if falling else 0.0), lr_opt
 
 
 def run(spec):
     (constant, value), name, seeds, reps = spec
     for other, in_use in IN_USE.items():  # a worker runs many settings: only this one differs
-        setattr(surface, other, in_use)
-    setattr(surface, constant, value)
+        setattr(MODULE[other], other, in_use)
+    setattr(MODULE[constant], constant, value)
     rng = np.random.default_rng(zlib.crc32(repr((name, seeds)).encode()))  # the same sweeps for every setting
     cov, width, err, bend = [], [], [], []
     for _ in range(reps):
         sweep, lr_opt = _draw(name, seeds, rng)
         beta_true = slope(lr_opt) if name in TRUTHS else 0.5
-        j = surface.fit_surface(sweep)
-        if j["beta"] is None:
+        if MODULE[constant] is band:
+            beta, ci = _band_beta(sweep)
+        else:
+            j = surface.fit_surface(sweep)
+            beta, ci = j["beta"], j.get("ci95")
+            if beta is not None:
+                bend.append(j["bend"]["bends"])
+        if beta is None:
             continue
-        lo, hi = (-np.inf if j["ci95"][0] is None else j["ci95"][0]), (np.inf if j["ci95"][1] is None else j["ci95"][1])
+        lo, hi = (-np.inf if ci[0] is None else ci[0]), (np.inf if ci[1] is None else ci[1])
         cov.append(lo <= beta_true <= hi)
         width.append((hi - lo) / 2)
-        err.append(j["beta"] - beta_true)
-        bend.append(j["bend"]["bends"])
+        err.append(beta - beta_true)
     stat = lambda f, v: float(f(v)) if v else None  # noqa: E731  (no fit at all: too few runs in the window)
     return {"constant": constant, "value": value, "truth": name, "seeds": seeds, "fits": len(cov),
             "coverage": stat(np.mean, cov), "half_width": stat(np.median, width), "mean_error": stat(np.mean, err),
@@ -66,24 +87,31 @@ def run(spec):
 
 
 def markdown(rows, reps) -> str:
+    """Two tables: the joint model's constants (coverage / half-width / bend found) and the band's
+    (coverage / half-width of its β), one row per truth and seeds, one column per setting."""
     cells = sorted({(r["truth"], r["seeds"]) for r in rows}, key=lambda c: (list(NAMES).index(c[0]), c[1]))
-    settings = [f"{c}={v:g}" for c, v in SETTINGS]
-    head = ["truth", "seeds"] + settings
-    lines = ["coverage / median half-width / bend found, per setting (in use: WINDOW_DECADES=1, K_MAX=30)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     at = {(r["constant"], r["value"], r["truth"], r["seeds"]): r for r in rows}
-    for name, seeds in cells:
-        parts = [name, str(seeds)]
-        for c, v in SETTINGS:
-            r = at[(c, v, name, seeds)]
-            parts.append("no fit" if not r["fits"] else
-                         f"{r['coverage']:.2f} / {r['half_width']:.3f} / {r['bend_found']:.2f}"
-                         + ("" if r["fits"] == reps else f" ({r['fits']} fits)"))
-        lines.append("| " + " | ".join(parts) + " |")
-    return "\n".join(lines)
+    out = []
+    for module, what in ((surface, "joint β: coverage / median half-width / bend found"),
+                         (band, "band β: coverage / median half-width")):
+        settings = [(c, v) for c, v in SETTINGS if MODULE[c] is module]
+        in_use = ", ".join(f"{c}={v:g}" for c, v in IN_USE.items() if MODULE[c] is module)
+        head = ["truth", "seeds"] + [f"{c}={v:g}" for c, v in settings]
+        out += [f"{what}, per setting (in use: {in_use})", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name, seeds in cells:
+            parts = [name, str(seeds)]
+            for c, v in settings:
+                r = at[(c, v, name, seeds)]
+                bend = "" if r["bend_found"] is None else f" / {r['bend_found']:.2f}"
+                parts.append("no fit" if not r["fits"] else f"{r['coverage']:.2f} / {r['half_width']:.3f}{bend}"
+                             + ("" if r["fits"] == reps else f" ({r['fits']} fits)"))
+            out.append("| " + " | ".join(parts) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
-NAMES = {**{n: n for n in TRUTHS}, "inside_sym": "power law 0.5, symmetric", "inside_asym": "power law 0.5, asymmetric"}
+NAMES = {**{n: n for n in TRUTHS}, "inside_sym": "power law 0.5, symmetric", "inside_asym": "power law 0.5, asymmetric",
+         "inside_asym_falling": "power law 0.5, asymmetric, σ ∝ B^-½"}
 
 
 def main():
