@@ -364,6 +364,9 @@ def test_tokens_budget_for_char_lm(tmp_path):
     train(path, tmp_path / "m.json", batch=8)
     m = read_json(tmp_path / "m.json")
     assert m["num_steps"] == 25 and m["tokens_per_s"] > 0
+    train_tokens = int(0.9 * len((tmp_path / "corpus.txt").read_text()))  # char_cfg's corpus: 90% trains
+    assert m["epochs"] == pytest.approx(25 * 8 * 16 / train_tokens)  # samples seen over the training windows
+    assert m["overfit"] in (True, False)
 
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])

@@ -4,6 +4,7 @@ summary, checkpoint files, fault hooks), and the SIGTERM handler restored on eve
 import math
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,6 +111,30 @@ def test_summarize_diverged_run_has_no_final_losses():
     assert m["final_train_loss"] is None and m["final_val_loss"] is None and m["train_loss_std"] is None
     assert m["num_steps"] == 3 and m["planned_steps"] == 10 and m["min_val_loss"] == 1.5
     assert m["grad_norm"]["clipped_fraction"] == 0.0  # no clipping configured
+    assert m["overfit"] is None and m["epochs"] is None  # diverged; fresh data
+
+
+def test_epochs_count_passes_over_the_training_set():
+    c = cfg(budget={"unit": "steps", "value": 4}, train={"eval_points": 2, "final_window": 0.5})
+    curves = {"step": [2, 4], "samples_seen": [16, 32], "train_loss": [3.0, 1.5], "val_loss": [2.5, 1.25],
+              "learning_rate": [0.01, 0.0]}
+    m = train.summarize(c, {"batch_size": 8, "lr": 0.01, "seed": 3}, curves, torch.tensor([4.0, 2.0, 2.0, 1.0]),
+                        torch.tensor([1.0, 2.0, 3.0, 4.0]), 4, None, 4.0, train_samples=12.8)
+    assert m["epochs"] == pytest.approx(2.5)  # 32 samples over a training set of 12.8
+    assert m["overfit"] is None  # 2 eval points cannot tell a rise from noise
+
+
+def test_overfit_is_a_rise_past_the_val_curves_own_noise():
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 40)
+    shapes = {"flat": 2.0 + 0 * t, "falling": 2.0 + np.exp(-5 * t), "u_shaped": 2.0 + 0.5 * (t - 0.5) ** 2}
+    flagged = {name: np.mean([train.overfit(list(curve + rng.normal(0, 0.01, 40)), 4) for _ in range(200)])
+               for name, curve in shapes.items()}
+    assert flagged["flat"] <= 0.05 and flagged["falling"] <= 0.05  # noise alone is not overfitting
+    assert flagged["u_shaped"] >= 0.95  # the val loss turns up by 0.11 (11 SDs): memorising
+    assert train.overfit(list(2.0 + 1e-9 * t), 4) is False  # float jitter on a flat curve is no rise
+    u_shaped = list(shapes["u_shaped"])
+    assert train.overfit(u_shaped[:9], 4) is None and train.overfit(u_shaped[:-1] + [math.nan], 4) is None
 
 
 def test_throughput_counts_only_this_process():

@@ -15,6 +15,7 @@ COLUMNS = [
     "clipped_fraction",  # appended (columns are only ever appended): grad_norm.clipped_fraction
     "b_simple", "noise_kurtosis", "noise_tail_index",  # the run's last gradient-noise probe (empty without one)
     "timestamp",  # Unix seconds at the job's end (metrics.json finished_at), as the seed study's CSV had it
+    "epochs", "overfit",  # passes over the training set (empty: fresh data); val loss rose past its noise
 ]
 INTEGER_COLUMNS = ("batch_size", "num_steps", "seed", "diverged_at_step", "samples_seen")  # empty = none
 NOISE_COLUMNS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis", "noise_tail_index": "tail_index"}  # -> probe field

@@ -34,6 +34,7 @@ class Task:
     loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
     val_batches: list
     tokens_per_sample: int | None = None  # sequence tasks: enables tokens budget and tokens_per_s
+    train_samples: float | None = None  # the training set's size in samples (epochs); None: fresh data every step
 
 
 def to_device(t: torch.Tensor, device) -> torch.Tensor:
@@ -219,7 +220,7 @@ def char_lm(cfg, seed, device) -> Task:
     xv = val_ids[: windows * seq].view(windows, seq)
     yv = val_ids[1 : windows * seq + 1].view(windows, seq)
     val = [(xv[i : i + 64].to(device), yv[i : i + 64].to(device)) for i in range(0, windows, 64)]
-    return Task(model, sample_batch, lm_loss, val, tokens_per_sample=seq)
+    return Task(model, sample_batch, lm_loss, val, tokens_per_sample=seq, train_samples=len(train_ids) / seq)
 
 
 BUILTIN = {"teacher_student": teacher_student, "char_lm": char_lm}

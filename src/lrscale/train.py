@@ -377,11 +377,12 @@ def _stats(values: torch.Tensor) -> dict:
 
 
 def summarize(cfg, point: dict, curves: dict, losses: torch.Tensor, norms: torch.Tensor, planned_steps: int,
-              diverged_at: int | None, init_loss: float | None) -> dict:
+              diverged_at: int | None, init_loss: float | None, train_samples: float | None = None) -> dict:
     """The result block of metrics.json from what the loop recorded. Pure: no clock, device or env.
 
     point: batch_size, lr, seed; losses / norms: per-update CPU tensors of every update run
-    (up to divergence); curves: one entry per eval point."""
+    (up to divergence); curves: one entry per eval point; train_samples: the training set's size in
+    samples (None: fresh data every step, no epochs)."""
     tc = cfg["train"]
     n_done = len(losses)
     diverged = diverged_at is not None
@@ -407,11 +408,35 @@ def summarize(cfg, point: dict, curves: dict, losses: torch.Tensor, norms: torch
         "converged": (not diverged) and train_std is not None and train_std < tc["convergence_threshold"],
         "diverged": diverged, "diverged_at_step": diverged_at,
         "num_steps": n_done, "planned_steps": planned_steps, "samples_seen": n_done * point["batch_size"],
+        "epochs": n_done * point["batch_size"] / train_samples if train_samples else None,
+        "overfit": None if diverged else overfit(curves["val_loss"], eval_window),
         "grad_norm": {
             **_stats(norms), "clip": clip,
             "clipped_fraction": (norms > clip).double().mean().item() if clip is not None and len(norms) else 0.0,
         },
     }
+
+
+OVERFIT_SD = 3.0  # a rise of the val loss past this many of its step-to-step SDs is not noise
+OVERFIT_MIN_RISE = 1e-3  # nor one below 0.1% of the loss (a noiseless curve's float jitter is no rise)
+MIN_EVAL_POINTS = 5
+
+
+def overfit(val_loss: list, final_window: int) -> bool | None:
+    """Whether the val loss rose from its minimum by the end beyond its noise: the mean of the final
+    window above the lowest mean of as many consecutive points before it by more than OVERFIT_SD
+    noise SDs of one point (and 0.1% of the loss); windows on both sides, so the noise's own lowest
+    point is not taken for the minimum. The noise from the curve's second differences (a smooth
+    trend cancels in them: SD = median |Δ²| · 1.4826 / √6). None for a curve too short to tell."""
+    v = [x for x in val_loss if x is not None and math.isfinite(x)]
+    w = final_window
+    if len(v) < max(MIN_EVAL_POINTS, 2 * w + 2) or len(v) != len(val_loss):
+        return None
+    second = sorted(abs(v[i + 1] - 2 * v[i] + v[i - 1]) for i in range(1, len(v) - 1))
+    noise_sd = 1.4826 * second[len(second) // 2] / math.sqrt(6)
+    lowest = min(sum(v[i : i + w]) / w for i in range(len(v) - 2 * w + 1))  # windows ending before the final one
+    rise = sum(v[-w:]) / w - lowest
+    return bool(rise > max(OVERFIT_SD * noise_sd, OVERFIT_MIN_RISE * abs(lowest)))
 
 
 def throughput(ran: int, loop_s: float, batch_size: int, tokens_per_sample: int | None) -> dict:
@@ -573,7 +598,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     metrics = {
         **summarize(cfg, {"batch_size": batch_size, "lr": lr, "seed": seed}, loop.curves,
                     loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
-                    loop.init_loss),
+                    loop.init_loss, job.task.train_samples),
         "divergence_reference_loss": loop.reference_loss,  # non-finite: null (atomic_write_json)
         "precision": job.precision, "compile": cfg["train"]["compile"],
         "noise": {"probe_batches": job.probe_batches, "probes": loop.noise},

@@ -8,6 +8,7 @@
   forms         power law, McCandlish and surge fitted to lr_opt(B) and compared
   surface       one joint model of every run near the optima: β with a profile CI, a bend test (the answer)
   band          the near-optimal-band cross-check: each B's lr_opt as the centre of the runs near its best
+  budget        what the sweep held fixed (steps or samples), epochs per B, overfitting at the optima
   verdict       the sentence, from the intervals only
   fit           ties them together: `analyse` (numbers) and `run_fit` (the CLI's entry: files in, files out)
   report, plots fit.json, best_per_batch.csv, report.md, the HTML pages and the plots: they only read the result

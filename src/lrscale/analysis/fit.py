@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
-from . import band, forms, locators, loss_noise, surface
+from . import band, budget, forms, locators, loss_noise, surface
 from .names import FLAT, POWER_LAW
 from ..metrics import load_all
 from ..noise import gradient_noise
@@ -125,6 +125,7 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     result["surface"] = surface.fit_surface(sweep, skip=flat)
     result["band"] = band.fit_band(sweep, lambda b: locators.noise_at(noise, b)["sigma"], skip=flat)
     result["answer"] = _answer(result, s["hypotheses"])
+    result["budget"] = budget.assess(sweep, result["per_batch"])
     result["verdict"] = verdict(result, s["hypotheses"])
     return result
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
+from . import budget
 from .names import POWER_LAW
 from .surface import WINDOW_DECADES
 from .verdict import FORM_NAMES, interval, noise_sentence, slope_text
@@ -40,6 +41,17 @@ def noise_text(result) -> str:
         return f"Noise: {m['reason']}." if m.get("reason") else ""
     return (f"Noise: {m['reason']} (the σ column; τ = {m['tau']:.2f} in ln σ² between B beyond sampling). Every SE, "
             "CI, curvature test and bootstrap draw of a batch size uses its own σ.")
+
+
+def budget_text(result) -> str:
+    """What the sweep held fixed and the passes over the training data per B (a paragraph, or "")."""
+    b = result.get("budget") or {}
+    said = budget.sentence(b) if b else ""
+    epochs = ", ".join(f"B={k} {v:.2g}" for k, v in b.get("epochs", {}).items())
+    parts = [said[0].upper() + said[1:] + "." if said else "",
+             f"Passes over the training data (median of the runs): {epochs}." if epochs else ""]
+    text = " ".join(p for p in parts if p)
+    return text + "\n\n" if text else ""
 
 
 def verdict_md(result) -> str:
@@ -171,7 +183,7 @@ def write_all(result, out: Path, runs=(), results_frame=None) -> None:
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
               f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n{locating_text(result)}\n\n"
-              f"{noise_text(result)}\n\n"
+              f"{noise_text(result)}\n\n{budget_text(result)}"
               f"{rounds_section(result)}## Joint model of the loss surface\n\n{joint_table(result)}\n\n"
               f"## Form comparison\n\n{forms_table(result)}\n\n"
               f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{verdict_md(result)}\n\n"

@@ -34,6 +34,9 @@ class Sweep:
     clipped: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of clipped_fraction (NaN: unknown)
     ran: dict = field(default_factory=dict)  # B -> bool (n_seeds, n_lrs): that run exists (absent B: all ran)
     grid: dict = field(default_factory=dict)  # B -> an adaptive sweep's grid lrs (absent: every lr is a grid lr)
+    steps: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of num_steps (NaN: unknown)
+    epochs: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs) of passes over the data (NaN: unknown)
+    overfit: dict = field(default_factory=dict)  # B -> array (n_seeds, n_lrs): 1 overfit, 0 not, NaN unknown
     table: object = None  # the CSV as read: a pandas DataFrame of its cells as text (read_table only)
 
     def ran_mask(self, b) -> np.ndarray:
@@ -64,7 +67,7 @@ def _bool(text):
     return str(text).strip().lower() in ("true", "1", "yes")
 
 
-RUN_COLUMNS = ["batch_size", "lr", "seed", "loss", "train_loss_std", "num_steps", "clipped_fraction"]
+RUN_COLUMNS = ["batch_size", "lr", "seed", "loss", "train_loss_std", "num_steps", "clipped_fraction", "epochs", "overfit"]
 
 
 def _record(path, n, cells: dict, prefix) -> dict:
@@ -79,7 +82,9 @@ def _record(path, n, cells: dict, prefix) -> dict:
         raise UserError(f"{path}: row {n}, column 'seed': {cells['seed']!r}; expected a non-negative integer")
     if _bool(cells.get("diverged", False)) or not math.isfinite(loss):
         loss = math.nan  # NaN/inf losses are data (diverged), not errors
-    optional = {c: _num(path, n, c, cells[c]) if c in cells else math.nan for c in RUN_COLUMNS[4:]}
+    optional = {c: _num(path, n, c, cells[c]) if c in cells else math.nan for c in RUN_COLUMNS[4:-1]}
+    flag = cells.get("overfit", "").strip()
+    optional["overfit"] = math.nan if not flag else float(_bool(flag))
     return {"batch_size": b, "lr": lr, "seed": int(seed), "loss": loss, **optional}
 
 
@@ -130,7 +135,8 @@ def read_table(path, final_window=None) -> Sweep:
 def _frame(records: list[dict]):
     import pandas as pd  # at the table's edge only: the DAG build and lrscale status never load it
 
-    return pd.DataFrame.from_records(records, columns=RUN_COLUMNS)
+    rows = [r if isinstance(r, dict) else dict(zip(RUN_COLUMNS, r)) for r in records]
+    return pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)  # columns a record lacks: NaN (not known)
 
 
 def _text_frame(header, rows):
@@ -161,6 +167,8 @@ def from_frame(runs, fmt, final_window) -> Sweep:
         sweep.lrs[b] = table["loss"].columns.to_numpy(float)
         sweep.losses[b], sweep.clipped[b] = table["loss"].to_numpy(float), table["clipped_fraction"].to_numpy(float)
         sweep.ran[b] = table["ran"].notna().to_numpy()
+        sweep.steps[b], sweep.epochs[b] = table["num_steps"].to_numpy(float), table["epochs"].to_numpy(float)
+        sweep.overfit[b] = table["overfit"].to_numpy(float)
         ses = at_b["se"][has_se[at_b.index]]
         sweep.noise[b] = float(np.median(ses.to_numpy())) if len(ses) else None
     return sweep
@@ -176,7 +184,8 @@ def from_runs(runs, final_window) -> Sweep:
     nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
     records = [{"batch_size": m["batch_size"], "lr": float(m["lr"]), "seed": m["seed"],
                 "loss": math.nan if m["diverged"] else nan(m["final_val_loss"]), "train_loss_std": nan(m["train_loss_std"]),
-                "num_steps": nan(m["num_steps"]), "clipped_fraction": nan(m["grad_norm"]["clipped_fraction"])} for m in runs]
+                "num_steps": nan(m["num_steps"]), "clipped_fraction": nan(m["grad_norm"]["clipped_fraction"]),
+                "epochs": nan(m.get("epochs")), "overfit": nan(m.get("overfit"))} for m in runs]
     return from_records(records, "lrscale", final_window)
 
 

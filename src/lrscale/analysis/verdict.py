@@ -14,6 +14,7 @@
 
 import math
 
+from . import budget
 from .forms import close_second
 from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SHARED_SHAPE, SURGE, UNDECIDED
 
@@ -217,6 +218,9 @@ def caveats_line(r) -> str:
                          f"; {left_out} diverged run(s) are left out of it, not modelled" if left_out else ""))
     else:
         parts.append("the per-B optima assume a parabola near each optimum" + _located(r))
+    budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
+    if budget_text and r["budget"]["mixes_repetition"]:  # it changes what β means: right after the assumption
+        parts.append(budget_text)
     if (r.get("shared_shape") or {}).get("shapes_differ"):
         parts.append("the loss curves differ in shape between batch sizes around their optima (the shared-shape "
                      "test rejects one shape): each per-B lr_opt carries a shape bias its CI may not cover")
@@ -228,6 +232,8 @@ def caveats_line(r) -> str:
         d = r["non_monotonic"][0]
         parts.append(f"lr_opt is non-monotonic in B: it falls from B={d['from_batch_size']} to "
                      f"B={d['to_batch_size']} beyond both CIs")
+    if budget_text and not r["budget"]["mixes_repetition"]:
+        parts.append(budget_text)
     return "Caveats: " + "; ".join(parts) + ". " + exclusion_text(r)
 
 
