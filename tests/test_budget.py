@@ -58,3 +58,20 @@ def test_an_optimum_on_overfitting_runs_is_said_and_a_mixed_budget_is_not_named(
             "from its minimum (overfitting)") in r["verdict"]
     assert "budget:" not in r["verdict"]
     assert budget.sentence({**r["budget"], "overfit_at_optimum": []}) == ""
+
+
+def test_the_report_says_which_co_scaling_rules_beta_was_measured_under():
+    from lrscale.analysis import report
+
+    rules = {"reference_batch_size": 64, "reference_lr": None, "beta2": True, "eps": True, "weight_decay": False}
+    scaled = budget.optimizer_rules([{"config": {"optimizer": {"scale_with_batch": rules}}}])
+    assert scaled == {"rules": ["beta2", "eps"], "reference_batch_size": 64}
+    fixed = {"unit": "steps", "value": 1000, "epochs": {}, "repetition": False, "overfit_at_optimum": [],
+             "mixes_repetition": False}
+    text = report.budget_text({"budget": fixed, "optimizer_scaling": scaled})
+    assert text == ("Budget: 1000 steps per run at every B (the larger B see more data). Optimizer co-scaled with B "
+                    "from B_ref = 64: β₂ (constant half-life in samples), ε (square-root rule); β here is measured "
+                    "under these rules.\n\n")
+    plain = budget.optimizer_rules([{"config": {"optimizer": {"name": "adamw"}}}])  # metrics written before the rules
+    assert budget.optimizer_sentence(plain) == "Optimizer: the same settings at every B (no co-scaling rule)."
+    assert budget.optimizer_rules([]) is None and budget.optimizer_sentence(None) == ""

@@ -358,6 +358,16 @@ def test_metrics_reader_rejects_corrupt(tmp_path, tiny_runs):
         metrics_io.read(tmp_path / "n.json")
 
 
+def test_co_scaled_optimizer_settings_are_what_the_run_trained_with(tmp_path):
+    rules = {"reference_batch_size": 2, "beta2": True, "eps": True}
+    cfg = tiny_config(optimizer={"betas": [0.9, 0.99], "scale_with_batch": rules}, budget={"unit": "steps", "value": 8})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    train(path, tmp_path / "m.json", batch=8)
+    m = read_json(tmp_path / "m.json")
+    assert m["optimizer_used"]["betas"] == [0.9, pytest.approx(0.99**4)] and m["optimizer_used"]["eps"] == pytest.approx(5e-9)
+    assert m["config"]["optimizer"]["scale_with_batch"]["beta2"] is True  # the rule, next to the values it gave
+
+
 def test_tokens_budget_for_char_lm(tmp_path):
     cfg = char_cfg(tmp_path, budget={"unit": "tokens", "value": 16 * 8 * 25})  # B=8, seq 16: 25 steps
     path = write_config(tmp_path / "c.yaml", cfg)

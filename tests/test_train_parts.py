@@ -137,6 +137,37 @@ def test_overfit_is_a_rise_past_the_val_curves_own_noise():
     assert train.overfit(u_shaped[:9], 4) is None and train.overfit(u_shaped[:-1] + [math.nan], 4) is None
 
 
+def test_optimizer_co_scaling_rules_from_the_reference_batch_size():
+    base = {"name": "adamw", "betas": [0.9, 0.99], "eps": 1e-8, "weight_decay": 0.1}
+    rules = {"reference_batch_size": 64, "reference_lr": 1e-3, "beta2": True, "eps": True, "weight_decay": True}
+    c = config.validate({"optimizer": {**base, "scale_with_batch": rules}, "budget": {"unit": "samples", "value": 6400}})
+    at_ref = train.scaled_optimizer(c, 64, 1e-3, None)
+    assert set(at_ref) == set(config.defaults()["optimizer"]) - {"scale_with_batch"}  # what make_optimizer reads
+    assert (at_ref["betas"], at_ref["eps"], at_ref["weight_decay"]) == ([0.9, 0.99], 1e-8, pytest.approx(0.1))
+    big = train.scaled_optimizer(c, 256, 2e-3, None)
+    assert big["betas"] == [0.9, pytest.approx(0.99**4)]  # the same half-life in samples: 4x the batch, 4 steps' decay
+    assert big["eps"] == pytest.approx(0.5e-8)  # ε ∝ B^-1/2
+    assert big["weight_decay"] == pytest.approx(0.1 * 4 * 0.5)  # same samples: τ = B/(lr·wd·D) held
+    assert train.scaled_optimizer(c, 64 * 1024, 1e-3, None)["betas"][1] == train.BETA2_FLOOR
+    steps = config.validate({**c, "budget": {"unit": "steps", "value": 100}})
+    assert train.scaled_optimizer(steps, 256, 1e-3, None)["weight_decay"] == pytest.approx(0.1)  # 4x B, 4x the data
+    off = train.scaled_optimizer(config.validate({"optimizer": base}), 256, 2e-3, None)
+    assert off == {**{k: v for k, v in config.defaults()["optimizer"].items() if k != "scale_with_batch"}, **base}
+
+
+def test_configs_without_co_scaling_keep_their_hash_and_bad_rules_are_one_line_errors():
+    # the hash before scale_with_batch existed (Snakemake reruns nothing, checkpoints resume)
+    assert config.config_hash(config.defaults()) == "1f886fb4713f9f5c"
+    assert "scale_with_batch" not in config.train_config(config.defaults())["optimizer"]
+    on = config.validate({"optimizer": {"scale_with_batch": {"reference_batch_size": 32, "beta2": True}}})
+    assert config.train_config(on)["optimizer"]["scale_with_batch"]["reference_batch_size"] == 32
+    assert config.config_hash(on) != "1f886fb4713f9f5c"
+    with pytest.raises(UserError, match="optimizer.scale_with_batch.reference_lr': the weight_decay rule needs"):
+        config.validate({"optimizer": {"scale_with_batch": {"reference_batch_size": 32, "weight_decay": True}}})
+    with pytest.raises(UserError, match="beta2 and eps rules are adam/adamw's"):
+        config.validate({"optimizer": {"name": "sgd", "scale_with_batch": {"reference_batch_size": 32, "eps": True}}})
+
+
 def test_throughput_counts_only_this_process():
     assert train.throughput(100, 2.0, 8, None) == {"steps_per_s": 50.0, "samples_per_s": 400.0, "tokens_per_s": None}
     assert train.throughput(100, 2.0, 8, 16)["tokens_per_s"] == 6400.0

@@ -127,6 +127,13 @@ def validate(config: dict, source="config") -> dict:
     opt = cfg["optimizer"]
     if opt["nesterov"] and not (opt["name"] == "sgd" and opt["momentum"] > 0):
         raise UserError(f"{source}: key 'optimizer.nesterov': needs optimizer.name sgd with momentum > 0")
+    rules = opt["scale_with_batch"]
+    if rules and rules["weight_decay"] and rules["reference_lr"] is None:
+        raise UserError(f"{source}: key 'optimizer.scale_with_batch.reference_lr': the weight_decay rule needs the lr "
+                        "at which optimizer.weight_decay holds; expected a positive number")
+    if rules and (rules["beta2"] or rules["eps"]) and opt["name"] == "sgd":
+        raise UserError(f"{source}: key 'optimizer.scale_with_batch': the beta2 and eps rules are adam/adamw's; "
+                        "expected them off with sgd")
     model = cfg["model"]
     if cfg["task"]["name"] == "char_lm" and model["d_model"] % model["n_heads"]:
         raise UserError(f"{source}: key 'model.n_heads': {model['n_heads']} does not divide model.d_model {model['d_model']}")
@@ -175,9 +182,18 @@ def load(path) -> dict:
     return validate(raw if raw is not None else {}, source=str(path))
 
 
+# Keys added after sweeps existed, left out of the training config while off: a sweep that does not
+# use them keeps its config hash, so Snakemake reruns nothing and checkpoints still resume.
+OFF_WHEN_NULL = (("optimizer", "scale_with_batch"),)
+
+
 def train_config(cfg: dict) -> dict:
     """The sections a training job depends on."""
-    return {k: cfg[k] for k in TRAIN_SECTIONS}
+    out = {k: cfg[k] for k in TRAIN_SECTIONS}
+    for section, key in OFF_WHEN_NULL:
+        if out[section].get(key, None) is None:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
 
 
 def fit_config(cfg: dict) -> dict:

@@ -74,6 +74,30 @@ def lr_multiplier(sched: dict, steps: int):
     return mult
 
 
+BETA2_FLOOR = 0.5  # below it the second moment would average over about one step: no longer a moment
+
+
+def scaled_optimizer(cfg, batch_size: int, lr: float, tokens_per_sample: int | None) -> dict:
+    """The optimizer settings this run uses: optimizer's, each co-scaling rule of
+    optimizer.scale_with_batch applied from its reference batch size (β₂ with a constant half-life in
+    samples, ε by the square-root rule, weight decay with a constant timescale τ = B/(lr·wd·D))."""
+    opt = {k: v for k, v in cfg["optimizer"].items() if k != "scale_with_batch"}
+    rules = cfg["optimizer"].get("scale_with_batch")
+    if not rules:
+        return opt
+    b_ref = rules["reference_batch_size"]
+    ratio = batch_size / b_ref
+    if rules["beta2"]:
+        opt["betas"] = [opt["betas"][0], max(opt["betas"][1] ** ratio, BETA2_FLOOR)]
+    if rules["eps"]:
+        opt["eps"] = opt["eps"] * ratio**-0.5
+    if rules["weight_decay"]:
+        samples = num_steps(cfg, batch_size, tokens_per_sample) * batch_size
+        samples_ref = num_steps(cfg, b_ref, tokens_per_sample) * b_ref
+        opt["weight_decay"] = opt["weight_decay"] * ratio * (rules["reference_lr"] / lr) * (samples_ref / samples)
+    return opt
+
+
 def make_optimizer(params, opt: dict, lr: float, device: torch.device):
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
     if opt["name"] in ("adam", "adamw"):
@@ -168,6 +192,7 @@ class Job:
     autocast: Any
     identity: dict
     ckpt_dir: Path
+    optimizer_used: dict  # the optimizer settings after optimizer.scale_with_batch (metrics.json optimizer_used)
 
 
 @dataclass
@@ -219,12 +244,13 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
     tc = cfg["train"]
     precision = tc["precision"] if tc["precision"] != "auto" else ("bf16" if dev.type == "cuda" else "fp32")
     data_seed, evals = stream_seed(seed, batch_size), eval_steps(steps, tc["eval_points"])
+    opt = scaled_optimizer(cfg, batch_size, lr, task.tokens_per_sample)
     forward = model
     if tc["compile"] != "off":
         forward = torch.compile(model, mode="reduce-overhead" if tc["compile"] == "cudagraphs" else None)
     return Job(
         batch_size=batch_size, lr=lr, device=dev, task=task, model=model, forward=forward,
-        optimizer=make_optimizer(model.parameters(), cfg["optimizer"], lr, dev),
+        optimizer=make_optimizer(model.parameters(), opt, lr, dev), optimizer_used=opt,
         lr_mult=lr_multiplier(cfg["schedule"], steps),
         data_gen=torch.Generator().manual_seed(data_seed), stream_seed=data_seed, steps=steps, evals=evals,
         precision=precision, probes=probe_steps(evals, tc["noise_probes"]), probe_batches=tc["noise_probe_batches"],
@@ -600,7 +626,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
                     loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
                     loop.init_loss, job.task.train_samples),
         "divergence_reference_loss": loop.reference_loss,  # non-finite: null (atomic_write_json)
-        "precision": job.precision, "compile": cfg["train"]["compile"],
+        "precision": job.precision, "compile": cfg["train"]["compile"], "optimizer_used": job.optimizer_used,
         "noise": {"probe_batches": job.probe_batches, "probes": loop.noise},
         "wall_s": loop.prior_wall_s + time.monotonic() - t_start,
         **throughput(n_done - loop.start, loop_s, batch_size, job.task.tokens_per_sample),

@@ -92,3 +92,30 @@ def sentence(budget: dict) -> str:
         parts.append(("" if budget["repetition"] else "β here mixes batch noise with data repetition: ")
                      + f"the optimum of B={bs} sits on runs whose val loss rose from its minimum (overfitting)")
     return "; ".join(parts)
+
+
+RULE_NAMES = {"beta2": "β₂ (constant half-life in samples)", "eps": "ε (square-root rule)",
+              "weight_decay": "weight decay (constant timescale τ)"}
+
+
+def optimizer_rules(runs) -> dict | None:
+    """fit.json's `optimizer_scaling`, from the runs' metrics.json: {"rules": the co-scaling rules on
+    (optimizer.scale_with_batch), "reference_batch_size"}; rules [] when every B ran the same
+    settings; None without metrics files (a results CSV alone does not say)."""
+    if not runs:
+        return None
+    used = [m["config"]["optimizer"].get("scale_with_batch") for m in runs]
+    first = next((u for u in used if u), None)
+    if first is None:
+        return {"rules": [], "reference_batch_size": None}
+    return {"rules": [k for k in RULE_NAMES if first.get(k)], "reference_batch_size": first["reference_batch_size"]}
+
+
+def optimizer_sentence(scaling: dict | None) -> str:
+    """Which co-scaling rules a β was measured under (the report's budget paragraph)."""
+    if scaling is None:
+        return ""
+    if not scaling["rules"]:
+        return "Optimizer: the same settings at every B (no co-scaling rule)."
+    return (f"Optimizer co-scaled with B from B_ref = {scaling['reference_batch_size']}: "
+            + ", ".join(RULE_NAMES[k] for k in scaling["rules"]) + "; β here is measured under these rules.")

@@ -263,5 +263,6 @@ def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
         plan_files.annotate(result, round_plans)
     _form_bands(result)
     result["gradient_noise"] = gradient_noise(result, runs)
+    result["optimizer_scaling"] = budget.optimizer_rules(runs)
     report.write_all(result, Path(out_dir) if out_dir else path.parent / "analysis", runs, sweep.table)
     return result

@@ -49,7 +49,8 @@ def budget_text(result) -> str:
     said = budget.sentence(b) if b else ""
     epochs = ", ".join(f"B={k} {v:.2g}" for k, v in b.get("epochs", {}).items())
     parts = [said[0].upper() + said[1:] + "." if said else "",
-             f"Passes over the training data (median of the runs): {epochs}." if epochs else ""]
+             f"Passes over the training data (median of the runs): {epochs}." if epochs else "",
+             budget.optimizer_sentence(result.get("optimizer_scaling"))]
     text = " ".join(p for p in parts if p)
     return text + "\n\n" if text else ""
 
