@@ -51,7 +51,7 @@ def char_cfg(tmp_path, **over):
 
 
 @pytest.mark.parametrize("task,opt,sched", list(itertools.product(
-    ["teacher_student", "char_lm"], ["adamw", "adam", "sgd"], ["constant", "cosine", "linear"])))
+    ["teacher_student", "char_lm"], ["adamw", "adam", "sgd"], ["constant", "cosine", "linear", "wsd"])))
 def test_every_task_optimizer_schedule_lowers_loss(tmp_path, task, opt, sched):
     lr = {"sgd": 0.005, "adam": 0.003, "adamw": 0.003}[opt]
     optimizer = {"name": opt, **({"momentum": 0.9} if opt == "sgd" else {})}

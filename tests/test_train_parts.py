@@ -34,6 +34,20 @@ def test_lr_multiplier_linear_constant_and_warmup_fraction():
     assert {const(s) for s in range(20)} == {1.0}  # constant ignores warmup and floor
 
 
+def test_lr_multiplier_wsd_holds_the_peak_then_cools_down():
+    wsd = {"name": "wsd", "warmup_steps": 2, "warmup_fraction": 0.0, "min_lr_ratio": 0.0, "cooldown_fraction": 0.25,
+           "cooldown_shape": "linear"}
+    lin = train.lr_multiplier(wsd, 20)
+    assert [lin(0), lin(1)] == [0.5, 1.0] and {lin(s) for s in range(2, 16)} == {1.0}  # warmup, then stable
+    assert [lin(s) for s in (15, 16, 18, 20)] == pytest.approx([1.0, 0.8, 0.4, 0.0])  # 5 cool-down updates from 15
+    root = train.lr_multiplier({**wsd, "cooldown_shape": "1-sqrt", "min_lr_ratio": 0.1}, 20)
+    assert root(16) == pytest.approx(1 - 0.9 * math.sqrt(0.2)) and root(20) == pytest.approx(0.1)
+    c = config.validate({"schedule": {"name": "wsd"}})
+    assert (c["schedule"]["cooldown_fraction"], c["schedule"]["cooldown_shape"]) == (0.2, "1-sqrt")
+    # a cosine config keeps its hash: the wsd keys at their defaults stay out of the training config
+    assert "cooldown_fraction" not in config.train_config(config.defaults())["schedule"]
+
+
 def test_eval_steps_even_unique_last_included():
     assert train.eval_steps(100, 4) == [25, 50, 75, 100]
     assert train.eval_steps(10, 3) == [3, 7, 10]

@@ -182,16 +182,18 @@ def load(path) -> dict:
     return validate(raw if raw is not None else {}, source=str(path))
 
 
-# Keys added after sweeps existed, left out of the training config while off: a sweep that does not
-# use them keeps its config hash, so Snakemake reruns nothing and checkpoints still resume.
-OFF_WHEN_NULL = (("optimizer", "scale_with_batch"),)
+# Keys added after sweeps existed, left out of the training config while they hold their default: a
+# sweep that does not use them keeps its config hash, so Snakemake reruns nothing and checkpoints
+# still resume (the job fills the default back in when it validates the config it is given).
+ADDED_LATER = {("optimizer", "scale_with_batch"): None, ("schedule", "cooldown_fraction"): 0.2,
+               ("schedule", "cooldown_shape"): "1-sqrt"}
 
 
 def train_config(cfg: dict) -> dict:
     """The sections a training job depends on."""
     out = {k: cfg[k] for k in TRAIN_SECTIONS}
-    for section, key in OFF_WHEN_NULL:
-        if out[section].get(key, None) is None:
+    for (section, key), default in ADDED_LATER.items():
+        if out[section].get(key, default) == default:
             out[section] = {k: v for k, v in out[section].items() if k != key}
     return out
 

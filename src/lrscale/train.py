@@ -62,10 +62,15 @@ def lr_multiplier(sched: dict, steps: int):
         return lambda s: 1.0
     warm = sched["warmup_steps"] if sched["warmup_steps"] is not None else round(sched["warmup_fraction"] * steps)
     floor = sched["min_lr_ratio"]
+    cool = steps - round(sched.get("cooldown_fraction", 0.2) * steps)  # wsd: the first update of the cool-down
+    sqrt_shape = sched.get("cooldown_shape", "1-sqrt") == "1-sqrt"
 
     def mult(s):
         if s < warm:
             return (s + 1) / warm
+        if sched["name"] == "wsd":
+            q = min(1.0, max(0.0, (s - cool) / max(1, steps - cool)))
+            return 1 - (1 - floor) * (math.sqrt(q) if sqrt_shape else q)
         p = min(1.0, (s - warm) / max(1, steps - warm))
         if sched["name"] == "cosine":
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
