@@ -3,9 +3,10 @@ lrscale.analysis.critical_batch) on sweeps with a known truth.
 
 Each B's best loss is observed at horizons of 256·2^k steps (k = 0..9) with Gaussian noise σ. In
 family, the loss after S steps is L∞ + A·(S/(1 + B_crit/B))^−α (A = 1, α = 0.5, L∞ = 1): to reach
-a loss L takes S(B) = S_min(1 + B_crit/B) steps exactly. Out of family ("soft knee"), the steps
-scale as 1 + (B_crit/B)^0.7 instead; there B_crit, the B at which the steps double over S_min,
-is still the truth. Targets: the losses that B = 512 reaches at 2,500 steps' worth of S_min (L −
+a loss L takes S(B) = S_min(1 + B_crit/B) steps exactly. Other knees: "soft knee", steps scaling as
+1 + (B_crit/B)^0.7 (inside the free-γ fit's family, outside McCandlish's), and "root knee",
+√(1 + 3(B_crit/B)²) (outside both: a sharper, hyperbolic knee); in each B_crit, the B at which the
+steps double over S_min, is the truth. Targets: the losses that B = 512 reaches at 2,500 steps' worth of S_min (L −
 L∞ = 0.02), and with three targets also at 0.03 and 0.015 (each fitted alone). Per cell: how often
 the CI holds the truth (an open end counts as holding it on that side), how often a CI is open, the
 median |ln(B̂_crit / B_crit)| and the median CI width in ln; each sweep fitted with the knee's
@@ -34,7 +35,10 @@ TARGETS = (0.02, 0.03, 0.015)  # L − L∞
 
 
 def step_factor(b, b_crit, knee):
-    """S(B)/S_min: McCandlish's 1 + B_crit/B, or the soft knee 1 + (B_crit/B)^0.7."""
+    """S(B)/S_min, equal to 2 at B = B_crit: McCandlish's 1 + B_crit/B, the soft knee 1 + (B_crit/B)^0.7,
+    or the root knee √(1 + 3(B_crit/B)²)."""
+    if knee == "root_knee":
+        return np.sqrt(1 + 3 * (b_crit / b) ** 2)
     return 1 + (b_crit / b) ** (1.0 if knee == "mccandlish" else 0.7)
 
 
@@ -46,7 +50,7 @@ def sweep_losses(b_crit, knee, sigma, rng):
 
 def run_cell(b_crit, knee, sigma, n_targets, reps, free_knee):
     rng = np.random.default_rng(zlib.crc32(repr((b_crit, knee, sigma)).encode()))  # the same sweeps for both fits
-    held, open_, err, width = [], [], [], []
+    held, open_, err, width, held_closed = [], [], [], [], []
     for _ in range(reps):
         losses = sweep_losses(b_crit, knee, sigma, rng)
         for gap in TARGETS[:n_targets]:
@@ -60,20 +64,23 @@ def run_cell(b_crit, knee, sigma, n_targets, reps, free_knee):
             err.append(abs(math.log(r["b_crit"] / b_crit)))
             if lo is not None and hi is not None:
                 width.append(math.log(hi / lo))
+                held_closed.append(lo <= b_crit <= hi)
     return {"b_crit": b_crit, "knee": knee, "sigma": sigma, "targets": n_targets, "free_knee": free_knee,
             "fits": len(held),
-            "coverage": float(np.mean(held)), "open": float(np.mean(open_)),
+            "coverage": float(np.mean(held)), "coverage_closed": float(np.mean(held_closed)) if held_closed else None,
+            "open": float(np.mean(open_)),
             "median_abs_log_error": float(np.median(err)), "median_ci_width_log": float(np.median(width)) if width else None}
 
 
 def markdown(rows) -> str:
-    head = ["truth", "B_crit", "σ", "targets", "fitted knee", "fits", "coverage", "open CI", "median |ln error|", "median CI width (ln)"]
+    head = ["truth", "B_crit", "σ", "targets", "fitted knee", "fits", "coverage", "coverage (closed CIs)", "open CI",
+            "median |ln error|", "median CI width (ln)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         width = "-" if r["median_ci_width_log"] is None else f"{r['median_ci_width_log']:.2f}"
         lines.append(f"| {r['knee']} | {r['b_crit']} | {r['sigma']} | {r['targets']} | "
-                     f"{'free γ' if r['free_knee'] else 'γ = 1'} | {r['fits']} | "
-                     f"{r['coverage']:.2f} | {r['open']:.2f} | {r['median_abs_log_error']:.3f} | {width} |")
+                     f"{'free γ' if r['free_knee'] else 'γ = 1'} | {r['fits']} | {r['coverage']:.2f} | "
+                     f"{'-' if r['coverage_closed'] is None else format(r['coverage_closed'], '.2f')} | {r['open']:.2f} | {r['median_abs_log_error']:.3f} | {width} |")
     return "\n".join(lines)
 
 
@@ -83,14 +90,14 @@ def main():
     ap.add_argument("--out", default="bench/out/b_crit_accuracy.json")
     args = ap.parse_args()
     t0 = time.time()
-    rows = [run_cell(bc, knee, sigma, n, args.reps, free) for knee in ("mccandlish", "soft_knee") for bc in (32, 128)
+    rows = [run_cell(bc, knee, sigma, n, args.reps, free) for knee in ("mccandlish", "soft_knee", "root_knee") for bc in (32, 128)
             for sigma in (0.0005, 0.002) for n in (1, 3) for free in (False, True)]
     print(markdown(rows))
     in_family = [r for r in rows if r["knee"] == "mccandlish"]
     met = all(r["coverage"] >= 0.90 for r in in_family)
     print(f"{'MET    ' if met else 'NOT MET'}  in family: CI coverage >= 0.90 in every cell")
     outside = all(r["coverage"] >= 0.90 for r in rows if r["free_knee"])
-    print(f"{'MET    ' if outside else 'NOT MET'}  free knee: CI coverage >= 0.90 in every cell, soft knee included")
+    print(f"{'MET    ' if outside else 'NOT MET'}  free knee: CI coverage >= 0.90 in every cell, soft and root knees included")
     print(f"({time.time() - t0:.0f} s, {args.reps} sweeps per cell)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

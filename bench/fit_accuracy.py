@@ -218,7 +218,8 @@ def judge(r, beta_true, new, lr_opt=None):
                                                     np.inf if a["ci95"][1] is None else a["ci95"][1]]]
         held = [h["beta"] for h in r["hypotheses"] if h["in_ci95_surface"]]
     else:
-        declined, cis = r["preferred_form"] != "power_law", [c for c in (r["ci95_t"], r["ci95_bootstrap"]) if c]
+        declined = r["preferred_form"] != "power_law" or (new and a.get("untested") is not None)  # band disagrees
+        cis = [c for c in (r["ci95_t"], r["ci95_bootstrap"]) if c]
         held = [h["beta"] for h in r["hypotheses"] if h["in_ci95_t"] or h["in_ci95_bootstrap"]]
     if declined:
         return {"declined": True, "ruled_out": False, "wrong_single": False}

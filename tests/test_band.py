@@ -34,3 +34,11 @@ def test_batch_sizes_without_a_band_inside_the_grid_are_left_out_with_why():
     assert sorted(map(int, r["lr_opt"])) == [32, 64, 128, 256] and r["beta"] is not None
     few = band.fit_band(sweep, lambda b: None, skip=[128, 256, 512])
     assert few["beta"] is None and few["reason"] == "2 batch sizes with a band inside the grid"
+
+
+def test_the_centre_does_not_drift_toward_lrs_an_adaptive_round_added():
+    log_lrs = np.array([-4.5, -4.0, -3.5, -3.0, -2.75, -2.5, -2.0])  # -2.75 added between grid points
+    mean = 1 + 0.2 * (log_lrs + 3.1) ** 2
+    # tolerance 0.04: the band is -3.5, -3.0, -2.75; its midpoint -3.125 (truth -3.1), where the mean of
+    # the three would be -3.083, pulled toward the side the extra lr sits on
+    assert band.centre(log_lrs, mean, se=0.02) == (pytest.approx(-3.125), None)

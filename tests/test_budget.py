@@ -49,15 +49,23 @@ def test_fixed_samples_and_fresh_data_only_name_the_budget(tmp_path):
 
 
 def test_an_optimum_on_overfitting_runs_is_said_and_a_mixed_budget_is_not_named(tmp_path):
-    path = write_results(tmp_path / "r.csv", steps=lambda b: 1000 + b, epochs=lambda b: 0.5,
+    path = write_results(tmp_path / "r.csv", steps=lambda b: 1000 + b, epochs=lambda b: 0.9 if b < 512 else 1.5,
                          overfit=lambda b, lr: b == 512)
     r = fit.analyse(fit.read_table(path), bootstrap=0)
-    assert r["budget"]["unit"] is None and not r["budget"]["repetition"]
-    assert r["budget"]["overfit_at_optimum"] == [512]
-    assert ("β here mixes batch noise with data repetition: the optimum of B=512 sits on runs whose val loss rose "
-            "from its minimum (overfitting)") in r["verdict"]
+    assert r["budget"]["unit"] is None and not r["budget"]["repetition"]  # 0.9 to 1.5 passes: within 2x
+    assert r["budget"]["overfit_at_optimum"] == [512] == r["budget"]["overfit_repeated"]
+    assert ("β here mixes batch noise with data repetition: the optimum of B=512 sits on runs that overfit (their val "
+            "loss rose from its minimum after more than one pass)") in r["verdict"]
     assert "budget:" not in r["verdict"]
-    assert budget.sentence({**r["budget"], "overfit_at_optimum": []}) == ""
+    assert budget.sentence({**r["budget"], "overfit_at_optimum": [], "overfit_repeated": []}) == ""
+
+
+def test_a_val_loss_rising_within_one_pass_is_not_called_repetition(tmp_path):
+    path = write_results(tmp_path / "r.csv", steps=lambda b: 1000, overfit=lambda b, lr: b == 128)  # fresh data
+    r = fit.analyse(fit.read_table(path), bootstrap=0)
+    assert r["budget"]["overfit_at_optimum"] == [128] and r["budget"]["overfit_repeated"] == []
+    assert not r["budget"]["mixes_repetition"] and "repetition" not in r["verdict"]
+    assert "the val loss of the runs at the optimum of B=128 rose from its minimum by the end within one pass" in r["verdict"]
 
 
 def test_the_report_says_which_co_scaling_rules_beta_was_measured_under():
@@ -67,7 +75,7 @@ def test_the_report_says_which_co_scaling_rules_beta_was_measured_under():
     scaled = budget.optimizer_rules([{"config": {"optimizer": {"scale_with_batch": rules}}}])
     assert scaled == {"rules": ["beta2", "eps"], "reference_batch_size": 64}
     fixed = {"unit": "steps", "value": 1000, "epochs": {}, "repetition": False, "overfit_at_optimum": [],
-             "mixes_repetition": False}
+             "overfit_repeated": [], "mixes_repetition": False}
     text = report.budget_text({"budget": fixed, "optimizer_scaling": scaled})
     assert text == ("Budget: 1000 steps per run at every B (the larger B see more data). Optimizer co-scaled with B "
                     "from B_ref = 64: β₂ (constant half-life in samples), ε (square-root rule); β here is measured "
@@ -75,3 +83,6 @@ def test_the_report_says_which_co_scaling_rules_beta_was_measured_under():
     plain = budget.optimizer_rules([{"config": {"optimizer": {"name": "adamw"}}}])  # metrics written before the rules
     assert budget.optimizer_sentence(plain) == "Optimizer: the same settings at every B (no co-scaling rule)."
     assert budget.optimizer_rules([]) is None and budget.optimizer_sentence(None) == ""
+    mixed = budget.optimizer_rules([{"config": {"optimizer": {"scale_with_batch": rules}}},
+                                    {"config": {"optimizer": {"scale_with_batch": None}}}])
+    assert budget.optimizer_sentence(mixed).startswith("Optimizer: the runs were trained under different co-scaling")

@@ -393,7 +393,7 @@ def test_common_shape_bias_is_carried_as_an_se_floor_not_subtracted(monkeypatch)
         losses[b] = (1.0 + 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3)[None, :]
     r = fit.analyse(fit.Sweep(bs, grid, losses, {b: 1e-4 for b in bs}, "synthetic", [0]), bootstrap=0)
     shape = r["shape_bias_log10"]
-    assert shape["model"] == "floor" and "shift" not in shape
+    assert shape["model"] == "floor" and shape["shift"] is None and shape["phase_jitter"] is None  # kept keys, null
     errors = [math.log10(p["lr_opt"]) - truth[p["batch_size"]] for p in r["per_batch"]]
     assert max(errors) < -0.02 and np.ptp(errors) < 1e-9  # every vertex pulled towards the plateau alike
     assert shape["total"] >= abs(errors[0])  # the floor is as large as the bias it stands for

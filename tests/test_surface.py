@@ -167,7 +167,7 @@ def test_the_joint_model_answers_where_too_few_per_b_optima_are_bracketed():
     assert r["surface"]["batch_sizes"] == list(BS) and covers(r["surface"]["ci95"], 0.5)
     assert r["answer"]["estimator"] == "surface" and r["answer"]["cross_check"] is False
     answer, hypotheses, caveats = r["verdict"].split("\n")
-    assert answer.endswith("no cross-check: only 2 batch size(s) have a per-B optimum")
+    assert answer.endswith("no per-B cross-check: only 2 batch size(s) have a per-B optimum")  # nor a band: edges
     assert hypotheses.startswith("Hypotheses: 0.5 (square-root / Gaussian) is the only hypothesis inside the CI")
     assert "Excluded: B=8 (edge" in caveats
 

@@ -38,10 +38,14 @@ def test_lr_multiplier_wsd_holds_the_peak_then_cools_down():
     wsd = {"name": "wsd", "warmup_steps": 2, "warmup_fraction": 0.0, "min_lr_ratio": 0.0, "cooldown_fraction": 0.25,
            "cooldown_shape": "linear"}
     lin = train.lr_multiplier(wsd, 20)
-    assert [lin(0), lin(1)] == [0.5, 1.0] and {lin(s) for s in range(2, 16)} == {1.0}  # warmup, then stable
-    assert [lin(s) for s in (15, 16, 18, 20)] == pytest.approx([1.0, 0.8, 0.4, 0.0])  # 5 cool-down updates from 15
+    assert [lin(0), lin(1)] == [0.5, 1.0] and {lin(s) for s in range(2, 15)} == {1.0}  # warmup, then stable
+    assert [lin(s) for s in range(15, 20)] == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0])  # updates 15..19 cool down
     root = train.lr_multiplier({**wsd, "cooldown_shape": "1-sqrt", "min_lr_ratio": 0.1}, 20)
-    assert root(16) == pytest.approx(1 - 0.9 * math.sqrt(0.2)) and root(20) == pytest.approx(0.1)
+    assert root(15) == pytest.approx(1 - 0.9 * math.sqrt(0.2)) and root(19) == pytest.approx(0.1)  # the last: floor
+    with pytest.raises(UserError, match="8 warmup steps overlap the cool-down, which starts at update 5 of 20"):
+        train.lr_multiplier({**wsd, "warmup_steps": 8, "cooldown_fraction": 0.75}, 20)
+    with pytest.raises(UserError, match="'schedule.cooldown_fraction': 0.9 plus warmup_fraction 0.2 exceeds the run"):
+        config.validate({"schedule": {"name": "wsd", "cooldown_fraction": 0.9, "warmup_fraction": 0.2}})
     c = config.validate({"schedule": {"name": "wsd"}})
     assert (c["schedule"]["cooldown_fraction"], c["schedule"]["cooldown_shape"]) == (0.2, "1-sqrt")
     # a cosine config keeps its hash: the wsd keys at their defaults stay out of the training config
@@ -162,7 +166,7 @@ def test_optimizer_co_scaling_rules_from_the_reference_batch_size():
     assert big["betas"] == [0.9, pytest.approx(0.99**4)]  # the same half-life in samples: 4x the batch, 4 steps' decay
     assert big["eps"] == pytest.approx(0.5e-8)  # ε ∝ B^-1/2
     assert big["weight_decay"] == pytest.approx(0.1 * 4 * 0.5)  # same samples: τ = B/(lr·wd·D) held
-    assert train.scaled_optimizer(c, 64 * 1024, 1e-3, None)["betas"][1] == train.BETA2_FLOOR
+    assert train.scaled_optimizer(c, 64 * 1024, 1e-3, None)["betas"][1] == pytest.approx(0.9**2)  # floor: β₁²
     steps = config.validate({**c, "budget": {"unit": "steps", "value": 100}})
     assert train.scaled_optimizer(steps, 256, 1e-3, None)["weight_decay"] == pytest.approx(0.1)  # 4x B, 4x the data
     off = train.scaled_optimizer(config.validate({"optimizer": base}), 256, 2e-3, None)

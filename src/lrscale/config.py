@@ -127,6 +127,10 @@ def validate(config: dict, source="config") -> dict:
     opt = cfg["optimizer"]
     if opt["nesterov"] and not (opt["name"] == "sgd" and opt["momentum"] > 0):
         raise UserError(f"{source}: key 'optimizer.nesterov': needs optimizer.name sgd with momentum > 0")
+    sched = cfg["schedule"]
+    if sched["name"] == "wsd" and sched["warmup_steps"] is None and sched["warmup_fraction"] + sched["cooldown_fraction"] > 1:
+        raise UserError(f"{source}: key 'schedule.cooldown_fraction': {sched['cooldown_fraction']} plus warmup_fraction "
+                        f"{sched['warmup_fraction']} exceeds the run; expected their sum at most 1")
     rules = opt["scale_with_batch"]
     if rules and rules["weight_decay"] and rules["reference_lr"] is None:
         raise UserError(f"{source}: key 'optimizer.scale_with_batch.reference_lr': the weight_decay rule needs the lr "

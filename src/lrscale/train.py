@@ -62,14 +62,17 @@ def lr_multiplier(sched: dict, steps: int):
         return lambda s: 1.0
     warm = sched["warmup_steps"] if sched["warmup_steps"] is not None else round(sched["warmup_fraction"] * steps)
     floor = sched["min_lr_ratio"]
-    cool = steps - round(sched.get("cooldown_fraction", 0.2) * steps)  # wsd: the first update of the cool-down
+    cool = steps - max(1, round(sched.get("cooldown_fraction", 0.2) * steps))  # wsd: the cool-down's first update
     sqrt_shape = sched.get("cooldown_shape", "1-sqrt") == "1-sqrt"
+    if sched["name"] == "wsd" and warm > cool:
+        raise UserError(f"schedule: {warm} warmup steps overlap the cool-down, which starts at update {cool} of "
+                        f"{steps}; expected warmup + cool-down within the run")
 
     def mult(s):
         if s < warm:
             return (s + 1) / warm
         if sched["name"] == "wsd":
-            q = min(1.0, max(0.0, (s - cool) / max(1, steps - cool)))
+            q = min(1.0, max(0.0, (s - cool + 1) / (steps - cool)))  # the last update (steps - 1) runs at the floor
             return 1 - (1 - floor) * (math.sqrt(q) if sqrt_shape else q)
         p = min(1.0, (s - warm) / max(1, steps - warm))
         if sched["name"] == "cosine":
@@ -80,6 +83,7 @@ def lr_multiplier(sched: dict, steps: int):
 
 
 BETA2_FLOOR = 0.5  # below it the second moment would average over about one step: no longer a moment
+# and never below β₁²: Adam with β₂ < β₁² can diverge (Reddi et al. 2018's counter-example regime)
 
 
 def scaled_optimizer(cfg, batch_size: int, lr: float, tokens_per_sample: int | None) -> dict:
@@ -93,7 +97,7 @@ def scaled_optimizer(cfg, batch_size: int, lr: float, tokens_per_sample: int | N
     b_ref = rules["reference_batch_size"]
     ratio = batch_size / b_ref
     if rules["beta2"]:
-        opt["betas"] = [opt["betas"][0], max(opt["betas"][1] ** ratio, BETA2_FLOOR)]
+        opt["betas"] = [opt["betas"][0], max(opt["betas"][1] ** ratio, BETA2_FLOOR, opt["betas"][0] ** 2)]
     if rules["eps"]:
         opt["eps"] = opt["eps"] * ratio**-0.5
     if rules["weight_decay"]:

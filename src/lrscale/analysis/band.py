@@ -5,7 +5,8 @@ scaling rules to the runs near the minimum instead of to a fitted vertex.
 Per batch size: the seed-mean loss at each lr, its best L*, and the band of lrs with a mean loss at
 most L* + tolerance, tolerance = max(BAND_RELATIVE·|L*|, BAND_NOISE_SD·SE of a seed mean): a run
 within noise of the best cannot be told from it, and on low-noise data DeepSeek's 0.25% sets the
-band. lr_opt is the band's centre in log10 lr (the mean of its lrs' logs). No curve is fitted, so the
+band. lr_opt is the band's centre in log10 lr (the midpoint of its lowest and highest lr: a mean of
+its lrs would drift toward the side where an adaptive round added more of them). No curve is fitted, so the
 estimate carries no shape assumption, only the grid's resolution. A band that reaches the lowest or
 the highest lr run at that B is cut by the grid (its centre is biased inward): that batch size is left
 out, and so is a flat one (no curvature in the per-B fit).
@@ -13,8 +14,10 @@ out, and so is a flat one (no curvature in the per-B fit).
 β is the OLS slope of log10 lr_opt on log10 B, its 95% CI t-based from the scatter about the line
 (dof = batch sizes − 2): that scatter holds both the noise and the grid's quantisation of the centres.
 A centre moves in half grid steps, so its error is at least that rounding's, h/(2√12) for a grid
-step h: the scatter is never taken below it (a few centres can fall on a line by chance; the CI of a
-coarse estimate must not then shrink to a point).
+step h (the sweep's grid step, not the finer spacing an adaptive round leaves): the scatter is never
+taken below it (a few centres can fall on a line by chance; the CI of a coarse estimate must not then
+shrink to a point). It is a floor, not the error: on a steep-walled curve the band sits off the
+optimum by more than the rounding, which the scatter about the line then carries.
 """
 
 import math
@@ -40,7 +43,7 @@ def centre(log_lrs, mean, se) -> tuple[float | None, str | None]:
     run = np.flatnonzero(finite)
     if inside[run[0]] or inside[run[-1]]:
         return None, "the band reaches the grid's edge"
-    return float(np.mean(log_lrs[inside])), None
+    return float((log_lrs[inside].min() + log_lrs[inside].max()) / 2), None
 
 
 def fit_band(sweep, sigma_of, skip=()) -> dict:
@@ -59,7 +62,8 @@ def fit_band(sweep, sigma_of, skip=()) -> dict:
         if x is None:
             left_out.append({"batch_size": b, "reason": why})
         else:
-            lr_opt[b], rounding[b] = x, float(np.median(np.diff(log_lrs))) / (2 * math.sqrt(12))
+            step = float(np.median(np.diff(np.log10(sweep.grid.get(b, sweep.lrs[b])))))
+            lr_opt[b], rounding[b] = x, step / (2 * math.sqrt(12))
     out = {"lr_opt": {str(b): 10**x for b, x in lr_opt.items()}, "left_out": left_out,
            "tolerance": {"relative": BAND_RELATIVE, "noise_sd": BAND_NOISE_SD}}
     if len(lr_opt) < MIN_BATCHES:

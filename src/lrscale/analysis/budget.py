@@ -13,6 +13,7 @@ with data repetition. Read from results.csv alone (the config that made it may n
   overfit_at_optimum  the B whose runs at the lr nearest lr_opt mostly overfit (`overfit`)
 """
 
+import json
 import math
 
 import numpy as np
@@ -64,14 +65,19 @@ def _overfit_at_optimum(sweep, per_batch: list) -> list:
 
 def assess(sweep, per_batch: list) -> dict:
     """fit.json's `budget`: unit and value held fixed, epochs per B, whether β mixes in data repetition
-    (`repetition`, `overfit_at_optimum`, `mixes_repetition`)."""
+    (`repetition`; `overfit_at_optimum`, of them `overfit_repeated` where that B made more than one pass;
+    `mixes_repetition`). A val loss that rises within one pass, or on fresh data, is no memorising."""
     unit, value = _unit(sweep)
     epochs = _epochs(sweep)
     e = list(epochs.values())
     repetition = bool(e and max(e) > 1 and min(e) > 0 and max(e) / min(e) > REPETITION_RATIO)
     overfit = _overfit_at_optimum(sweep, per_batch)
-    return {"unit": unit, "value": value, "epochs": {str(b): v for b, v in epochs.items()},
-            "repetition": repetition, "overfit_at_optimum": overfit, "mixes_repetition": repetition or bool(overfit)}
+    repeated = [b for b in overfit if epochs.get(b, 0) > 1]
+    return {"unit": unit, "value": value, "epochs": {str(b): v for b, v in epochs.items()}, "repetition": repetition,
+            "overfit_at_optimum": overfit, "overfit_repeated": repeated, "mixes_repetition": repetition or bool(repeated)}
+
+
+MIXES = "β here mixes batch noise with data repetition: "
 
 
 def sentence(budget: dict) -> str:
@@ -85,12 +91,16 @@ def sentence(budget: dict) -> str:
     if budget["repetition"]:
         e = {int(b): v for b, v in budget["epochs"].items()}
         lo, hi = min(e, key=e.get), max(e, key=e.get)
-        parts.append(f"β here mixes batch noise with data repetition: B={lo} makes {e[lo]:.2g} pass(es) over the "
-                     f"training data, B={hi} {e[hi]:.2g}")
-    if budget["overfit_at_optimum"]:
-        bs = ", ".join(map(str, budget["overfit_at_optimum"]))
-        parts.append(("" if budget["repetition"] else "β here mixes batch noise with data repetition: ")
-                     + f"the optimum of B={bs} sits on runs whose val loss rose from its minimum (overfitting)")
+        parts.append(f"{MIXES}B={lo} makes {e[lo]:.2g} pass(es) over the training data, B={hi} {e[hi]:.2g}")
+    repeated = budget.get("overfit_repeated", [])
+    if repeated:
+        parts.append(("" if budget["repetition"] else MIXES) + f"the optimum of B={', '.join(map(str, repeated))} "
+                     "sits on runs that overfit (their val loss rose from its minimum after more than one pass)")
+    other = [b for b in budget["overfit_at_optimum"] if b not in repeated]
+    if other:
+        parts.append(f"the val loss of the runs at the optimum of B={', '.join(map(str, other))} rose from its minimum "
+                     "by the end within one pass over the data (or on fresh data): not memorising, so instability or "
+                     "the schedule may set lr_opt there")
     return "; ".join(parts)
 
 
@@ -104,8 +114,10 @@ def optimizer_rules(runs) -> dict | None:
     settings; None without metrics files (a results CSV alone does not say)."""
     if not runs:
         return None
-    used = [m["config"]["optimizer"].get("scale_with_batch") for m in runs]
-    first = next((u for u in used if u), None)
+    used = {json.dumps(m["config"]["optimizer"].get("scale_with_batch"), sort_keys=True) for m in runs}
+    if len(used) > 1:
+        return {"rules": None, "reference_batch_size": None, "mixed": True}  # runs of different configs
+    first = json.loads(used.pop())
     if first is None:
         return {"rules": [], "reference_batch_size": None}
     return {"rules": [k for k in RULE_NAMES if first.get(k)], "reference_batch_size": first["reference_batch_size"]}
@@ -115,6 +127,8 @@ def optimizer_sentence(scaling: dict | None) -> str:
     """Which co-scaling rules a β was measured under (the report's budget paragraph)."""
     if scaling is None:
         return ""
+    if scaling.get("mixed"):
+        return "Optimizer: the runs were trained under different co-scaling rules (optimizer.scale_with_batch differs)."
     if not scaling["rules"]:
         return "Optimizer: the same settings at every B (no co-scaling rule)."
     return (f"Optimizer co-scaled with B from B_ref = {scaling['reference_batch_size']}: "

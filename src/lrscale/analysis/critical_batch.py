@@ -1,9 +1,11 @@
 """The critical batch size from the steps–samples tradeoff (issue 24.4; McCandlish et al. 2018, "An
 Empirical Model of Large-Batch Training", §2.3 and App. D).
 
-To reach a given loss, a batch size B needs S(B) steps and E(B) = B·S(B) samples, and across B
-(S/S_min − 1)(E/E_min − 1) = 1, i.e. S(B) = S_min·(1 + B_crit/B) with B_crit = E_min/S_min: below
-B_crit doubling B nearly halves the steps, above it it buys almost none. Each B's S comes from its
+To reach a given loss, a batch size B needs S(B) steps and E(B) = B·S(B) samples, and in McCandlish's
+model (S/S_min − 1)(E/E_min − 1) = 1, i.e. S(B) = S_min·(1 + B_crit/B) with B_crit = E_min/S_min:
+below B_crit doubling B nearly halves the steps, above it it buys almost none. What is reported here
+is B_crit as the batch size at which the steps double over S_min, S(B_crit) = 2·S_min: the same number
+in McCandlish's form, and still defined when the knee is softer or sharper (where E_min/S_min is not). Each B's S comes from its
 best loss (over lrs) at several training horizons: the steps at which that loss first reaches the
 target, interpolated linearly in log steps between the two horizons that bracket it.
 
@@ -79,6 +81,10 @@ def fit_b_crit(batch_sizes, steps, free_knee=True) -> dict:
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, GRID - 1)]
     best = optimize.minimize_scalar(lambda g: prof(g)[0], bounds=(lo, hi), method="bounded")
     rss_min, ln_s_min, gamma = prof(best.x)
+    if min(abs(best.x - LOG_RANGE[0]), abs(best.x - LOG_RANGE[1])) < 1e-3 * (LOG_RANGE[1] - LOG_RANGE[0]):
+        side = "below" if best.x < np.mean(LOG_RANGE) else "above"
+        return {"b_crit": None, "reason": f"the steps fit best with B_crit far {side} the batch sizes run (the data "
+                                          "bound it on one side only)", "n_batch_sizes": len(pairs)}
     dof = len(pairs) - 2 - bool(free_knee)
     if dof < 1:
         return {"b_crit": float(math.exp(best.x)), "s_min": math.exp(ln_s_min), "ci95": [None, None], "dof": 0,

@@ -181,8 +181,9 @@ def _hypothesis(h, ci_t=None, ci_bootstrap=None, z=None) -> dict:
 def _compare(a, b) -> dict:
     """Two estimates of β: their difference, their CIs' combined half-width (infinite when a CI is
     open) and whether they disagree (the difference is larger)."""
-    if b["beta"] is None:
-        return {"beta": None, "difference": None, "combined_half_width": None, "disagree": False}
+    if a["beta"] is None or b["beta"] is None:
+        return {"beta": b["beta"], "ci95": b.get("ci95"), "difference": None, "combined_half_width": None,
+                "disagree": False}
     half = lambda ci: math.inf if None in ci else (ci[1] - ci[0]) / 2  # noqa: E731
     gap, combined = abs(a["beta"] - b["beta"]), math.hypot(half(a["ci95"]), half(b["ci95"]))
     return {"beta": b["beta"], "ci95": b["ci95"], "difference": gap, "combined_half_width": combined,
@@ -197,9 +198,12 @@ def _answer(result, hypotheses) -> dict:
     beyond the CIs) and no cross-check disagrees beyond their combined CI (else `untested` says why:
     non_monotonic, form, bend or estimator_dependent; `disagreeing` names the cross-checks)."""
     joint, ci_t = result["surface"], result["ci95_t"]
-    if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model
-        return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t, "estimator_dependent": None,
-                "untested": None, "surface_missing": joint.get("reason")}
+    if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks
+        band = _compare({"beta": result["beta"], "ci95": ci_t}, result["band"])
+        return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t,
+                "estimator_dependent": band["disagree"] if result["beta"] is not None else None,
+                "disagreeing": ["band"] if band["disagree"] else [], "cross_checks": {"band": band},
+                "untested": "estimator_dependent" if band["disagree"] else None, "surface_missing": joint.get("reason")}
     checks = {"per_batch": _compare(joint, {"beta": result["beta"], "ci95": ci_t}),
               "band": _compare(joint, result["band"])}
     disagreeing = [name for name, c in checks.items() if c["disagree"]]

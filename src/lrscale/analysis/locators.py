@@ -96,7 +96,9 @@ class LocalFit:
         step = float(np.median([optima.spacing(sweep.grid.get(b, sweep.lrs[b])) for b in sweep.batch_sizes]))
         ident = [loc for _, loc, _ in self.located.values() if identifiable(loc)]
         total, across = optima.shape_floor([loc["shape_bias"] for loc in ident], step)
-        self.shape = {"total": total, "across_b": across, "model": "floor"}
+        # shift, shift_se, phase_jitter: fit.json keys from before issue 23 (public contract), no longer estimated
+        self.shape = {"total": total, "across_b": across, "shift": None, "shift_se": None, "phase_jitter": None,
+                      "model": "floor"}
 
     def _locate(self, b):
         sweep = self.sweep

@@ -64,7 +64,8 @@ def joint_table(result) -> str:
     """The joint model of the loss surface: β, its bend test and the shape it fitted (fit.json `surface`)."""
     j = result.get("surface") or {}
     if j.get("beta") is None:
-        return f"No joint model: {j.get('reason', 'no per-B optima')}."
+        return (f"No joint model: {j.get('reason', 'no per-B optima')}.\n\nNear-optimal band (cross-check): "
+                + band_text(result.get("band") or {}) + ".")
     s, bend = j["shape"], j["bend"]
     rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']}))"),
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "

@@ -109,7 +109,7 @@ class _Model:
             floors.append(coef)
         return resid, floors
 
-    def sigma_trend(self, p) -> dict:
+    def sigma_trend(self, p, allow=True) -> dict:
         """Whether the unweighted residuals' scatter trends with log B: the slope ω of ln r² on ln B
         (σ ∝ B^ω is half of it) and its t test, each B's residuals scaled up for the 2 dof its own
         a_B and c_B took (else a B with few runs looks quiet). Sets the weights when p < TREND_P."""
@@ -121,7 +121,7 @@ class _Model:
             return {"omega": 0.0, "p_value": None, "used": False}
         fit = stats.linregress(lnb, ln_r2)
         omega, p_value = float(fit.slope / 2), float(fit.pvalue)
-        used = bool(p_value < TREND_P)
+        used = bool(p_value < TREND_P and allow)  # allow: a dof to spare for ω
         if used:
             self.w = (10 ** self.l10) ** -omega
         return {"omega": omega, "p_value": p_value, "used": used}
@@ -204,7 +204,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
     model = _Model(used, pts, b_ref)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
-    trend = model.sigma_trend(p_hat)
+    trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
         p_hat, rss_min = model.fit(p_hat, {GAMMA: 0.0})
         n_par, dof = n_par + 1, dof - 1

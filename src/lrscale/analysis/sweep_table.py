@@ -84,7 +84,7 @@ def _record(path, n, cells: dict, prefix) -> dict:
         loss = math.nan  # NaN/inf losses are data (diverged), not errors
     optional = {c: _num(path, n, c, cells[c]) if c in cells else math.nan for c in RUN_COLUMNS[4:-1]}
     flag = cells.get("overfit", "").strip()
-    optional["overfit"] = math.nan if not flag else float(_bool(flag))
+    optional["overfit"] = math.nan if flag.lower() in ("", "nan", "none", "null") else float(_bool(flag))
     return {"batch_size": b, "lr": lr, "seed": int(seed), "loss": loss, **optional}
 
 

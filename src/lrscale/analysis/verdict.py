@@ -136,8 +136,11 @@ def answer_line(r) -> str:
     """β with one CI, or "not decided" with the reason that undercuts a single β first."""
     a, j = r["answer"], r["surface"]
     if a["estimator"] != "surface":
+        if a.get("untested") == "estimator_dependent":
+            return (f"Answer: not decided (estimator-dependent): the per-B optima give {_per_b(r)}; "
+                    f"{_cross_check_text(r, 'band')} (no joint model of the loss surface, {a['surface_missing']})")
         return (f"Answer: β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])}; from "
-                f"the per-B optima: no joint model of the loss surface, {a['surface_missing']})")
+                f"the per-B optima: no joint model of the loss surface, {a['surface_missing']}){_band_agrees(r)}")
     why = a["untested"]
     if why == "estimator_dependent":
         others = "; ".join(_cross_check_text(r, name) for name in a["disagreeing"])
@@ -155,12 +158,13 @@ def answer_line(r) -> str:
         return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)} (joint model; "
                 f"p = {j['bend']['p_value']:.2g} against a power law){forms}; one power law over the "
                 f"whole range would have β = {a['beta']:.2f} {_ci(a['ci95'])}, an average, not an exponent")
-    if not a["cross_check"]:
-        check = f"no cross-check: only {r['n_used']} batch size(s) have a per-B optimum"
-    elif None in a["ci95"]:
-        check = f"the per-B optima give {_per_b(r)}; no cross-check: the joint CI is open"
+    band = a.get("cross_checks", {}).get("band", {})
+    if None in a["ci95"]:
+        check = (f"the per-B optima give {_per_b(r)}" if a["cross_check"] else f"only {r['n_used']} batch size(s) "
+                 "have a per-B optimum") + "; no cross-check: the joint CI is open"
+    elif not a["cross_check"]:
+        check = f"no per-B cross-check: only {r['n_used']} batch size(s) have a per-B optimum" + _band_agrees(r)
     else:
-        band = a.get("cross_checks", {}).get("band", {})
         check = f"the per-B optima give {_per_b(r)}" + (
             f" and the near-optimal band β = {band['beta']:.3f} {_ci(band['ci95'])}, both" if band.get("beta") is not None
             else "") + " within the combined CI"
@@ -169,6 +173,14 @@ def answer_line(r) -> str:
 
 
 CROSS_CHECK_NAMES = {"per_batch": "the per-B optima", "band": "the near-optimal band"}
+
+
+def _band_agrees(r) -> str:
+    """The band's β where it was compared and agrees ("" where it gave none)."""
+    band = r["answer"].get("cross_checks", {}).get("band", {})
+    if band.get("difference") is None:
+        return ""
+    return f"; the near-optimal band gives β = {band['beta']:.3f} {_ci(band['ci95'])}, within the combined CI"
 
 
 def _cross_check_text(r, name) -> str:
@@ -195,8 +207,9 @@ def hypotheses_line(r, hypotheses) -> str:
     """One clause: what the answer's CI says about the hypotheses, or that none is tested."""
     a = r["answer"]
     if a["estimator"] != "surface":
-        tested = r["preferred_form"] == POWER_LAW
-        return "Hypotheses: " + (hypothesis_sentence(r, hypotheses) if tested else
+        if a.get("untested") == "estimator_dependent":
+            return "Hypotheses: not tested (the estimators disagree)"
+        return "Hypotheses: " + (hypothesis_sentence(r, hypotheses) if r["preferred_form"] == POWER_LAW else
                                  "not tested (the data do not show a constant slope)")
     if a["untested"] is not None:
         return "Hypotheses: not tested (" + ("the estimators disagree" if a["untested"] == "estimator_dependent"
