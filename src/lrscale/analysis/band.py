@@ -25,7 +25,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from .optima import seed_mean
+from .optima import seed_mean, spacing
 
 BAND_RELATIVE = 0.0025  # DeepSeek LLM's tolerance: within 0.25% of the best loss
 BAND_NOISE_SD = 2.0  # and at least 2 SEs of a seed mean (a difference the seeds cannot resolve)
@@ -62,8 +62,7 @@ def fit_band(sweep, sigma_of, skip=()) -> dict:
         if x is None:
             left_out.append({"batch_size": b, "reason": why})
         else:
-            step = float(np.median(np.diff(np.log10(sweep.grid.get(b, sweep.lrs[b])))))
-            lr_opt[b], rounding[b] = x, step / (2 * math.sqrt(12))
+            lr_opt[b], rounding[b] = x, spacing(sweep.grid.get(b, sweep.lrs[b])) / (2 * math.sqrt(12))
     out = {"lr_opt": {str(b): 10**x for b, x in lr_opt.items()}, "left_out": left_out,
            "tolerance": {"relative": BAND_RELATIVE, "noise_sd": BAND_NOISE_SD}}
     if len(lr_opt) < MIN_BATCHES:
