@@ -26,6 +26,7 @@ localrules:
     config_page,
     aggregate_partial,
     fit,
+    fit_horizon,
     fit_partial,
     partial,
     plan_round,

@@ -38,9 +38,10 @@ def test_seed_study_reads_our_results_csv(tmp_path):
     cli("aggregate", *metrics, "--out", tmp_path / "results.csv", check=True)
     header = next(csv.reader(open(tmp_path / "results.csv")))
     assert header[:7] == SEED_COLUMNS[:7] and "timestamp" in header  # seed columns first, ours appended
-    assert header[-2:] == ["epochs", "overfit"]  # appended after timestamp (columns are only ever appended)
+    assert header[-4:] == ["epochs", "overfit", "budget", "budget_unit"]  # appended after timestamp, in order
     cells = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert {r["epochs"] for r in cells} == {""}  # teacher_student draws fresh data: no epochs
+    assert {(r["budget"], r["budget_unit"]) for r in cells} == {("256", "samples")}  # the config's budget
     assert {r["overfit"] for r in cells[:-1]} <= {"True", "False"} and cells[-1]["overfit"] == ""  # the last diverged
 
     rows = seed_study_rows(tmp_path / "results.csv")

@@ -66,9 +66,11 @@ def test_all_outputs_exist(sweep):
                 "seed", "diverged", "min_val_loss", "samples_seen", "wall_s"]:
         assert col in rows[0]
     # appended columns, in order: no clip; the last noise probe's numbers (probes are on by default); the end time;
-    # passes over the data (empty: teacher_student draws fresh data) and whether the val loss rose past its noise
-    assert list(rows[0])[-7:] == ["clipped_fraction", "b_simple", "noise_kurtosis", "noise_tail_index", "timestamp",
-                                  "epochs", "overfit"]
+    # passes over the data (empty: teacher_student draws fresh data) and whether the val loss rose past its noise;
+    # the budget (the horizon) and its unit
+    assert list(rows[0])[-9:] == ["clipped_fraction", "b_simple", "noise_kurtosis", "noise_tail_index", "timestamp",
+                                  "epochs", "overfit", "budget", "budget_unit"]
+    assert {(r["budget"], r["budget_unit"]) for r in rows} == {("1024", "samples")}
     assert rows[0]["epochs"] == "" and rows[0]["overfit"] in ("True", "False", "")
     assert rows[0]["clipped_fraction"] == "0.0" and float(rows[0]["noise_kurtosis"]) > -3
     assert (res / "logs" / "train" / "B8_LR0.001000_seed0.log").is_file()

@@ -16,8 +16,9 @@ COLUMNS = [
     "b_simple", "noise_kurtosis", "noise_tail_index",  # the run's last gradient-noise probe (empty without one)
     "timestamp",  # Unix seconds at the job's end (metrics.json finished_at), as the seed study's CSV had it
     "epochs", "overfit",  # passes over the training set (empty: fresh data); val loss rose past its noise
+    "budget", "budget_unit",  # the run's budget.value (its horizon) and unit: samples, steps or tokens
 ]
-INTEGER_COLUMNS = ("batch_size", "num_steps", "seed", "diverged_at_step", "samples_seen")  # empty = none
+INTEGER_COLUMNS = ("batch_size", "num_steps", "seed", "diverged_at_step", "samples_seen", "budget")  # empty = none
 NOISE_COLUMNS = {"b_simple": "b_simple", "noise_kurtosis": "kurtosis", "noise_tail_index": "tail_index"}  # -> probe field
 
 
@@ -34,7 +35,9 @@ def _cell(v):
 def rows(runs) -> list[dict]:
     def flat(m):
         probe = last_probe(m)
+        budget = (m.get("config") or {}).get("budget") or {}
         return {**m, "clipped_fraction": m["grad_norm"]["clipped_fraction"], "timestamp": m.get("finished_at"),
+                "budget": budget.get("value"), "budget_unit": budget.get("unit"),
                 **{col: probe.get(field) for col, field in NOISE_COLUMNS.items()}}
 
     return [{c: flat(m).get(c) for c in COLUMNS} for m in runs]

@@ -72,12 +72,13 @@ def cmd_train(args):
     from .train import train
 
     # Test-only crash hooks (never set in normal use) fire before anything is set up.
-    faults.before_training(run_name(args.batch_size, args.lr), args.checkpoint_dir or checkpoint.default_dir(args.out))
+    faults.before_training(run_name(args.batch_size, args.lr, args.horizon),
+                           args.checkpoint_dir or checkpoint.default_dir(args.out))
 
     train(
         cfg, args.batch_size, args.lr, args.seed, args.out, device=args.device,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every_s=args.checkpoint_every_s, threads=args.threads,
-        gpu_slot=None if slot is None else f"gpu{slot.device}/slot{slot.index}",
+        gpu_slot=None if slot is None else f"gpu{slot.device}/slot{slot.index}", horizon=args.horizon,
     )
 
 
@@ -173,7 +174,7 @@ def cmd_fit(args):
     if given:  # flags override the config's analysis section, checked by the same schema
         cfg["analysis"].update(given)
         cfg = config.validate(cfg, source="command line")
-    run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics, plans=args.plans)
+    run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics, plans=args.plans, horizon=args.horizon)
 
 
 def build_parser():
@@ -186,6 +187,8 @@ def build_parser():
     t.add_argument("--batch-size", type=_positive_int, required=True)
     t.add_argument("--lr", type=_float, required=True)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--horizon", type=_positive_int,
+                   help="one of the sweep's budget.values: the run's budget, and its name's /D<horizon>")
     t.add_argument("--out", required=True, help="metrics.json path (written atomically at the end)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--checkpoint-dir", help="default: .checkpoint next to --out")
@@ -222,6 +225,8 @@ def build_parser():
     f.add_argument("--config", help="sweep YAML: its analysis section and train.final_window (default: the schema defaults)")
     f.add_argument("--config-json", help="the same config as a JSON string (what the Snakemake rule passes)")
     f.add_argument("--out", help="output dir (default: next to the CSV)")
+    f.add_argument("--horizon", type=_positive_int,
+                   help="fit the runs of this budget only (column 'budget'): needed when the CSV holds several")
     f.add_argument("--estimator", choices=["parabola", "argmin", "spline"], help="overrides analysis.estimator")
     f.add_argument("--hypotheses", type=_hypotheses, help="comma-separated exponents; overrides analysis.hypotheses")
     f.add_argument("--bootstrap", type=int, help="resamples; overrides analysis.bootstrap")

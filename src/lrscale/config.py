@@ -59,6 +59,11 @@ PROGRESS_FILE = "progress.json"  # the job's progress as it runs, next to its me
 RUN_PROGRESS = RUN_DIR + PROGRESS_FILE  # lrscale.train writes it, `lrscale status` reads it
 RUN_LOG = "logs/train/" + RUN_NAME + "_seed{seed}.log"  # its training job's log, under results/<sweep>/
 RUN_BENCHMARK = "benchmarks/train/" + RUN_NAME + "_seed{seed}.tsv"  # Snakemake's benchmark of that job
+# A sweep with several horizons (budget.values) names each run's horizon after its config's name:
+# B8_LR0.010000/D65536 in W&B, results.csv and paths (runs/B8_LR0.010000/D65536/seed0/...). A sweep
+# with one horizon names everything as it always has.
+HORIZON = "D{horizon}"
+HORIZON_REGEX = r"\d+"
 
 
 def lr_name(lr: float) -> str:
@@ -66,19 +71,26 @@ def lr_name(lr: float) -> str:
     return f"{lr:.{LR_DECIMALS}f}"
 
 
-def run_name(batch_size: int, lr: float) -> str:
-    """The name of one (batch size, lr) config: W&B namespace, results row, path component."""
-    return RUN_NAME.format(batch=batch_size, lr=lr_name(lr))
+def run_name(batch_size: int, lr: float, horizon: int | None = None) -> str:
+    """The name of one (batch size, lr) config, at one horizon of several: W&B namespace, results row,
+    path component."""
+    return with_horizon(RUN_NAME, horizon).format(batch=batch_size, lr=lr_name(lr), horizon=horizon)
 
 
-def run_metrics(batch_size: int, lr: float, seed: int) -> str:
+def with_horizon(pattern: str, horizon) -> str:
+    """A run pattern (RUN_NAME, RUN_METRICS, ...) with the horizon after the config's name, or as it is
+    (horizon None: a one-horizon sweep)."""
+    return pattern if horizon is None else pattern.replace(RUN_NAME, f"{RUN_NAME}/{HORIZON}")
+
+
+def run_metrics(batch_size: int, lr: float, seed: int, horizon: int | None = None) -> str:
     """Where one run writes its metrics.json, under results/<sweep>/."""
-    return run_path(RUN_METRICS, batch_size, lr, seed)
+    return run_path(RUN_METRICS, batch_size, lr, seed, horizon)
 
 
-def run_path(pattern: str, batch_size: int, lr: float, seed: int) -> str:
+def run_path(pattern: str, batch_size: int, lr: float, seed: int, horizon: int | None = None) -> str:
     """RUN_METRICS / RUN_PROGRESS / RUN_LOG / RUN_BENCHMARK of one run, under results/<sweep>/."""
-    return pattern.format(batch=batch_size, lr=lr_name(lr), seed=seed)
+    return with_horizon(pattern, horizon).format(batch=batch_size, lr=lr_name(lr), seed=seed, horizon=horizon)
 
 
 def progress_path(metrics_path) -> Path:
@@ -88,7 +100,8 @@ def progress_path(metrics_path) -> Path:
 
 def run_name_pattern() -> str:
     """A regex that matches exactly the names run_name can produce."""
-    return "^" + RUN_NAME.replace(".", r"\.").format(**RUN_NAME_REGEX) + "$"
+    horizon = "/" + HORIZON.format(horizon=HORIZON_REGEX)
+    return "^" + RUN_NAME.replace(".", r"\.").format(**RUN_NAME_REGEX) + f"({horizon})?$"
 
 
 def _leaves(obj, prefix=""):
@@ -107,6 +120,12 @@ def validate(config: dict, source="config") -> dict:
     if not isinstance(config, dict):
         raise UserError(f"{source}: expected a YAML mapping at the top level, got {type(config).__name__}")
     cfg = copy.deepcopy(config)
+    given_budget = cfg.get("budget") if isinstance(cfg.get("budget"), dict) else {}
+    values, value = given_budget.get("values"), given_budget.get("value")
+    ints = isinstance(values, list) and values and all(type(v) is int for v in values)
+    if ints and value is not None and value != max(values):
+        raise UserError(f"{source}: key 'budget.values': given with budget.value {value!r}; expected one of them "
+                        "(value: one horizon, values: several)")
     errors = sorted(_Validator(load_schema("config.schema.yaml")).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise UserError(schema_message(source, errors[0]))
@@ -143,7 +162,35 @@ def validate(config: dict, source="config") -> dict:
         raise UserError(f"{source}: key 'model.n_heads': {model['n_heads']} does not divide model.d_model {model['d_model']}")
     if cfg["budget"]["unit"] == "tokens" and cfg["task"]["name"] == "teacher_student":
         raise UserError(f"{source}: key 'budget.unit': 'tokens' needs a sequence task (char_lm), not teacher_student")
+    _resolve_horizons(cfg, source)
     return cfg
+
+
+def _resolve_horizons(cfg: dict, source) -> None:
+    """budget.values, ascending; one value is budget.value (a one-horizon sweep, named as ever), several
+    set budget.value to the longest."""
+    values = cfg["budget"]["values"]
+    if values is None:
+        return
+    if cfg["sweep"]["adaptive"]["rounds"] > 1 and len(values) > 1:
+        raise UserError(f"{source}: key 'budget.values': several horizons with sweep.adaptive.rounds "
+                        f"{cfg['sweep']['adaptive']['rounds']}; expected one horizon for an adaptive sweep")
+    cfg["budget"]["values"] = sorted(values) if len(values) > 1 else None
+    cfg["budget"]["value"] = max(values)
+
+
+def horizons(cfg: dict) -> list:
+    """The sweep's horizons, shortest first: [None] for one (budget.value, names as ever), else budget.values."""
+    return cfg["budget"]["values"] or [None]
+
+
+def at_horizon(cfg: dict, horizon) -> dict:
+    """The config of one horizon's runs: budget.value is the horizon (a one-horizon config: as it is)."""
+    if horizon is None:
+        return cfg
+    out = copy.deepcopy(cfg)
+    out["budget"].update(value=int(horizon), values=None)
+    return out
 
 
 def _check_lr_names(lrs, source) -> None:
@@ -190,7 +237,7 @@ def load(path) -> dict:
 # sweep that does not use them keeps its config hash, so Snakemake reruns nothing and checkpoints
 # still resume (the job fills the default back in when it validates the config it is given).
 ADDED_LATER = {("optimizer", "scale_with_batch"): None, ("schedule", "cooldown_fraction"): 0.2,
-               ("schedule", "cooldown_shape"): "1-sqrt"}
+               ("schedule", "cooldown_shape"): "1-sqrt", ("budget", "values"): None}
 
 
 def train_config(cfg: dict) -> dict:
@@ -214,10 +261,12 @@ def config_hash(cfg: dict) -> str:
 
 
 def grid(cfg: dict) -> list[dict]:
-    """All (batch_size, lr, seed) points in grid order: batch-major, then lr, then seed."""
+    """All (batch_size, lr, seed) points in grid order: horizon-major (several horizons), then batch
+    size, lr, seed. A point of a several-horizon sweep carries its `horizon`."""
     s = cfg["sweep"]
     return [
-        {"batch_size": b, "lr": lr, "seed": seed, "name": run_name(b, lr)}
+        {"batch_size": b, "lr": lr, "seed": seed, "name": run_name(b, lr, h), **({"horizon": h} if h else {})}
+        for h in horizons(cfg)
         for b in s["batch_sizes"]
         for lr in s["lrs"]
         for seed in s["seeds"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
-from .config import LR_DECIMALS, RUN_NAME, load_schema, run_name_pattern
+from .config import HORIZON, LR_DECIMALS, RUN_NAME, load_schema, run_name_pattern
 from .errors import UserError, schema_message
 from .fileio import read_text
 
@@ -18,7 +18,7 @@ def schema() -> dict:
     """metrics.schema.yaml with the run-name rule filled in from lrscale.config (its one definition)."""
     s = load_schema("metrics.schema.yaml")
     s["properties"]["name"].update(pattern=run_name_pattern(), description=f"Run name, {RUN_NAME} (lr with "
-                                   f"{LR_DECIMALS} decimals).")
+                                   f"{LR_DECIMALS} decimals), then /{HORIZON} at one horizon of several.")
     return s
 
 
@@ -55,11 +55,11 @@ def load_all(paths) -> list[dict]:
         m.setdefault("finished_at", os.path.getmtime(p))
     seen = {}
     for p, m in zip(paths, runs):
-        key = (m["batch_size"], m["lr"], m["seed"])
+        key = (m["batch_size"], m["lr"], m["seed"], m.get("horizon"))
         if key in seen:
             raise UserError(f"{p}: duplicate run {m['name']} seed {m['seed']} (also in {seen[key]})")
         seen[key] = p
-    return sorted(runs, key=lambda m: (m["batch_size"], m["lr"], m["seed"]))
+    return sorted(runs, key=lambda m: (m.get("horizon") or 0, m["batch_size"], m["lr"], m["seed"]))
 
 
 def finite_probes(m: dict) -> list[dict]:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import plans
-from .config import RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, grid, lr_name, run_path
+from .config import HORIZON, RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, grid, lr_name, run_path
 from .errors import UserError
 
 FAILED = re.compile(r"Traceback \(most recent call last\)|lrscale train: error:")
@@ -35,18 +35,26 @@ STALL_FACTOR = 3.0  # a job quiet this many times the expected gap to its next p
 LEAST_STALL_S = 300.0
 
 
+def _kind(job: dict) -> tuple:
+    """What sets a job's length: its batch size and horizon."""
+    return job["batch_size"], job.get("horizon")
+
+
+def _path(root: Path, pattern: str, job: dict) -> Path:
+    return root / run_path(pattern, job["batch_size"], job["lr"], job["seed"], job.get("horizon"))
+
+
 def _typical_wall_s(root: Path, finished: list) -> dict:
-    """Median wall seconds of the finished jobs per batch size (Snakemake's benchmark files, else
-    metrics.json's wall_s); key None: over every batch size."""
+    """Median wall seconds of the finished jobs per batch size and horizon (Snakemake's benchmark
+    files, else metrics.json's wall_s); key None: over every job."""
     walls = {}
     for j in finished:
-        bench = root / run_path(RUN_BENCHMARK, j["batch_size"], j["lr"], j["seed"])
         try:
-            s = float(bench.read_text().splitlines()[1].split("\t")[0])
+            s = float(_path(root, RUN_BENCHMARK, j).read_text().splitlines()[1].split("\t")[0])
         except (OSError, IndexError, ValueError):
             s = j.get("wall_s")
         if isinstance(s, (int, float)):
-            walls.setdefault(j["batch_size"], []).append(float(s))
+            walls.setdefault(_kind(j), []).append(float(s))
     typical = {b: statistics.median(v) for b, v in walls.items()}
     every = [s for v in walls.values() for s in v]
     typical[None] = statistics.median(every) if every else None
@@ -100,13 +108,14 @@ def _running(progress: dict | None, age: float, typical_s) -> dict:
 
 
 def _base(root: Path, point: dict) -> dict:
-    b, lr, seed = point["batch_size"], point["lr"], point["seed"]
-    return {"batch_size": b, "lr": lr, "seed": seed, "log": str(root / run_path(RUN_LOG, b, lr, seed))}
+    horizon = {"horizon": point["horizon"]} if point.get("horizon") else {}
+    return {"batch_size": point["batch_size"], "lr": point["lr"], "seed": point["seed"], **horizon,
+            "log": str(_path(root, RUN_LOG, point))}
 
 
 def finished_state(root: Path, point: dict) -> dict | None:
     """A job whose metrics.json exists: done or diverged (failed when unreadable); None otherwise."""
-    out, metrics = _base(root, point), root / run_path(RUN_METRICS, point["batch_size"], point["lr"], point["seed"])
+    out, metrics = _base(root, point), _path(root, RUN_METRICS, point)
     if not metrics.exists():
         return None
     try:
@@ -125,8 +134,7 @@ def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
         log_mtime, text = log.stat().st_mtime, _tail(log)
     except OSError:  # no log yet (or Snakemake is replacing it right now)
         return {**out, "state": "pending"}
-    b, lr, seed = point["batch_size"], point["lr"], point["seed"]
-    progress = read_progress(root / run_path(RUN_PROGRESS, b, lr, seed), log_mtime)
+    progress = read_progress(_path(root, RUN_PROGRESS, point), log_mtime)
     if (progress["state"] in FINISHED) if progress is not None else LOG_WROTE.search(text):
         return {**out, "state": "pending"}  # left by an earlier run whose metrics.json was removed: to be rerun
     if FAILED.search(text):
@@ -137,9 +145,9 @@ def job_state(root: Path, point: dict, now: float, typical: dict) -> dict:
     try:
         progress = progress or _from_log(text, log_mtime)
         age = now - (progress["mtime"] if progress else log_mtime)
-        return {**out, **_running(progress, age, typical.get(b) or typical[None])}
+        return {**out, **_running(progress, age, typical.get(_kind(point)) or typical[None])}
     except (KeyError, TypeError, ValueError):  # a progress file not in the shape lrscale.train writes
-        return {**out, **_running(None, now - log_mtime, typical.get(b) or typical[None])}
+        return {**out, **_running(None, now - log_mtime, typical.get(_kind(point)) or typical[None])}
 
 
 def points_of(cfg: dict, root: Path) -> list[dict]:
@@ -152,7 +160,7 @@ def points_of(cfg: dict, root: Path) -> list[dict]:
             continue  # a plan being written or damaged: its round is not known yet
     seen, unique = set(), []
     for p in points:
-        key = (p["batch_size"], lr_name(p["lr"]), p["seed"])  # as their paths name them
+        key = (p["batch_size"], lr_name(p["lr"]), p["seed"], p.get("horizon"))  # as their paths name them
         if key not in seen:
             seen.add(key)
             unique.append(p)
@@ -172,7 +180,7 @@ def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
     totals = {s: sum(j["state"] == s for j in jobs) for s in ("done", "diverged", "running", "stalled", "failed", "pending")}
     running = [j for j in jobs if j["state"] == "running"]
     left_s = sum(j["eta_s"] or 0.0 for j in running)
-    pending_s = [typical.get(j["batch_size"]) or typical[None] for j in jobs if j["state"] == "pending"]
+    pending_s = [typical.get(_kind(j)) or typical[None] for j in jobs if j["state"] == "pending"]
     eta = None if any(s is None for s in pending_s) else (left_s + sum(pending_s)) / max(len(running), 1)
     return {"sweep": cfg["sweep"]["name"], "results": str(root), "jobs": jobs, "totals": totals,
             "eta_s": eta if totals["running"] + totals["pending"] else 0.0, "wandb": _wandb(cfg, root)}
@@ -229,6 +237,24 @@ def _cells(status: dict) -> dict:
     return cells
 
 
+def _grid_lines(jobs: list, paint, label: str) -> list:
+    """One grid of batch sizes x lrs, under a line that says what it holds."""
+    cells = _cells({"jobs": jobs})
+    bs = sorted({b for b, _ in cells})
+    lrs = sorted({lr for _, lr in cells})
+    head = ["B \\ lr"] + [f"{lr:.3g}" for lr in lrs]
+    rows = [[f"B={b}"] + [cells.get((b, lr), ("", "pending"))[0] for lr in lrs] for b in bs]
+    width = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    seeds = max((sum(1 for j in jobs if (j["batch_size"], j["lr"]) == k) for k in cells), default=0)
+    lines = [f"{label}{len(bs)} batch sizes x {len(lrs)} lrs, up to {seeds} seed(s) per cell (n/N: seeds finished)",
+             "  ".join(h.rjust(w) for h, w in zip(head, width))]
+    for b, row in zip(bs, rows):
+        keys = ["pending"] + [cells.get((b, lr), ("", "pending"))[1] for lr in lrs]
+        lines.append("  ".join(paint(t.rjust(w), k) if t and i else t.rjust(w)
+                               for i, (t, w, k) in enumerate(zip(row, width, keys))))
+    return lines
+
+
 def _duration(s) -> str:
     if s is None:
         return "unknown (no job has finished yet)"
@@ -237,22 +263,18 @@ def _duration(s) -> str:
 
 
 def render(status: dict, colour: bool = False) -> str:
-    """The grid (batch sizes x lrs), a footer with totals, ETA and the W&B run, then the failures."""
+    """The grid (batch sizes x lrs; one per horizon of several), a footer with totals, ETA and the W&B
+    run, then the failures."""
     paint = (lambda text, key: f"\x1b[{COLOUR[key]}m{text}\x1b[0m") if colour else (lambda text, key: text)
-    cells = _cells(status)
-    bs = sorted({b for b, _ in cells})
-    lrs = sorted({lr for _, lr in cells})
-    head = ["B \\ lr"] + [f"{lr:.3g}" for lr in lrs]
-    rows = [[f"B={b}"] + [cells.get((b, lr), ("", "pending"))[0] for lr in lrs] for b in bs]
-    width = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    seeds = max((sum(1 for j in status["jobs"] if (j["batch_size"], j["lr"]) == k) for k in cells), default=0)
+    by_horizon = {}
+    for j in status["jobs"]:
+        by_horizon.setdefault(j.get("horizon"), []).append(j)
     where = status["results"] + ("" if Path(status["results"]).is_dir() else ": nothing run yet")
-    lines = [f"sweep {status['sweep']} ({where}): {len(bs)} batch sizes x {len(lrs)} lrs, up to {seeds} seed(s) "
-             "per cell (n/N: seeds finished)", "  ".join(h.rjust(w) for h, w in zip(head, width))]
-    for b, row in zip(bs, rows):
-        keys = ["pending"] + [cells.get((b, lr), ("", "pending"))[1] for lr in lrs]
-        lines.append("  ".join(paint(t.rjust(w), k) if t and i else t.rjust(w)
-                               for i, (t, w, k) in enumerate(zip(row, width, keys))))
+    lines = [f"sweep {status['sweep']} ({where}): {len(by_horizon)} horizons"]
+    for h, jobs in sorted(by_horizon.items(), key=lambda kv: kv[0] or 0):
+        lines += _grid_lines(jobs, paint, f"{HORIZON.format(horizon=h)}: " if h else "")
+    if list(by_horizon) in ([None], []):  # one horizon: its grid's line is the sweep's, as it always was
+        lines = [f"sweep {status['sweep']} ({where}): " + lines[1], *lines[2:]] if len(lines) > 1 else lines
     t = status["totals"]
     lines.append(" · ".join(f"{k} {v}" for k, v in t.items()) + f"  (of {len(status['jobs'])} jobs)")
     stuck = t["failed"] + t["stalled"]
@@ -269,7 +291,8 @@ def render(status: dict, colour: bool = False) -> str:
     for j in status["jobs"]:
         if j["state"] in ("failed", "stalled"):
             why = j.get("reason") or f"no progress for {_duration(j['quiet_s'])}"
-            lines.append(paint(f"{GLYPH[j['state']]} B={j['batch_size']} lr={j['lr']:.3g} seed {j['seed']}: {why}",
+            at = f" {HORIZON.format(horizon=j['horizon'])}" if j.get("horizon") else ""
+            lines.append(paint(f"{GLYPH[j['state']]} B={j['batch_size']} lr={j['lr']:.3g}{at} seed {j['seed']}: {why}",
                                j["state"]))
             lines.append(f"    log: {j['log']}")
     return "\n".join(lines)

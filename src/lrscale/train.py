@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from . import __version__, checkpoint, faults, probes, tasks
-from .config import config_hash, progress_path, run_name, train_config
+from .config import at_horizon, config_hash, progress_path, run_name, train_config
 from .errors import Preempted, UserError
 from .fileio import atomic_write_json, check_writable_dir
 
@@ -415,7 +415,7 @@ def summarize(cfg, point: dict, curves: dict, losses: torch.Tensor, norms: torch
               diverged_at: int | None, init_loss: float | None, train_samples: float | None = None) -> dict:
     """The result block of metrics.json from what the loop recorded. Pure: no clock, device or env.
 
-    point: batch_size, lr, seed; losses / norms: per-update CPU tensors of every update run
+    point: batch_size, lr, seed (and horizon, one of several); losses / norms: per-update CPU tensors of every update run
     (up to divergence); curves: one entry per eval point; train_samples: the training set's size in
     samples (None: fresh data every step, no epochs)."""
     tc = cfg["train"]
@@ -433,7 +433,7 @@ def summarize(cfg, point: dict, curves: dict, losses: torch.Tensor, norms: torch
     finite_val = [v for v in curves["val_loss"] if math.isfinite(v)]
     clip = tc["grad_clip"]
     return {
-        "schema_version": 2, "name": run_name(point["batch_size"], point["lr"]), **point,
+        "schema_version": 2, "name": run_name(point["batch_size"], point["lr"], point.get("horizon")), **point,
         "task": cfg["task"]["name"],
         "config": train_config(cfg),  # the sections this job depends on, defaults filled
         "config_hash": config_hash(cfg), "curves": curves,
@@ -577,10 +577,11 @@ def update(job: Job, task, loop: LoopState, step: int, params, clip) -> float:
 
 
 def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
-          gpu_slot=None):
+          gpu_slot=None, horizon=None):
+    """One run; `horizon`: one of a sweep's several horizons (budget.values), its budget and its name."""
     t_start, startup_s = time.monotonic(), process_age_s()
     # 1. setup: check the arguments, build the run, resume it
-    out = Path(out)
+    out, cfg = Path(out), at_horizon(cfg, horizon)
     check_args(batch_size, lr, out)
     job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
     loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
@@ -594,7 +595,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     params = [p for p in job.model.parameters() if p.requires_grad]
     clip, eval_set, probe_set = cfg["train"]["grad_clip"], set(job.evals), set(job.probes)
     groups = probes.param_groups(job.model) if probe_set else {}
-    name = run_name(batch_size, lr)
+    name = run_name(batch_size, lr, horizon)
     log(f"{name} seed {seed}: {job.steps} steps on {job.device} ({job.precision}), {len(job.evals)} eval points")
     progress = Progress(progress_path(out), name, job.steps, loop.start, job.evals)
     last_ckpt = loop_t0 = time.monotonic()
@@ -631,7 +632,8 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     # 7. summary, the one write of metrics.json, clean-up of the checkpoint
     n_done = loop.diverged_at if loop.diverged_at is not None else job.steps
     metrics = {
-        **summarize(cfg, {"batch_size": batch_size, "lr": lr, "seed": seed}, loop.curves,
+        **summarize(cfg, {"batch_size": batch_size, "lr": lr, "seed": seed, **({"horizon": horizon} if horizon else {})},
+                    loop.curves,
                     loop.step_loss[:n_done].cpu(), loop.grad_norm[:n_done].cpu(), job.steps, loop.diverged_at,
                     loop.init_loss, job.task.train_samples),
         "divergence_reference_loss": loop.reference_loss,  # non-finite: null (atomic_write_json)

@@ -5,15 +5,18 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
   B{b}_LR{lr:.6f}/{train_loss,val_loss,learning_rate,step}   each eval point (seed mean), plus the
   flat train_loss, val_loss, batch_size, lr, step            in the same call
   B{b}_LR{lr:.6f}_S{seed}/...                                per seed, when the sweep has several
+  B{b}_LR{lr:.6f}/D{horizon}/... and config/horizon          each horizon of several (budget.values)
   B{b}_LR{lr:.6f}/{b_simple,noise_kurtosis}                 at the eval points that are noise probes
   summary/B{b}_LR{lr:.6f}_{final_val_loss,final_train_loss,converged,b_simple,noise_kurtosis},
   summary/{final_val_loss,final_train_loss,batch_size,lr}   after each config
-  results, plots/<name>, views/<chart>                      at the end (views: `build_views`)
+  results, plots/<name>, views/<chart>                      at the end (views: `build_views`);
+  plots/D{horizon}/<name>, views/D{horizon}/<chart>          each horizon's, of several
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """
 
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -54,22 +57,25 @@ def _probes_at(group) -> dict:
 
 
 def build_log_calls(cfg, runs) -> tuple[list[str], list[dict]]:
-    """(namespaces, the list of `log` payloads in order). Pure: unit-testable without W&B."""
+    """(namespaces, the list of `log` payloads in order). Pure: unit-testable without W&B. A sweep with
+    several horizons logs each (B, lr) once per horizon, under B…_LR…/D{horizon}."""
     by_config = {}
     for m in runs:
-        by_config.setdefault((m["batch_size"], m["lr"]), []).append(m)
+        by_config.setdefault((m["batch_size"], m["lr"], m.get("horizon")), []).append(m)
     multi = len(cfg["sweep"]["seeds"]) > 1 or any(len(g) > 1 for g in by_config.values())
-    order = [(b, lr) for b in cfg["sweep"]["batch_sizes"] for lr in cfg["sweep"]["lrs"] if (b, lr) in by_config]
+    order = [(b, lr, h) for h in config_mod.horizons(cfg) for b in cfg["sweep"]["batch_sizes"]
+             for lr in cfg["sweep"]["lrs"] if (b, lr, h) in by_config]
     # an adaptive sweep's later rounds: their configs follow the grid's (experiment_num goes on)
-    order += sorted(set(by_config) - set(order))
+    order += sorted(set(by_config) - set(order), key=lambda k: (k[2] or 0, k[0], k[1]))
     namespaces, calls = [], []
-    for n, (b, lr) in enumerate(order, start=1):
-        group = sorted(by_config[(b, lr)], key=lambda m: m["seed"])
-        ns = config_mod.run_name(b, lr)
+    for n, (b, lr, h) in enumerate(order, start=1):
+        group = sorted(by_config[(b, lr, h)], key=lambda m: m["seed"])
+        ns = config_mod.run_name(b, lr, h)
         namespaces.append(ns)
         if multi:
             namespaces += [f"{ns}_S{m['seed']}" for m in group]
-        calls.append({"config/batch_size": b, "config/lr": lr, "config/experiment_num": n})
+        calls.append({"config/batch_size": b, "config/lr": lr, "config/experiment_num": n,
+                      **({"config/horizon": h} if h else {})})
         length = max(len(m["curves"]["step"]) for m in group)
         probes = _probes_at(group)
         for i in range(length):
@@ -149,6 +155,18 @@ def build_views(runs) -> dict:
     return views
 
 
+def horizon_views(runs) -> dict:
+    """build_views of the sweep, or of each horizon under views/D{horizon}/ when it has several."""
+    by_horizon = {}
+    for m in runs:
+        by_horizon.setdefault(m.get("horizon"), []).append(m)
+    if list(by_horizon) == [None]:
+        return build_views(runs)
+    return {key.replace("views/", f"views/{config_mod.HORIZON.format(horizon=h)}/", 1): view
+            for h, group in sorted(by_horizon.items(), key=lambda kv: kv[0] or 0)
+            for key, view in build_views(group).items()}
+
+
 def _wandb_views(wandb, views) -> dict:
     out = {}
     for key, (kind, *spec) in views.items():
@@ -206,10 +224,11 @@ def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
         run.define_metric(f"{_escape(ns)}/*", step_metric=f"{_escape(ns)}/step")
     for payload in calls:
         run.log(payload)
-    end = {"results": results_table(wandb, results_csv), **_wandb_views(wandb, build_views(runs))}
-    for p in plots:
-        if Path(p).is_file():
-            end[f"plots/{Path(p).stem}"] = wandb.Image(str(p))
+    end = {"results": results_table(wandb, results_csv), **_wandb_views(wandb, horizon_views(runs))}
+    for p in map(Path, plots):
+        if p.is_file():  # a horizon's plots sit in analysis/D{horizon}/
+            at = f"{p.parent.name}/" if re.fullmatch(config_mod.HORIZON.format(horizon=config_mod.HORIZON_REGEX), p.parent.name) else ""
+            end[f"plots/{at}{p.stem}"] = wandb.Image(str(p))
     run.log(end)
     run_id, run_path = run.id, Path(run.dir).parent
     run.finish()

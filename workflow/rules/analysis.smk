@@ -21,6 +21,31 @@ rule fit:
         " --metrics {input.metrics} --plans {input.plans} > {log} 2>&1"
 
 
+# One horizon's fit, of a sweep with several (budget.values): analysis/D{horizon}/. Its own rule (its
+# command adds --horizon; a changed `fit` would rerun in every finished sweep).
+rule fit_horizon:
+    input:
+        csv=rules.aggregate.output.csv,
+        metrics=get_horizon_metrics_files,
+    output:
+        **get_analysis_outputs(
+            f"results/{{sweep}}/analysis/{lrscale_config.HORIZON}", for_report=False
+        ),
+        fit=f"results/{{sweep}}/analysis/{lrscale_config.HORIZON}/fit.json",
+        best=f"results/{{sweep}}/analysis/{lrscale_config.HORIZON}/best_per_batch.csv",
+        report_md=f"results/{{sweep}}/analysis/{lrscale_config.HORIZON}/report.md",
+    log:
+        f"results/{{sweep}}/logs/fit_{lrscale_config.HORIZON}.log",
+    conda:
+        "../../envs/lrscale.yaml"
+    params:
+        config=get_fit_config_json,
+        out_dir=get_fit_out_dir,
+    shell:
+        "python -m lrscale fit {input.csv} --config-json {params.config:q} --out {params.out_dir}"
+        " --horizon {wildcards.horizon} --metrics {input.metrics} > {log} 2>&1"
+
+
 use rule fit as fit_partial with:
     input:
         csv=rules.aggregate_partial.output.csv,
@@ -35,9 +60,17 @@ use rule fit as fit_partial with:
         "results/{sweep}/logs/fit_partial.log",
 
 
+# Several horizons: the partial results.csv only (fit one with `lrscale fit … --horizon V`).
 rule partial:
     input:
-        expand(rules.fit_partial.output.fit, sweep=SWEEP),
+        expand(
+            (
+                rules.fit_partial.output.fit
+                if HORIZONS == [None]
+                else rules.aggregate_partial.output.csv
+            ),
+            sweep=SWEEP,
+        ),
 
 
 # The resolved config as a page of the HTML report (`snakemake --report`).

@@ -38,11 +38,15 @@ GRID = lrscale_config.grid(config)
 LR_BY_NAME = {lrscale_config.lr_name(lr): lr for lr in config["sweep"]["lrs"]}
 # Adaptive sweeps: round 1 is GRID, each later round a plan written by `checkpoint plan_round`.
 ROUNDS = config["sweep"]["adaptive"]["rounds"]
-# Path patterns of one run, derived from the package's one run-name definition.
+# budget.values: several horizons, each run at every grid point and fitted on its own ([None]: one).
+HORIZONS = lrscale_config.horizons(config)
+# Path patterns of one run, derived from the package's one run-name definition; at one horizon of
+# several, the config's name is followed by /D{horizon}.
 RUN = lrscale_config.RUN_NAME  # "B{batch}_LR{lr}"
 RUN_METRICS = lrscale_config.RUN_METRICS
 RUN_LOG = lrscale_config.RUN_LOG
 RUN_BENCHMARK = lrscale_config.RUN_BENCHMARK
+AT_HORIZON = lambda pattern: lrscale_config.with_horizon(pattern, "horizon")
 
 
 wildcard_constraints:
@@ -50,12 +54,18 @@ wildcard_constraints:
     sweep=SWEEP.replace(".", r"\."),
     seed=r"\d+",
     round=r"\d+",
+    horizon=lrscale_config.HORIZON_REGEX,
 
 
 def metrics_path(point):
-    """Where one (batch_size, lr, seed) run writes its metrics.json."""
-    run = lrscale_config.run_metrics(point["batch_size"], point["lr"], point["seed"])
-    return f"{RESULTS}/{run}"
+    """Where one (batch_size, lr, seed[, horizon]) run writes its metrics.json."""
+    b, lr, seed = point["batch_size"], point["lr"], point["seed"]
+    return f"{RESULTS}/{lrscale_config.run_metrics(b, lr, seed, point.get('horizon'))}"
+
+
+def get_horizon_metrics_files(wildcards):
+    """One horizon's metrics.json files (its fit's training curves)."""
+    return [metrics_path(p) for p in GRID if p.get("horizon") == int(wildcards.horizon)]
 
 
 def get_plan_file(r):
@@ -120,8 +130,11 @@ def get_lr(wildcards):
 
 
 def get_train_config_json(wildcards):
-    """Training-relevant sections only: changing them reruns training, wandb/analysis do not."""
-    return json.dumps(lrscale_config.train_config(config), sort_keys=True)
+    """Training-relevant sections only, at the job's horizon: changing them reruns training,
+    wandb/analysis do not (a horizon's runs keep the hash a one-horizon sweep of it has).
+    """
+    cfg = lrscale_config.at_horizon(config, wildcards.get("horizon"))
+    return json.dumps(lrscale_config.train_config(cfg), sort_keys=True)
 
 
 def get_fit_config_json(wildcards):
@@ -131,7 +144,8 @@ def get_fit_config_json(wildcards):
 
 def get_checkpoint_dir(wildcards):
     """Outside Snakemake's outputs, so it survives a failed or preempted job."""
-    run = RUN.format(batch=wildcards.batch, lr=wildcards.lr)
+    horizon = wildcards.get("horizon")
+    run = lrscale_config.with_horizon(RUN, horizon).format(**dict(wildcards.items()))
     return f"{RESULTS}/checkpoints/{run}/seed{wildcards.seed}"
 
 
@@ -152,15 +166,25 @@ def get_fit_out_dir(wildcards, output):
 def get_final_outputs(wildcards=None):
     """Every metrics.json is a target too: deleting one reruns exactly that job (and
     what depends on it), which Snakemake would not do for a missing intermediate."""
-    return get_metrics_files() + expand(
-        [
-            rules.aggregate.output.csv,
-            rules.fit.output.fit,
-            rules.wandb_log.output.run,
-            rules.config_page.output.page,
-        ],
-        sweep=SWEEP,
+    return (
+        get_metrics_files()
+        + get_fit_files()
+        + expand(
+            [
+                rules.aggregate.output.csv,
+                rules.wandb_log.output.run,
+                rules.config_page.output.page,
+            ],
+            sweep=SWEEP,
+        )
     )
+
+
+def get_fit_files(wildcards=None):
+    """The sweep's fit.json, or one per horizon (analysis/D{horizon}/) when it has several."""
+    if HORIZONS == [None]:
+        return expand(rules.fit.output.fit, sweep=SWEEP)
+    return expand(rules.fit_horizon.output.fit, sweep=SWEEP, horizon=HORIZONS)
 
 
 def get_existing_plans(wildcards=None):
@@ -225,5 +249,9 @@ def get_analysis_outputs(analysis, for_report=True):
 
 
 def get_plot_files(wildcards):
-    """The analysis plots the W&B run carries."""
-    return expand(f"results/{wildcards.sweep}/analysis/{{plot}}.png", plot=PLOTS)
+    """The analysis plots the W&B run carries (each horizon's, when there are several)."""
+    dirs = [f"analysis/{lrscale_config.HORIZON.format(horizon=h)}" for h in HORIZONS]
+    dirs = ["analysis"] if HORIZONS == [None] else dirs
+    return expand(
+        f"results/{wildcards.sweep}/{{dir}}/{{plot}}.png", dir=dirs, plot=PLOTS
+    )

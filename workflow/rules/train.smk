@@ -21,3 +21,30 @@ rule train:
         " --batch-size {wildcards.batch} --lr {params.lr} --seed {wildcards.seed}"
         " --out {output.metrics} --checkpoint-dir {params.checkpoint_dir}"
         " --threads {threads} > {log} 2>&1"
+
+
+# The same job at one horizon of several (budget.values): runs/B…_LR…/D{horizon}/seed…/. A rule of
+# its own, not `use rule train`, because it adds --horizon to the command: Snakemake reruns every
+# finished job of a rule whose command or params change, so `train` stays exactly as it was.
+rule train_horizon:
+    output:
+        metrics=f"results/{{sweep}}/{AT_HORIZON(RUN_METRICS)}",
+    log:
+        f"results/{{sweep}}/{AT_HORIZON(RUN_LOG)}",
+    benchmark:
+        f"results/{{sweep}}/{AT_HORIZON(RUN_BENCHMARK)}"
+    conda:
+        "../../envs/lrscale.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    params:
+        lr=get_lr,
+        train_config=get_train_config_json,
+        checkpoint_dir=get_checkpoint_dir,
+    shell:
+        "python -m lrscale train --config-json {params.train_config:q}"
+        " --batch-size {wildcards.batch} --lr {params.lr} --seed {wildcards.seed}"
+        " --horizon {wildcards.horizon}"
+        " --out {output.metrics} --checkpoint-dir {params.checkpoint_dir}"
+        " --threads {threads} > {log} 2>&1"

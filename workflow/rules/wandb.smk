@@ -3,7 +3,7 @@
 rule wandb_log:
     input:
         csv=rules.aggregate.output.csv,
-        fit=rules.fit.output.fit,
+        fit=get_fit_files,
         metrics=get_metrics_files,
         plots=get_plot_files,
     output:

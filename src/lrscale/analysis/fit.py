@@ -245,24 +245,25 @@ def _form_bands(result) -> None:
         f["band95"] = {"batch_size": grid.tolist(), "lr_opt": forms.curve(f, grid).tolist(), "low": low, "high": high}
 
 
-def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=()) -> dict:
+def run_fit(results_csv, cfg=None, out_dir=None, metrics=(), plans=(), horizon=None) -> dict:
     """Fit a results CSV with the config's analysis settings; write fit.json, best_per_batch.csv,
     report.md and the plots. `metrics`: the sweep's metrics.json files, validated before any output
     is written (a corrupt one is an error naming it) and drawn in training_curves.png. `plans`: an
-    adaptive sweep's round plans (fit.json and the plots then say which round each point came from)."""
+    adaptive sweep's round plans (fit.json and the plots then say which round each point came from).
+    `horizon`: the budget to fit, of a CSV with several (column `budget`); metrics at other horizons are left out."""
     from .. import plans as plan_files
     from . import report
 
     cfg = cfg or config.defaults()
     path = Path(results_csv)
-    sweep = read_table(path, cfg["train"]["final_window"])
-    runs = load_all(metrics)
+    sweep = read_table(path, cfg["train"]["final_window"], horizon)
+    runs = [m for m in load_all(metrics) if horizon is None or m.get("horizon", horizon) == horizon]
     round_plans = [plan_files.read_plan(p) for p in plans]
     if round_plans:  # an adaptive sweep: the local fits measure their windows on its grid
         set_grid(sweep, round_plans[0]["grid_lrs"])
     a = cfg["analysis"]
     result = analyse(sweep, a["estimator"], a["hypotheses"], a["bootstrap"], a["seed"], a["include_edge"])
-    result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    result["input"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "horizon": horizon}
     if round_plans:
         plan_files.annotate(result, round_plans)
     _form_bands(result)

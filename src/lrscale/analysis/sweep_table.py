@@ -88,9 +88,30 @@ def _record(path, n, cells: dict, prefix) -> dict:
     return {"batch_size": b, "lr": lr, "seed": int(seed), "loss": loss, **optional}
 
 
-def read_table(path, final_window=None) -> Sweep:
+def _at_horizon(path, header: list, rows: list, horizon) -> list:
+    """The data rows of one horizon (column `budget`): all of them when there is one; a CSV with
+    several needs `horizon` (one fit per horizon: lr_opt moves with the budget)."""
+    if "budget" not in header:
+        if horizon is not None:
+            raise UserError(f"{path}: --horizon {horizon}: no column 'budget'; expected an lrscale results.csv with one")
+        return rows
+    i = header.index("budget")
+    budgets = sorted({r[i].strip() for r in rows if len(r) > i}, key=lambda v: (len(v), v))
+    if horizon is None:
+        if len(budgets) > 1:
+            raise UserError(f"{path}: column 'budget' holds {len(budgets)} horizons ({', '.join(budgets)}); "
+                            "expected one: pass --horizon with one of them (one fit per horizon)")
+        return rows
+    kept = [r for r in rows if len(r) > i and r[i].strip() == str(horizon)]
+    if not kept:
+        raise UserError(f"{path}: --horizon {horizon}: no run has budget {horizon}; expected one of {', '.join(budgets)}")
+    return kept
+
+
+def read_table(path, final_window=None, horizon=None) -> Sweep:
     """The results CSV as a Sweep. `final_window`: the fraction of each run its final losses
-    average (train.final_window), which sets the SE of a final loss from train_loss_std."""
+    average (train.final_window), which sets the SE of a final loss from train_loss_std. `horizon`:
+    the budget whose runs to read, of a CSV with several (column `budget`)."""
     path = Path(path)
     final_window = config.defaults()["train"]["final_window"] if final_window is None else final_window
     text = read_text(path, "results CSV")
@@ -112,6 +133,7 @@ def read_table(path, final_window=None) -> Sweep:
                         "or a W&B summary export")
     if len(rows) < 2:
         raise UserError(f"{path}: header only, no data rows")
+    rows = [rows[0], *_at_horizon(path, header, rows[1:], horizon)]
     col = {h: i for i, h in enumerate(header)}
     prefix = "summary/" if fmt == "wandb_export" else ""
     records, seen = [], {}

@@ -1,0 +1,196 @@
+"""Issue 24.2: a horizon axis (budget.values). Each horizon is the grid run again at that budget:
+names B…_LR…/D{horizon}, results.csv's budget column, one fit per horizon, one status grid per
+horizon, every horizon's curves in the one W&B run. A one-horizon sweep is named as it always was."""
+
+import csv
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import REPO, lrscale, read_json, snakemake_cmd, tiny_config, tool_env, write_config
+from lrscale import PLOTS, config, metrics, status, wandb_file, wandb_log
+from lrscale.analysis.sweep_table import read_table
+from lrscale.errors import UserError
+
+LRS = [0.001, 0.003, 0.01, 0.03]
+
+
+def test_values_resolve_to_sorted_horizons_and_one_value_is_budget_value():
+    cfg = config.validate(tiny_config_without_value(values=[4096, 1024, 2048]))
+    assert config.horizons(cfg) == [1024, 2048, 4096] and cfg["budget"]["value"] == 4096
+    assert config.validate(cfg) == cfg  # the resolved config validates again (jobs get it as JSON)
+    points = config.grid(cfg)
+    assert len(points) == 3 * 2 * 2 and points[0]["horizon"] == 1024 and points[0]["name"] == "B8_LR0.001000/D1024"
+    one = config.validate(tiny_config_without_value(values=[2048]))
+    same = config.validate(tiny_config_without_value(value=2048))
+    assert config.horizons(one) == [None] and one == same  # one value: a one-horizon sweep, named as ever
+    assert config.grid(one)[0] == {"batch_size": 8, "lr": 0.001, "seed": 0, "name": "B8_LR0.001000"}
+    # a horizon's runs carry the training config (and hash) a one-horizon sweep at that budget has
+    assert config.config_hash(config.at_horizon(cfg, 2048)) == config.config_hash(same)
+
+
+def tiny_config_without_value(**budget):
+    cfg = tiny_config()
+    cfg["budget"] = budget
+    return cfg
+
+
+@pytest.mark.parametrize("budget, expected", [
+    ({"values": [1024, 2048], "value": 512}, "key 'budget.values': given with budget.value 512"),
+    ({"values": [1024, 1024]}, "key 'budget.values'"),
+    ({"values": []}, "key 'budget.values'"),
+    ({"values": [0, 5]}, "key 'budget.values.0'"),
+])
+def test_bad_values_are_one_line_errors(budget, expected):
+    with pytest.raises(UserError, match=re.escape(expected)) as e:
+        config.validate(tiny_config_without_value(**budget), source="c.yaml")
+    assert "\n" not in str(e.value) and str(e.value).startswith("c.yaml: ")
+
+
+def test_several_horizons_with_adaptive_rounds_are_refused(tmp_path):
+    cfg = tiny_config_without_value(values=[1024, 2048])
+    cfg["sweep"]["adaptive"] = {"rounds": 2}
+    path = write_config(tmp_path / "c.yaml", cfg)
+    r = lrscale("status", "--config", path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "key 'budget.values': several horizons with sweep.adaptive.rounds 2" in r.stderr
+
+
+def test_names_and_paths_carry_the_horizon():
+    assert config.run_name(8, 0.01) == "B8_LR0.010000"
+    assert config.run_name(8, 0.01, 1024) == "B8_LR0.010000/D1024"
+    assert config.run_metrics(8, 0.01, 0, 1024) == "runs/B8_LR0.010000/D1024/seed0/metrics.json"
+    assert config.run_path(config.RUN_LOG, 8, 0.01, 1, 1024) == "logs/train/B8_LR0.010000/D1024_seed1.log"
+    pattern = metrics.schema()["properties"]["name"]["pattern"]
+    assert re.match(pattern, "B8_LR0.010000/D1024") and re.match(pattern, "B8_LR0.010000")
+    assert not re.match(pattern, "B8_LR0.010000/D") and not re.match(pattern, "B8_LR0.010000/1024")
+
+
+def _csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["batch_size", "lr", "final_val_loss", "seed", "diverged", "budget"])
+        w.writerows(rows)
+    return path
+
+
+def _two_horizons(path):
+    rows = [(b, lr, 1 + (lr - 0.01 * b / 8 / d * 1024) ** 2, 0, False, d)
+            for d in (1024, 4096) for b in (8, 16, 32) for lr in LRS]
+    return _csv(path, rows)
+
+
+def test_fit_reads_one_horizon_of_a_csv_with_several(tmp_path):
+    path = _two_horizons(tmp_path / "results.csv")
+    with pytest.raises(UserError, match=r"column 'budget' holds 2 horizons \(1024, 4096\); expected one: pass --horizon"):
+        read_table(path)
+    sweep = read_table(path, horizon=4096)
+    assert sorted(sweep.lrs) == [8, 16, 32] and all(len(v) == len(LRS) for v in sweep.lrs.values())
+    assert set(sweep.table["budget"]) == {"4096"}
+    with pytest.raises(UserError, match="--horizon 99: no run has budget 99; expected one of 1024, 4096"):
+        read_table(path, horizon=99)
+
+
+def test_fit_cli_horizon_errors_exit_2(tmp_path):
+    path = _two_horizons(tmp_path / "results.csv")
+    r = lrscale("fit", path, "--out", tmp_path / "a")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "pass --horizon" in r.stderr
+    assert not (tmp_path / "a").exists()
+    r = lrscale("fit", path, "--horizon", "0")
+    assert r.returncode == 2 and "--horizon" in r.stderr
+    r = lrscale("fit", path, "--horizon", "1024", "--out", tmp_path / "a", "--bootstrap", "20")
+    assert r.returncode == 0, r.stderr
+    assert read_json(tmp_path / "a" / "fit.json")["input"]["horizon"] == 1024
+
+
+def _metrics_file(root, b, lr, horizon, loss):
+    path = root / config.run_metrics(b, lr, 0, horizon)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"diverged": False, "final_val_loss": loss}))
+
+
+def test_status_draws_one_grid_per_horizon(tmp_path):
+    cfg = config.validate(tiny_config_without_value(values=[2048, 1024]))
+    root = tmp_path / "results/tiny"
+    _metrics_file(root, 8, 0.001, 1024, 0.5)
+    _metrics_file(root, 8, 0.01, 1024, 0.4)
+    _metrics_file(root, 8, 0.001, 2048, 0.3)
+    s = status.collect(cfg, root)
+    assert s["totals"]["done"] == 3 and s["totals"]["pending"] == 5
+    assert {(j["lr"], j["horizon"]) for j in s["jobs"] if j["state"] == "done"} == {(0.001, 1024), (0.01, 1024),
+                                                                                 (0.001, 2048)}
+    text = status.render(s)
+    lines = text.splitlines()
+    assert lines[0].endswith(": 2 horizons")
+    d1024, d2048 = lines.index(next(ln for ln in lines if ln.startswith("D1024: "))), lines.index(
+        next(ln for ln in lines if ln.startswith("D2048: ")))
+    assert d1024 < d2048
+    assert "0.4 ★" in lines[d1024 + 2] and "0.3 ★" in lines[d2048 + 2]  # each horizon's own best
+
+
+def test_status_of_one_horizon_is_unchanged(tmp_path):
+    cfg = config.validate(tiny_config())
+    text = status.render(status.collect(cfg, tmp_path / "results/tiny"))
+    assert text.splitlines()[0].startswith("sweep tiny (") and "2 batch sizes x 2 lrs" in text.splitlines()[0]
+
+
+def test_wandb_logs_each_horizon_under_its_own_namespace():
+    cfg = config.validate(tiny_config_without_value(values=[1024, 2048]))
+    curve = {"step": [1, 2], "samples_seen": [8, 16], "train_loss": [1.0, 0.9], "val_loss": [1.1, 1.0],
+             "learning_rate": [0.01, 0.01]}
+    runs = [{"batch_size": 8, "lr": 0.001, "seed": 0, "horizon": h, "name": config.run_name(8, 0.001, h),
+             "curves": curve, "final_val_loss": 1.0, "final_train_loss": 0.9, "converged": True}
+            for h in (2048, 1024)]
+    namespaces, calls = wandb_log.build_log_calls(cfg, runs)
+    assert namespaces == ["B8_LR0.001000/D1024", "B8_LR0.001000/D2048"]
+    starts = [c for c in calls if "config/experiment_num" in c]
+    assert [c["config/horizon"] for c in starts] == [1024, 2048]
+    assert "summary/B8_LR0.001000/D2048_final_val_loss" in calls[-1]
+    views = wandb_log.horizon_views(runs)
+    assert "views/D1024/B8_val_loss_by_lr" in views and "views/D2048/final_val_loss_heatmap" in views
+
+
+@pytest.mark.slow
+def test_a_two_horizon_sweep_end_to_end(tmp_path):
+    """The real snakemake: every run at both horizons, one fit each, the W&B run holds both; a run at
+    a horizon is the run a one-horizon sweep at that budget makes (same hash, same losses)."""
+    cfg = tiny_config_without_value(unit="samples", values=[2048, 1024])
+    cfg["sweep"] = {"name": "hz", "batch_sizes": [8, 16, 32], "lrs": LRS, "seeds": [0]}
+    path = write_config(tmp_path / "config.yaml", cfg)
+    r = subprocess.run(snakemake_cmd(tmp_path, configfile=path), capture_output=True, text=True, timeout=600,
+                       env=tool_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = tmp_path / "results/hz"
+    rows = list(csv.DictReader(open(res / "results.csv")))
+    assert len(rows) == 24 and {r["budget"] for r in rows} == {"1024", "2048"}
+    assert rows[0]["name"] == "B8_LR0.001000/D1024" and rows[-1]["name"] == "B32_LR0.030000/D2048"
+    for h in (1024, 2048):
+        fit = read_json(res / f"analysis/D{h}/fit.json")
+        assert fit["input"]["horizon"] == h and [r["batch_size"] for r in fit["per_batch"]] == [8, 16, 32]
+        assert all((res / f"analysis/D{h}/{p}.png").is_file() for p in PLOTS)
+    assert not (res / "analysis/fit.json").exists()  # no fit mixes the horizons
+    steps = {(r["batch_size"], r["budget"]): int(r["num_steps"]) for r in rows}
+    assert steps[("8", "1024")] == 128 and steps[("8", "2048")] == 256 and steps[("32", "2048")] == 64
+
+    facts = read_json(res / "wandb_run.json")
+    hist = wandb_file.history(tmp_path / facts["run_file"])
+    keys = set().union(*hist)
+    assert {"B8_LR0.001000/D1024/val_loss", "B8_LR0.001000/D2048/val_loss"} <= keys
+    assert any(k.startswith("plots/D1024/lr_opt_vs_batch") for k in keys)
+    assert any(k.startswith("plots/D2048/lr_opt_vs_batch") for k in keys)
+
+    # the same run, standalone at budget 2048 (lrscale train, as a one-horizon sweep would run it)
+    alone = write_config(tmp_path / "alone.yaml", {**cfg, "budget": {"unit": "samples", "value": 2048}})
+    out = tmp_path / "alone/metrics.json"
+    lrscale("train", "--config", alone, "--batch-size", 16, "--lr", 0.01, "--out", out, "--device", "cpu", check=True)
+    solo, branch = read_json(out), read_json(res / config.run_metrics(16, 0.01, 0, 2048))
+    assert branch["name"] == "B16_LR0.010000/D2048" and branch["horizon"] == 2048 and "horizon" not in solo
+    assert branch["config_hash"] == solo["config_hash"]
+    assert branch["curves"]["val_loss"] == solo["curves"]["val_loss"]
+    assert branch["final_val_loss"] == solo["final_val_loss"]
+
+    r = lrscale("status", "--config", path, "--directory", tmp_path)
+    assert r.returncode == 0 and "D1024: 3 batch sizes x 4 lrs" in r.stdout and "D2048: 3 batch sizes" in r.stdout
+    assert "done 24" in r.stdout
