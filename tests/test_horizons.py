@@ -194,3 +194,88 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     r = lrscale("status", "--config", path, "--directory", tmp_path)
     assert r.returncode == 0 and "D1024: 3 batch sizes x 4 lrs" in r.stdout and "D2048: 3 batch sizes" in r.stdout
     assert "done 24" in r.stdout
+
+
+# ------------------------------------------------------------------ wsd: horizons branched from one stable phase
+def _wsd_config(**schedule):
+    cfg = tiny_config_without_value(unit="samples", values=[2048, 1024])
+    cfg["schedule"] = {"name": "wsd", **schedule}
+    return cfg
+
+
+def test_branching_needs_a_horizon_free_warmup():
+    with pytest.raises(UserError, match=r"key 'schedule.warmup_steps': wsd with several horizons branches") as e:
+        config.validate(_wsd_config(), source="c.yaml")
+    assert "\n" not in str(e.value)
+    assert config.branched(config.validate(_wsd_config(warmup_steps=5)))
+    assert config.branched(config.validate(_wsd_config(warmup_fraction=0.0)))
+    assert not config.branched(config.validate(tiny_config_without_value(values=[1024, 2048])))  # cosine: no branches
+    cfg = _wsd_config(warmup_steps=5)
+    cfg["optimizer"] = {"name": "adamw", "weight_decay": 0.1,
+                        "scale_with_batch": {"reference_batch_size": 8, "reference_lr": 0.01, "weight_decay": True}}
+    with pytest.raises(UserError, match=r"key 'optimizer.scale_with_batch.weight_decay': its decay depends"):
+        config.validate(cfg)
+
+
+def test_stable_needs_a_branched_config_and_a_branch_its_own_snapshot(tmp_path):
+    plain = write_config(tmp_path / "plain.yaml", tiny_config())
+    r = lrscale("stable", "--config", plain, "--batch-size", 8, "--lr", 0.01, "--out-dir", tmp_path / "s")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "expected schedule.name wsd and budget.values" in r.stderr
+    wsd = write_config(tmp_path / "wsd.yaml", _wsd_config(warmup_steps=5))
+    lrscale("stable", "--config", wsd, "--batch-size", 8, "--lr", 0.01, "--out-dir", tmp_path / "s", "--device", "cpu",
+            check=True)
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.pt")) == ["D1024.pt", "D2048.pt"]
+    assert not (tmp_path / "s/.checkpoint").exists()  # cleaned once the snapshots are written
+    r = lrscale("train", "--config", wsd, "--batch-size", 8, "--lr", 0.03, "--horizon", 1024, "--out", tmp_path / "m.json",
+                "--branch-from", tmp_path / "s/D1024.pt", "--device", "cpu")  # another lr's snapshot
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a snapshot of another stable phase" in r.stderr
+    assert not (tmp_path / "m.json").exists()
+    (tmp_path / "bad.pt").write_bytes(b"not a snapshot")
+    r = lrscale("train", "--config", wsd, "--batch-size", 8, "--lr", 0.01, "--horizon", 1024, "--out", tmp_path / "m.json",
+                "--branch-from", tmp_path / "bad.pt", "--device", "cpu")
+    assert r.returncode == 2 and "not a readable stable-phase snapshot" in r.stderr
+
+
+WSD_LRS = [0.003, 0.03, 100.0]  # the last diverges in the stable phase, before either cool-down
+TIMING = {"wall_s", "steps_per_s", "samples_per_s", "tokens_per_s", "timing", "finished_at", "resumed_from_step",
+          "peak_memory_mb", "startup_s"}
+
+
+@pytest.mark.slow
+def test_wsd_horizons_branch_from_one_stable_phase_and_equal_standalone_runs(tmp_path):
+    """One stable phase per (B, lr, seed), one cool-down per horizon; every branched run's metrics
+    equal a standalone WSD run of its horizon (timing aside), a diverged one included; a crashed
+    cool-down reruns alone."""
+    cfg = _wsd_config(warmup_steps=5)
+    cfg["sweep"] = {"name": "br", "batch_sizes": [8, 16], "lrs": WSD_LRS, "seeds": [0]}
+    path = write_config(tmp_path / "config.yaml", cfg)
+    crash = {"LRSCALE_FAULT_CRASH": "B16_LR0.030000/D1024"}
+    r = subprocess.run(snakemake_cmd(tmp_path, "--keep-going", configfile=path), capture_output=True, text=True,
+                       timeout=600, env={**tool_env(), **crash})
+    assert r.returncode != 0
+    res = tmp_path / "results/br"
+    assert not (res / config.run_metrics(16, 0.03, 0, 1024)).exists()
+    assert (res / config.run_metrics(16, 0.03, 0, 2048)).exists()  # its sibling branch finished
+    jobs = subprocess.run(snakemake_cmd(tmp_path, "-n", configfile=path), capture_output=True, text=True,
+                          timeout=600, env=tool_env()).stdout
+    assert re.search(r"^cooldown\s+1$", jobs, re.M) and not re.search(r"^stable_phase\s", jobs, re.M)
+    r = subprocess.run(snakemake_cmd(tmp_path, configfile=path), capture_output=True, text=True, timeout=600,
+                       env=tool_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list(res.glob("runs/*/stable/seed0/D*.pt"))) == 12  # 6 stable phases x 2 horizons
+
+    for h in (1024, 2048):
+        alone = write_config(tmp_path / f"alone{h}.yaml", {**cfg, "budget": {"unit": "samples", "value": h}})
+        for b in (8, 16):
+            for lr in WSD_LRS:
+                out = tmp_path / f"alone/{h}/B{b}_{lr}.json"
+                lrscale("train", "--config", alone, "--batch-size", b, "--lr", lr, "--out", out, "--device", "cpu",
+                        check=True)
+                solo, branch = read_json(out), read_json(res / config.run_metrics(b, lr, 0, h))
+                assert branch["resumed_from_step"] is not None  # it did start from its snapshot
+                assert branch["name"] == f"{solo['name']}/D{h}" and branch["horizon"] == h
+                differ = {k for k in set(solo) | set(branch) if solo.get(k) != branch.get(k)} - TIMING - {"name", "horizon"}
+                assert not differ, (h, b, lr, differ)
+                assert branch["diverged"] == (lr == 100.0)
+    rows = list(csv.DictReader(open(res / "results.csv")))
+    assert len(rows) == 12 and {r["budget"] for r in rows} == {"1024", "2048"}

@@ -42,11 +42,15 @@ def restore_rng(state: dict, data_gen: torch.Generator, device: torch.device) ->
 
 def save(ckpt_dir, state: dict) -> Path:
     """Write `state` atomically: a kill -9 mid-save leaves the previous checkpoint intact."""
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt_dir / f".checkpoint.{os.getpid()}.tmp"
+    return save_file(Path(ckpt_dir) / CHECKPOINT, state)
+
+
+def save_file(path, state: dict) -> Path:
+    """`state` to `path`, atomically (a temp file beside it, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".checkpoint.{os.getpid()}.tmp"
     torch.save(state, tmp)
-    path = ckpt_dir / CHECKPOINT
     os.replace(tmp, path)
     return path
 

@@ -1,4 +1,4 @@
-"""`lrscale` command line: train, aggregate, wandb, plan, fit, config-page, status. Bad input -> one line
+"""`lrscale` command line: train, stable, aggregate, wandb, plan, fit, config-page, status. Bad input -> one line
 on stderr, exit 2 (`main(argv)` runs one command in this process: the tests call it directly)."""
 
 import argparse
@@ -56,21 +56,38 @@ def _load_config(args, required=True):
     return config.defaults()
 
 
+def _gpu_slot(device: str):
+    """This job's GPU slot (held until the process exits), or None."""
+    if device == "cpu":
+        return None
+    from . import gpu_slots
+
+    # Several jobs may share the machine: one slot each. Under SLURM the scheduler binds
+    # each job to its own GPU already (and renumbers it 0), so the pool stays out of its way.
+    if os.environ.get("SLURM_JOB_ID") or not gpu_slots.visible_devices():
+        return None
+    slot = gpu_slots.acquire()
+    gpu_slots.bind_process(slot)  # before torch is imported (it reads CUDA_VISIBLE_DEVICES)
+    return slot
+
+
 def cmd_train(args):
     cfg = _load_config(args)
-    slot = None
-    if args.device != "cpu":
-        from . import gpu_slots
-
-        # Several jobs may share the machine: one slot each. Under SLURM the scheduler binds
-        # each job to its own GPU already (and renumbers it 0), so the pool stays out of its way.
-        if not os.environ.get("SLURM_JOB_ID") and gpu_slots.visible_devices():
-            slot = gpu_slots.acquire()
-            gpu_slots.bind_process(slot)  # before torch is imported (it reads CUDA_VISIBLE_DEVICES)
+    if args.branch_from is not None and args.horizon is None:
+        raise UserError("--branch-from: needs --horizon, the horizon whose cool-down it starts")
+    slot = _gpu_slot(args.device)
     from . import checkpoint, faults  # torch from here on
     from .config import run_name
     from .train import train
 
+    start_at = None
+    if args.branch_from is not None:
+        from functools import partial
+
+        from . import branches
+
+        identity = branches.stable_identity(cfg, args.batch_size, args.lr, args.seed)
+        start_at = partial(branches.start_from, path=args.branch_from, identity=identity)
     # Test-only crash hooks (never set in normal use) fire before anything is set up.
     faults.before_training(run_name(args.batch_size, args.lr, args.horizon),
                            args.checkpoint_dir or checkpoint.default_dir(args.out))
@@ -79,7 +96,26 @@ def cmd_train(args):
         cfg, args.batch_size, args.lr, args.seed, args.out, device=args.device,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every_s=args.checkpoint_every_s, threads=args.threads,
         gpu_slot=None if slot is None else f"gpu{slot.device}/slot{slot.index}", horizon=args.horizon,
+        start_at=start_at,
     )
+
+
+def cmd_stable(args):
+    from . import config
+
+    cfg = _load_config(args)
+    if not config.branched(cfg):
+        raise UserError("--config: the stable phase is shared by several horizons of a wsd schedule; expected "
+                        "schedule.name wsd and budget.values with at least two horizons")
+    slot = _gpu_slot(args.device)
+    from . import faults
+    from .branches import train_stable
+
+    faults.before_training(f"{config.run_name(args.batch_size, args.lr)}/stable",
+                           args.checkpoint_dir or os.path.join(args.out_dir, ".checkpoint"))
+    train_stable(cfg, args.batch_size, args.lr, args.seed, args.out_dir, device=args.device,
+                 checkpoint_dir=args.checkpoint_dir, checkpoint_every_s=args.checkpoint_every_s, threads=args.threads)
+    return slot  # held (a flock) until the process exits
 
 
 def cmd_aggregate(args):
@@ -177,25 +213,42 @@ def cmd_fit(args):
     run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics, plans=args.plans, horizon=args.horizon)
 
 
+def _job_args(p, checkpoint_default: str) -> None:
+    """The flags a training job (train, stable) takes."""
+    p.add_argument("--config", help="sweep YAML (its task/model/optimizer/schedule/budget/train sections)")
+    p.add_argument("--config-json", help="the same config as a JSON string (what the Snakemake rule passes)")
+    p.add_argument("--batch-size", type=_positive_int, required=True)
+    p.add_argument("--lr", type=_float, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--checkpoint-dir", help=f"default: {checkpoint_default}")
+    p.add_argument("--checkpoint-every-s", type=_float, default=float(os.environ.get("LRSCALE_CHECKPOINT_EVERY_S", 300)),
+                   help="wall seconds between checkpoints (default 300, or $LRSCALE_CHECKPOINT_EVERY_S)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (Snakemake passes {threads})")
+
+
+def _add_training(sub) -> None:
+    t = sub.add_parser("train", help="one (batch size, lr, seed) job -> metrics.json")
+    _job_args(t, ".checkpoint next to --out")
+    t.add_argument("--out", required=True, help="metrics.json path (written atomically at the end)")
+    t.add_argument("--horizon", type=_positive_int,
+                   help="one of the sweep's budget.values: the run's budget, and its name's /D<horizon>")
+    t.add_argument("--branch-from", metavar="SNAPSHOT",
+                   help="wsd with several horizons: start from the stable phase's snapshot (lrscale stable) at this "
+                        "horizon's cool-down")
+    t.set_defaults(func=cmd_train)
+    sp = sub.add_parser("stable", help="wsd with several horizons: one (B, lr, seed)'s shared warmup and stable "
+                        "phase -> a snapshot per horizon (D<horizon>.pt) where its cool-down starts")
+    _job_args(sp, ".checkpoint in --out-dir")
+    sp.add_argument("--out-dir", required=True, help="where the snapshots go (each written atomically)")
+    sp.set_defaults(func=cmd_stable)
+
+
 def build_parser():
     p = _Parser(prog="lrscale", description="How does the optimal learning rate scale with batch size?")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="one (batch size, lr, seed) job -> metrics.json")
-    t.add_argument("--config", help="sweep YAML (its task/model/optimizer/schedule/budget/train sections)")
-    t.add_argument("--config-json", help="the same config as a JSON string (what the Snakemake rule passes)")
-    t.add_argument("--batch-size", type=_positive_int, required=True)
-    t.add_argument("--lr", type=_float, required=True)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--horizon", type=_positive_int,
-                   help="one of the sweep's budget.values: the run's budget, and its name's /D<horizon>")
-    t.add_argument("--out", required=True, help="metrics.json path (written atomically at the end)")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--checkpoint-dir", help="default: .checkpoint next to --out")
-    t.add_argument("--checkpoint-every-s", type=_float, default=float(os.environ.get("LRSCALE_CHECKPOINT_EVERY_S", 300)),
-                   help="wall seconds between checkpoints (default 300, or $LRSCALE_CHECKPOINT_EVERY_S)")
-    t.add_argument("--threads", type=_positive_int, help="torch CPU threads (Snakemake passes {threads})")
-    t.set_defaults(func=cmd_train)
+    _add_training(sub)
 
     a = sub.add_parser("aggregate", help="metrics.json files -> results.csv")
     a.add_argument("metrics", nargs="+")

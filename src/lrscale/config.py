@@ -64,6 +64,12 @@ RUN_BENCHMARK = "benchmarks/train/" + RUN_NAME + "_seed{seed}.tsv"  # Snakemake'
 # with one horizon names everything as it always has.
 HORIZON = "D{horizon}"
 HORIZON_REGEX = r"\d+"
+# wsd with several horizons: each (B, lr, seed)'s shared stable phase, its snapshots (one per horizon,
+# lrscale.branches.SNAPSHOT), log and benchmark, under results/<sweep>/.
+STABLE_DIR = "runs/" + RUN_NAME + "/stable/seed{seed}/"
+SNAPSHOT = HORIZON + ".pt"  # in STABLE_DIR: the state where that horizon's cool-down starts
+STABLE_LOG = "logs/train/" + RUN_NAME + "/stable_seed{seed}.log"
+STABLE_BENCHMARK = "benchmarks/train/" + RUN_NAME + "/stable_seed{seed}.tsv"
 
 
 def lr_name(lr: float) -> str:
@@ -177,6 +183,19 @@ def _resolve_horizons(cfg: dict, source) -> None:
                         f"{cfg['sweep']['adaptive']['rounds']}; expected one horizon for an adaptive sweep")
     cfg["budget"]["values"] = sorted(values) if len(values) > 1 else None
     cfg["budget"]["value"] = max(values)
+    sched, rules = cfg["schedule"], cfg["optimizer"]["scale_with_batch"]
+    if branched(cfg) and sched["warmup_steps"] is None and sched["warmup_fraction"] > 0:
+        raise UserError(f"{source}: key 'schedule.warmup_steps': wsd with several horizons branches every horizon from "
+                        "one stable phase, so its warmup must not depend on the horizon; expected warmup_steps "
+                        "(or warmup_fraction 0)")
+    if branched(cfg) and rules and rules["weight_decay"]:
+        raise UserError(f"{source}: key 'optimizer.scale_with_batch.weight_decay': its decay depends on the horizon, "
+                        "which wsd with several horizons shares until each cool-down; expected it off")
+
+
+def branched(cfg: dict) -> bool:
+    """Whether each (B, lr, seed)'s horizons branch from one shared stable phase: wsd, several horizons."""
+    return cfg["schedule"]["name"] == "wsd" and len(horizons(cfg)) > 1
 
 
 def horizons(cfg: dict) -> list:

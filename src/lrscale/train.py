@@ -56,13 +56,18 @@ def probe_steps(evals: list[int], probes: int) -> list[int]:
     return sorted({evals[max(0, round(len(evals) * k / probes) - 1)] for k in range(1, probes + 1)}) if probes else []
 
 
+def cooldown_start(sched: dict, steps: int) -> int:
+    """wsd: the cool-down's first update (0-based), i.e. the updates before it."""
+    return steps - max(1, round(sched.get("cooldown_fraction", 0.2) * steps))
+
+
 def lr_multiplier(sched: dict, steps: int):
     """Multiplier of the peak lr for optimizer update s (0-based)."""
     if sched["name"] == "constant":
         return lambda s: 1.0
     warm = sched["warmup_steps"] if sched["warmup_steps"] is not None else round(sched["warmup_fraction"] * steps)
     floor = sched["min_lr_ratio"]
-    cool = steps - max(1, round(sched.get("cooldown_fraction", 0.2) * steps))  # wsd: the cool-down's first update
+    cool = cooldown_start(sched, steps)
     sqrt_shape = sched.get("cooldown_shape", "1-sqrt") == "1-sqrt"
     if sched["name"] == "wsd" and warm > cool:
         raise UserError(f"schedule: {warm} warmup steps overlap the cool-down, which starts at update {cool} of "
@@ -344,7 +349,8 @@ class Progress:
     failure."""
 
     def __init__(self, path: Path, name: str, steps: int, start: int, evals: list[int]):
-        self.path, self.name, self.steps, self.start, self.next_pct, self.bar = path, name, steps, start, 10, None
+        self.path, self.name, self.steps, self.start, self.bar = path, name, steps, start, None
+        self.next_pct = 10 * (100 * start // steps // 10 + 1)  # a resumed or branched run: the next 10% mark
         tenths = {math.ceil(steps * k / 10) for k in range(1, 11)}  # where the 10% lines fall
         self.points = sorted(s for s in set(evals) | tenths if s > start)  # where progress.json is rewritten
         self.point_set = set(self.points)  # looked up every step
@@ -576,32 +582,18 @@ def update(job: Job, task, loop: LoopState, step: int, params, clip) -> float:
     return lr_now
 
 
-def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
-          gpu_slot=None, horizon=None):
-    """One run; `horizon`: one of a sweep's several horizons (budget.values), its budget and its name."""
-    t_start, startup_s = time.monotonic(), process_age_s()
-    # 1. setup: check the arguments, build the run, resume it
-    out, cfg = Path(out), at_horizon(cfg, horizon)
-    check_args(batch_size, lr, out)
-    job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
-    loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
-    resume(job, loop)
-    if loop.start == 0:
-        loop.reference_loss = reference_loss(job)
-    timer = Timer(job.device, startup_s)
-    timer.sync()
-    timer.parts["setup_s"] = time.monotonic() - t_start
+def run_updates(job: Job, loop: LoopState, cfg, progress, timer, t_start: float, checkpoint_every_s: float,
+                stop: int | None = None, at_step: Callable[[int], None] | None = None) -> None:
+    """Updates loop.start .. stop (default: the run's end), stopping early at a divergence.
+    `at_step(done)`: called after each update's probe and eval (the stable phase's snapshots)."""
     task = faults.wrap_task(job.task, loop.start)  # the task itself unless a fault hook is set
     params = [p for p in job.model.parameters() if p.requires_grad]
     clip, eval_set, probe_set = cfg["train"]["grad_clip"], set(job.evals), set(job.probes)
     groups = probes.param_groups(job.model) if probe_set else {}
-    name = run_name(batch_size, lr, horizon)
-    log(f"{name} seed {seed}: {job.steps} steps on {job.device} ({job.precision}), {len(job.evals)} eval points")
-    progress = Progress(progress_path(out), name, job.steps, loop.start, job.evals)
     last_ckpt = loop_t0 = time.monotonic()
     job.model.train()
     with progress, sigterm_flag() as terminate:  # SIGTERM: checkpoint at the next step boundary, then exit
-        for step in range(loop.start, job.steps):  # `step` = updates done so far; this is update step+1
+        for step in range(loop.start, job.steps if stop is None else stop):  # `step` = updates done so far
             lr_now = update(job, task, loop, step, params, clip)
             done = step + 1
             if step == loop.start:  # the first update pays for torch.compile and kernel warm-up
@@ -616,6 +608,8 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
                     ok = eval_point(job, loop, done, lr_now, cfg["train"]["divergence_factor"])
                 if not ok:
                     break
+            if at_step is not None:
+                at_step(done)
             # 6. progress, preemption, periodic checkpoint
             progress.update(done, loop.curves["val_loss"])
             if terminate["flag"]:
@@ -627,6 +621,33 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
                     save_state(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start)
                 last_ckpt = time.monotonic()
     timer.sync()
+
+
+def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0, threads=None,
+          gpu_slot=None, horizon=None, start_at=None):
+    """One run; `horizon`: one of a sweep's several horizons (budget.values), its budget and its name;
+    `start_at(job, loop)`: where a run with no checkpoint of its own starts (lrscale.branches.start_from:
+    the stable phase's snapshot at this horizon's cool-down)."""
+    t_start, startup_s = time.monotonic(), process_age_s()
+    # 1. setup: check the arguments, build the run, resume it (or branch it from the stable phase)
+    out, cfg = Path(out), at_horizon(cfg, horizon)
+    check_args(batch_size, lr, out)
+    job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
+    loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    resume(job, loop)
+    if loop.start == 0 and start_at is not None:
+        start_at(job, loop)
+    if loop.start == 0:
+        loop.reference_loss = reference_loss(job)
+    timer = Timer(job.device, startup_s)
+    timer.sync()
+    timer.parts["setup_s"] = time.monotonic() - t_start
+    name = run_name(batch_size, lr, horizon)
+    log(f"{name} seed {seed}: {job.steps} steps on {job.device} ({job.precision}), {len(job.evals)} eval points")
+    progress = Progress(progress_path(out), name, job.steps, loop.start, job.evals)
+    loop_t0 = time.monotonic()
+    if loop.diverged_at is None:  # a branch whose stable phase diverged before its cool-down has nothing to run
+        run_updates(job, loop, cfg, progress, timer, t_start, checkpoint_every_s)
     loop_s, summary_t0 = time.monotonic() - loop_t0, time.monotonic()
 
     # 7. summary, the one write of metrics.json, clean-up of the checkpoint

@@ -47,6 +47,8 @@ RUN_METRICS = lrscale_config.RUN_METRICS
 RUN_LOG = lrscale_config.RUN_LOG
 RUN_BENCHMARK = lrscale_config.RUN_BENCHMARK
 AT_HORIZON = lambda pattern: lrscale_config.with_horizon(pattern, "horizon")
+# wsd with several horizons: one stable phase per (B, lr, seed), each horizon's cool-down branched from it.
+BRANCHED = lrscale_config.branched(config)
 
 
 wildcard_constraints:
@@ -255,3 +257,19 @@ def get_plot_files(wildcards):
     return expand(
         f"results/{wildcards.sweep}/{{dir}}/{{plot}}.png", dir=dirs, plot=PLOTS
     )
+
+
+def get_sweep_train_config_json(wildcards):
+    """The training config with every horizon (wsd branches): what the stable phase runs to and
+    what its snapshots are checked against."""
+    return json.dumps(lrscale_config.train_config(config), sort_keys=True)
+
+
+def get_stable_dir(wildcards, output):
+    return str(Path(output.snapshots[0]).parent)
+
+
+def get_stable_checkpoint_dir(wildcards):
+    """The stable phase's resume state (outside its outputs, as get_checkpoint_dir)."""
+    run = RUN.format(batch=wildcards.batch, lr=wildcards.lr)
+    return f"{RESULTS}/checkpoints/{run}/stable/seed{wildcards.seed}"

@@ -1,0 +1,137 @@
+"""Several WSD horizons from one stable phase (issue 24.2; Hägele et al. 2024).
+
+A sweep with schedule `wsd` and several horizons (budget.values) trains each (B, lr, seed) once
+through its warmup and stable phase (`train_stable`, `lrscale stable`), saving a snapshot where each
+horizon's cool-down starts; each horizon's job resumes from its snapshot and runs only its cool-down
+(`lrscale train --horizon H --branch-from SNAPSHOT`). A branched run is bit-identical to a standalone
+WSD run of its horizon, because
+  - the lr before a cool-down does not depend on the horizon (config: the warmup is in steps);
+  - evaluating and probing never touch the trajectory, and the stable phase evaluates and probes
+    at every horizon's points (each snapshot keeps its horizon's, with its train-loss means
+    recomputed over its own eval intervals from the per-update losses);
+  - a divergence is dated at its first bad update wherever the evals fall: a stable phase that
+    diverges before a horizon's cool-down hands that horizon a snapshot that says so.
+Only the training job imports this (torch).
+"""
+
+import pickle
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import HORIZON, SNAPSHOT, at_horizon, config_hash, horizons, run_name
+from .errors import UserError
+from .train import (LoopState, Progress, Timer, cooldown_start, eval_steps, log, lr_multiplier, num_steps,
+                    probe_steps, process_age_s, reference_loss, resume, run_updates, setup)
+
+def stable_identity(cfg, batch_size, lr, seed) -> dict:
+    """Whose snapshots these are: the sweep's training config (every horizon), B, lr, seed."""
+    return {"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed, "phase": "stable"}
+
+
+def horizon_plan(cfg, batch_size, tokens_per_sample) -> dict:
+    """horizon -> (its run's updates, its cool-down's first update, its eval steps, its probe steps)."""
+    tc, plan = cfg["train"], {}
+    for h in horizons(cfg):
+        steps = num_steps(at_horizon(cfg, h), batch_size, tokens_per_sample)
+        lr_multiplier(cfg["schedule"], steps)  # a warmup that overlaps this horizon's cool-down: its error, now
+        evals = eval_steps(steps, tc["eval_points"])
+        plan[h] = (steps, cooldown_start(cfg["schedule"], steps), evals, probe_steps(evals, tc["noise_probes"]))
+    return plan
+
+
+def _snapshot(job, loop, done: int, wall_s: float, identity: dict, diverged_at=None) -> dict:
+    return {"identity": identity, "step": done, "model": job.model.state_dict(),
+            "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
+            "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
+            "curves": loop.curves, "init_loss": loop.init_loss, "reference_loss": loop.reference_loss,
+            "wall_s": wall_s, "noise": loop.noise, "diverged_at": diverged_at}
+
+
+def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0,
+                 threads=None) -> list[Path]:
+    """The warmup and stable phase of every horizon at once, to the longest one's cool-down: a
+    snapshot `D{h}.pt` in `out_dir` where each horizon's cool-down starts (where the run diverged,
+    for a horizon it never reached)."""
+    t_start, startup_s, out_dir = time.monotonic(), process_age_s(), Path(out_dir)
+    identity = stable_identity(cfg, batch_size, lr, seed)
+    job = setup(at_horizon(cfg, max(horizons(cfg))), batch_size, lr, seed, device,
+                checkpoint_dir or out_dir / ".checkpoint", threads)
+    plan = horizon_plan(cfg, batch_size, job.task.tokens_per_sample)
+    job.identity = identity
+    job.evals = sorted({e for _, cool, evals, _ in plan.values() for e in evals if e <= cool})
+    job.probes = sorted({p for _, cool, _, probes in plan.values() for p in probes if p <= cool})
+    paths = {h: out_dir / SNAPSHOT.format(horizon=h) for h in plan}
+    loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    resume(job, loop)
+    if any(cool < loop.start and not paths[h].is_file() for h, (_, cool, _, _) in plan.items()):
+        log("restarting the stable phase: a snapshot it passed is gone")  # Snakemake removes a failed job's outputs
+        loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    if loop.start == 0:
+        loop.reference_loss = reference_loss(job)
+    timer, stop = Timer(job.device, startup_s), max(cool for _, cool, _, _ in plan.values())
+    name = f"{run_name(batch_size, lr)} stable phase"
+    progress = Progress(out_dir / "progress.json", name, max(stop, 1), loop.start, job.evals)
+
+    def at_step(done: int) -> None:
+        for h, (_, cool, _, _) in plan.items():
+            if cool == done:
+                checkpoint.save_file(paths[h], _snapshot(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start,
+                                                         identity))
+
+    if loop.start == 0:
+        at_step(0)
+    log(f"{name} seed {seed}: {stop} of {job.steps} steps on {job.device}, snapshots at "
+        + ", ".join(f"{HORIZON.format(horizon=h)} step {cool}" for h, (_, cool, _, _) in plan.items()))
+    run_updates(job, loop, cfg, progress, timer, t_start, checkpoint_every_s, stop=stop, at_step=at_step)
+    for h, path in paths.items():
+        if not path.is_file():  # diverged before this horizon's cool-down: its run diverged there too
+            d = loop.diverged_at
+            checkpoint.save_file(path, _snapshot(job, loop, d, loop.prior_wall_s + time.monotonic() - t_start,
+                                                 identity, diverged_at=d))
+    checkpoint.clean(job.ckpt_dir)
+    progress.write("diverged" if loop.diverged_at is not None else "done", stop, loop.curves["val_loss"])
+    log(f"wrote {len(paths)} snapshots to {out_dir}" + (f" (diverged at step {loop.diverged_at})"
+                                                       if loop.diverged_at is not None else ""))
+    return list(paths.values())
+
+
+def start_from(job, loop, path, identity: dict) -> None:
+    """Branch this horizon's run from its stable-phase snapshot: the state at its cool-down's start,
+    with the curves and probes its own eval and probe steps would have recorded."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=job.device, weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise UserError(f"{path}: not a readable stable-phase snapshot ({type(e).__name__}); delete it to rerun "
+                        "its stable phase") from None
+    if state.get("identity") != identity:
+        raise UserError(f"{path}: a snapshot of another stable phase (config, batch size, lr or seed differ); "
+                        "expected this run's; delete it to rerun its stable phase")
+    job.model.load_state_dict(state["model"])
+    job.optimizer.load_state_dict(state["optimizer"])
+    checkpoint.restore_rng(state, job.data_gen, job.device)
+    start = loop.start = state["step"]
+    loop.step_loss[:start] = state["step_loss"].to(job.device)
+    loop.grad_norm[:start] = state["grad_norm"].to(job.device)
+    loop.init_loss, loop.reference_loss = state["init_loss"], state["reference_loss"]
+    loop.prior_wall_s, loop.diverged_at = state["wall_s"], state["diverged_at"]
+    loop.curves = _rebased(state["curves"], set(job.evals), state["step_loss"])
+    loop.noise = [p for p in state["noise"] if p["step"] in set(job.probes)]
+    loop.last_eval = max([0] + [s for s in job.evals if s <= start])
+    log(f"branched from {path} at step {start}" + (f" (its stable phase diverged at step {loop.diverged_at})"
+                                                   if loop.diverged_at is not None else ""))
+
+
+def _rebased(curves: dict, evals: set, step_loss: torch.Tensor) -> dict:
+    """The stable phase's curves at this horizon's eval steps only, each train-loss point the mean
+    over this horizon's eval interval (as its own loop computes it)."""
+    keep = [i for i, s in enumerate(curves["step"]) if s in evals]
+    out = {k: [v[i] for i in keep] for k, v in curves.items()}
+    previous = 0
+    for j, s in enumerate(out["step"]):
+        out["train_loss"][j] = step_loss[previous:s].double().mean().item()
+        previous = s
+    return out
