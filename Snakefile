@@ -27,6 +27,7 @@ localrules:
     aggregate_partial,
     fit,
     fit_horizon,
+    horizons,
     fit_partial,
     partial,
     plan_round,

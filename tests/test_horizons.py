@@ -4,9 +4,11 @@ horizon, every horizon's curves in the one W&B run. A one-horizon sweep is named
 
 import csv
 import json
+import math
 import re
 import subprocess
 
+import numpy as np
 import pytest
 
 from conftest import REPO, lrscale, read_json, snakemake_cmd, tiny_config, tool_env, write_config
@@ -171,6 +173,9 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
         assert fit["input"]["horizon"] == h and [r["batch_size"] for r in fit["per_batch"]] == [8, 16, 32]
         assert all((res / f"analysis/D{h}/{p}.png").is_file() for p in PLOTS)
     assert not (res / "analysis/fit.json").exists()  # no fit mixes the horizons
+    summary = read_json(res / "analysis/horizons.json")  # how lr_opt moves with D: the horizons' summary
+    assert summary["horizons"] == [1024, 2048] and summary["sentence"] in (res / "analysis/horizons.md").read_text()
+    assert (res / "analysis/lr_opt_by_horizon.png").is_file()
     steps = {(r["batch_size"], r["budget"]): int(r["num_steps"]) for r in rows}
     assert steps[("8", "1024")] == 128 and steps[("8", "2048")] == 256 and steps[("32", "2048")] == 64
 
@@ -180,6 +185,7 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     assert {"B8_LR0.001000/D1024/val_loss", "B8_LR0.001000/D2048/val_loss"} <= keys
     assert any(k.startswith("plots/D1024/lr_opt_vs_batch") for k in keys)
     assert any(k.startswith("plots/D2048/lr_opt_vs_batch") for k in keys)
+    assert any(k.startswith("plots/lr_opt_by_horizon") for k in keys)
 
     # the same run, standalone at budget 2048 (lrscale train, as a one-horizon sweep would run it)
     alone = write_config(tmp_path / "alone.yaml", {**cfg, "budget": {"unit": "samples", "value": 2048}})
@@ -279,3 +285,90 @@ def test_wsd_horizons_branch_from_one_stable_phase_and_equal_standalone_runs(tmp
                 assert branch["diverged"] == (lr == 100.0)
     rows = list(csv.DictReader(open(res / "results.csv")))
     assert len(rows) == 12 and {r["budget"] for r in rows} == {"1024", "2048"}
+
+
+# ------------------------------------------------------------------ across horizons (issue 24.3)
+def _fit_like(horizon, beta, gamma, batch_sizes=(8, 16, 32, 64, 128), se_log10=0.02, jitter=None):
+    """A fit.json's keys the summary reads: per-B optima on lr_opt = 0.01·(B/8)^β·(D/1000)^−γ."""
+    rows = []
+    for i, b in enumerate(batch_sizes):
+        lr = 0.01 * (b / 8) ** beta * (horizon / 1000) ** -gamma * (10 ** jitter[i] if jitter is not None else 1)
+        rows.append({"batch_size": b, "lr_opt": lr, "lr_opt_se_across_b_log10": se_log10, "included": True,
+                     "lr_opt_ci95": [lr / 1.1, lr * 1.1]})
+    return {"per_batch": rows, "answer": {"beta": beta, "ci95": [beta - 0.05, beta + 0.05], "estimator": "surface"},
+            "verdict": "Answer: …", "n_used": len(rows), "input": {"horizon": horizon}}
+
+
+def test_joint_fit_recovers_beta_and_gamma_and_flags_a_drifting_beta():
+    from lrscale.analysis import horizons
+
+    rng = np.random.default_rng(0)
+    fits = {d: _fit_like(d, 0.5, 0.3, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000, 16000)}
+    s = horizons.summarize(fits)
+    j = s["joint"]
+    assert j["beta_ci95"][0] < 0.5 < j["beta_ci95"][1] and j["gamma_ci95"][0] < 0.3 < j["gamma_ci95"][1]
+    assert abs(j["beta"] - 0.5) < 0.03 and abs(j["gamma"] - 0.3) < 0.03 and j["dof"] == 15 - 3
+    assert not j["beta_changes"] and s["sentence"].startswith("Across 3 horizons: β = ")
+    drift = {d: _fit_like(d, b, 0.3, jitter=rng.normal(0, 0.02, 5)) for d, b in ((1000, 0.3), (4000, 0.5), (16000, 0.7))}
+    s = horizons.summarize(drift)
+    assert s["joint"]["beta_changes"] and s["sentence"].startswith("β changes with the horizon beyond its CI")
+
+
+def test_summary_says_why_there_is_no_joint_fit_and_names_horizons_without_a_beta():
+    from lrscale.analysis import horizons
+
+    one = _fit_like(1000, 0.5, 0.3, batch_sizes=(8, 16))
+    other = _fit_like(4000, 0.5, 0.3, batch_sizes=(8,))
+    other["answer"] = {"beta": None, "ci95": None, "estimator": "per_batch"}
+    s = horizons.summarize({1000: one, 4000: other})
+    assert s["joint"]["beta"] is None and "need 2+ of each and 6+ optima" in s["joint"]["reason"]
+    assert s["sentence"].startswith("D = 4,000: no β of its own")  # the caveat first
+    assert "| 4,000 | — | — |" in horizons.markdown(s)
+
+
+def test_horizons_cli_writes_the_summary_and_rejects_a_fit_of_every_row(tmp_path):
+    paths = []
+    rng = np.random.default_rng(1)
+    for d in (1000, 4000):
+        paths.append(tmp_path / f"D{d}.json")
+        paths[-1].write_text(json.dumps(_fit_like(d, 0.5, 0.3, jitter=rng.normal(0, 0.02, 5))))
+    lrscale("horizons", *paths, "--out", tmp_path / "out", check=True)
+    summary = read_json(tmp_path / "out/horizons.json")
+    assert summary["horizons"] == [1000, 4000] and summary["joint"]["beta"] is not None
+    assert (tmp_path / "out/lr_opt_by_horizon.png").stat().st_size > 10_000
+    assert "| horizon D | β (its own fit)" in (tmp_path / "out/horizons.md").read_text()
+    whole = json.loads(paths[0].read_text())
+    whole["input"]["horizon"] = None
+    (tmp_path / "whole.json").write_text(json.dumps(whole))
+    r = lrscale("horizons", tmp_path / "whole.json", paths[1], "--out", tmp_path / "out2")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "key 'input.horizon': null" in r.stderr
+    (tmp_path / "bad.json").write_text("{")
+    r = lrscale("horizons", tmp_path / "bad.json", "--out", tmp_path / "out2")
+    assert r.returncode == 2 and "not an lrscale fit.json" in r.stderr and not (tmp_path / "out2").exists()
+
+
+def test_critical_batch_from_the_steps_each_batch_size_needs(tmp_path):
+    """A closed form where the steps to any loss are S_min·(1 + 64/B) (loss = 1 + (S/(1 + 64/B))^−½ for
+    the best lr): B_crit's CI holds 64 at every target; a sweep with too few batch sizes says why."""
+    from lrscale.analysis.horizons import critical_batch
+
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["batch_size", "lr", "final_val_loss", "seed", "diverged", "num_steps", "budget"])
+        for d in (2**14, 2**15, 2**16, 2**17, 2**18):
+            for b in (8, 16, 32, 64, 128, 256, 512):
+                steps = -(-d // b)
+                for lr, worse in ((0.001, 0.05), (0.003, 0.0), (0.01, 0.02)):
+                    w.writerow([b, lr, 1 + (steps / (1 + 64 / b)) ** -0.5 + worse, 0, False, steps, d])
+    crit = critical_batch(path)
+    assert len(crit["targets"]) == 3
+    for t in crit["targets"]:
+        assert t["ci95"][0] < 64 < t["ci95"][1] and abs(math.log(t["b_crit"] / 64)) < 0.1
+    rows = [r for r in csv.DictReader(open(path)) if r["batch_size"] in ("8", "16")]
+    with open(tmp_path / "two.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert critical_batch(tmp_path / "two.csv") == {
+        "targets": [], "reason": "2 batch sizes have a finite best loss at every horizon (need 3)"}

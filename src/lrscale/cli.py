@@ -244,6 +244,12 @@ def _add_training(sub) -> None:
     sp.set_defaults(func=cmd_stable)
 
 
+def cmd_horizons(args):
+    from .analysis.horizons import run_summary
+
+    run_summary(args.fits, args.out, args.results)
+
+
 def build_parser():
     p = _Parser(prog="lrscale", description="How does the optimal learning rate scale with batch size?")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -297,6 +303,12 @@ def build_parser():
     cp.add_argument("--config-json", help="the resolved config as a JSON string (what the Snakemake rule passes)")
     cp.add_argument("--out", required=True, help="the page (written atomically)")
     cp.set_defaults(func=cmd_config_page)
+
+    hz = sub.add_parser("horizons", help="several horizons' fits -> how lr_opt moves with the horizon D")
+    hz.add_argument("fits", nargs="+", metavar="FIT_JSON", help="each horizon's fit.json (lrscale fit --horizon)")
+    hz.add_argument("--out", required=True, help="dir for horizons.json, horizons.md, lr_opt_by_horizon.png")
+    hz.add_argument("--results", help="the sweep's results.csv: the critical batch size from the steps to reach a loss")
+    hz.set_defaults(func=cmd_horizons)
 
     st = sub.add_parser("status", help="the sweep's grid: done, running (ETA), failed, diverged, pending")
     st.add_argument("--config", help="sweep YAML (default: config/config.yaml)")

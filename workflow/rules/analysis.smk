@@ -46,6 +46,25 @@ rule fit_horizon:
         " --horizon {wildcards.horizon} --metrics {input.metrics} > {log} 2>&1"
 
 
+# How lr_opt moves with the horizon: the horizons' fits summarised (joint β and γ, one plot).
+rule horizons:
+    input:
+        fits=get_fit_files,
+        csv=rules.aggregate.output.csv,
+    output:
+        summary="results/{sweep}/analysis/horizons.json",
+        report_md="results/{sweep}/analysis/horizons.md",
+        plot="results/{sweep}/analysis/lr_opt_by_horizon.png",
+    log:
+        "results/{sweep}/logs/horizons.log",
+    conda:
+        "../../envs/lrscale.yaml"
+    params:
+        out_dir=lambda wildcards, output: str(Path(output.summary).parent),
+    shell:
+        "python -m lrscale horizons {input.fits} --results {input.csv} --out {params.out_dir} > {log} 2>&1"
+
+
 use rule fit as fit_partial with:
     input:
         csv=rules.aggregate_partial.output.csv,

@@ -170,7 +170,7 @@ def get_final_outputs(wildcards=None):
     what depends on it), which Snakemake would not do for a missing intermediate."""
     return (
         get_metrics_files()
-        + get_fit_files()
+        + get_analysis_targets()
         + expand(
             [
                 rules.aggregate.output.csv,
@@ -187,6 +187,14 @@ def get_fit_files(wildcards=None):
     if HORIZONS == [None]:
         return expand(rules.fit.output.fit, sweep=SWEEP)
     return expand(rules.fit_horizon.output.fit, sweep=SWEEP, horizon=HORIZONS)
+
+
+def get_analysis_targets(wildcards=None):
+    """The fits, and with several horizons their summary (analysis/horizons.json)."""
+    summary = (
+        [] if HORIZONS == [None] else expand(rules.horizons.output.summary, sweep=SWEEP)
+    )
+    return get_fit_files() + summary
 
 
 def get_existing_plans(wildcards=None):
@@ -252,9 +260,11 @@ def get_analysis_outputs(analysis, for_report=True):
 
 def get_plot_files(wildcards):
     """The analysis plots the W&B run carries (each horizon's, when there are several)."""
+    if HORIZONS == [None]:
+        return expand(f"results/{wildcards.sweep}/analysis/{{plot}}.png", plot=PLOTS)
     dirs = [f"analysis/{lrscale_config.HORIZON.format(horizon=h)}" for h in HORIZONS]
-    dirs = ["analysis"] if HORIZONS == [None] else dirs
-    return expand(
+    across = expand(rules.horizons.output.plot, sweep=wildcards.sweep)
+    return across + expand(
         f"results/{wildcards.sweep}/{{dir}}/{{plot}}.png", dir=dirs, plot=PLOTS
     )
 

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from .. import CURVES_PER_BATCH, PLOTS  # noqa: E402
 from ..fileio import atomic_write_bytes  # noqa: E402
@@ -318,3 +318,43 @@ def render_all(result, boot, out: Path, runs=()):
         draw[name](out / f"{name}.png")
     for b in sorted({m["batch_size"] for m in runs}):
         training_curves([m for m in runs if m["batch_size"] == b], out / f"{CURVES_PER_BATCH.format(batch=b)}.png")
+
+
+def lr_opt_by_horizon(fits: dict, summary: dict, path) -> None:
+    """Every horizon's per-B lr_opt (95% CI; hollow: not used) in its colour, and the joint fit
+    lr_opt = C·B^β·D^−γ drawn at each horizon; the batch axis ticked at the batch sizes run."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    model, colours = summary["joint"], _colours(len(fits))
+    batches = sorted({r["batch_size"] for f in fits.values() for r in f["per_batch"]})
+    for k, (d, colour) in enumerate(zip(sorted(fits), colours)):
+        rows = [r for r in fits[d]["per_batch"] if r["lr_opt"] is not None]
+        nudge = 1.04 ** (k - (len(fits) - 1) / 2)  # side by side, not on top of each other
+        for r in rows:
+            ci = r.get("lr_opt_ci95")
+            yerr = None if not ci else [[max(r["lr_opt"] - ci[0], 0)], [max(ci[1] - r["lr_opt"], 0)]]
+            ax.errorbar([r["batch_size"] * nudge], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", marker="o", ms=5,
+                        color=colour, mfc=colour if r["included"] else "none")
+        own = next(p for p in summary["per_horizon"] if p["horizon"] == d)
+        label = f"D = {d:,}" + (f": β = {own['beta']:.3f} {interval(own['ci95'], '.3f')}" if own["beta"] is not None
+                                else ": no β of its own")
+        if model["beta"] is not None:
+            bb = np.array(batches, float)
+            ax.plot(bb, np.exp(model["c"] + model["beta"] * np.log(bb) - model["gamma"] * np.log(d)), color=colour,
+                    lw=1.4, label=label)
+        else:
+            ax.plot([], [], "o", color=colour, label=label)
+    ax.set(xscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI; hollow: not used)",
+           title="Optimal lr vs batch size, one colour per horizon D"
+           + ("" if model["beta"] is None else f"\njoint fit: β = {model['beta']:.3f}, γ = {model['gamma']:.3f}"))
+    if batches:
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if any(r["lr_opt"] for f in fits.values() for r in f["per_batch"]):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 1-2-5 ticks in plain decimals: 0.002, not 2×10⁻³
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.text(0.5, 0.5, "no horizon has a located optimum", transform=ax.transAxes, ha="center")
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,203 @@
+"""How lr_opt moves with the horizon D (issue 24.3): a summary over a sweep's per-horizon fits.
+
+Each horizon is fitted on its own (analysis/D{h}/fit.json: its answer, its per-B optima). From those:
+  per_horizon  each horizon's β with its CI (its own answer), or why it has none
+  joint        ln lr_opt = c + β·ln B − γ·ln D over every horizon's included per-B optima: WLS, each
+               optimum weighted by its across-B SE, the residual scale estimated (t, n − 3 dof)
+  change       the joint model plus δ·(ln B − mean)(ln D − mean): β changes with D beyond its CI when
+               δ's CI excludes 0 (β at ln D is β + δ·(ln D − mean))
+The sentence says no more than those CIs, and names the assumption: one power law in B and one in D.
+bench/horizon_accuracy.py checks the CIs' coverage, on truths inside and outside that model.
+"""
+
+import math
+
+import numpy as np
+from scipy import stats
+
+LN10 = math.log(10)
+MIN_DOF = 2  # a scale estimated from fewer residual dof makes a t-CI little more than a guess
+
+
+def optima(fits: dict) -> list[tuple]:
+    """(B, D, ln lr_opt, SE of ln lr_opt) of every horizon's included per-B optima."""
+    rows = []
+    for d, fit in fits.items():
+        for r in fit["per_batch"]:
+            se = r.get("lr_opt_se_across_b_log10")
+            if r.get("included") and r.get("lr_opt") and se and math.isfinite(se) and se > 0:
+                rows.append((r["batch_size"], d, math.log(r["lr_opt"]), LN10 * se))
+    return rows
+
+
+def wls(columns: list, y, se) -> dict:
+    """Weighted LS of y on [1, *columns] with the residual scale estimated: coefficients, SEs, t CIs."""
+    x = np.column_stack([np.ones(len(y)), *columns])
+    w = 1 / np.square(se)
+    xtw = x.T * w
+    cov = np.linalg.inv(xtw @ x)
+    coef = cov @ xtw @ np.asarray(y)
+    resid = np.asarray(y) - x @ coef
+    dof = len(y) - x.shape[1]
+    scale2 = float(np.sum(w * resid**2) / dof)
+    se_coef = np.sqrt(np.diag(cov) * scale2)
+    t = float(stats.t.ppf(0.975, dof))
+    return {"coef": coef.tolist(), "se": se_coef.tolist(), "ci95": [[c - t * s, c + t * s] for c, s in zip(coef, se_coef)],
+            "dof": dof, "scale": math.sqrt(scale2), "t_975": t}
+
+
+def joint(rows: list) -> dict:
+    """ln lr_opt = c + β ln B − γ ln D, and the interaction δ that says whether β moves with D."""
+    horizons, batches = {r[1] for r in rows}, {r[0] for r in rows}
+    if len(horizons) < 2 or len(batches) < 2 or len(rows) - 4 < MIN_DOF:
+        return {"beta": None, "gamma": None, "reason": f"{len(rows)} optima at {len(horizons)} horizon(s) and "
+                f"{len(batches)} batch size(s); need 2+ of each and {4 + MIN_DOF}+ optima"}
+    ln_b, ln_d = np.log([r[0] for r in rows]), np.log([r[1] for r in rows])
+    y, se = [r[2] for r in rows], [r[3] for r in rows]
+    main = wls([ln_b, -ln_d], y, se)
+    inter = wls([ln_b, -ln_d, (ln_b - ln_b.mean()) * (ln_d - ln_d.mean())], y, se)
+    delta_ci = inter["ci95"][3]
+    return {"beta": main["coef"][1], "beta_ci95": main["ci95"][1], "gamma": main["coef"][2],
+            "gamma_ci95": main["ci95"][2], "c": main["coef"][0], "n": len(rows), "dof": main["dof"],
+            "scale": main["scale"], "delta": inter["coef"][3], "delta_ci95": delta_ci,
+            "ln_d_mean": float(ln_d.mean()), "beta_changes": bool(delta_ci[0] > 0 or delta_ci[1] < 0)}
+
+
+def summarize(fits: dict) -> dict:
+    """The horizons' summary: per horizon (its own answer), the joint fit and the sentence."""
+    per = [{"horizon": d, "beta": f["answer"]["beta"], "ci95": f["answer"]["ci95"],
+            "estimator": f["answer"]["estimator"], "verdict": f["verdict"].splitlines()[0],
+            "n_used": f["n_used"]} for d, f in sorted(fits.items())]
+    model = joint(optima(fits))
+    return {"horizons": sorted(fits), "per_horizon": per, "joint": model, "sentence": sentence(per, model)}
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def sentence(per: list, model: dict) -> str:
+    """What the horizons say, no more than their CIs allow; the caveat that undercuts it first."""
+    missing = [f"D = {p['horizon']:,}" for p in per if p["beta"] is None]
+    first = f"{', '.join(missing)}: no β of its own (its report says why). " if missing else ""
+    if model["beta"] is None:
+        return f"{first}No joint fit across horizons: {model['reason']}."
+    assumption = "Assumes lr_opt = C·B^β·D^−γ with one β for every horizon"
+    if model["beta_changes"]:
+        return first + (f"β changes with the horizon beyond its CI (interaction δ = {model['delta']:.3f}, CI "
+                f"{_ci(model['delta_ci95'])}): read each horizon's β, not the joint one. {assumption}, which these "
+                f"data reject; the joint γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])} is an average.")
+    return first + (f"Across {len(per)} horizons: β = {model['beta']:.3f} {_ci(model['beta_ci95'])}, lr_opt falls with the "
+            f"horizon as D^−γ, γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])}; no change of β with D beyond "
+            f"its CI (δ {_ci(model['delta_ci95'])}). {assumption} ({model['n']} per-B optima, {model['dof']} dof).")
+
+
+def _read_fit(path) -> tuple:
+    """(horizon, fit.json) of one horizon's fit; a file that is not one is a one-line error."""
+    import json
+
+    from ..errors import UserError
+    from ..fileio import read_text
+
+    try:
+        fit = json.loads(read_text(path, "fit.json"))
+        horizon = fit["input"]["horizon"]
+        fit["per_batch"], fit["answer"], fit["verdict"]  # noqa: B018  (the keys the summary reads)
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not an lrscale fit.json; expected `lrscale fit --horizon`'s output") from None
+    if horizon is None:
+        raise UserError(f"{path}: key 'input.horizon': null; expected the fit of one horizon (lrscale fit --horizon)")
+    return horizon, fit
+
+
+def markdown(summary: dict) -> str:
+    rows = [f"| {p['horizon']:,} | " + (f"{p['beta']:.3f} | {_ci(p['ci95'])}" if p["beta"] is not None else "— | —")
+            + f" | {p['estimator']} | {p['n_used']} |" for p in summary["per_horizon"]]
+    m = summary["joint"]
+    joint = (f"Joint fit, ln lr_opt = c + β·ln B − γ·ln D over {m['n']} per-B optima (WLS on their across-B SEs, "
+             f"residual scale {m['scale']:.2f}, t with {m['dof']} dof): β = {m['beta']:.3f} {_ci(m['beta_ci95'])}, "
+             f"γ = {m['gamma']:.3f} {_ci(m['gamma_ci95'])}; with an interaction δ·(ln B − mean)(ln D − mean): "
+             f"δ = {m['delta']:.3f} {_ci(m['delta_ci95'])}." if m["beta"] is not None else m["reason"] + ".")
+    return "\n".join(["# lr_opt across horizons", "", summary["sentence"], "",
+                      "| horizon D | β (its own fit) | 95% CI | estimator | batch sizes used |", "|---|---|---|---|---|",
+                      *rows, "", joint, "", *_critical_lines(summary.get("critical_batch")),
+                      "Each horizon's own fit, report and plots: analysis/D<horizon>/.", ""])
+
+
+def _critical_lines(crit) -> list:
+    """The critical batch size's table (McCandlish et al. 2018's steps–samples tradeoff)."""
+    if crit is None:
+        return []
+    head = ["## Critical batch size (steps–samples tradeoff)", ""]
+    if not crit["targets"]:
+        return [*head, f"Not measured: {crit['reason']}.", ""]
+    rows = []
+    for t in crit["targets"]:
+        if t["b_crit"] is None:
+            rows.append(f"| {t['target_loss']:.4g} | — | {t['reason']} |")
+            continue
+        lo, hi = t["ci95"]
+        ci = f"[{'unbounded' if lo is None else f'{lo:.3g}'}, {'unbounded' if hi is None else f'{hi:.3g}'}]"
+        rows.append(f"| {t['target_loss']:.4g} | {t['b_crit']:.3g} {ci} | S_min {t['s_min']:.3g} steps, "
+                    f"{t['n_batch_sizes']} batch sizes, {t['dof']} dof |")
+    return [*head, f"B_crit: the batch size at which the steps to reach a loss double over S_min ({crit['method']}).",
+            "", "| target loss | B_crit (95% CI) | from |", "|---|---|---|", *rows, ""]
+
+
+def run_summary(fit_paths, out_dir, results_csv=None) -> dict:
+    """horizons.json, horizons.md and lr_opt_by_horizon.png (one colour per horizon) in out_dir; with
+    the sweep's results.csv, the critical batch size from the steps–samples tradeoff too."""
+    from pathlib import Path
+
+    from ..fileio import atomic_write_json, atomic_write_text
+    from . import plots
+
+    fits = dict(_read_fit(p) for p in fit_paths)
+    summary = summarize(fits)
+    if results_csv is not None:
+        summary["critical_batch"] = critical_batch(results_csv)
+    out_dir = Path(out_dir)
+    plots.lr_opt_by_horizon(fits, summary, out_dir / "lr_opt_by_horizon.png")
+    atomic_write_text(out_dir / "horizons.md", markdown(summary))
+    atomic_write_json(out_dir / "horizons.json", summary)
+    print(f"[lrscale horizons] {summary['sentence']}")
+    return summary
+
+
+TARGET_QUANTILES = (0.25, 0.5, 0.75)  # loss targets spread over the range every batch size crosses
+
+
+def steps_and_best(results_csv) -> dict:
+    """{B: (steps at each horizon, best seed-mean final val loss over lrs at each)} from results.csv."""
+    import pandas as pd
+
+    runs = pd.read_csv(results_csv, usecols=["batch_size", "lr", "final_val_loss", "num_steps", "budget"])
+    means = runs.groupby(["batch_size", "budget", "lr"]).agg(loss=("final_val_loss", "mean"),
+                                                             steps=("num_steps", "max"))
+    per = means.groupby(level=["batch_size", "budget"]).agg(loss=("loss", "min"), steps=("steps", "max"))
+    return {int(b): (g["steps"].tolist(), g["loss"].tolist()) for b, g in per.groupby(level="batch_size")}
+
+
+def critical_batch(results_csv) -> dict:
+    """B_crit from the steps–samples tradeoff (analysis.critical_batch) at a few loss targets: each
+    between the worst batch size's best loss at the longest horizon and the best one's at the
+    shortest, so that every batch size crosses it between two horizons."""
+    from .critical_batch import fit_b_crit, steps_to_target
+
+    table = steps_and_best(results_csv)
+    finished = {b: (s, loss) for b, (s, loss) in table.items() if np.all(np.isfinite(loss))}
+    if len(finished) < 3:
+        return {"targets": [], "reason": f"{len(finished)} batch sizes have a finite best loss at every horizon (need 3)"}
+    low = max(loss[-1] for _, loss in finished.values())
+    high = min(loss[0] for _, loss in finished.values())
+    if not low < high:
+        return {"targets": [], "reason": "no loss is crossed by every batch size between two horizons (the shortest "
+                                         "horizon of one B is already below the longest of another)"}
+    out = []
+    for q in TARGET_QUANTILES:
+        target = float(low + q * (high - low))
+        bs = sorted(finished)
+        fit = fit_b_crit(bs, [steps_to_target(*finished[b], target) for b in bs])
+        out.append({"target_loss": target, **fit})
+    return {"targets": out, "method": "S(B) = S_min·(1 + (B_crit/B)^γ) on the steps each B's best run needs to "
+                                      "reach the target, interpolated in log steps between horizons"}
