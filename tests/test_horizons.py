@@ -5,8 +5,11 @@ horizon, every horizon's curves in the one W&B run. A one-horizon sweep is named
 import csv
 import json
 import math
+import os
 import re
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -373,3 +376,41 @@ def test_critical_batch_from_the_steps_each_batch_size_needs(tmp_path):
         w.writerows(rows)
     assert critical_batch(tmp_path / "two.csv") == {
         "targets": [], "reason": "2 batch sizes have a finite best loss at every horizon (need 3)"}
+
+
+@pytest.mark.slow
+def test_kill9_of_a_stable_phase_resumes_with_the_snapshots_it_passed(tmp_path):
+    """kill -9 of snakemake while a stable phase runs, after it passed its first horizon's cool-down:
+    the rerun resumes it from its checkpoint (not from step 0), keeps the snapshot it had written, and
+    both branches still equal standalone runs."""
+    cfg = _wsd_config(warmup_steps=5)
+    cfg["budget"] = {"unit": "samples", "values": [32768, 131072]}  # B = 8: 4096 and 16384 steps
+    cfg["sweep"] = {"name": "k9", "batch_sizes": [8], "lrs": [0.01], "seeds": [0]}
+    path = write_config(tmp_path / "config.yaml", cfg)
+    env = {**tool_env(), "LRSCALE_CHECKPOINT_EVERY_S": "0.2"}
+    target = "results/k9/results.csv"
+    kept = tmp_path / "results/k9/checkpoints/B8_LR0.010000/stable/seed0"
+    p = subprocess.Popen(snakemake_cmd(tmp_path, target, configfile=path), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((kept / "D32768.pt").is_file() and (kept / "checkpoint.pt").is_file()):  # the event: both written
+            assert p.poll() is None and time.monotonic() < deadline, "the stable phase ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # snakemake and every job it started
+        p.wait()
+    assert not (tmp_path / "results/k9/runs/B8_LR0.010000/stable/seed0/D131072.pt").exists()
+    subprocess.run(snakemake_cmd(tmp_path, "--unlock", configfile=path), capture_output=True, env=env, check=True)
+    r = subprocess.run(snakemake_cmd(tmp_path, "--rerun-incomplete", target, configfile=path), capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (tmp_path / "results/k9" / config.STABLE_LOG.format(batch=8, lr="0.010000", seed=0)).read_text()
+    assert "resumed from step" in log and "restarting the stable phase" not in log
+    for h in (32768, 131072):
+        alone = write_config(tmp_path / f"alone{h}.yaml", {**cfg, "budget": {"unit": "samples", "value": h}})
+        out = tmp_path / f"alone{h}/metrics.json"
+        lrscale("train", "--config", alone, "--batch-size", 8, "--lr", 0.01, "--out", out, "--device", "cpu", check=True)
+        solo, branch = read_json(out), read_json(tmp_path / "results/k9" / config.run_metrics(8, 0.01, 0, h))
+        differ = {k for k in set(solo) | set(branch) if solo.get(k) != branch.get(k)} - TIMING - {"name", "horizon"}
+        assert not differ, (h, differ)

@@ -14,6 +14,7 @@ WSD run of its horizon, because
 Only the training job imports this (torch).
 """
 
+import os
 import pickle
 import time
 from pathlib import Path
@@ -63,11 +64,14 @@ def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_d
     job.identity = identity
     job.evals = sorted({e for _, cool, evals, _ in plan.values() for e in evals if e <= cool})
     job.probes = sorted({p for _, cool, _, probes in plan.values() for p in probes if p <= cool})
+    # snapshots are kept beside the resume checkpoint until the phase ends (Snakemake deletes a failed
+    # job's outputs: a killed phase resumes with the snapshots it passed), then moved to out_dir
+    kept = {h: job.ckpt_dir / SNAPSHOT.format(horizon=h) for h in plan}
     paths = {h: out_dir / SNAPSHOT.format(horizon=h) for h in plan}
     loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
     resume(job, loop)
-    if any(cool < loop.start and not paths[h].is_file() for h, (_, cool, _, _) in plan.items()):
-        log("restarting the stable phase: a snapshot it passed is gone")  # Snakemake removes a failed job's outputs
+    if any(cool < loop.start and not kept[h].is_file() for h, (_, cool, _, _) in plan.items()):
+        log("restarting the stable phase: a snapshot it passed is gone")
         loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
     if loop.start == 0:
         loop.reference_loss = reference_loss(job)
@@ -78,19 +82,22 @@ def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_d
     def at_step(done: int) -> None:
         for h, (_, cool, _, _) in plan.items():
             if cool == done:
-                checkpoint.save_file(paths[h], _snapshot(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start,
-                                                         identity))
+                checkpoint.save_file(kept[h], _snapshot(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start,
+                                                        identity))
 
     if loop.start == 0:
         at_step(0)
     log(f"{name} seed {seed}: {stop} of {job.steps} steps on {job.device}, snapshots at "
         + ", ".join(f"{HORIZON.format(horizon=h)} step {cool}" for h, (_, cool, _, _) in plan.items()))
     run_updates(job, loop, cfg, progress, timer, t_start, checkpoint_every_s, stop=stop, at_step=at_step)
-    for h, path in paths.items():
+    for h, path in kept.items():
         if not path.is_file():  # diverged before this horizon's cool-down: its run diverged there too
             d = loop.diverged_at
             checkpoint.save_file(path, _snapshot(job, loop, d, loop.prior_wall_s + time.monotonic() - t_start,
                                                  identity, diverged_at=d))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for h, path in kept.items():
+        os.replace(path, paths[h])  # the same file system (results/<sweep>/): an atomic move
     checkpoint.clean(job.ckpt_dir)
     progress.write("diverged" if loop.diverged_at is not None else "done", stop, loop.curves["val_loss"])
     log(f"wrote {len(paths)} snapshots to {out_dir}" + (f" (diverged at step {loop.diverged_at})"
