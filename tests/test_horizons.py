@@ -414,3 +414,18 @@ def test_kill9_of_a_stable_phase_resumes_with_the_snapshots_it_passed(tmp_path):
         solo, branch = read_json(out), read_json(tmp_path / "results/k9" / config.run_metrics(8, 0.01, 0, h))
         differ = {k for k in set(solo) | set(branch) if solo.get(k) != branch.get(k)} - TIMING - {"name", "horizon"}
         assert not differ, (h, differ)
+
+
+@pytest.mark.slow
+def test_the_slurm_profile_dry_runs_the_horizon_rules_with_their_resources(tmp_path):
+    cfg = _wsd_config(warmup_steps=5)
+    cfg["sweep"] = {"name": "sl", "batch_sizes": [8, 16], "lrs": [0.003, 0.03], "seeds": [0]}
+    path = write_config(tmp_path / "config.yaml", cfg)
+    r = subprocess.run(snakemake_cmd(tmp_path, "-n", "--profile", REPO / "profiles/slurm", configfile=path, cores=None),
+                       capture_output=True, text=True, timeout=300, env=tool_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert re.search(r"^stable_phase\s+4$", out, re.M) and re.search(r"^cooldown\s+8$", out, re.M)
+    assert re.search(r"^horizons\s+1$", out, re.M)
+    stable = out[out.index("rule stable_phase"):]
+    assert "gpu=1" in stable[:2000] and "cpus_per_task=1" in stable[:2000]  # set-resources reach the new rules
