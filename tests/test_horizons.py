@@ -189,6 +189,7 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     assert any(k.startswith("plots/D1024/lr_opt_vs_batch") for k in keys)
     assert any(k.startswith("plots/D2048/lr_opt_vs_batch") for k in keys)
     assert any(k.startswith("plots/lr_opt_by_horizon") for k in keys)
+    assert {"horizons/beta_D1024", "horizons/beta_D2048"} <= keys  # the horizons' summary (found by the rule's command)
 
     # the same run, standalone at budget 2048 (lrscale train, as a one-horizon sweep would run it)
     alone = write_config(tmp_path / "alone.yaml", {**cfg, "budget": {"unit": "samples", "value": 2048}})
@@ -429,3 +430,16 @@ def test_the_slurm_profile_dry_runs_the_horizon_rules_with_their_resources(tmp_p
     assert re.search(r"^horizons\s+1$", out, re.M)
     stable = out[out.index("rule stable_phase"):]
     assert "gpu=1" in stable[:2000] and "cpus_per_task=1" in stable[:2000]  # set-resources reach the new rules
+
+
+def test_wandb_keys_of_the_horizons_summary():
+    from lrscale.analysis import horizons
+
+    rng = np.random.default_rng(2)
+    summary = horizons.summarize({d: _fit_like(d, 0.5, 0.3, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000)})
+    summary["critical_batch"] = {"targets": [{"target_loss": 1.05, "b_crit": 64.0, "ci95": [50.0, 80.0]},
+                                             {"target_loss": 1.04, "b_crit": None, "reason": "edge"}]}
+    keys = wandb_log.horizon_keys(summary)
+    assert keys["horizons/beta"] == summary["joint"]["beta"] and keys["horizons/beta_D4000"] == 0.5
+    assert keys["horizons/gamma_ci95_low"] < keys["horizons/gamma"] < keys["horizons/gamma_ci95_high"]
+    assert keys["horizons/b_crit_1"] == 64.0 and keys["horizons/b_crit_2"] != keys["horizons/b_crit_2"]  # NaN: none

@@ -125,10 +125,15 @@ def cmd_aggregate(args):
 
 
 def cmd_wandb(args):
+    from . import config
     from .wandb_log import log_sweep
 
     cfg = _load_config(args)
-    log_sweep(cfg, args.results, args.metrics, args.out, plots=args.plots)
+    horizons = args.horizons
+    if horizons is None and len(config.horizons(cfg)) > 1:  # the rule's command stays as it was: found beside results.csv
+        found = os.path.join(os.path.dirname(args.results), "analysis", "horizons.json")
+        horizons = found if os.path.isfile(found) else None
+    log_sweep(cfg, args.results, args.metrics, args.out, plots=args.plots, horizons=horizons)
 
 
 def cmd_plan(args):
@@ -267,6 +272,8 @@ def build_parser():
     w.add_argument("--results", required=True, help="results.csv")
     w.add_argument("--out", required=True, help="where to write the run's facts (JSON)")
     w.add_argument("--plots", nargs="*", default=[])
+    w.add_argument("--horizons", help="a sweep with several horizons: its horizons.json (default: analysis/horizons.json "
+                   "beside --results)")
     w.add_argument("metrics", nargs="+")
     w.set_defaults(func=cmd_wandb)
 

@@ -11,6 +11,7 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
   summary/{final_val_loss,final_train_loss,batch_size,lr}   after each config
   results, plots/<name>, views/<chart>                      at the end (views: `build_views`);
   plots/D{horizon}/<name>, views/D{horizon}/<chart>          each horizon's, of several
+  horizons/{beta,gamma,beta_changes,beta_D<h>,b_crit_<i>}    the horizons' summary (analysis/horizons.json)
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """
 
@@ -206,7 +207,21 @@ def results_table(wandb, results_csv):
     return wandb.Table(columns=[str(c) for c in df.columns], data=cells.values.tolist())
 
 
-def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
+def horizon_keys(summary: dict) -> dict:
+    """The horizons' summary (analysis/horizons.json) as flat W&B keys under horizons/."""
+    j = summary["joint"]
+    out = {f"horizons/beta_D{p['horizon']}": _num(p["beta"]) for p in summary["per_horizon"]}
+    if j["beta"] is not None:
+        out.update({"horizons/beta": j["beta"], "horizons/gamma": j["gamma"], "horizons/beta_changes": j["beta_changes"],
+                    **{f"horizons/{k}_ci95_{end}": j[f"{k}_ci95"][i] for k in ("beta", "gamma")
+                       for i, end in enumerate(("low", "high"))}})
+    for i, t in enumerate((summary.get("critical_batch") or {}).get("targets", []), start=1):
+        out[f"horizons/b_crit_{i}"] = _num(t["b_crit"])
+        out[f"horizons/b_crit_{i}_target_loss"] = t["target_loss"]
+    return out
+
+
+def log_sweep(cfg, results_csv, metrics_paths, out, plots=(), horizons=None) -> dict:
     runs = load_all(metrics_paths)
     out = Path(out)
     if cfg["wandb"]["mode"] == "disabled":
@@ -229,6 +244,10 @@ def log_sweep(cfg, results_csv, metrics_paths, out, plots=()) -> dict:
         if p.is_file():  # a horizon's plots sit in analysis/D{horizon}/
             at = f"{p.parent.name}/" if re.fullmatch(config_mod.HORIZON.format(horizon=config_mod.HORIZON_REGEX), p.parent.name) else ""
             end[f"plots/{at}{p.stem}"] = wandb.Image(str(p))
+    if horizons is not None:  # several horizons: how lr_opt moves with D
+        import json
+
+        end.update(horizon_keys(json.loads(Path(horizons).read_text())))
     run.log(end)
     run_id, run_path = run.id, Path(run.dir).parent
     run.finish()

@@ -189,6 +189,13 @@ def get_fit_files(wildcards=None):
     return expand(rules.fit_horizon.output.fit, sweep=SWEEP, horizon=HORIZONS)
 
 
+def get_horizon_summary(wildcards=None):
+    """analysis/horizons.json of a sweep with several horizons (none with one)."""
+    return (
+        [] if HORIZONS == [None] else expand(rules.horizons.output.summary, sweep=SWEEP)
+    )
+
+
 def get_analysis_targets(wildcards=None):
     """The fits, and with several horizons their summary (analysis/horizons.json)."""
     summary = (

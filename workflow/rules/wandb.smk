@@ -6,6 +6,7 @@ rule wandb_log:
         fit=get_fit_files,
         metrics=get_metrics_files,
         plots=get_plot_files,
+        horizons=get_horizon_summary,
     output:
         run="results/{sweep}/wandb_run.json",
     log:
