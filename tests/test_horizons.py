@@ -443,3 +443,14 @@ def test_wandb_keys_of_the_horizons_summary():
     assert keys["horizons/beta"] == summary["joint"]["beta"] and keys["horizons/beta_D4000"] == 0.5
     assert keys["horizons/gamma_ci95_low"] < keys["horizons/gamma"] < keys["horizons/gamma_ci95_high"]
     assert keys["horizons/b_crit_1"] == 64.0 and keys["horizons/b_crit_2"] != keys["horizons/b_crit_2"]  # NaN: none
+
+
+@pytest.mark.slow
+def test_the_budget_demo_config_dry_runs_as_one_stable_phase_per_point(tmp_path):
+    """config/budget_demo.yaml (issue 24.6's demonstration, run by bench/budget_demo.py)."""
+    r = subprocess.run(snakemake_cmd(tmp_path, "-n", configfile=REPO / "config/budget_demo.yaml"), capture_output=True,
+                       text=True, timeout=300, env=tool_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert re.search(r"^stable_phase\s+84$", out, re.M) and re.search(r"^cooldown\s+252$", out, re.M)  # 6 B x 7 lrs x 2 seeds
+    assert re.search(r"^fit_horizon\s+3$", out, re.M) and not re.search(r"^train\s", out, re.M)
