@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_accuracy import CURVATURE, DIVERGE_ABOVE  # noqa: E402
-from truths_outside import BATCH, NQM_H, NQM_INITIAL, NQM_NOISE, geo_centre, make_sweep, random_phase_grid  # noqa: E402
+from truths_outside import BATCH, NQM_INITIAL, geo_centre, make_sweep, nqm_loss, random_phase_grid  # noqa: E402
 from lrscale.analysis import horizons  # noqa: E402
 from lrscale.analysis.fit import analyse  # noqa: E402
 
@@ -48,15 +48,6 @@ def pseudo_truth(lr_opt: np.ndarray, ds) -> dict:
 def power_optima(betas, gamma=0.3):
     """lr_opt[D, B]: C·B^β_D·(D/4)^−γ, β_D one per horizon (centred at the middle B)."""
     return np.array([geo_centre(BATCH.astype(float) ** b) * (d / 4.0) ** -gamma for b, d in zip(betas, D_REL)])
-
-
-def nqm_loss(lr, b, steps):
-    r = (1 - lr * NQM_H) ** 2
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        rt = r**steps
-        geometric = np.where(np.isclose(r, 1), steps, (1 - rt) / (1 - r))
-        ex2 = rt + lr**2 * NQM_H * (NQM_NOISE / b) * geometric
-    return 1 + 0.5 * float(np.sum(NQM_H * ex2)) if np.all(r < 1) else np.inf
 
 
 def nqm_optima() -> np.ndarray:

@@ -86,12 +86,12 @@ NQM_H = 1.0 / np.arange(1, 101)  # curvatures
 NQM_STEPS, NQM_NOISE = 1000, 1000.0  # steps at constant lr; gradient-noise variance h_i·NQM_NOISE/B
 
 
-def nqm_loss(lr, b):
-    """Expected NQM loss after NQM_STEPS of SGD at lr (x_i(0)² = 1); inf past stability."""
+def nqm_loss(lr, b, steps=NQM_STEPS):
+    """Expected NQM loss after `steps` of SGD at lr (x_i(0)² = 1); inf past stability."""
     r = (1 - lr * NQM_H) ** 2
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        rt = r**NQM_STEPS
-        geometric = np.where(np.isclose(r, 1), NQM_STEPS, (1 - rt) / (1 - r))
+        rt = r**steps
+        geometric = np.where(np.isclose(r, 1), steps, (1 - rt) / (1 - r))
         ex2 = rt + lr**2 * NQM_H * (NQM_NOISE / b) * geometric
     return 1 + 0.5 * float(np.sum(NQM_H * ex2)) if np.all(r < 1) else np.inf
 
