@@ -454,3 +454,26 @@ def test_the_budget_demo_config_dry_runs_as_one_stable_phase_per_point(tmp_path)
     out = r.stdout + r.stderr
     assert re.search(r"^stable_phase\s+84$", out, re.M) and re.search(r"^cooldown\s+252$", out, re.M)  # 6 B x 7 lrs x 2 seeds
     assert re.search(r"^fit_horizon\s+3$", out, re.M) and not re.search(r"^train\s", out, re.M)
+
+
+def test_status_counts_the_shared_stable_phases(tmp_path):
+    cfg = config.validate(_wsd_config(warmup_steps=5))  # tiny_config: B 8, 32 x lr 0.001, 0.01, one seed
+    root = tmp_path / "results/tiny"
+    at = lambda pattern, b, lr: root / pattern.format(batch=b, lr=config.lr_name(lr), seed=0)  # noqa: E731
+    done = at(config.STABLE_DIR, 8, 0.001)
+    done.mkdir(parents=True)
+    for h in (1024, 2048):
+        (done / config.SNAPSHOT.format(horizon=h)).write_bytes(b"x")
+    running_log = at(config.STABLE_LOG, 8, 0.01)
+    running_log.parent.mkdir(parents=True, exist_ok=True)
+    running_log.write_text("[lrscale train] B8_LR0.010000 stable phase seed 0: ...\n")
+    progress = at(config.STABLE_DIR, 8, 0.01) / "progress.json"
+    progress.parent.mkdir(parents=True)
+    progress.write_text(json.dumps({"state": "running", "pct": 40, "step": 40, "steps": 100}))
+    failed_log = at(config.STABLE_LOG, 32, 0.001)
+    failed_log.parent.mkdir(parents=True)
+    failed_log.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: boom\n")
+    s = status.collect(cfg, root)
+    assert s["stable_phases"] == {"done": 1, "running": 1, "failed": 1, "pending": 1, "running_pct": [40]}
+    assert "stable phases (shared by the horizons): done 1 · running 1 · failed 1 · pending 1 ▶40%" in status.render(s)
+    assert status.collect(config.validate(tiny_config()), root)["stable_phases"] is None  # not a branched sweep

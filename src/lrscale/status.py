@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from . import plans
-from .config import HORIZON, RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, grid, lr_name, run_path
+from .config import (HORIZON, RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, SNAPSHOT, STABLE_DIR, STABLE_LOG,
+                     branched, grid, horizons, lr_name, run_path)
 from .errors import UserError
 
 FAILED = re.compile(r"Traceback \(most recent call last\)|lrscale train: error:")
@@ -167,6 +168,28 @@ def points_of(cfg: dict, root: Path) -> list[dict]:
     return unique
 
 
+def stable_phases(cfg: dict, root: Path) -> dict | None:
+    """wsd with several horizons: how many (B, lr, seed) stable phases are done (every snapshot
+    written), running (their % from their progress file), failed (their log) or pending; None otherwise."""
+    if not branched(cfg):
+        return None
+    counts, running = {"done": 0, "running": 0, "failed": 0, "pending": 0}, []
+    for p in {(q["batch_size"], lr_name(q["lr"]), q["seed"]) for q in grid(cfg)}:
+        fields = dict(batch=p[0], lr=p[1], seed=p[2])
+        out, log = root / STABLE_DIR.format(**fields), root / STABLE_LOG.format(**fields)
+        if all((out / SNAPSHOT.format(horizon=h)).is_file() for h in horizons(cfg)):
+            counts["done"] += 1
+        elif not log.is_file():
+            counts["pending"] += 1
+        elif FAILED.search(_tail(log)):
+            counts["failed"] += 1
+        else:
+            counts["running"] += 1
+            progress = read_progress(out / "progress.json", log.stat().st_mtime)
+            running.append(progress["pct"] if progress and isinstance(progress.get("pct"), int) else 0)
+    return {**counts, "running_pct": sorted(running, reverse=True)}
+
+
 def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
     """Every job's state, the totals, the sweep's ETA and where its W&B run is (or will be)."""
     now = time.time() if now is None else now
@@ -183,7 +206,8 @@ def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
     pending_s = [typical.get(_kind(j)) or typical[None] for j in jobs if j["state"] == "pending"]
     eta = None if any(s is None for s in pending_s) else (left_s + sum(pending_s)) / max(len(running), 1)
     return {"sweep": cfg["sweep"]["name"], "results": str(root), "jobs": jobs, "totals": totals,
-            "eta_s": eta if totals["running"] + totals["pending"] else 0.0, "wandb": _wandb(cfg, root)}
+            "eta_s": eta if totals["running"] + totals["pending"] else 0.0, "wandb": _wandb(cfg, root),
+            "stable_phases": stable_phases(cfg, root)}
 
 
 def _wandb(cfg: dict, root: Path) -> dict:
@@ -275,6 +299,11 @@ def render(status: dict, colour: bool = False) -> str:
         lines += _grid_lines(jobs, paint, f"{HORIZON.format(horizon=h)}: " if h else "")
     if list(by_horizon) in ([None], []):  # one horizon: its grid's line is the sweep's, as it always was
         lines = [f"sweep {status['sweep']} ({where}): " + lines[1], *lines[2:]] if len(lines) > 1 else lines
+    stable = status.get("stable_phases")
+    if stable:  # wsd: each grid's runs wait for their (B, lr, seed)'s shared stable phase
+        pct = "".join(f" ▶{p}%" for p in stable["running_pct"][:8]) + (" …" if len(stable["running_pct"]) > 8 else "")
+        lines.append("stable phases (shared by the horizons): " + " · ".join(
+            f"{k} {stable[k]}" for k in ("done", "running", "failed", "pending")) + pct)
     t = status["totals"]
     lines.append(" · ".join(f"{k} {v}" for k, v in t.items()) + f"  (of {len(status['jobs'])} jobs)")
     stuck = t["failed"] + t["stalled"]
