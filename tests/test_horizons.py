@@ -240,6 +240,16 @@ def test_stable_needs_a_branched_config_and_a_branch_its_own_snapshot(tmp_path):
                 "--branch-from", tmp_path / "s/D1024.pt", "--device", "cpu")  # another lr's snapshot
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "a snapshot of another stable phase" in r.stderr
     assert not (tmp_path / "m.json").exists()
+    r = lrscale("train", "--config", wsd, "--batch-size", 8, "--lr", 0.01, "--horizon", 1024, "--out", tmp_path / "m.json",
+                "--branch-from", tmp_path / "s/D2048.pt", "--device", "cpu")  # another horizon's snapshot
+    assert r.returncode == 2 and "the snapshot of horizon 2048; expected 1024's" in r.stderr
+    for flags, expected in ((["--horizon", 999, "--branch-from", tmp_path / "s/D1024.pt"], "--branch-from needs one of"),
+                            (["--horizon", 1024, "--branch-from", tmp_path / "none.pt"], "no such stable-phase snapshot")):
+        r = lrscale("train", "--config", wsd, "--batch-size", 8, "--lr", 0.01, "--out", tmp_path / "m.json", *flags,
+                    "--device", "cpu")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and expected in r.stderr, r.stderr
+    r = lrscale("stable", "--config", wsd, "--batch-size", 8, "--lr", -1, "--out-dir", tmp_path / "s2", "--device", "cpu")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--lr" in r.stderr
     (tmp_path / "bad.pt").write_bytes(b"not a snapshot")
     r = lrscale("train", "--config", wsd, "--batch-size", 8, "--lr", 0.01, "--horizon", 1024, "--out", tmp_path / "m.json",
                 "--branch-from", tmp_path / "bad.pt", "--device", "cpu")
@@ -282,7 +292,8 @@ def test_wsd_horizons_branch_from_one_stable_phase_and_equal_standalone_runs(tmp
                 lrscale("train", "--config", alone, "--batch-size", b, "--lr", lr, "--out", out, "--device", "cpu",
                         check=True)
                 solo, branch = read_json(out), read_json(res / config.run_metrics(b, lr, 0, h))
-                assert branch["resumed_from_step"] is not None  # it did start from its snapshot
+                # it started from its snapshot, unless its stable phase diverged first (it then trained alone)
+                assert (branch["resumed_from_step"] is None) == (lr == 100.0)
                 assert branch["name"] == f"{solo['name']}/D{h}" and branch["horizon"] == h
                 differ = {k for k in set(solo) | set(branch) if solo.get(k) != branch.get(k)} - TIMING - {"name", "horizon"}
                 assert not differ, (h, b, lr, differ)
@@ -314,6 +325,11 @@ def test_joint_fit_recovers_beta_and_gamma_and_flags_a_drifting_beta():
     assert abs(j["beta"] - 0.5) < 0.03 and abs(j["gamma"] - 0.3) < 0.03 and j["dof"] == 15 - 3
     assert not j["beta_changes"] and s["sentence"].startswith("γ's CI is too narrow")  # the caveat first
     assert "Across 3 horizons: β = " in s["sentence"]
+    flat = horizons.summarize({d: _fit_like(d, 0.5, 0.0, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000, 16000)})
+    lo, hi = flat["joint"]["gamma_ci95"]
+    assert lo < 0 < hi and "lr_opt does not move with the horizon beyond its CI" in flat["sentence"]
+    rising = horizons.summarize({d: _fit_like(d, 0.5, -0.3, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000, 16000)})
+    assert "lr_opt rises with the horizon (γ < 0)" in rising["sentence"]
     drift = {d: _fit_like(d, b, 0.3, jitter=rng.normal(0, 0.02, 5)) for d, b in ((1000, 0.3), (4000, 0.5), (16000, 0.7))}
     s = horizons.summarize(drift)
     assert s["joint"]["beta_changes"] and "β changes with the horizon beyond its CI" in s["sentence"]
@@ -347,6 +363,11 @@ def test_horizons_cli_writes_the_summary_and_rejects_a_fit_of_every_row(tmp_path
     (tmp_path / "whole.json").write_text(json.dumps(whole))
     r = lrscale("horizons", tmp_path / "whole.json", paths[1], "--out", tmp_path / "out2")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "key 'input.horizon': null" in r.stderr
+    (tmp_path / "runs.csv").write_text("batch_size,lr,final_val_loss\n8,0.01,1.0\n")
+    r = lrscale("horizons", *paths, "--results", tmp_path / "runs.csv", "--out", tmp_path / "out3")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing column(s) ['num_steps', 'budget']" in r.stderr
+    r = lrscale("horizons", paths[0], paths[0], "--out", tmp_path / "out3")
+    assert r.returncode == 2 and "two fits of the same horizon" in r.stderr
     (tmp_path / "bad.json").write_text("{")
     r = lrscale("horizons", tmp_path / "bad.json", "--out", tmp_path / "out2")
     assert r.returncode == 2 and "not an lrscale fit.json" in r.stderr and not (tmp_path / "out2").exists()
@@ -477,3 +498,42 @@ def test_status_counts_the_shared_stable_phases(tmp_path):
     assert s["stable_phases"] == {"done": 1, "running": 1, "failed": 1, "pending": 1, "running_pct": [40]}
     assert "stable phases (shared by the horizons): done 1 · running 1 · failed 1 · pending 1 ▶40%" in status.render(s)
     assert status.collect(config.validate(tiny_config()), root)["stable_phases"] is None  # not a branched sweep
+
+
+def _snapshot_tensors(path):
+    import torch
+
+    state = torch.load(path, weights_only=False)
+    return state["step"], state["model"], state["step_loss"], state["reference_loss"]
+
+
+@pytest.mark.slow
+def test_a_stable_phase_that_lost_a_passed_snapshot_restarts_from_fresh_weights(tmp_path):
+    """SIGTERM checkpoints a stable phase past its first snapshot; that snapshot is then lost (a kill
+    between the phase's move of its snapshots and its clean-up): the rerun starts again from step 0
+    with fresh weights, and its snapshots equal an uninterrupted phase's."""
+    import torch
+
+    wsd = write_config(tmp_path / "wsd.yaml", {**_wsd_config(warmup_steps=5),
+                                               "budget": {"unit": "samples", "values": [32768, 131072]}})
+    args = ["stable", "--config", wsd, "--batch-size", 8, "--lr", 0.01, "--device", "cpu"]
+    lrscale(*args, "--out-dir", tmp_path / "clean", check=True, timeout=600)
+    ckpt = tmp_path / "ckpt"
+    p = subprocess.Popen([str(REPO / ".venv/bin/lrscale"), *map(str, args), "--out-dir", tmp_path / "cut",
+                          "--checkpoint-dir", ckpt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**tool_env(), "LRSCALE_CHECKPOINT_EVERY_S": "1000"})
+    deadline = time.monotonic() + 300
+    while not (ckpt / "D32768.pt").is_file():  # the event: the first snapshot is written
+        assert p.poll() is None and time.monotonic() < deadline, "the stable phase ended before its first snapshot"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)  # checkpoint at the next step boundary, then exit
+    assert "preempted at step" in p.communicate(timeout=120)[1]
+    assert (ckpt / "checkpoint.pt").is_file()
+    (ckpt / "D32768.pt").unlink()  # lost
+    r = lrscale(*args, "--out-dir", tmp_path / "cut", "--checkpoint-dir", ckpt, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "restarting the stable phase from step 0" in r.stderr + r.stdout
+    for h in (32768, 131072):
+        (s1, m1, l1, ref1), (s2, m2, l2, ref2) = (_snapshot_tensors(tmp_path / d / f"D{h}.pt") for d in ("clean", "cut"))
+        assert s1 == s2 and ref1 == ref2 and torch.equal(l1, l2)
+        assert all(torch.equal(m1[k], m2[k]) for k in m1)

@@ -9,8 +9,9 @@ WSD run of its horizon, because
   - evaluating and probing never touch the trajectory, and the stable phase evaluates and probes
     at every horizon's points (each snapshot keeps its horizon's, with its train-loss means
     recomputed over its own eval intervals from the per-update losses);
-  - a divergence is dated at its first bad update wherever the evals fall: a stable phase that
-    diverges before a horizon's cool-down hands that horizon a snapshot that says so.
+  - a divergence is dated at its first bad update wherever the evals fall; a stable phase that
+    diverges before a horizon's cool-down hands that horizon a marker that says so, and that
+    horizon's run trains alone from step 0 (to its own divergence: short, and its probes its own).
 Only the training job imports this (torch).
 """
 
@@ -24,8 +25,8 @@ import torch
 from . import checkpoint
 from .config import HORIZON, SNAPSHOT, at_horizon, config_hash, horizons, run_name
 from .errors import UserError
-from .train import (LoopState, Progress, Timer, cooldown_start, eval_steps, log, lr_multiplier, num_steps,
-                    probe_steps, process_age_s, reference_loss, resume, run_updates, setup)
+from .train import (LoopState, Progress, Timer, check_args, cooldown_start, eval_steps, log, lr_multiplier,
+                    num_steps, probe_steps, process_age_s, reference_loss, resume, run_updates, setup)
 
 def stable_identity(cfg, batch_size, lr, seed) -> dict:
     """Whose snapshots these are: the sweep's training config (every horizon), B, lr, seed."""
@@ -43,36 +44,49 @@ def horizon_plan(cfg, batch_size, tokens_per_sample) -> dict:
     return plan
 
 
-def _snapshot(job, loop, done: int, wall_s: float, identity: dict, diverged_at=None) -> dict:
-    return {"identity": identity, "step": done, "model": job.model.state_dict(),
+def _snapshot(job, loop, done: int, wall_s: float, identity: dict, horizon: int) -> dict:
+    return {"identity": identity, "horizon": horizon, "step": done, "model": job.model.state_dict(),
             "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
             "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
             "curves": loop.curves, "init_loss": loop.init_loss, "reference_loss": loop.reference_loss,
-            "wall_s": wall_s, "noise": loop.noise, "diverged_at": diverged_at}
+            "wall_s": wall_s, "noise": loop.noise, "diverged_at": None}
+
+
+def _stable_job(cfg, plan_of, batch_size, lr, seed, device, ckpt_dir, threads):
+    """The stable phase's job: the longest horizon's run, evaluating and probing at every horizon's
+    points up to its cool-down, with its own identity; and its horizons' plan."""
+    job = setup(at_horizon(cfg, max(horizons(cfg))), batch_size, lr, seed, device, ckpt_dir, threads)
+    plan = plan_of(cfg, batch_size, job.task.tokens_per_sample)
+    job.identity = stable_identity(cfg, batch_size, lr, seed)
+    job.evals = sorted({e for _, cool, evals, _ in plan.values() for e in evals if e <= cool})
+    job.probes = sorted({p for _, cool, _, probes in plan.values() for p in probes if p <= cool})
+    return job, plan
+
+
+def _fresh_loop(job) -> LoopState:
+    return LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
 
 
 def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0,
                  threads=None) -> list[Path]:
     """The warmup and stable phase of every horizon at once, to the longest one's cool-down: a
-    snapshot `D{h}.pt` in `out_dir` where each horizon's cool-down starts (where the run diverged,
-    for a horizon it never reached)."""
+    snapshot `D{h}.pt` in `out_dir` where each horizon's cool-down starts (a marker that the phase
+    diverged, for a horizon it never reached: that horizon's run then trains from step 0)."""
     t_start, startup_s, out_dir = time.monotonic(), process_age_s(), Path(out_dir)
-    identity = stable_identity(cfg, batch_size, lr, seed)
-    job = setup(at_horizon(cfg, max(horizons(cfg))), batch_size, lr, seed, device,
-                checkpoint_dir or out_dir / ".checkpoint", threads)
-    plan = horizon_plan(cfg, batch_size, job.task.tokens_per_sample)
-    job.identity = identity
-    job.evals = sorted({e for _, cool, evals, _ in plan.values() for e in evals if e <= cool})
-    job.probes = sorted({p for _, cool, _, probes in plan.values() for p in probes if p <= cool})
+    check_args(batch_size, lr, out_dir / "progress.json")  # bad flags and an unwritable dir fail now, not at the end
+    ckpt_dir = Path(checkpoint_dir or out_dir / ".checkpoint")
+    job, plan = _stable_job(cfg, horizon_plan, batch_size, lr, seed, device, ckpt_dir, threads)
     # snapshots are kept beside the resume checkpoint until the phase ends (Snakemake deletes a failed
     # job's outputs: a killed phase resumes with the snapshots it passed), then moved to out_dir
-    kept = {h: job.ckpt_dir / SNAPSHOT.format(horizon=h) for h in plan}
+    kept = {h: ckpt_dir / SNAPSHOT.format(horizon=h) for h in plan}
     paths = {h: out_dir / SNAPSHOT.format(horizon=h) for h in plan}
-    loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    loop = _fresh_loop(job)
     resume(job, loop)
-    if any(cool < loop.start and not kept[h].is_file() for h, (_, cool, _, _) in plan.items()):
-        log("restarting the stable phase: a snapshot it passed is gone")
-        loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    if loop.start and any(cool <= loop.start and not kept[h].is_file() for h, (_, cool, _, _) in plan.items()):
+        log("restarting the stable phase from step 0: a snapshot it passed is gone")
+        (ckpt_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
+        job, plan = _stable_job(cfg, horizon_plan, batch_size, lr, seed, device, ckpt_dir, threads)  # fresh weights
+        loop = _fresh_loop(job)
     if loop.start == 0:
         loop.reference_loss = reference_loss(job)
     timer, stop = Timer(job.device, startup_s), max(cool for _, cool, _, _ in plan.values())
@@ -82,8 +96,8 @@ def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_d
     def at_step(done: int) -> None:
         for h, (_, cool, _, _) in plan.items():
             if cool == done:
-                checkpoint.save_file(kept[h], _snapshot(job, loop, done, loop.prior_wall_s + time.monotonic() - t_start,
-                                                        identity))
+                wall_s = loop.prior_wall_s + time.monotonic() - t_start
+                checkpoint.save_file(kept[h], _snapshot(job, loop, done, wall_s, job.identity, h))
 
     if loop.start == 0:
         at_step(0)
@@ -91,45 +105,58 @@ def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_d
         + ", ".join(f"{HORIZON.format(horizon=h)} step {cool}" for h, (_, cool, _, _) in plan.items()))
     run_updates(job, loop, cfg, progress, timer, t_start, checkpoint_every_s, stop=stop, at_step=at_step)
     for h, path in kept.items():
-        if not path.is_file():  # diverged before this horizon's cool-down: its run diverged there too
-            d = loop.diverged_at
-            checkpoint.save_file(path, _snapshot(job, loop, d, loop.prior_wall_s + time.monotonic() - t_start,
-                                                 identity, diverged_at=d))
+        if not path.is_file():  # diverged before this horizon's cool-down
+            if loop.diverged_at is None:
+                raise RuntimeError(f"stable phase ended at step {stop} without the snapshot of {HORIZON.format(horizon=h)}")
+            checkpoint.save_file(path, {"identity": job.identity, "horizon": h, "diverged_at": loop.diverged_at})
     out_dir.mkdir(parents=True, exist_ok=True)
     for h, path in kept.items():
         os.replace(path, paths[h])  # the same file system (results/<sweep>/): an atomic move
-    checkpoint.clean(job.ckpt_dir)
+    checkpoint.clean(ckpt_dir)
     progress.write("diverged" if loop.diverged_at is not None else "done", stop, loop.curves["val_loss"])
     log(f"wrote {len(paths)} snapshots to {out_dir}" + (f" (diverged at step {loop.diverged_at})"
                                                        if loop.diverged_at is not None else ""))
     return list(paths.values())
 
 
-def start_from(job, loop, path, identity: dict) -> None:
-    """Branch this horizon's run from its stable-phase snapshot: the state at its cool-down's start,
-    with the curves and probes its own eval and probe steps would have recorded."""
-    path = Path(path)
+def _read_snapshot(path: Path, device) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: no such stable-phase snapshot; expected `lrscale stable`'s output")
     try:
-        state = torch.load(path, map_location=job.device, weights_only=False)
+        state = torch.load(path, map_location=device, weights_only=False)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
         raise UserError(f"{path}: not a readable stable-phase snapshot ({type(e).__name__}); delete it to rerun "
                         "its stable phase") from None
+    if not isinstance(state, dict) or "identity" not in state:
+        raise UserError(f"{path}: not a stable-phase snapshot; delete it to rerun its stable phase")
+    return state
+
+
+def start_from(job, loop, path, identity: dict, horizon: int) -> None:
+    """Branch this horizon's run from its stable-phase snapshot: the state at its cool-down's start,
+    with the curves and probes its own eval and probe steps would have recorded. A stable phase that
+    diverged before this cool-down leaves the run at step 0: it trains alone (to its own divergence)."""
+    path = Path(path)
+    state = _read_snapshot(path, job.device)
     if state.get("identity") != identity:
         raise UserError(f"{path}: a snapshot of another stable phase (config, batch size, lr or seed differ); "
                         "expected this run's; delete it to rerun its stable phase")
+    if state.get("horizon") != horizon:
+        raise UserError(f"{path}: the snapshot of horizon {state.get('horizon')}; expected {horizon}'s")
+    if state["diverged_at"] is not None:
+        log(f"its stable phase diverged at step {state['diverged_at']}, before this cool-down: training from step 0")
+        return
     job.model.load_state_dict(state["model"])
     job.optimizer.load_state_dict(state["optimizer"])
     checkpoint.restore_rng(state, job.data_gen, job.device)
     start = loop.start = state["step"]
     loop.step_loss[:start] = state["step_loss"].to(job.device)
     loop.grad_norm[:start] = state["grad_norm"].to(job.device)
-    loop.init_loss, loop.reference_loss = state["init_loss"], state["reference_loss"]
-    loop.prior_wall_s, loop.diverged_at = state["wall_s"], state["diverged_at"]
-    loop.curves = _rebased(state["curves"], set(job.evals), state["step_loss"])
+    loop.init_loss, loop.reference_loss, loop.prior_wall_s = state["init_loss"], state["reference_loss"], state["wall_s"]
+    loop.curves = _rebased(state["curves"], set(job.evals), state["step_loss"].cpu())
     loop.noise = [p for p in state["noise"] if p["step"] in set(job.probes)]
     loop.last_eval = max([0] + [s for s in job.evals if s <= start])
-    log(f"branched from {path} at step {start}" + (f" (its stable phase diverged at step {loop.diverged_at})"
-                                                   if loop.diverged_at is not None else ""))
+    log(f"branched from {path} at step {start}")
 
 
 def _rebased(curves: dict, evals: set, step_loss: torch.Tensor) -> dict:

@@ -72,9 +72,12 @@ def _gpu_slot(device: str):
 
 
 def cmd_train(args):
+    from . import config
+
     cfg = _load_config(args)
-    if args.branch_from is not None and args.horizon is None:
-        raise UserError("--branch-from: needs --horizon, the horizon whose cool-down it starts")
+    if args.branch_from is not None and args.horizon not in config.horizons(cfg):
+        raise UserError(f"--horizon: {args.horizon}; --branch-from needs one of the config's budget.values "
+                        f"{config.horizons(cfg)}")
     slot = _gpu_slot(args.device)
     from . import checkpoint, faults  # torch from here on
     from .config import run_name
@@ -87,7 +90,7 @@ def cmd_train(args):
         from . import branches
 
         identity = branches.stable_identity(cfg, args.batch_size, args.lr, args.seed)
-        start_at = partial(branches.start_from, path=args.branch_from, identity=identity)
+        start_at = partial(branches.start_from, path=args.branch_from, identity=identity, horizon=args.horizon)
     # Test-only crash hooks (never set in normal use) fire before anything is set up.
     faults.before_training(run_name(args.batch_size, args.lr, args.horizon),
                            args.checkpoint_dir or checkpoint.default_dir(args.out))
@@ -133,6 +136,13 @@ def cmd_wandb(args):
     if horizons is None and len(config.horizons(cfg)) > 1:  # the rule's command stays as it was: found beside results.csv
         found = os.path.join(os.path.dirname(args.results), "analysis", "horizons.json")
         horizons = found if os.path.isfile(found) else None
+    if horizons is not None:
+        try:
+            horizons = json.loads(open(horizons, encoding="utf-8").read())
+            horizons["joint"], horizons["per_horizon"]  # noqa: B018  (the keys the W&B run reads)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{args.horizons or 'analysis/horizons.json'}: not a readable horizons.json; expected "
+                            "`lrscale horizons`'s output") from None
     log_sweep(cfg, args.results, args.metrics, args.out, plots=args.plots, horizons=horizons)
 
 

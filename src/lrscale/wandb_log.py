@@ -244,10 +244,8 @@ def log_sweep(cfg, results_csv, metrics_paths, out, plots=(), horizons=None) -> 
         if p.is_file():  # a horizon's plots sit in analysis/D{horizon}/
             at = f"{p.parent.name}/" if re.fullmatch(config_mod.HORIZON.format(horizon=config_mod.HORIZON_REGEX), p.parent.name) else ""
             end[f"plots/{at}{p.stem}"] = wandb.Image(str(p))
-    if horizons is not None:  # several horizons: how lr_opt moves with D
-        import json
-
-        end.update(horizon_keys(json.loads(Path(horizons).read_text())))
+    if horizons is not None:  # several horizons: how lr_opt moves with D (analysis/horizons.json, read)
+        end.update(horizon_keys(horizons))
     run.log(end)
     run_id, run_path = run.id, Path(run.dir).parent
     run.finish()

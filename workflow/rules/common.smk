@@ -158,7 +158,12 @@ def get_plan_config_json(wildcards):
 
 
 def get_config_json(wildcards):
-    return json.dumps(config, sort_keys=True)
+    """The resolved config (a sweep with one horizon without budget.values: null, so that its pages
+    and W&B run are not redone for a key it does not use)."""
+    cfg = {**config, "budget": dict(config["budget"])}
+    if cfg["budget"]["values"] is None:
+        del cfg["budget"]["values"]
+    return json.dumps(cfg, sort_keys=True)
 
 
 def get_fit_out_dir(wildcards, output):

@@ -54,8 +54,12 @@ def joint(rows: list) -> dict:
                 f"{len(batches)} batch size(s); need 2+ of each and {4 + MIN_DOF}+ optima"}
     ln_b, ln_d = np.log([r[0] for r in rows]), np.log([r[1] for r in rows])
     y, se = [r[2] for r in rows], [r[3] for r in rows]
-    main = wls([ln_b, -ln_d], y, se)
-    inter = wls([ln_b, -ln_d, (ln_b - ln_b.mean()) * (ln_d - ln_d.mean())], y, se)
+    try:
+        main = wls([ln_b, -ln_d], y, se)
+        inter = wls([ln_b, -ln_d, (ln_b - ln_b.mean()) * (ln_d - ln_d.mean())], y, se)
+    except np.linalg.LinAlgError:
+        return {"beta": None, "gamma": None, "reason": "the optima's batch sizes and horizons move together "
+                "(collinear): B and D cannot be told apart"}
     delta_ci = inter["ci95"][3]
     return {"beta": main["coef"][1], "beta_ci95": main["ci95"][1], "gamma": main["coef"][2],
             "gamma_ci95": main["ci95"][2], "c": main["coef"][0], "n": len(rows), "dof": main["dof"],
@@ -86,14 +90,17 @@ def sentence(per: list, model: dict) -> str:
     # measured, not assumed (bench/horizon_accuracy.py): the γ CI treats each horizon's per-B optima as
     # independent, but a horizon's optima share its errors, and the NQM's shape changes with D
     first += ("γ's CI is too narrow: it held the true γ in 66% of in-family sweeps with 2 seeds and missed an "
-              "NQM-SGD truth's γ (10% low) in 9 of 10 (bench/README.md \"Horizons\"); read γ as approximate. ")
+              "NQM-SGD truth's γ (5–9% low) in over 90% (bench/README.md \"Horizons\"); read γ as approximate. ")
     if model["beta_changes"]:
         return first + (f"β changes with the horizon beyond its CI (interaction δ = {model['delta']:.3f}, CI "
                 f"{_ci(model['delta_ci95'])}): read each horizon's β, not the joint one. {assumption}, which these "
                 f"data reject; the joint γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])} is an average.")
-    return first + (f"Across {len(per)} horizons: β = {model['beta']:.3f} {_ci(model['beta_ci95'])}, lr_opt falls with the "
-            f"horizon as D^−γ, γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])}; no change of β with D beyond "
-            f"its CI (δ {_ci(model['delta_ci95'])}). {assumption} ({model['n']} per-B optima, {model['dof']} dof).")
+    lo, hi = model["gamma_ci95"]
+    moves = ("lr_opt falls with the horizon as D^−γ" if lo > 0 else "lr_opt rises with the horizon (γ < 0)" if hi < 0
+             else "lr_opt does not move with the horizon beyond its CI")
+    return first + (f"Across {len(per)} horizons: β = {model['beta']:.3f} {_ci(model['beta_ci95'])}; {moves}, "
+                    f"γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])}; no change of β with D beyond its CI "
+                    f"(δ {_ci(model['delta_ci95'])}). {assumption} ({model['n']} per-B optima, {model['dof']} dof).")
 
 
 def _read_fit(path) -> tuple:
@@ -158,7 +165,12 @@ def run_summary(fit_paths, out_dir, results_csv=None) -> dict:
     from ..fileio import atomic_write_json, atomic_write_text
     from . import plots
 
-    fits = dict(_read_fit(p) for p in fit_paths)
+    pairs = [_read_fit(p) for p in fit_paths]
+    fits = dict(pairs)
+    if len(fits) < len(pairs):
+        from ..errors import UserError
+
+        raise UserError(f"{', '.join(map(str, fit_paths))}: two fits of the same horizon; expected one per horizon")
     summary = summarize(fits)
     if results_csv is not None:
         summary["critical_batch"] = critical_batch(results_csv)
@@ -177,8 +189,18 @@ def steps_and_best(results_csv) -> dict:
     """{B: (steps at each horizon, best seed-mean final val loss over lrs at each)} from results.csv."""
     import pandas as pd
 
-    runs = pd.read_csv(results_csv, usecols=["batch_size", "lr", "final_val_loss", "num_steps", "budget"])
-    means = runs.groupby(["batch_size", "budget", "lr"]).agg(loss=("final_val_loss", "mean"),
+    from ..errors import UserError
+
+    columns = ["batch_size", "lr", "final_val_loss", "num_steps", "budget"]
+    try:
+        runs = pd.read_csv(results_csv)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise UserError(f"{results_csv}: not a readable results CSV ({type(e).__name__}); expected lrscale's results.csv") from None
+    missing = [c for c in columns if c not in runs.columns]
+    if missing:
+        raise UserError(f"{results_csv}: missing column(s) {missing}; expected lrscale's results.csv with several horizons")
+    # a seed that diverged makes its lr's mean NaN (not the mean of the survivors: that would flatter the lr)
+    means = runs.groupby(["batch_size", "budget", "lr"]).agg(loss=("final_val_loss", lambda v: v.mean(skipna=False)),
                                                              steps=("num_steps", "max"))
     per = means.groupby(level=["batch_size", "budget"]).agg(loss=("loss", "min"), steps=("steps", "max"))
     return {int(b): (g["steps"].tolist(), g["loss"].tolist()) for b, g in per.groupby(level="batch_size")}
