@@ -205,6 +205,13 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     assert r.returncode == 0 and "D1024: 3 batch sizes x 4 lrs" in r.stdout and "D2048: 3 batch sizes" in r.stdout
     assert "done 24" in r.stdout
 
+    # the HTML report: the horizons' plot, and a front page that links only what the report holds
+    r = subprocess.run(snakemake_cmd(tmp_path, "--report", tmp_path / "report.html", configfile=path),
+                       capture_output=True, text=True, timeout=600, env=tool_env())
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stderr[-2000:]
+    page = (tmp_path / "report.html").read_text()
+    assert "lr_opt_by_horizon.png" in page and "Horizons 1024, 2048" in page
+
 
 # ------------------------------------------------------------------ wsd: horizons branched from one stable phase
 def _wsd_config(**schedule):

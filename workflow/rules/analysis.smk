@@ -54,7 +54,11 @@ rule horizons:
     output:
         summary="results/{sweep}/analysis/horizons.json",
         report_md="results/{sweep}/analysis/horizons.md",
-        plot="results/{sweep}/analysis/lr_opt_by_horizon.png",
+        plot=report(
+            "results/{sweep}/analysis/lr_opt_by_horizon.png",
+            caption="../report/lr_opt_by_horizon.rst",
+            category="2. lr_opt vs B",
+        ),
     log:
         "results/{sweep}/logs/horizons.log",
     conda:
