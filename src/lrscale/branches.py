@@ -25,8 +25,8 @@ import torch
 from . import checkpoint
 from .config import HORIZON, SNAPSHOT, at_horizon, config_hash, horizons, run_name
 from .errors import UserError
-from .train import (LoopState, Progress, Timer, check_args, cooldown_start, eval_steps, log, lr_multiplier,
-                    num_steps, probe_steps, process_age_s, reference_loss, resume, run_updates, setup)
+from .train import (Progress, Timer, check_args, cooldown_start, eval_steps, log, lr_multiplier, new_loop, num_steps,
+                    probe_steps, process_age_s, reference_loss, restore, resume, run_updates, setup, state_of)
 
 def stable_identity(cfg, batch_size, lr, seed) -> dict:
     """Whose snapshots these are: the sweep's training config (every horizon), B, lr, seed."""
@@ -44,12 +44,9 @@ def horizon_plan(cfg, batch_size, tokens_per_sample) -> dict:
     return plan
 
 
-def _snapshot(job, loop, done: int, wall_s: float, identity: dict, horizon: int) -> dict:
-    return {"identity": identity, "horizon": horizon, "step": done, "model": job.model.state_dict(),
-            "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
-            "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
-            "curves": loop.curves, "init_loss": loop.init_loss, "reference_loss": loop.reference_loss,
-            "wall_s": wall_s, "noise": loop.noise, "diverged_at": None}
+def _snapshot(job, loop, done: int, wall_s: float, horizon: int) -> dict:
+    """The state where `horizon`'s cool-down starts: a checkpoint's body, naming its horizon."""
+    return {**state_of(job, loop, done, wall_s), "horizon": horizon, "diverged_at": None}
 
 
 def _stable_job(cfg, plan_of, batch_size, lr, seed, device, ckpt_dir, threads):
@@ -61,10 +58,6 @@ def _stable_job(cfg, plan_of, batch_size, lr, seed, device, ckpt_dir, threads):
     job.evals = sorted({e for _, cool, evals, _ in plan.values() for e in evals if e <= cool})
     job.probes = sorted({p for _, cool, _, probes in plan.values() for p in probes if p <= cool})
     return job, plan
-
-
-def _fresh_loop(job) -> LoopState:
-    return LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
 
 
 def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_dir=None, checkpoint_every_s=300.0,
@@ -80,13 +73,13 @@ def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_d
     # job's outputs: a killed phase resumes with the snapshots it passed), then moved to out_dir
     kept = {h: ckpt_dir / SNAPSHOT.format(horizon=h) for h in plan}
     paths = {h: out_dir / SNAPSHOT.format(horizon=h) for h in plan}
-    loop = _fresh_loop(job)
+    loop = new_loop(job)
     resume(job, loop)
     if loop.start and any(cool <= loop.start and not kept[h].is_file() for h, (_, cool, _, _) in plan.items()):
         log("restarting the stable phase from step 0: a snapshot it passed is gone")
         (ckpt_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
         job, plan = _stable_job(cfg, horizon_plan, batch_size, lr, seed, device, ckpt_dir, threads)  # fresh weights
-        loop = _fresh_loop(job)
+        loop = new_loop(job)
     if loop.start == 0:
         loop.reference_loss = reference_loss(job)
     timer, stop = Timer(job.device, startup_s), max(cool for _, cool, _, _ in plan.values())
@@ -97,7 +90,7 @@ def train_stable(cfg, batch_size, lr, seed, out_dir, device="auto", checkpoint_d
         for h, (_, cool, _, _) in plan.items():
             if cool == done:
                 wall_s = loop.prior_wall_s + time.monotonic() - t_start
-                checkpoint.save_file(kept[h], _snapshot(job, loop, done, wall_s, job.identity, h))
+                checkpoint.save_file(kept[h], _snapshot(job, loop, done, wall_s, h))
 
     if loop.start == 0:
         at_step(0)
@@ -146,17 +139,10 @@ def start_from(job, loop, path, identity: dict, horizon: int) -> None:
     if state["diverged_at"] is not None:
         log(f"its stable phase diverged at step {state['diverged_at']}, before this cool-down: training from step 0")
         return
-    job.model.load_state_dict(state["model"])
-    job.optimizer.load_state_dict(state["optimizer"])
-    checkpoint.restore_rng(state, job.data_gen, job.device)
-    start = loop.start = state["step"]
-    loop.step_loss[:start] = state["step_loss"].to(job.device)
-    loop.grad_norm[:start] = state["grad_norm"].to(job.device)
-    loop.init_loss, loop.reference_loss, loop.prior_wall_s = state["init_loss"], state["reference_loss"], state["wall_s"]
+    restore(job, loop, state)  # then only this horizon's own eval points and probes
     loop.curves = _rebased(state["curves"], set(job.evals), state["step_loss"].cpu())
     loop.noise = [p for p in state["noise"] if p["step"] in set(job.probes)]
-    loop.last_eval = max([0] + [s for s in job.evals if s <= start])
-    log(f"branched from {path} at step {start}")
+    log(f"branched from {path} at step {loop.start}")
 
 
 def _rebased(curves: dict, evals: set, step_loss: torch.Tensor) -> dict:

@@ -275,21 +275,28 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
 
 
 # ---------------------------------------------------------------- checkpoint state
-def save_state(job: Job, loop: LoopState, done: int, wall_s: float) -> Path:
-    return checkpoint.save(job.ckpt_dir, {
+def new_loop(job: Job) -> LoopState:
+    """A loop at step 0, its per-update buffers sized to the run."""
+    return LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+
+
+def state_of(job: Job, loop: LoopState, done: int, wall_s: float) -> dict:
+    """Everything a run continues from after `done` updates: a checkpoint's (and a stable-phase snapshot's) body."""
+    return {
         "identity": job.identity, "step": done, "model": job.model.state_dict(),
         "optimizer": job.optimizer.state_dict(), **checkpoint.rng_state(job.data_gen, job.device),
         "step_loss": loop.step_loss[:done].cpu(), "grad_norm": loop.grad_norm[:done].cpu(),
         "curves": loop.curves, "init_loss": loop.init_loss,
         "reference_loss": loop.reference_loss, "wall_s": wall_s, "noise": loop.noise,
-    })
+    }
 
 
-def resume(job: Job, loop: LoopState) -> None:
-    """Continue from this job's own checkpoint, if there is one."""
-    state = checkpoint.load(job.ckpt_dir, job.identity, job.device, log)
-    if state is None:
-        return
+def save_state(job: Job, loop: LoopState, done: int, wall_s: float) -> Path:
+    return checkpoint.save(job.ckpt_dir, state_of(job, loop, done, wall_s))
+
+
+def restore(job: Job, loop: LoopState, state: dict) -> None:
+    """Continue from `state` (state_of's): weights, optimizer, random streams and what the loop recorded."""
     job.model.load_state_dict(state["model"])
     job.optimizer.load_state_dict(state["optimizer"])
     checkpoint.restore_rng(state, job.data_gen, job.device)
@@ -302,6 +309,14 @@ def resume(job: Job, loop: LoopState) -> None:
     loop.step_loss[: loop.start] = state["step_loss"].to(job.device)
     loop.grad_norm[: loop.start] = state["grad_norm"].to(job.device)
     loop.last_eval = max([0] + [s for s in job.evals if s <= loop.start])
+
+
+def resume(job: Job, loop: LoopState) -> None:
+    """Continue from this job's own checkpoint, if there is one."""
+    state = checkpoint.load(job.ckpt_dir, job.identity, job.device, log)
+    if state is None:
+        return
+    restore(job, loop, state)
     log(f"resumed from step {loop.start}")
 
 
@@ -633,7 +648,7 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     out, cfg = Path(out), at_horizon(cfg, horizon)
     check_args(batch_size, lr, out)
     job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
-    loop = LoopState(torch.zeros(job.steps, device=job.device), torch.zeros(job.steps, device=job.device))
+    loop = new_loop(job)
     resume(job, loop)
     if loop.start == 0 and start_at is not None:
         start_at(job, loop)

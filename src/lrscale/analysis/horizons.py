@@ -10,10 +10,15 @@ The sentence says no more than those CIs, and names the assumption: one power la
 bench/horizon_accuracy.py checks the CIs' coverage, on truths inside and outside that model.
 """
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from ..errors import UserError
+from ..fileio import atomic_write_json, atomic_write_text, read_text
 
 LN10 = math.log(10)
 MIN_DOF = 2  # a scale estimated from fewer residual dof makes a t-CI little more than a guess
@@ -105,11 +110,6 @@ def sentence(per: list, model: dict) -> str:
 
 def _read_fit(path) -> tuple:
     """(horizon, fit.json) of one horizon's fit; a file that is not one is a one-line error."""
-    import json
-
-    from ..errors import UserError
-    from ..fileio import read_text
-
     try:
         fit = json.loads(read_text(path, "fit.json"))
         horizon = fit["input"]["horizon"]
@@ -160,16 +160,11 @@ def _critical_lines(crit) -> list:
 def run_summary(fit_paths, out_dir, results_csv=None) -> dict:
     """horizons.json, horizons.md and lr_opt_by_horizon.png (one colour per horizon) in out_dir; with
     the sweep's results.csv, the critical batch size from the steps–samples tradeoff too."""
-    from pathlib import Path
-
-    from ..fileio import atomic_write_json, atomic_write_text
-    from . import plots
+    from . import plots  # matplotlib: only when writing
 
     pairs = [_read_fit(p) for p in fit_paths]
     fits = dict(pairs)
     if len(fits) < len(pairs):
-        from ..errors import UserError
-
         raise UserError(f"{', '.join(map(str, fit_paths))}: two fits of the same horizon; expected one per horizon")
     summary = summarize(fits)
     if results_csv is not None:
@@ -188,8 +183,6 @@ TARGET_QUANTILES = (0.25, 0.5, 0.75)  # loss targets spread over the range every
 def steps_and_best(results_csv) -> dict:
     """{B: (steps at each horizon, best seed-mean final val loss over lrs at each)} from results.csv."""
     import pandas as pd
-
-    from ..errors import UserError
 
     columns = ["batch_size", "lr", "final_val_loss", "num_steps", "budget"]
     try:
