@@ -183,3 +183,19 @@ def test_per_b_optima_without_a_power_law_and_no_joint_bend_is_not_called_a_bend
     assert "but the joint model finds no bend" in answer and "bends in log-log" not in answer
     assert hypotheses == "Hypotheses: not tested (no constant β)"
     assert caveats.startswith("Caveats: the joint model assumes lr_opt ∝ B^β")
+
+
+def test_the_joint_model_declines_when_its_optima_lie_outside_the_grid():
+    # every optimum two decades below the grid (a sweep whose grid missed): the half bowls would let the model
+    # extrapolate a β (0.55 [0.43, 1.26] here before the guard; −140 [−148, 2541] on a real 32k-sample sweep)
+    sweep = make_sweep(lambda b: power_law(0.5)(b) - 2.0, bowl, sigma=0.003, seed=0)
+    r = fit.analyse(sweep, bootstrap=0)
+    assert r["n_used"] == 0 and r["surface"]["beta"] is None
+    assert r["surface"]["reason"].startswith("its lr_opt lies among the lrs run at 0 of 7 batch sizes")
+    assert r["answer"]["beta"] is None
+    answer = r["verdict"].split("\n")[0]
+    assert answer.startswith("Answer: no beta") and "β would extrapolate the loss shape past the grid" in answer
+    # one batch size inside is still too few; the test's own power law (7 inside) is answered
+    assert surface.MIN_INSIDE == 2
+    inside = surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.003, seed=0))
+    assert inside["inside_grid"] == list(BS) and covers(inside["ci95"], 0.5)

@@ -36,6 +36,8 @@ from scipy import optimize, stats
 
 WINDOW_DECADES = 1.0  # runs farther from a B's best lr are left to the local shape (g is a local model)
 MIN_POINTS_PER_B, MIN_BATCHES = 3, 3
+MIN_INSIDE = 2  # batch sizes whose modelled lr_opt lies among the lrs they ran: fewer, and β is the loss
+# shape's extrapolation past the grid (one sweep at the grid's edge answered β = −140 [−148, 2541])
 BEND_P = 0.05  # the power law is rejected for a bend at this p (a false bend 5% of the time)
 N_SHAPE = 4  # k₊ and k₋ at the smallest and at the largest B used (linear in log B between)
 K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bowl
@@ -211,15 +213,26 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     s2 = rss_min / dof
     f95 = float(stats.f.ppf(0.95, 1, dof))
     lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
+    lr_opt = {b: float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used}
+    inside = [b for b in used if _among_runs(model, b, lr_opt[b])]
+    if len(inside) < MIN_INSIDE:
+        return {"beta": None, "reason": f"its lr_opt lies among the lrs run at {len(inside)} of "
+                f"{len(used)} batch sizes (β would extrapolate the loss shape past the grid)"}
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
             "n_runs": int(len(pts)), "diverged_left_out": diverged, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
-            "lr_opt": {str(b): float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used},
+            "lr_opt": {str(b): v for b, v in lr_opt.items()}, "inside_grid": inside,
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
             "bend": _bend_test(model, p_hat, rss_min, n_par, len(pts))}
+
+
+def _among_runs(model, b, lr) -> bool:
+    """Whether lr lies between the lowest and the highest lr of the runs the model read at batch size b."""
+    x = model.x[model.group == model.used.index(b)]
+    return bool(x.min() - 1e-9 <= math.log10(lr) <= x.max() + 1e-9)
 
 
 def _covariance(model, p, fixed, s2) -> np.ndarray:

@@ -254,7 +254,8 @@ def verdict(r, hypotheses) -> str:
     """Three lines: Answer, Hypotheses, Caveats (statistics and method names are in the report's tables)."""
     if r["answer"]["estimator"] != "surface" and r["beta"] is None:
         return (f"Answer: no beta: only {r['n_used']} batch size(s) have a located, bracketed, identifiable optimum "
-                f"(need at least 3).\nHypotheses: not tested.\nCaveats: " + exclusion_text(r))
+                f"(need at least 3), and no joint model of the loss surface: {r['answer']['surface_missing']}."
+                "\nHypotheses: not tested.\nCaveats: " + exclusion_text(r))
     return "\n".join([answer_line(r), hypotheses_line(r, hypotheses), caveats_line(r)])
 
 
