@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import cli, lrscale
-from lrscale.analysis import fit, optima, shared_shape
+from lrscale.analysis import fit, optima
 from lrscale.errors import UserError
 
 LRS = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
@@ -378,12 +378,10 @@ def test_bad_seed_cell_is_a_one_line_error(tmp_path, seed_cell):
         fit.read_table(path)
 
 
-def test_common_shape_bias_is_carried_as_an_se_floor_not_subtracted(monkeypatch):
+def test_common_shape_bias_is_carried_as_an_se_floor_not_subtracted():
     # noiseless steep-walled curves (0.2 d² + 0.4 d³ above the optimum) at one grid phase: each
     # quadratic vertex sits left of the truth by the same amount. Since issue 23 the joint model answers
     # and these vertices are its plain cross-check: the bias is not shifted away but sizes each CI.
-    # The fallback when no shape is shared (tests/test_shared_shape.py): here its bar is set out of reach
-    monkeypatch.setattr(shared_shape, "MIN_FULL_WINDOWS", 99)
     bs = [8, 16, 32, 64]
     truth = {b: -3.1 + 0.5 * math.log10(b / 8) for b in bs}  # half a decade per 4x: one phase for all
     grid = {b: 10 ** (np.linspace(-4.5, -1.5, 7) + 0.5 * math.log10(b / 8)) for b in bs}

@@ -69,16 +69,16 @@ def test_a_sweep_from_records_refuses_a_duplicate_or_no_run():
         from_records([], "lrscale", 0.1)
 
 
-def test_the_shared_shape_reports_the_local_vertex_however_often_it_is_asked():
-    from lrscale.analysis import locators, loss_noise
-
+def test_the_deleted_shared_shape_keeps_its_fit_json_keys():
+    # issue 23 deleted the shared-shape locator (the joint model replaces it); fit.json is a public contract,
+    # so its keys stay, saying so, and the per-B optima are the local fit's
     rng = np.random.default_rng(1)
     lrs = 10 ** np.linspace(-4, -1, 7)
     losses = {b: 1 + 0.2 * (np.log10(lrs) - np.log10(1e-3 * (b / 8) ** 0.5)) ** 2 + rng.normal(0, 0.002, (2, 7))
               for b in (8, 16, 32, 64, 128)}
     sweep = fit.Sweep(list(losses), {b: lrs for b in losses}, losses, {b: None for b in losses}, "synthetic", [0, 1])
-    optima_, _, shared = locators.locate_all(sweep, loss_noise.of_sweep(sweep), "parabola", False)
-    owned = [o for o in optima_ if shared.owns(o.batch_size)]
-    assert owned  # the shared shape placed some optima
-    for o in owned:
-        assert shared.place(o.batch_size).lr_opt_vertex == o.lr_opt_vertex != o.lr_opt
+    r = fit.analyse(sweep, bootstrap=0)
+    assert r["shared_shape"] == {"used": False, "reason": "deleted in issue 23: the joint model (surface) replaces it"}
+    assert r["shape_bias_log10"]["model"] == "floor"
+    assert all(p["lr_opt_vertex"] is None and p["local_fit"] is None for p in r["per_batch"])
+    assert {p["method"] for p in r["per_batch"]} == {"quadratic"} and r["surface"]["beta"] is not None

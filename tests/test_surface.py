@@ -48,7 +48,7 @@ def test_noiseless_power_law_is_recovered_exactly_with_a_point_ci():
     assert r["batch_sizes"] == list(BS) and r["n_runs"] == 2 * 7 * 5  # 5 lrs within one decade of the best
 
 
-def test_rising_wall_outside_the_shared_shape_is_covered():
+def test_rising_wall_outside_one_shape_is_covered():
     # the review's rising wall: the cubic wall above the optimum steepens with B, runs past it diverge
     def wall(d, j):
         return 0.2 * d**2 + (4 * j / 6) * 0.2 * np.maximum(d, 0) ** 3

@@ -284,8 +284,8 @@ def plan_round(cfg: dict, r: int, sweep: Sweep, plans: list[dict]) -> dict:
     left = math.inf if a["max_runs"] is None else a["max_runs"] - used
     hist, known, spacing = _history(plans), known_lrs(cfg, sweep), recenter_spacing(cfg)
     set_grid(sweep, cfg["sweep"]["lrs"])
-    located, _, _ = locators.locate_all(sweep, loss_noise.of_sweep(sweep), cfg["analysis"]["estimator"],
-                                        include_edge=False)  # the fit's own per-B optima and flags
+    located, _ = locators.locate_all(sweep, loss_noise.of_sweep(sweep), cfg["analysis"]["estimator"],
+                                     include_edge=False)  # the fit's own per-B optima and flags
     rows = {o.batch_size: o.row() for o in located}
     actions, wanted, notes = {}, [], []
     for b in cfg["sweep"]["batch_sizes"]:

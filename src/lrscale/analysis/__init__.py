@@ -3,8 +3,7 @@
   sweep_table   the results CSV (three formats) -> a Sweep, the loss table per batch size (pandas at the edge)
   loss_noise    σ of one run's final loss: pooled over the sweep, and per batch size when the seeds say so
   optima        one batch size's local fit: lr_opt, its SE, flags with reasons, the rule for lrs to add at an edge
-  shared_shape  one loss shape fitted to every batch size at once (when it fits)
-  locators      the typed per-B result (Optimum) and the two ways of placing it behind one interface
+  locators      the typed per-B result (Optimum) and its locator (the per-B cross-check of `surface`)
   forms         power law, McCandlish and surge fitted to lr_opt(B) and compared
   surface       one joint model of every run near the optima: β with a profile CI, a bend test (the answer)
   band          the near-optimal-band cross-check: each B's lr_opt as the centre of the runs near its best

@@ -5,9 +5,8 @@ grid's edge fitted as if real, flat landscapes fitted anyway, 2xSE called a 95% 
 power law fitted to a curve that bends. Here, in order:
   sweep_table  the results CSV (three formats) -> a loss table per batch size
   optima       one B's local fit: lr_opt with a calibrated SE, and flags with reasons (edge, clipped, flat, ...)
-  shared_shape one loss shape fitted to every B at once (when it fits)
-  locators     the typed per-B result (Optimum) and the two ways of placing it (LocalFit, SharedShape)
-               behind one interface: place, redraw for the bootstrap, noise share, describe
+  locators     the typed per-B result (Optimum) and its locator (LocalFit): place, redraw for the
+               bootstrap, noise share, describe
   forms        power law, McCandlish and surge fitted to lr_opt(B) by WLS and compared
   surface      one model of every run near the optima at once: β with a profile CI, the loss shape
                drifting with B as nuisance parameters, and a test of the power law against a bend
@@ -33,6 +32,9 @@ from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
 from .verdict import HYPOTHESIS_NAMES, verdict
 
 LN10 = math.log(10)
+# fit.json's `shared_shape` (a public key): the shared-shape locator was deleted in issue 23, the joint
+# model of the loss surface (`surface`) replaces it
+SHARED_SHAPE_GONE = {"used": False, "reason": "deleted in issue 23: the joint model (surface) replaces it"}
 
 
 def ols(batch_sizes, lr_opts):
@@ -55,19 +57,10 @@ def _noise_summary(model: dict) -> dict:
     return {k: per_b(v) if isinstance(v, dict) else v for k, v in model.items()}
 
 
-def _joint_summary(joint: dict) -> dict:
-    """fit.json's account of the shared-shape fit (no per-point arrays)."""
-    if not joint["used"]:
-        return joint
-    return {"used": True, "batch_sizes": list(joint["x"]), "k_per_decade": joint["k"],
-            "q_per_decade2": joint["q"], "chi2": joint["chi2"], "dof": joint["dof"], "p_value": joint["p_value"],
-            "p_shared": joint["p_shared"]}
-
-
-def _bootstrap(included: list, locators, s: dict, noise: dict) -> list:
+def _bootstrap(included: list, locator, s: dict, noise: dict) -> list:
     """β from sweeps redrawn with the noise (seed means ± σ_B/√seeds, plus the B-to-B shape bias on
     each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. Each optimum is
-    redrawn by the locator that placed it (`locators` start each replicate in this order)."""
+    redrawn by the locator that placed it."""
     rng = np.random.default_rng(s["seed"])
     sigma, dof = noise["sigma"], noise["dof"]
     b = [o.batch_size for o in included]
@@ -76,9 +69,8 @@ def _bootstrap(included: list, locators, s: dict, noise: dict) -> list:
     for _ in range(s["bootstrap"] if len(included) >= 3 and sigma else 0):
         # σ itself is an estimate: draw it from its sampling distribution (χ² with the noise dof)
         sigma_k = sigma * math.sqrt(dof / rng.chisquare(dof)) if math.isfinite(dof) else sigma
-        for locator in locators:
-            locator.start_draw(rng, sigma_k / sigma)
-        y = [LN10 * o.locator.draw_log10(o.batch_size, rng) for o in included]
+        locator.start_draw(rng, sigma_k / sigma)
+        y = [LN10 * locator.draw_log10(o.batch_size, rng) for o in included]
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
 
@@ -99,22 +91,19 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     settings take the defaults of the config's analysis section (src/lrscale/schemas/config.schema.yaml)."""
     s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
     noise = loss_noise.of_sweep(sweep)
-    per_b, local, shared = locators.locate_all(sweep, noise, s["estimator"], s["include_edge"])
+    per_b, local = locators.locate_all(sweep, noise, s["estimator"], s["include_edge"])
     included = [o for o in per_b if o.included]
-    boot_beta = _bootstrap(included, (shared, local), s, noise)
-    joint = shared.joint
+    boot_beta = _bootstrap(included, local, s, noise)
     result = {
         "estimator": s["estimator"], "input_format": sweep.fmt, "seeds": sweep.seeds,
         "per_batch": [o.row() for o in per_b],
         "n_used": len(included), "included_batch_sizes": [o.batch_size for o in included],
         "excluded": [{"batch_size": o.batch_size, "reasons": o.flags or {"no_optimum": "not located"}}
                      for o in per_b if not o.included],
-        **_noise_keys(noise), "shape_bias_log10": local.shape, "shared_shape": _joint_summary(joint),
-        "locating": shared.describe() if joint["used"] else local.describe(
-            f" (no shared shape: {joint['reason']})" if joint.get("reason") else ""),
+        **_noise_keys(noise), "shape_bias_log10": local.shape, "shared_shape": SHARED_SHAPE_GONE,
+        "locating": local.describe(""),
         "bootstrap": {"n": s["bootstrap"], "seed": s["seed"], "method": "parametric: seed means + "
-                      + ("σ per batch size" if noise["model"]["per_batch"] else "pooled noise")
-                      + ("; shared-shape optima through its linearisation" if joint["used"] else "")},
+                      + ("σ per batch size" if noise["model"]["per_batch"] else "pooled noise")},
         "beta": None, "C": None, "se": None, "ci95_t": None, "ci95_bootstrap": None, "r2": None,
         "hypotheses": [], "non_monotonic": None, "forms": None, "preferred_form": None,
         "boot_betas": [float(b) for b in boot_beta],

@@ -1,15 +1,13 @@
-"""Where each batch size's optimum lies: one typed result per B (`Optimum`) and one interface,
-`Locator`, that the two ways of locating an optimum implement:
-
-  LocalFit     each B's own local fit (optima.locate: quadratic, argmin or spline), the quadratic
-               vertex's shape bias carried as an SE floor
-  SharedShape  one loss shape fitted to the identifiable B's windows at once (lrscale.analysis.shared_shape);
-               where it is accepted, its optima replace the local fit's
+"""Where each batch size's optimum lies: one typed result per B (`Optimum`) and the locator that
+places it, `LocalFit`: each B's own local fit (optima.locate: quadratic, argmin or spline), the
+quadratic vertex's shape bias carried as an SE floor. These per-B optima are the two-stage cross-check
+of the joint model of the loss surface (lrscale.analysis.surface), which replaced the shared-shape
+locator of issue 10 (issue 23: a pass/fail gate on one shape for every B, accepted on curves that
+differed in shape).
 
 A locator places optima (`place`), redraws them for the bootstrap (`start_draw`, `draw_log10`),
 says which share of an optimum's variance more seeds can shrink (`noise_share`) and how it located
-(`describe`). The fit, the bootstrap and the verdict ask the optimum's own locator and never
-branch on the method.
+(`describe`); the fit and the bootstrap ask the optimum's own locator.
 """
 
 import math
@@ -17,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import optima, shared_shape
-from .names import CLIPPED, EDGE, GRAD_CLIPPED, GRID_POINT_EDGE, GRID_POINT_FLAT, QUADRATIC, SHARED_SHAPE
+from . import optima
+from .names import CLIPPED, EDGE, GRAD_CLIPPED, GRID_POINT_EDGE, GRID_POINT_FLAT, QUADRATIC
 from .sweep_table import Sweep
 
 
@@ -41,8 +39,8 @@ class Optimum:
     grid_best_lr: float | None = None
     parabola: list | None = None  # the local quadratic in log10 lr, highest power first
     curvature_t: float | None = None
-    lr_opt_vertex: float | None = None  # the local fit's vertex, where a correction moved lr_opt from it
-    local_fit: list | None = None  # the shared shape's quartic in log10 lr, highest power first
+    lr_opt_vertex: float | None = None  # fit.json keys of the shared shape (deleted in issue 23): always null
+    local_fit: list | None = None
     noise_sigma: float | None = None  # σ of one run's final loss at this B (alias loss_sigma)
     noise_sigma_dof: float | None = None
     included: bool = False
@@ -70,8 +68,6 @@ class Placement:
     shape_across_b: float  # its part that varies from B to B, for fits across B
     dof: float
     method: str
-    lr_opt_vertex: float | None = None
-    local_fit: list | None = None
 
 
 def point_sd(sweep: Sweep, b, noise: dict):
@@ -151,59 +147,6 @@ class LocalFit:
         return f"Located by a quadratic per B{why}; the shape bias is an SE floor of {shape['total']:.3f} decades."
 
 
-class SharedShape:
-    """The shared-shape fit over the local fit's identifiable windows (parabola estimator, σ from
-    the seeds' spread), each optimum kept inside its B's bracket. `joint`: shared_shape.fit's."""
-
-    method = SHARED_SHAPE
-
-    def __init__(self, local: LocalFit):
-        self.local = local
-        self.joint = self._fit(local)
-        self.width = len(next(iter(self.joint.get("draw", {}).values()), ()))
-
-    @staticmethod
-    def _fit(local: LocalFit) -> dict:
-        if local.estimator != "parabola":
-            return {"used": False, "reason": f"the {local.estimator} estimator"}
-        if local.noise["source"] != "seed spread":  # σ from the windows' own residuals: the tests would be circular
-            return {"used": False, "reason": "one seed: no noise estimate independent of the curves' shapes"}
-        windows, brackets = {}, {}
-        for b, loc, mean in local.identifiable():
-            w, sd = loc["window"], point_sd(local.sweep, b, local.noise)
-            windows[b], brackets[b] = (np.log10(local.sweep.lrs[b])[w], mean[w], sd[w]), np.log10(loc["bracket"])
-        return shared_shape.fit(windows, brackets, local.noise["dof"])
-
-    def owns(self, b) -> bool:
-        return b in self.joint.get("x", {})
-
-    def place(self, b) -> Placement:
-        """No shape floor: a misfit of the shared shape shows in its χ², which scales its SEs."""
-        j = self.joint
-        vertex = self.local.located[b][1]["lr_opt"]  # the local fit's own, never the finished optimum's
-        return Placement(float(10 ** j["x"][b]), j["level"][b], j["se"][b], 0.0, 0.0, j["se_dof"], self.method,
-                         vertex, j["coef"][b])
-
-    def start_draw(self, rng, scale: float) -> None:
-        """One draw of every window's point errors: the shared k and q correlate the optima."""
-        self._z = rng.normal(0, scale, self.width)
-
-    def draw_log10(self, b, rng) -> float:
-        return self.joint["x"][b] + float(self.joint["draw"][b] @ self._z)
-
-    def noise_share(self, opt: Optimum) -> float:
-        """What seeds cannot shrink is the shared shape's misfit: the χ² above its dof."""
-        return 1 / max(1.0, self.joint["chi2"] / self.joint["dof"])
-
-    def describe(self, why: str = "") -> str:
-        j = self.joint
-        return (f"Located by one loss shape shared by B = {', '.join(map(str, j['x']))}: loss = a_B + "
-                f"c_B(u² + k u³ + q u⁴) around each optimum, u = log10 lr − log10 lr_opt, with k = "
-                f"{j['k']:.3g}/decade and q = {j['q']:.3g}/decade² (χ² = {j['chi2']:.1f} on "
-                f"{j['dof']} dof, p = {j['p_value']:.2g}; against an asymmetry of its own per B, p = "
-                f"{j['p_shared']:.2g}). The SEs rest on these curves sharing that shape.")
-
-
 def identifiable(loc) -> bool:
     """A located vertex inside its bracket, curved beyond the noise: a flat column has no shape."""
     curved = (loc or {}).get("curvature_t") or 0
@@ -219,18 +162,13 @@ def _vertex_se(loc, noise):
 
 
 def locate_all(sweep: Sweep, noise: dict, estimator: str, include_edge: bool):
-    """Every B's Optimum (shared-shape optima where that shape is accepted, the local fit's
-    elsewhere), with SE, CI, flags and whether it enters the fits across B; and the two locators."""
+    """Every B's Optimum with SE, CI, flags and whether it enters the fits across B; and the locator."""
     local = LocalFit(sweep, noise, estimator)
-    shared = SharedShape(local)
-    if shared.joint["used"]:  # the per-B treatment stays for the batch sizes outside the shared shape
-        local.shape["model"] = "shared_shape"
     out = []
     for b, (opt, loc, mean) in local.located.items():
-        locator = shared if shared.owns(b) else local
-        _finish(opt, locator.place(b), locator, loc, mean, sweep, noise, include_edge)
+        _finish(opt, local.place(b), local, loc, mean, sweep, noise, include_edge)
         out.append(opt)
-    return out, local, shared
+    return out, local
 
 
 def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise, include_edge) -> None:
@@ -240,7 +178,7 @@ def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise,
     own = noise_at(noise, b)
     if p is not None:
         opt.lr_opt, opt.loss_at_opt, opt.method, opt.locator, opt.dof = p.lr_opt, p.loss_at_opt, p.method, locator, p.dof
-        opt.lr_opt_vertex, opt.local_fit, opt.se_noise_log10 = p.lr_opt_vertex, p.local_fit, p.se_noise_log10
+        opt.se_noise_log10 = p.se_noise_log10
         if p.se_noise_log10 is not None:
             opt.lr_opt_se_log10 = optima.total_se(p.se_noise_log10, p.shape_total)
             opt.lr_opt_se_across_b_log10 = optima.total_se(p.se_noise_log10, p.shape_across_b)

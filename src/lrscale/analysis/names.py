@@ -18,6 +18,5 @@ NO_FORM = "none"  # preferred_form when no form passes the goodness-of-fit test
 
 # How an optimum was placed (fit.json per_batch[].method).
 QUADRATIC = "quadratic"
-SHARED_SHAPE = "shared shape"
 GRID_POINT_EDGE = "best grid point (not bracketed)"
 GRID_POINT_FLAT = "best grid point (no local minimum between its neighbours)"

@@ -7,8 +7,6 @@ pooled over the whole sweep (`pooled_sigma`), plus what noise cannot explain: th
 quadratic on an asymmetric curve, seen as the distance to a local cubic's minimum (`shape_bias`),
 carried as an SE floor (`shape_floor`): the joint model of the loss surface (lrscale.analysis.surface)
 is the answer, and these plain vertices are its two-stage cross-check, so they are not shifted.
-When the batch sizes' curves share one shape, `shared_shape` replaces these vertices; `locate`'s
-`window` gives it the points to fit.
 `flags_for` says why an optimum cannot be used: edge (not bracketed), clipped (the vertex falls
 outside its bracket), flat (no curvature above the noise), insufficient (< 3 finite points), and
 grad_clipped (a confound, not an exclusion).
@@ -171,16 +169,14 @@ def shape_bias(x, loss, i, v, sd, pos=None):
 def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     """lr_opt for one batch size from seed-mean losses (`runs`: runs behind each mean, default 1;
     `grid_lrs`: an adaptive sweep's grid, on which the local windows are measured). Returns
-    dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, bracket, window (the points within 2
-    steps of the best), step, se_log10, curvature_t, shape_bias); the last three need `sd` (per-point
-    SD)."""
+    dict(lr_opt, loss_opt, i_best, parabola, x_vertex, clipped, bracket, step, se_log10, curvature_t,
+    shape_bias); the last three need `sd` (per-point SD)."""
     x, pos = np.log10(lrs), positions(lrs, grid_lrs)
     finite = np.isfinite(loss)
     i = best_index(loss)
     step = spacing(lrs if grid_lrs is None else np.sort(grid_lrs))
     out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None, "step": step,
-           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None,
-           "window": None}
+           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
     sel, w = fit_points(pos, loss, i, runs)
@@ -190,7 +186,7 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     lo, hi = _bracket(x, pos, finite, i, grid_lrs)
     xv = float(np.clip(v["x"], lo, hi))  # the lr reported stays in the bracket ...
     out.update(x_vertex=v["x"], clipped=bool(xv != v["x"]), se_log10=v.get("se"),  # ... and is flagged
-               bracket=[float(10**lo), float(10**hi)], window=_near(pos, loss, i),
+               bracket=[float(10**lo), float(10**hi)],
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd, pos),
                shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too

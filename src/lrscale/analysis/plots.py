@@ -101,7 +101,7 @@ def loss_vs_lr(result, path):
         if div.any():
             top = np.nanmax(mean) if np.isfinite(mean).any() else 1.0
             ax.plot(lrs[div], np.full(div.sum(), top), "x", color=c, ms=8)
-        coef = r.get("local_fit") or r.get("parabola")  # the shared shape's curve, else the parabola
+        coef = r.get("parabola")
         if coef:
             i = int(np.argmin(np.abs(lrs - r["grid_best_lr"])))  # drawn over the points it was fitted to
             x = np.linspace(np.log10(lrs[max(i - 2, 0)]), np.log10(lrs[min(i + 2, len(lrs) - 1)]), 100)
@@ -113,8 +113,7 @@ def loss_vs_lr(result, path):
             ax.plot(lrs[later], mean[later], "o", color="none", mec="black", mew=1.0, ms=8)
         if r["lr_opt"] is not None:
             ax.plot([r["lr_opt"]], [r["loss_at_opt"]], "*", color=c, ms=13, mec="black", mew=0.5)
-    local = "shared-shape fit" if any(r.get("local_fit") for r in result["per_batch"]) else "parabola"
-    title = f"Loss vs lr (★ optimum, × diverged, -- {local}"
+    title = "Loss vs lr (★ optimum, × diverged, -- parabola"
     if any(max(r.get("lr_rounds") or [1]) > 1 for r in result["per_batch"]):
         ax.plot([], [], "o", color="none", mec="black", mew=1.0, ms=8, label="added in round ≥ 2")
     ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)", title=title + ")")

@@ -16,7 +16,7 @@ import math
 
 from . import budget
 from .forms import close_second
-from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SHARED_SHAPE, SURGE, UNDECIDED
+from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SURGE, UNDECIDED
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {POWER_LAW: "power law C·B^β", MCCANDLISH: "McCandlish lr_max/(1 + B_noise/B)",
@@ -102,16 +102,6 @@ def exclusion_text(r) -> str:
     return "Excluded: " + "; ".join(parts) + "."
 
 
-def _located(r) -> str:
-    """The assumption the per-B optima rest on, when it is the shared shape's."""
-    joined = {p["batch_size"] for p in r["per_batch"] if p.get("method") == SHARED_SHAPE}
-    if not joined:
-        return ""
-    used = set(r["included_batch_sizes"])
-    which = "every B" if used <= joined else "B = " + ", ".join(map(str, sorted(used & joined)))
-    return f"; optima of {which} from one loss shape they share"
-
-
 def slope_text(j) -> str:
     """The bent joint fit's slopes with their CIs, over the lower and the upper half of the B used."""
     s = j["bend"]["slopes"]
@@ -121,8 +111,7 @@ def slope_text(j) -> str:
 
 
 def _per_b(r) -> str:
-    located = _located(r)
-    return f"β = {r['beta']:.3f} {_ci(r['ci95_t'])}" + (f" ({located[2:]})" if located else "")
+    return f"β = {r['beta']:.3f} {_ci(r['ci95_t'])}"
 
 
 def slopes_answer(r) -> bool:
@@ -230,13 +219,10 @@ def caveats_line(r) -> str:
                      "each side whose steepness drifts with log B" + (
                          f"; {left_out} diverged run(s) are left out of it, not modelled" if left_out else ""))
     else:
-        parts.append("the per-B optima assume a parabola near each optimum" + _located(r))
+        parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
     if budget_text and r["budget"]["mixes_repetition"]:  # it changes what β means: right after the assumption
         parts.append(budget_text)
-    if (r.get("shared_shape") or {}).get("shapes_differ"):
-        parts.append("the loss curves differ in shape between batch sizes around their optima (the shared-shape "
-                     "test rejects one shape): each per-B lr_opt carries a shape bias its CI may not cover")
     clipped = [p["batch_size"] for p in r["per_batch"] if GRAD_CLIPPED in p["flags"] and p["included"]]
     if clipped:
         parts.append(f"gradient clipping was active on most steps near lr_opt at B={', '.join(map(str, clipped))}: "
