@@ -502,9 +502,27 @@ def test_status_counts_the_shared_stable_phases(tmp_path):
     failed_log.parent.mkdir(parents=True)
     failed_log.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: boom\n")
     s = status.collect(cfg, root)
-    assert s["stable_phases"] == {"done": 1, "running": 1, "failed": 1, "pending": 1, "running_pct": [40]}
+    assert s["stable_phases"] == {"done": 1, "running": 1, "failed": 1, "pending": 1, "running_pct": [40],
+                                  "left_s": 0.0, "pending_s": [None]}  # nothing says how long a phase takes yet
     assert "stable phases (shared by the horizons): done 1 · running 1 · failed 1 · pending 1 ▶40%" in status.render(s)
+    assert s["eta_s"] is None
     assert status.collect(config.validate(tiny_config()), root)["stable_phases"] is None  # not a branched sweep
+
+    # the ETA counts the stable phases: the running one's pace (40 of 100 steps in 40 s: 60 s left), the
+    # pending one as long as the finished phase took (its benchmark file: 100 s), and the pending cool-downs
+    bench = at(config.STABLE_BENCHMARK, 8, 0.001)
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\th:m:s\n100.0\t0:01:40\n")
+    progress.write_text(json.dumps({"state": "running", "pct": 40, "step": 40, "steps": 100, "start_step": 0,
+                                    "elapsed_s": 40.0}))
+    cooldowns = status.points_of(cfg, root)
+    for p in cooldowns[2:]:  # all but two cool-downs finished, 10 s each
+        metrics = root / config.run_path(config.RUN_METRICS, p["batch_size"], p["lr"], p["seed"], p["horizon"])
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text(json.dumps({"diverged": False, "final_val_loss": 1.0, "wall_s": 10.0}))
+    s = status.collect(cfg, root, now=progress.stat().st_mtime)
+    assert s["stable_phases"]["left_s"] == pytest.approx(60.0) and s["stable_phases"]["pending_s"] == [100.0]
+    assert s["totals"]["pending"] == 2 and s["eta_s"] == pytest.approx(60.0 + 100.0 + 2 * 10.0)  # one job running
 
 
 def _snapshot_tensors(path):

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from . import plans
-from .config import (HORIZON, RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, SNAPSHOT, STABLE_DIR, STABLE_LOG,
-                     branched, grid, horizons, lr_name, run_path)
+from .config import (HORIZON, RUN_BENCHMARK, RUN_LOG, RUN_METRICS, RUN_PROGRESS, SNAPSHOT, STABLE_BENCHMARK,
+                     STABLE_DIR, STABLE_LOG, branched, grid, horizons, lr_name, run_path)
 from .errors import UserError
 
 FAILED = re.compile(r"Traceback \(most recent call last\)|lrscale train: error:")
@@ -45,15 +45,21 @@ def _path(root: Path, pattern: str, job: dict) -> Path:
     return root / run_path(pattern, job["batch_size"], job["lr"], job["seed"], job.get("horizon"))
 
 
+def _benchmark_s(path: Path) -> float | None:
+    """A finished job's wall seconds from its Snakemake benchmark file; None if not readable."""
+    try:
+        return float(path.read_text().splitlines()[1].split("\t")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _typical_wall_s(root: Path, finished: list) -> dict:
     """Median wall seconds of the finished jobs per batch size and horizon (Snakemake's benchmark
     files, else metrics.json's wall_s); key None: over every job."""
     walls = {}
     for j in finished:
-        try:
-            s = float(_path(root, RUN_BENCHMARK, j).read_text().splitlines()[1].split("\t")[0])
-        except (OSError, IndexError, ValueError):
-            s = j.get("wall_s")
+        s = _benchmark_s(_path(root, RUN_BENCHMARK, j))
+        s = j.get("wall_s") if s is None else s
         if isinstance(s, (int, float)):
             walls.setdefault(_kind(j), []).append(float(s))
     typical = {b: statistics.median(v) for b, v in walls.items()}
@@ -168,26 +174,41 @@ def points_of(cfg: dict, root: Path) -> list[dict]:
     return unique
 
 
-def stable_phases(cfg: dict, root: Path) -> dict | None:
+def stable_phases(cfg: dict, root: Path, now: float | None = None) -> dict | None:
     """wsd with several horizons: how many (B, lr, seed) stable phases are done (every snapshot
-    written), running (their % from their progress file), failed (their log) or pending; None otherwise."""
+    written), running (their % from their progress file), failed (their log) or pending; and the
+    seconds they have left (`left_s`: the running ones' from their pace, `pending_s`: one per pending
+    phase, the median finished phase of its batch size, else of any; None while nothing says). None
+    for other sweeps."""
     if not branched(cfg):
         return None
-    counts, running = {"done": 0, "running": 0, "failed": 0, "pending": 0}, []
-    for p in {(q["batch_size"], lr_name(q["lr"]), q["seed"]) for q in grid(cfg)}:
+    now = time.time() if now is None else now
+    counts, running, walls, left_s, pending_b = {"done": 0, "running": 0, "failed": 0, "pending": 0}, [], {}, 0.0, []
+    for p in sorted({(q["batch_size"], lr_name(q["lr"]), q["seed"]) for q in grid(cfg)}):
         fields = dict(batch=p[0], lr=p[1], seed=p[2])
         out, log = root / STABLE_DIR.format(**fields), root / STABLE_LOG.format(**fields)
         if all((out / SNAPSHOT.format(horizon=h)).is_file() for h in horizons(cfg)):
             counts["done"] += 1
+            wall = _benchmark_s(root / STABLE_BENCHMARK.format(**fields))
+            if wall is not None:
+                walls.setdefault(p[0], []).append(wall)
         elif not log.is_file():
             counts["pending"] += 1
+            pending_b.append(p[0])
         elif FAILED.search(_tail(log)):
             counts["failed"] += 1
         else:
             counts["running"] += 1
             progress = read_progress(out / "progress.json", log.stat().st_mtime)
             running.append(progress["pct"] if progress and isinstance(progress.get("pct"), int) else 0)
-    return {**counts, "running_pct": sorted(running, reverse=True)}
+            try:
+                left_s += _running(progress, now - progress["mtime"], None)["eta_s"] or 0.0
+            except (KeyError, TypeError, ValueError):
+                pass  # no pace yet (or a progress file not in lrscale's shape): nothing known left
+    every = [w for v in walls.values() for w in v]
+    typical = {b: statistics.median(v) for b, v in walls.items()}
+    pending_s = [typical.get(b, statistics.median(every) if every else None) for b in pending_b]
+    return {**counts, "running_pct": sorted(running, reverse=True), "left_s": left_s, "pending_s": pending_s}
 
 
 def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
@@ -204,10 +225,14 @@ def collect(cfg: dict, root: Path, now: float | None = None) -> dict:
     running = [j for j in jobs if j["state"] == "running"]
     left_s = sum(j["eta_s"] or 0.0 for j in running)
     pending_s = [typical.get(_kind(j)) or typical[None] for j in jobs if j["state"] == "pending"]
-    eta = None if any(s is None for s in pending_s) else (left_s + sum(pending_s)) / max(len(running), 1)
+    stable = stable_phases(cfg, root, now)
+    parallel = len(running)
+    if stable:  # a branched sweep: its cool-downs wait for the stable phases, which take most of its time
+        left_s, pending_s, parallel = left_s + stable["left_s"], pending_s + stable["pending_s"], parallel + stable["running"]
+    eta = None if any(s is None for s in pending_s) else (left_s + sum(pending_s)) / max(parallel, 1)
     return {"sweep": cfg["sweep"]["name"], "results": str(root), "jobs": jobs, "totals": totals,
             "eta_s": eta if totals["running"] + totals["pending"] else 0.0, "wandb": _wandb(cfg, root),
-            "stable_phases": stable_phases(cfg, root)}
+            "stable_phases": stable}
 
 
 def _wandb(cfg: dict, root: Path) -> dict:
