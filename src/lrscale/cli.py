@@ -214,6 +214,13 @@ def _hypotheses(text):
         raise argparse.ArgumentTypeError(f"{text!r}; expected comma-separated numbers like 0.5,0.667,1.0") from None
 
 
+def _columns(text):
+    names = [c.strip() for c in text.split(",")]
+    if not all(names) or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{text!r}; expected distinct comma-separated column names like params,beta2")
+    return names
+
+
 def cmd_fit(args):
     from . import config
     from .analysis.fit import run_fit
@@ -225,7 +232,18 @@ def cmd_fit(args):
     if given:  # flags override the config's analysis section, checked by the same schema
         cfg["analysis"].update(given)
         cfg = config.validate(cfg, source="command line")
-    run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics, plans=args.plans, horizon=args.horizon)
+    by = args.by or cfg["analysis"]["by"]
+    if not by:
+        run_fit(args.results_csv, cfg, out_dir=args.out, metrics=args.metrics, plans=args.plans, horizon=args.horizon)
+        return
+    from pathlib import Path
+
+    from .analysis.groups import fit_groups
+
+    if args.horizon is not None or args.metrics or args.plans:
+        raise UserError("lrscale fit --by: --horizon, --metrics and --plans fit one sweep; expected none of them "
+                        "(group by 'budget' to fit each horizon)")
+    fit_groups(args.results_csv, by, cfg, Path(args.out) if args.out else Path(args.results_csv).parent / "analysis")
 
 
 def _job_args(p, checkpoint_default: str) -> None:
@@ -303,6 +321,9 @@ def build_parser():
     f.add_argument("--out", help="output dir (default: next to the CSV)")
     f.add_argument("--horizon", type=_positive_int,
                    help="fit the runs of this budget only (column 'budget'): needed when the CSV holds several")
+    f.add_argument("--by", type=_columns, metavar="COL[,COL]",
+                   help="fit each group of rows sharing these columns' values on its own (one folder each under "
+                   "--out) and summarise the groups (groups.json, groups.md, lr_opt_by_group.png); overrides analysis.by")
     f.add_argument("--estimator", choices=["parabola", "argmin", "spline"], help="overrides analysis.estimator")
     f.add_argument("--hypotheses", type=_hypotheses, help="comma-separated exponents; overrides analysis.hypotheses")
     f.add_argument("--bootstrap", type=int, help="resamples; overrides analysis.bootstrap")

@@ -25,6 +25,11 @@ except UserError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 config.clear()
 config.update(_resolved)
+if config["analysis"]["by"]:
+    raise WorkflowError(
+        "invalid config: key 'analysis.by': a sweep's results.csv has no group columns; expected it "
+        "unset here (it is for `lrscale fit --config` on an imported CSV)"
+    )
 
 SWEEP = config["sweep"]["name"]
 RESULTS = f"results/{SWEEP}"
@@ -158,11 +163,13 @@ def get_plan_config_json(wildcards):
 
 
 def get_config_json(wildcards):
-    """The resolved config (a sweep with one horizon without budget.values: null, so that its pages
-    and W&B run are not redone for a key it does not use)."""
-    cfg = {**config, "budget": dict(config["budget"])}
+    """The resolved config (without budget.values: null and analysis.by: null, keys a sweep made
+    before them does not have: its fit, pages and W&B run are not redone for a key it does not use)."""
+    cfg = {**config, "budget": dict(config["budget"]), "analysis": dict(config["analysis"])}
     if cfg["budget"]["values"] is None:
         del cfg["budget"]["values"]
+    if cfg["analysis"]["by"] is None:
+        del cfg["analysis"]["by"]
     return json.dumps(cfg, sort_keys=True)
 
 

@@ -322,38 +322,68 @@ def render_all(result, boot, out: Path, runs=()):
 def lr_opt_by_horizon(fits: dict, summary: dict, path) -> None:
     """Every horizon's per-B lr_opt (95% CI; hollow: not used) in its colour, and the joint fit
     lr_opt = C·B^β·D^−γ drawn at each horizon; the batch axis ticked at the batch sizes run."""
+    model = summary["joint"]
+    own = {p["horizon"]: p for p in summary["per_horizon"]}
+    panels = []
+    for d in sorted(fits):
+        label = f"D = {d:,}" + (f": β = {own[d]['beta']:.3f} {interval(own[d]['ci95'], '.3f')}"
+                                if own[d]["beta"] is not None else ": no β of its own")
+        line = None if model["beta"] is None else (
+            lambda bb, d=d: np.exp(model["c"] + model["beta"] * np.log(bb) - model["gamma"] * np.log(d)))
+        panels.append((fits[d], label, line))
+    title = "Optimal lr vs batch size, one colour per horizon D" + (
+        "" if model["beta"] is None else f"\njoint fit: β = {model['beta']:.3f}, γ = {model['gamma']:.3f}")
+    _lr_opt_by(panels, title, "no horizon has a located optimum", path)
+
+
+def lr_opt_by_group(fits: dict, summary: dict, path) -> None:
+    """Every group's per-B lr_opt (95% CI; hollow: not used) in its colour, with its line at the
+    within-group β where the joint fit has one; the batch axis ticked at the batch sizes run."""
+    joint = summary["joint"]
+    panels = []
+    for p in summary["per_group"]:
+        if p["label"] not in fits:
+            continue
+        label = p["label"] + (f": β = {p['beta']:.3f} {interval(p['ci95'], '.3f')}" if p["beta"] is not None
+                              else ": no β of its own")
+        c = (joint.get("intercepts") or {}).get(p["label"])
+        line = None if c is None else (lambda bb, c=c: np.exp(c + joint["beta"] * np.log(bb)))
+        panels.append((fits[p["label"]], label, line))
+    title = "Optimal lr vs batch size, one colour per group" + (
+        "" if joint["beta"] is None else f"\nlines: β = {joint['beta']:.3f} within groups, one level per group")
+    _lr_opt_by(panels, title, "no group has a located optimum", path)
+
+
+def _lr_opt_by(panels: list, title: str, empty: str, path) -> None:
+    """(fit.json, legend label, line lr_opt(B) or None) per colour: per-B optima side by side."""
     fig, ax = plt.subplots(figsize=(7, 5))
-    model, colours = summary["joint"], _colours(len(fits))
-    batches = sorted({r["batch_size"] for f in fits.values() for r in f["per_batch"]})
-    for k, (d, colour) in enumerate(zip(sorted(fits), colours)):
-        rows = [r for r in fits[d]["per_batch"] if r["lr_opt"] is not None]
-        nudge = 1.04 ** (k - (len(fits) - 1) / 2)  # side by side, not on top of each other
-        for r in rows:
+    colours = _colours(len(panels))
+    batches = sorted({r["batch_size"] for f, _, _ in panels for r in f["per_batch"]})
+    for k, ((fit, label, line), colour) in enumerate(zip(panels, colours)):
+        nudge = 1.04 ** (k - (len(panels) - 1) / 2)  # side by side, not on top of each other
+        for r in fit["per_batch"]:
+            if r["lr_opt"] is None:
+                continue
             ci = r.get("lr_opt_ci95")
             yerr = None if not ci else [[max(r["lr_opt"] - ci[0], 0)], [max(ci[1] - r["lr_opt"], 0)]]
             ax.errorbar([r["batch_size"] * nudge], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", marker="o", ms=5,
                         color=colour, mfc=colour if r["included"] else "none")
-        own = next(p for p in summary["per_horizon"] if p["horizon"] == d)
-        label = f"D = {d:,}" + (f": β = {own['beta']:.3f} {interval(own['ci95'], '.3f')}" if own["beta"] is not None
-                                else ": no β of its own")
-        if model["beta"] is not None:
-            bb = np.array(batches, float)
-            ax.plot(bb, np.exp(model["c"] + model["beta"] * np.log(bb) - model["gamma"] * np.log(d)), color=colour,
-                    lw=1.4, label=label)
+        if line is not None:  # over the batch sizes this colour ran
+            own = [r["batch_size"] for r in fit["per_batch"]]
+            bb = np.array([b for b in batches if min(own) <= b <= max(own)], float)
+            ax.plot(bb, line(bb), color=colour, lw=1.4, label=label)
         else:
             ax.plot([], [], "o", color=colour, label=label)
-    ax.set(xscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI; hollow: not used)",
-           title="Optimal lr vs batch size, one colour per horizon D"
-           + ("" if model["beta"] is None else f"\njoint fit: β = {model['beta']:.3f}, γ = {model['gamma']:.3f}"))
+    ax.set(xscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI; hollow: not used)", title=title)
     if batches:
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_formatter(NullFormatter())
-    if any(r["lr_opt"] for f in fits.values() for r in f["per_batch"]):
+    if any(r["lr_opt"] for f, _, _ in panels for r in f["per_batch"]):
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 1-2-5 ticks in plain decimals: 0.002, not 2×10⁻³
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
-        ax.text(0.5, 0.5, "no horizon has a located optimum", transform=ax.transAxes, ha="center")
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
     ax.legend(fontsize=8)
     _save(fig, path)
