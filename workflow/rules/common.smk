@@ -164,8 +164,13 @@ def get_plan_config_json(wildcards):
 
 def get_config_json(wildcards):
     """The resolved config (without budget.values: null and analysis.by: null, keys a sweep made
-    before them does not have: its fit, pages and W&B run are not redone for a key it does not use)."""
-    cfg = {**config, "budget": dict(config["budget"]), "analysis": dict(config["analysis"])}
+    before them does not have: its fit, pages and W&B run are not redone for a key it does not use).
+    """
+    cfg = {
+        **config,
+        "budget": dict(config["budget"]),
+        "analysis": dict(config["analysis"]),
+    }
     if cfg["budget"]["values"] is None:
         del cfg["budget"]["values"]
     if cfg["analysis"]["by"] is None:
