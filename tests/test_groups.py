@@ -99,3 +99,92 @@ def test_two_stage_keeps_a_groups_shared_error_out_of_the_slope_ci():
         naive = wls([np.log([r[0] for r in rows]), np.log([r[1] for r in rows])], [r[2] for r in rows], [r[3] for r in rows])
         held_naive += naive["ci95"][2][0] <= -0.3 <= naive["ci95"][2][1]
     assert held >= 0.90 * 200 and held_naive < 0.75 * 200
+
+
+# ------------------------------------------------------------------ lrscale import (issue 25.2)
+def porian_frame(rng_seed=0):
+    """A small table in the format of Porian et al.'s experiment_results.pickle.xz: one row per run,
+    val/loss and train/loss as pandas Series over steps, hparams 'sweep' for the lr x bs sweep."""
+    import pandas as pd
+
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for width, depth in ((96, 3), (128, 4), (192, 6)):
+        n = groups_params(width, depth)
+        for bs in (32, 64, 128, 256):
+            opt = -2.5 + 0.5 * math.log10(bs / 64) - 0.3 * math.log10(n / 2e7)
+            for x in -4 + 0.5 * np.arange(6):
+                for seed in (0, 1):
+                    final = 3.5 + 0.2 * (x - opt) ** 2 + rng.normal(0, 0.003)
+                    steps = [100, 200, 300]
+                    rows.append({"hparams": "sweep", "width": width, "depth": depth, "bs": bs, "lr": 10 ** x,
+                                 "beta2": 0.95, "seed": seed, "warmup": "short", "decay": "const",
+                                 "val/loss": pd.Series([final + 1.0, final + 0.3, final], index=steps),
+                                 "train/loss": pd.Series([final + 1.1, final + 0.2, final - 0.01], index=steps)})
+    rows.append({**rows[0], "lr": 1.0, "val/loss": pd.Series([5.0, float("nan")], index=[100, 200])})  # diverged
+    rows[-1]["val/loss"] = pd.Series([float("nan"), float("inf")], index=[100, 200])
+    rows.append({**rows[1], "hparams": "base"})  # not the sweep: left out
+    return pd.DataFrame(rows)
+
+
+def groups_params(width, depth):
+    from lrscale.importers import params_of
+
+    return float(params_of(width, depth))
+
+
+def test_params_follow_their_model_and_the_importer_takes_the_final_val_loss(tmp_path):
+    from lrscale.importers import params_of
+
+    # width 96: SwiGLU hidden 8·96/3 = 256 (already a multiple of 256); 3 layers of 4·96² + 3·96·256, embedding 50432·96
+    assert params_of(96, 3) == 3 * (4 * 96**2 + 3 * 96 * 256) + 50432 * 96
+    assert params_of(100, 1) == 4 * 100**2 + 3 * 100 * 512 + 50432 * 100  # 266 rounds up to 512
+    frame = porian_frame()
+    frame.to_pickle(tmp_path / "experiment_results.pickle.xz")
+    out = tmp_path / "porian.csv"
+    r = cli("import", "porian", tmp_path / "experiment_results.pickle.xz", "--out", out, check=True)
+    assert f"145 runs (1 diverged or without a final loss) -> {out}; group columns: params, beta2, width, depth" in r.stdout
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns[:5]) == ["batch_size", "lr", "final_val_loss", "seed", "diverged"]
+    assert set(table.columns[5:]) == {"params", "beta2", "width", "depth", "warmup", "decay"}
+    first = frame.iloc[0]
+    row = table[(table.batch_size == first.bs) & np.isclose(table.lr, first.lr) & (table.seed == first.seed)
+                & (table.width == first.width)]
+    assert row.final_val_loss.item() == pytest.approx(first["val/loss"].iloc[-1])  # the last val/loss, not train/loss
+    assert table.diverged.sum() == 1 and table[table.diverged].final_val_loss.isna().all()
+    cli("fit", out, "--by", "params", "--bootstrap", "0", "--out", tmp_path / "fits", check=True)
+    s = json.loads((tmp_path / "fits/groups.json").read_text())
+    assert len(s["per_group"]) == 3 and all(p["beta"] is not None for p in s["per_group"])
+    alpha = s["joint"]["slopes"]["params"]
+    assert alpha["ci95"][0] <= -0.3 <= alpha["ci95"][1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["porian", "missing.pickle.xz"], "missing.pickle.xz: no such file; expected a pickle or CSV of runs"),
+    (["porian", "not_a_frame.pkl"], "not_a_frame.pkl: holds a list; expected a pandas DataFrame"),
+    (["porian", "garbage.pkl"], "garbage.pkl: not a readable pickle (UnpicklingError)"),
+    (["table", "runs.csv", "--columns", "batch_size=bs,lr=lr"], "--columns lacks ['final_val_loss']"),
+    (["table", "runs.csv", "--columns", "batch=bs"], "argument --columns: 'batch=bs'; expected OURS=THEIRS pairs"),
+    (["table", "runs.csv", "--columns", "batch_size=bs,lr=eta,final_val_loss=loss"], "missing column(s) ['eta']"),
+])
+def test_bad_import_input_is_a_one_line_error(tmp_path, argv, message):
+    import pickle
+
+    (tmp_path / "not_a_frame.pkl").write_bytes(pickle.dumps([1, 2]))
+    (tmp_path / "garbage.pkl").write_bytes(b"not a pickle at all")
+    (tmp_path / "runs.csv").write_text("bs,lr,loss\n8,0.001,1.5\n")
+    (tmp_path / "out.csv").write_text("a finished result\n")
+    r = cli("import", *argv, "--out", tmp_path / "out.csv", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert (tmp_path / "out.csv").read_text() == "a finished result\n"  # never destroyed by bad input
+
+
+def test_import_table_maps_columns_and_keeps_the_group_ones(tmp_path):
+    (tmp_path / "runs.csv").write_text("B,eta,loss,N\n8,0.001,1.5,1e6\n8,0.01,nan,1e6\n")
+    r = cli("import", "table", tmp_path / "runs.csv", "--columns", "batch_size=B,lr=eta,final_val_loss=loss",
+            "--keep", "N", "--out", tmp_path / "out.csv", check=True)
+    assert "2 runs (1 diverged" in r.stdout
+    assert (tmp_path / "out.csv").read_text() == ("batch_size,lr,final_val_loss,seed,diverged,N\n"
+                                                  "8,0.001,1.5,0,False,1000000\n8,0.01,,0,True,1000000\n")

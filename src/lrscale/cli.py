@@ -221,6 +221,34 @@ def _columns(text):
     return names
 
 
+def _column_map(text):
+    pairs = [p.split("=", 1) for p in text.split(",")]
+    allowed = {"batch_size", "lr", "final_val_loss", "seed"}
+    if not all(len(p) == 2 and p[0].strip() in allowed and p[1].strip() for p in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}; expected OURS=THEIRS pairs with OURS in {sorted(allowed)}, "
+                                         "e.g. batch_size=bs,lr=lr,final_val_loss=loss")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def cmd_import(args):
+    from . import importers
+
+    if args.source == "porian":
+        if args.columns or args.keep:
+            raise UserError("lrscale import porian: --columns and --keep are for `import table`; expected neither")
+        table = importers.import_porian(args.path)
+    else:
+        missing = sorted({"batch_size", "lr", "final_val_loss"} - set(args.columns))
+        if missing:
+            raise UserError(f"lrscale import table: --columns lacks {missing}; expected e.g. "
+                            "batch_size=bs,lr=lr,final_val_loss=loss")
+        table = importers.import_table(args.path, args.columns, args.keep)
+    out = importers.write(table, args.out)
+    groups = [c for c in table.columns if c not in importers.OUT_COLUMNS]
+    print(f"[lrscale import] {len(table)} runs ({int(table['diverged'].sum())} diverged or without a final loss) -> "
+          f"{out}" + (f"; group columns: {', '.join(groups)} (lrscale fit {out} --by ...)" if groups else ""))
+
+
 def cmd_fit(args):
     from . import config
     from .analysis.fit import run_fit
@@ -341,6 +369,23 @@ def build_parser():
     cp.add_argument("--config-json", help="the resolved config as a JSON string (what the Snakemake rule passes)")
     cp.add_argument("--out", required=True, help="the page (written atomically)")
     cp.set_defaults(func=cmd_config_page)
+
+    im = sub.add_parser("import", help="a published sweep's table -> a results CSV for lrscale fit",
+                        description="porian: Porian et al. 2024's experiment_results.pickle.xz "
+                        "(formll/resolving-scaling-law-discrepancies): the rows of their lr x batch size x beta2 sweep, "
+                        "each run's FINAL val/loss (the last logged value, as their own sweep analysis; not a smoothed "
+                        "training loss), batch_size = bs (sequences), and the group columns params (N from width and "
+                        "depth), beta2, width, depth (fit with --by params). table: any pickle or CSV with --columns. "
+                        "A pickle runs code when it is read: import only files you trust.")
+    im.add_argument("source", choices=["porian", "table"])
+    im.add_argument("path", help="the pickle (.pkl/.pickle, optionally .xz/.gz/.bz2) or CSV")
+    im.add_argument("--out", required=True, help="the results CSV to write (atomically)")
+    im.add_argument("--columns", type=_column_map, default={}, metavar="OURS=THEIRS[,...]",
+                    help="table: where batch_size, lr and final_val_loss (and seed: default 0) are, e.g. "
+                    "batch_size=bs,lr=lr,final_val_loss=loss")
+    im.add_argument("--keep", type=_columns, default=[], metavar="COL[,COL]", help="table: columns to carry along "
+                    "(group columns for lrscale fit --by)")
+    im.set_defaults(func=cmd_import)
 
     hz = sub.add_parser("horizons", help="several horizons' fits -> how lr_opt moves with the horizon D")
     hz.add_argument("fits", nargs="+", metavar="FIT_JSON", help="each horizon's fit.json (lrscale fit --horizon)")
