@@ -1,6 +1,7 @@
 """The six analysis plots (PNG). One style: log axes, one colour per batch size (viridis)."""
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullForma
 from .. import CURVES_PER_BATCH, PLOTS  # noqa: E402
 from ..fileio import atomic_write_bytes  # noqa: E402
 from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SURGE  # noqa: E402
-from .verdict import interval  # noqa: E402
+from .verdict import interval, lr_ci_ends  # noqa: E402
 
 REF_STYLE = {0.5: ":", 0.667: "--", 1.0: "-."}
 
@@ -33,14 +34,54 @@ def _colours(n):
 FORM_STYLE = {POWER_LAW: ("C0", "power law"), MCCANDLISH: ("C1", "McCandlish"), SURGE: ("C2", "surge")}
 
 
-def _points(ax, rows):
-    """Per-B lr_opt with its 95% CI: filled = used in the fit, hollow grey = excluded (flags named)."""
+def plain(v, digits=3) -> str:
+    """A number in plain decimals (0.00005, 2000), never 5e-05 or 2×10³."""
+    return np.format_float_positional(float(f"{v:.{digits}g}"), trim="-")
+
+
+def batch_axis(axis, batch_sizes) -> None:
+    """A log batch-size axis ticked at the batch sizes run (8, 16, …), not 10¹, 10²."""
+    axis.set_ticks(sorted(batch_sizes), [str(b) for b in sorted(batch_sizes)])
+    axis.set_minor_formatter(NullFormatter())
+
+
+def plain_log_axis(axis) -> None:
+    """A log axis in plain decimals (0.002, not 2×10⁻³), no minor labels; ticks 1-2-5 over up to 2
+    decades, 1-3 up to 4, decades beyond (so that labels never run into each other). Call it after
+    the data are drawn (it reads the axis' span)."""
+    lo, hi = sorted(abs(v) for v in axis.get_view_interval())
+    decades = math.log10(hi / lo) if lo > 0 and hi > 0 else 1.0
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades <= 2 else (1, 3) if decades <= 4 else (1,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: plain(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def loss_axis(ax, values) -> None:
+    """The loss on y: linear with plain decimals when it spans less than 3x (4.3–4.8 on a log scale
+    reads 4.7×10⁰), else log with 1-2-5 plain ticks."""
+    finite = [v for v in values if v is not None and np.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) >= 3:
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
+    else:
+        ax.set_yscale("linear")
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+
+
+def _points(ax, rows, limits):
+    """Per-B lr_opt with its 95% CI: filled = used in the fit, hollow grey = excluded (flags named);
+    a CI end the data do not bound (lr_ci_ends) or past the axis `limits` is an arrow to the edge."""
     for r in rows:
-        ci = r.get("lr_opt_ci95")
-        yerr = None if not ci else [[max(r["lr_opt"] - ci[0], 0)], [max(ci[1] - r["lr_opt"], 0)]]
+        y, ci = r["lr_opt"], r.get("lr_opt_ci95")
+        lo, hi = lr_ci_ends(ci, r["lrs"])
+        lo_open, hi_open = ci is not None and (lo is None or lo < limits[0]), ci is not None and (hi is None or hi > limits[1])
+        yerr = None if ci is None else [[0 if lo_open else max(y - lo, 0)], [0 if hi_open else max(hi - y, 0)]]
         style = dict(color="black", mfc="black") if r["included"] else dict(color="grey", mfc="none")
-        ax.errorbar([r["batch_size"]], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", marker="o", ms=6, zorder=5,
-                    **style)
+        ax.errorbar([r["batch_size"]], [y], yerr=yerr, capsize=3, ls="none", marker="o", ms=6, zorder=5, **style)
+        for is_open, edge in ((lo_open, limits[0]), (hi_open, limits[1])):
+            if is_open:  # an arrow to the axis' edge, not a bar across the whole axis
+                ax.annotate("", xy=(r["batch_size"], edge), xytext=(r["batch_size"], y),
+                            arrowprops=dict(arrowstyle="->", color=style["color"], lw=1), zorder=4)
         notes = [k for k in r["flags"] if k != GRAD_CLIPPED or not r["included"]]
         if GRAD_CLIPPED in r["flags"]:
             ax.plot([r["batch_size"]], [r["lr_opt"]], "o", ms=13, mfc="none", mec="red", zorder=6)
@@ -52,7 +93,10 @@ def _points(ax, rows):
 def lr_opt_vs_batch(result, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     rows = [r for r in result["per_batch"] if r["lr_opt"] is not None]
-    _points(ax, rows)
+    tried = [lr for r in result["per_batch"] for lr in r["lrs"]]
+    # the lrs swept, half a decade each side: a CI reaching past them (flat, edge) says no more
+    limits = (min(tried) / 10**0.5, max(tried) * 10**0.5) if tried else (1e-6, 1.0)
+    _points(ax, rows, limits)
     used = [r for r in rows if r["included"]]
     if result.get("forms"):
         b_used = [r["batch_size"] for r in used]
@@ -83,11 +127,10 @@ def lr_opt_vs_batch(result, path):
                 + (f"; bends (p = {bend['p_value']:.2g})" if bend["bends"] else ""))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, title=f"preferred form: {result['preferred_form']}", title_fontsize=8)
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI)",
-           title="Optimal lr vs batch size: fitted forms with 95% bands")
-    tried = [lr for r in result["per_batch"] for lr in r["lrs"]]
-    if tried:  # the lrs swept, half a decade each side: a CI reaching past them (flat, edge) says no more
-        ax.set_ylim(min(tried) / 10**0.5, max(tried) * 10**0.5)
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI; arrow: unbounded)",
+           title="Optimal lr vs batch size: fitted forms with 95% bands", ylim=limits)
+    batch_axis(ax.xaxis, [r["batch_size"] for r in result["per_batch"]])
+    plain_log_axis(ax.yaxis)
     _save(fig, path)
 
 
@@ -116,7 +159,9 @@ def loss_vs_lr(result, path):
     title = "Loss vs lr (★ optimum, × diverged, -- parabola"
     if any(max(r.get("lr_rounds") or [1]) > 1 for r in result["per_batch"]):
         ax.plot([], [], "o", color="none", mec="black", mew=1.0, ms=8, label="added in round ≥ 2")
-    ax.set(xscale="log", yscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)", title=title + ")")
+    ax.set(xscale="log", xlabel="peak lr", ylabel="final val loss (seed mean)", title=title + ")")
+    plain_log_axis(ax.xaxis)
+    loss_axis(ax, [v for r in result["per_batch"] for v in r["mean_loss"]])
     ax.legend(fontsize=8, ncol=2)
     _save(fig, path)
 
@@ -143,7 +188,7 @@ def loss_heatmap(result, path):
         if r["lr_opt"] is not None:
             j = np.interp(np.log10(r["lr_opt"]), np.log10(all_lrs), np.arange(len(all_lrs)))
             ax.plot(j, i, "*", color="cyan", ms=12, mec="black")
-    ax.set_xticks(range(len(all_lrs)), [f"{v:.2g}" for v in all_lrs], rotation=45)
+    ax.set_xticks(range(len(all_lrs)), [plain(v, 2) for v in all_lrs], rotation=45)
     ax.set_yticks(range(len(bs)), bs)
     ax.set(xlabel="peak lr", ylabel="batch size", title="Final val loss (× diverged, ★ lr_opt)")
     _save(fig, path)
@@ -188,7 +233,7 @@ def training_curves(runs, path):
     for ax, b in zip(axes.flat, bs):
         for lr in lrs:
             _seed_curves(ax, [m for m in runs if m["batch_size"] == b and m["lr"] == lr], cols[lr])
-        ax.set(xscale="log", yscale="log", title=f"B={b}", xlabel="samples seen")
+        ax.set(xscale="log", title=f"B={b}", xlabel="samples seen")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a run spans ~2 decades: 1-2-5 ticks
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200, 500, 1k, 2k: short enough not to collide
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -199,6 +244,7 @@ def training_curves(runs, path):
     else:
         for row in axes:
             row[0].set_ylabel("val loss")
+        loss_axis(axes.flat[0], [v for m in runs for v in m["curves"]["val_loss"]])  # shared by every panel
         handles = [Line2D([], [], color=cols[lr], label=f"{lr:.2g}") for lr in lrs]
         handles.append(Line2D([], [], color="grey", ls="--", label="diverged"))
         fig.legend(handles=handles, title="peak lr", loc="outside right center", fontsize=8)
@@ -298,8 +344,7 @@ def noise_vs_batch(result, path):
     right.set(xscale="log", xlabel="batch size B", ylabel="excess kurtosis of the noise",
               title="Noise tails at the batch size trained (0 = Gaussian)")
     for ax in (left, right):
-        ax.set_xticks(bs, [str(b) for b in bs])
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        batch_axis(ax.xaxis, bs)
     _save(fig, path)
 
 
@@ -376,13 +421,10 @@ def _lr_opt_by(panels: list, title: str, empty: str, path) -> None:
             ax.plot([], [], "o", color=colour, label=label)
     ax.set(xscale="log", xlabel="batch size B", ylabel="lr_opt (95% CI; hollow: not used)", title=title)
     if batches:
-        ax.set_xticks(batches, [str(b) for b in batches])
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        batch_axis(ax.xaxis, batches)
     if any(r["lr_opt"] for f, _, _ in panels for r in f["per_batch"]):
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 1-2-5 ticks in plain decimals: 0.002, not 2×10⁻³
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        plain_log_axis(ax.yaxis)
     else:
         ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
     ax.legend(fontsize=8)

@@ -9,7 +9,7 @@ from ..fileio import atomic_write_json, atomic_write_text
 from . import budget
 from .names import POWER_LAW
 from .surface import WINDOW_DECADES
-from .verdict import FORM_NAMES, interval, noise_sentence, slope_text
+from .verdict import FORM_NAMES, interval, lr_interval, noise_sentence, slope_text
 
 
 def _fmt(v, spec=".4g"):
@@ -20,8 +20,7 @@ def summary_table(result) -> str:
     lines = ["| B | lr_opt | 95% CI | SE (decades) | loss at opt | noise σ | used | flags |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["per_batch"]:
-        ci = r.get("lr_opt_ci95")
-        ci_s = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "—"
+        ci_s = lr_interval(r.get("lr_opt_ci95"), r["lrs"])
         flags = "; ".join(f"{k}: {v}" for k, v in r["flags"].items()) or "—"
         lines.append(f"| {r['batch_size']} | {_fmt(r['lr_opt'], '.4g')} | {ci_s} | {_fmt(r['lr_opt_se_log10'], '.3f')} "
                      f"| {_fmt(r['loss_at_opt'])} | {_fmt(r.get('noise_sigma'), '.3g')} | {'yes' if r['included'] else 'no'} "

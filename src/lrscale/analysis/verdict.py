@@ -34,6 +34,31 @@ def interval(ci, spec=".3g") -> str:
     return "[" + ", ".join("open" if v is None else format(v, spec) for v in ci) + "]"
 
 
+UNBOUNDED_DECADES = 1.0  # a per-B lr_opt CI end this far beyond the lrs run at that B says nothing: unbounded
+
+
+def lr_ci_ends(ci, lrs) -> tuple:
+    """A per-B lr_opt CI's ends, None where the end lies more than UNBOUNDED_DECADES beyond the lrs run
+    (a flat or edge optimum's CI can reach 1e-16..1e+10: the data bound nothing there)."""
+    if not ci:
+        return None, None
+    lo, hi = ci
+    low, high = min(lrs) / 10**UNBOUNDED_DECADES, max(lrs) * 10**UNBOUNDED_DECADES
+    return (None if lo is None or lo < low else lo), (None if hi is None or hi > high else hi)
+
+
+def lr_interval(ci, lrs, spec=".3g") -> str:
+    """A per-B lr_opt CI as text: `[lo, hi]`, `> lo` or `< hi` with an unbounded end, `unbounded`."""
+    if not ci:
+        return "—"
+    lo, hi = lr_ci_ends(ci, lrs)
+    if lo is None and hi is None:
+        return "unbounded"
+    if hi is None:
+        return f"> {lo:{spec}}"
+    return f"< {hi:{spec}}" if lo is None else f"[{lo:{spec}}, {hi:{spec}}]"
+
+
 def _bn(f) -> str:
     return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
