@@ -108,3 +108,16 @@ def test_an_unbounded_ci_is_said_and_drawn_as_an_arrow(drawn, tmp_path):
     arrows = [c for c in ax.texts if getattr(c, "arrow_patch", None) is not None]
     assert flat and len(arrows) >= len(flat)
     assert math.isfinite(lo) and math.isfinite(hi)
+
+
+def test_table_pages_show_long_numbers_to_four_digits():
+    import pandas as pd
+
+    from lrscale.analysis.report import readable, table_page
+
+    assert [readable(c) for c in ("0.33759316079318524", "1796281693.8176343", "0.000123456789", "-0.1234567")] == \
+        ["0.3376", "1796281694", "0.0001235", "-0.1235"]
+    kept = ("8", "0.0001", "1e-05", "B8_LR0.000100", "d0bda9bbba0115d8", "", "False", "0.075")
+    assert [readable(c) for c in kept] == list(kept)  # short numbers, names and flags as written
+    page = table_page("t", pd.DataFrame({"lr": ["0.0031622776601683794"], "loss": [None]}, dtype=object))
+    assert "<td>0.003162</td>" in page and "0.0031622776" not in page and "<td></td>" in page

@@ -3,6 +3,7 @@ selenium): the verdict, every plot, the results table and the runtime statistics
 rendered page. A screenshot of the verdict stays in tests/artifacts/."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -108,10 +109,15 @@ def test_verdict_and_tables_render(report, browser):
     browser.save_screenshot(str(REPO / "tests" / "artifacts" / "report_verdict.png"))
     assert first in " ".join(text.split())
     assert "lr_opt per batch size" in text and "Form comparison" in text
+    assert not re.findall(r"\d\.\d{7,}", text), "a number with 16 digits on the verdict page"
     _show(browser, _open(browser, report, "5. Runs")["results_table.html"])
     cells = [td.text for td in _in_frame(browser, "tbody tr td:first-child")]
+    every = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody td")]
     browser.switch_to.default_content()
     assert sorted(map(int, cells)) == sorted(BATCH * len(SHARED_LRS))  # one row per training job
+    long = [c for c in every if re.fullmatch(r"-?[\d.]+", c) and len(c.replace(".", "").lstrip("-0")) > 6
+            and not re.fullmatch(r"\d+", c)]
+    assert every and not long, long  # results.csv's 0.33759316079318524 reads 0.3376 (the CSV keeps every digit)
     _show(browser, _open(browser, report, "5. Runs")["config.html"])
     assert "batch_sizes: [8, 16, 32]" in _in_frame(browser, "pre")[0].text
     browser.switch_to.default_content()

@@ -2,7 +2,10 @@
 HTML pages of Snakemake's report (lrscale.PAGES: the verdict page, results.csv and best_per_batch.csv
 as tables, the resolved config)."""
 
+import math
 from pathlib import Path
+
+import numpy as np
 
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
@@ -200,19 +203,35 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:1em auto;padding:0 1em;line-height:1.4}}
 table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left}}
-th{{background:#f0f0f0}}.verdict{{font-size:1.1em;background:#f6f8fa;border-left:4px solid #0969da;padding:.6em 1em}}
+th{{background:#f0f0f0;position:sticky;top:0}}tbody tr:nth-child(even){{background:#fafafa}}.verdict{{font-size:1.1em;background:#f6f8fa;border-left:4px solid #0969da;padding:.6em 1em}}
 </style></head><body>
 {body}
 </body></html>
 """
 
 
+def readable(cell) -> str:
+    """A cell for people: a number written with more than 6 significant digits (0.33759316079318524)
+    shown to 4 in plain decimals (0.3376; 1796281694 for a timestamp); anything else as written."""
+    text = "" if cell is None else str(cell)
+    digits = len(text.lstrip("-").replace(".", "", 1).lstrip("0"))
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value) or digits <= 6 or "e" in text.lower():
+        return text
+    return f"{value:.0f}" if abs(value) >= 1e4 else np.format_float_positional(float(f"{value:.4g}"), trim="-")
+
+
 def table_page(title: str, frame) -> str:
-    """A table (pandas DataFrame) as an HTML page (Snakemake's report shows .html results; a .csv is only a download)."""
+    """A table (pandas DataFrame) as an HTML page (Snakemake's report shows .html results; a .csv is only
+    a download), long numbers shown to 4 significant digits (the file itself keeps every digit)."""
     import html
 
-    body = frame.to_html(index=False, border=0, na_rep="", escape=True)
-    return PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>\n{body}")
+    body = frame.astype(object).where(frame.notna(), None).map(readable).to_html(index=False, border=0, escape=True)
+    note = "<p>Numbers shown to 4 significant digits; the CSV holds every digit.</p>"
+    return PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>\n{note}\n{body}")
 
 
 def best_per_batch_frame(result):
