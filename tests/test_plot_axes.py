@@ -121,3 +121,11 @@ def test_table_pages_show_long_numbers_to_four_digits():
     assert [readable(c) for c in kept] == list(kept)  # short numbers, names and flags as written
     page = table_page("t", pd.DataFrame({"lr": ["0.0031622776601683794"], "loss": [None]}, dtype=object))
     assert "<td>0.003162</td>" in page and "0.0031622776" not in page and "<td></td>" in page
+
+
+def test_every_plot_caption_says_what_to_look_for():
+    from lrscale import PLOTS
+
+    captions = Path(__file__).parents[1] / "workflow" / "report"
+    for name in [*PLOTS, "training_curves_batch", "lr_opt_by_horizon"]:
+        assert "Look for:" in (captions / f"{name}.rst").read_text(), name
