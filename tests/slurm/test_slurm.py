@@ -63,7 +63,9 @@ def tiny(name, **over):
 
 
 def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
+    # 12 train jobs packed 4 per sbatch by the profile (issue 26.1: groups, group-components)
     cfg = tiny("slurm1")
+    cfg["sweep"].update(lrs=[0.001, 0.003, 0.01], seeds=[0, 1])
     (tmp_path / "s").mkdir()
     (tmp_path / "l").mkdir()
     path_s = write_config(tmp_path / "s" / "config.yaml", cfg)
@@ -75,14 +77,15 @@ def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
     _, local_err = local.communicate(timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert local.returncode == 0, local_err[-3000:]
-    runs = sorted((tmp_path / "s" / "results/slurm1/runs").glob("*/seed0/metrics.json"))
-    assert len(runs) == 4
+    runs = sorted((tmp_path / "s" / "results/slurm1/runs").glob("*/seed*/metrics.json"))
+    assert len(runs) == 12
     job_ids = {read_json(p)["slurm_job_id"] for p in runs}
-    assert None not in job_ids and len(job_ids) == 4  # every train job ran inside its own SLURM job
+    assert None not in job_ids and len(job_ids) == 3  # 12 train jobs in 3 submissions, 4 to a packed job
+    assert r.stdout.count("has been submitted with SLURM jobid") + r.stderr.count("has been submitted with SLURM jobid") == 3
     jobs = {j["JobID"]: j for j in sacct("JobID", "State", "AllocTRES", "ReqTRES")}
     for jid in job_ids:
         assert jobs[jid]["State"] == "COMPLETED"
-        assert "gres/gpu=1" in jobs[jid]["AllocTRES"]  # --gpus=1 reached the scheduler
+        assert "gres/gpu=1" in jobs[jid]["AllocTRES"]  # one GPU per packed job: its members run one after another
     # same numbers as the local run (CPU is deterministic)
     slurm_rows, local_rows = (results_without_timing(tmp_path / f"{d}/results/slurm1/results.csv") for d in "sl")
     assert slurm_rows == local_rows
@@ -101,6 +104,10 @@ def test_failed_job_is_retried(cluster, tmp_path):
     states = [j["State"] for j in sacct("JobID", "JobName", "State")]
     assert "FAILED" in states  # the first attempt really failed in SLURM ...
     assert m["slurm_job_id"] and len(list(csv.DictReader(open(tmp_path / "results/slurm2/results.csv")))) == 4
+    # the 4 jobs are one packed job: the failure restarts that packed job (every member runs again;
+    # Snakemake forces a group's members), so all 4 carry the retry's SLURM job id
+    ids = {read_json(p)["slurm_job_id"] for p in (tmp_path / "results/slurm2/runs").glob("*/seed0/metrics.json")}
+    assert ids == {m["slurm_job_id"]}
 
 
 def test_scancel_mid_run_resumes_from_checkpoint(cluster, tmp_path):
@@ -146,3 +153,11 @@ def test_scancel_mid_run_resumes_from_checkpoint(cluster, tmp_path):
     # and the resumed run equals an uninterrupted one
     assert uninterrupted.returncode == 0, ref_err[-3000:]
     assert m["lr"] == lr and read_json(ref)["curves"] == m["curves"]
+    # the cancelled job was a packed one (both runs, one after another): the rest of it runs now and
+    # the resumed run is not trained again
+    done = tmp_path / f"results/slurm3/runs/{name}/seed0/metrics.json"
+    before = done.stat().st_mtime_ns
+    r = snakemake_slurm(tmp_path, path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert len(list(tmp_path.glob("results/slurm3/runs/*/seed0/metrics.json"))) == 2
+    assert done.stat().st_mtime_ns == before
