@@ -329,7 +329,7 @@ def test_joint_fit_recovers_beta_and_gamma_and_flags_a_drifting_beta():
     s = horizons.summarize(fits)
     j = s["joint"]
     assert j["beta_ci95"][0] < 0.5 < j["beta_ci95"][1] and j["gamma_ci95"][0] < 0.3 < j["gamma_ci95"][1]
-    assert abs(j["beta"] - 0.5) < 0.03 and abs(j["gamma"] - 0.3) < 0.03 and j["dof"] == 15 - 3
+    assert abs(j["beta"] - 0.5) < 0.03 and abs(j["gamma"] - 0.3) < 0.03 and j["dof"] == 15 - 4 and j["gamma_dof"] == 1
     assert not j["beta_changes"] and s["sentence"].startswith("γ's CI is too narrow")  # the caveat first
     assert "Across 3 horizons: β = " in s["sentence"]
     flat = horizons.summarize({d: _fit_like(d, 0.5, 0.0, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000, 16000)})
@@ -469,7 +469,12 @@ def test_wandb_keys_of_the_horizons_summary():
                                              {"target_loss": 1.04, "b_crit": None, "reason": "edge"}]}
     keys = wandb_log.horizon_keys(summary)
     assert keys["horizons/beta"] == summary["joint"]["beta"] and keys["horizons/beta_D4000"] == 0.5
-    assert keys["horizons/gamma_ci95_low"] < keys["horizons/gamma"] < keys["horizons/gamma_ci95_high"]
+    # two horizons: γ is measured but has no CI (how whole horizons scatter needs a third)
+    assert math.isnan(keys["horizons/gamma_ci95_low"]) and math.isnan(keys["horizons/gamma_ci95_high"])
+    assert summary["joint"]["gamma_ci95"] is None and "γ has no CI: 2 groups for 1 covariate" in summary["sentence"]
+    three = horizons.summarize({d: _fit_like(d, 0.5, 0.3, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000, 16000)})
+    keys3 = wandb_log.horizon_keys(three)
+    assert keys3["horizons/gamma_ci95_low"] < keys3["horizons/gamma"] < keys3["horizons/gamma_ci95_high"]
     assert keys["horizons/b_crit_1"] == 64.0 and keys["horizons/b_crit_2"] != keys["horizons/b_crit_2"]  # NaN: none
 
 

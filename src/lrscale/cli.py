@@ -305,6 +305,25 @@ def _add_training(sub) -> None:
     sp.set_defaults(func=cmd_stable)
 
 
+def _add_import(sub) -> None:
+    im = sub.add_parser("import", help="a published sweep's table -> a results CSV for lrscale fit",
+                        description="porian: Porian et al. 2024's experiment_results.pickle.xz "
+                        "(formll/resolving-scaling-law-discrepancies): the rows of their lr x batch size x beta2 sweep, "
+                        "each run's FINAL val/loss (the last logged value, as their own sweep analysis; not a smoothed "
+                        "training loss), batch_size = bs (sequences), and the group columns params (N from width and "
+                        "depth), beta2, width, depth (fit with --by params). table: any pickle or CSV with --columns. "
+                        "A pickle runs code when it is read: import only files you trust.")
+    im.add_argument("source", choices=["porian", "table"])
+    im.add_argument("path", help="the pickle (.pkl/.pickle, optionally .xz/.gz/.bz2) or CSV")
+    im.add_argument("--out", required=True, help="the results CSV to write (atomically)")
+    im.add_argument("--columns", type=_column_map, default={}, metavar="OURS=THEIRS[,...]",
+                    help="table: where batch_size, lr and final_val_loss (and seed: default 0) are, e.g. "
+                    "batch_size=bs,lr=lr,final_val_loss=loss")
+    im.add_argument("--keep", type=_columns, default=[], metavar="COL[,COL]", help="table: columns to carry along "
+                    "(group columns for lrscale fit --by)")
+    im.set_defaults(func=cmd_import)
+
+
 def cmd_horizons(args):
     from .analysis.horizons import run_summary
 
@@ -370,22 +389,7 @@ def build_parser():
     cp.add_argument("--out", required=True, help="the page (written atomically)")
     cp.set_defaults(func=cmd_config_page)
 
-    im = sub.add_parser("import", help="a published sweep's table -> a results CSV for lrscale fit",
-                        description="porian: Porian et al. 2024's experiment_results.pickle.xz "
-                        "(formll/resolving-scaling-law-discrepancies): the rows of their lr x batch size x beta2 sweep, "
-                        "each run's FINAL val/loss (the last logged value, as their own sweep analysis; not a smoothed "
-                        "training loss), batch_size = bs (sequences), and the group columns params (N from width and "
-                        "depth), beta2, width, depth (fit with --by params). table: any pickle or CSV with --columns. "
-                        "A pickle runs code when it is read: import only files you trust.")
-    im.add_argument("source", choices=["porian", "table"])
-    im.add_argument("path", help="the pickle (.pkl/.pickle, optionally .xz/.gz/.bz2) or CSV")
-    im.add_argument("--out", required=True, help="the results CSV to write (atomically)")
-    im.add_argument("--columns", type=_column_map, default={}, metavar="OURS=THEIRS[,...]",
-                    help="table: where batch_size, lr and final_val_loss (and seed: default 0) are, e.g. "
-                    "batch_size=bs,lr=lr,final_val_loss=loss")
-    im.add_argument("--keep", type=_columns, default=[], metavar="COL[,COL]", help="table: columns to carry along "
-                    "(group columns for lrscale fit --by)")
-    im.set_defaults(func=cmd_import)
+    _add_import(sub)
 
     hz = sub.add_parser("horizons", help="several horizons' fits -> how lr_opt moves with the horizon D")
     hz.add_argument("fits", nargs="+", metavar="FIT_JSON", help="each horizon's fit.json (lrscale fit --horizon)")

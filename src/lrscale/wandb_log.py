@@ -213,7 +213,7 @@ def horizon_keys(summary: dict) -> dict:
     out = {f"horizons/beta_D{p['horizon']}": _num(p["beta"]) for p in summary["per_horizon"]}
     if j["beta"] is not None:
         out.update({"horizons/beta": j["beta"], "horizons/gamma": j["gamma"], "horizons/beta_changes": j["beta_changes"],
-                    **{f"horizons/{k}_ci95_{end}": j[f"{k}_ci95"][i] for k in ("beta", "gamma")
+                    **{f"horizons/{k}_ci95_{end}": _num((j[f"{k}_ci95"] or (None, None))[i]) for k in ("beta", "gamma")
                        for i, end in enumerate(("low", "high"))}})
     for i, t in enumerate((summary.get("critical_batch") or {}).get("targets", []), start=1):
         out[f"horizons/b_crit_{i}"] = _num(t["b_crit"])

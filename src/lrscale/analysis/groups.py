@@ -65,10 +65,14 @@ def two_stage(optima: dict, covariates: dict) -> dict:
     beta, beta_se = float(coef[0]), math.sqrt(cov[0, 0])
     out = {"beta": beta, "beta_ci95": [beta - t1 * beta_se, beta + t1 * beta_se], "beta_dof": dof1, "n": n,
            "groups": len(groups), "within_scale": math.sqrt(scale2),
-           "intercepts": {str(g): float(c) for g, c in zip(groups, coef[1:])}, "slopes": {}}
+           "intercepts": {str(g): float(c) for g, c in zip(groups, coef[1:])}, "slopes": {}, "c": None,
+           "between_scale": None}
     names = list(covariates)
     dof2 = len(groups) - len(names) - 1
     if not names:
+        return out
+    if dof2 < 0:
+        out["slopes_reason"] = f"{len(groups)} group(s) for {len(names)} covariate(s): too few to fit their slopes"
         return out
     if dof2 < 1:
         out["slopes_reason"] = (f"{len(groups)} groups for {len(names)} covariate(s) and an intercept: no dof left to "

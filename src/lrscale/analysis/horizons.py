@@ -19,6 +19,7 @@ from scipy import stats
 
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_text
+from .groups import two_stage
 
 LN10 = math.log(10)
 MIN_DOF = 2  # a scale estimated from fewer residual dof makes a t-CI little more than a guess
@@ -52,7 +53,9 @@ def wls(columns: list, y, se) -> dict:
 
 
 def joint(rows: list) -> dict:
-    """ln lr_opt = c + β ln B − γ ln D, and the interaction δ that says whether β moves with D."""
+    """ln lr_opt = c + β ln B − γ ln D in two stages (groups.two_stage: β within horizons, then the
+    horizons' levels against ln D, t on horizons − 2 dof: a horizon's optima share its errors), and
+    the interaction δ that says whether β moves with D."""
     horizons, batches = {r[1] for r in rows}, {r[0] for r in rows}
     if len(horizons) < 2 or len(batches) < 2 or len(rows) - 4 < MIN_DOF:
         return {"beta": None, "gamma": None, "reason": f"{len(rows)} optima at {len(horizons)} horizon(s) and "
@@ -60,15 +63,21 @@ def joint(rows: list) -> dict:
     ln_b, ln_d = np.log([r[0] for r in rows]), np.log([r[1] for r in rows])
     y, se = [r[2] for r in rows], [r[3] for r in rows]
     try:
-        main = wls([ln_b, -ln_d], y, se)
         inter = wls([ln_b, -ln_d, (ln_b - ln_b.mean()) * (ln_d - ln_d.mean())], y, se)
     except np.linalg.LinAlgError:
         return {"beta": None, "gamma": None, "reason": "the optima's batch sizes and horizons move together "
                 "(collinear): B and D cannot be told apart"}
+    by_horizon = {}
+    for b, d, value, err in rows:
+        by_horizon.setdefault(d, []).append((b, value, err))
+    staged = two_stage(by_horizon, {"D": {d: d for d in by_horizon}})
+    slope = staged["slopes"]["D"]
     delta_ci = inter["ci95"][3]
-    return {"beta": main["coef"][1], "beta_ci95": main["ci95"][1], "gamma": main["coef"][2],
-            "gamma_ci95": main["ci95"][2], "c": main["coef"][0], "n": len(rows), "dof": main["dof"],
-            "scale": main["scale"], "delta": inter["coef"][3], "delta_ci95": delta_ci,
+    return {"beta": staged["beta"], "beta_ci95": staged["beta_ci95"], "gamma": -slope["value"],
+            "gamma_ci95": None if slope["ci95"] is None else [-slope["ci95"][1], -slope["ci95"][0]],
+            "gamma_dof": slope["dof"], "gamma_reason": staged.get("slopes_reason"), "c": staged["c"],
+            "n": len(rows), "dof": staged["beta_dof"], "scale": staged["within_scale"],
+            "between_scale": staged["between_scale"], "delta": inter["coef"][3], "delta_ci95": delta_ci,
             "ln_d_mean": float(ln_d.mean()), "beta_changes": bool(delta_ci[0] > 0 or delta_ci[1] < 0)}
 
 
@@ -82,7 +91,7 @@ def summarize(fits: dict) -> dict:
 
 
 def _ci(ci) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return "(no CI)" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def sentence(per: list, model: dict) -> str:
@@ -100,12 +109,17 @@ def sentence(per: list, model: dict) -> str:
         return first + (f"β changes with the horizon beyond its CI (interaction δ = {model['delta']:.3f}, CI "
                 f"{_ci(model['delta_ci95'])}): read each horizon's β, not the joint one. {assumption}, which these "
                 f"data reject; the joint γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])} is an average.")
-    lo, hi = model["gamma_ci95"]
-    moves = ("lr_opt falls with the horizon as D^−γ" if lo > 0 else "lr_opt rises with the horizon (γ < 0)" if hi < 0
-             else "lr_opt does not move with the horizon beyond its CI")
+    if model["gamma_ci95"] is None:
+        first += f"γ has no CI: {model['gamma_reason']}. "
+        moves = "how lr_opt moves with the horizon is not measured"
+    else:
+        lo, hi = model["gamma_ci95"]
+        moves = ("lr_opt falls with the horizon as D^−γ" if lo > 0 else "lr_opt rises with the horizon (γ < 0)"
+                 if hi < 0 else "lr_opt does not move with the horizon beyond its CI")
     return first + (f"Across {len(per)} horizons: β = {model['beta']:.3f} {_ci(model['beta_ci95'])}; {moves}, "
                     f"γ = {model['gamma']:.3f} {_ci(model['gamma_ci95'])}; no change of β with D beyond its CI "
-                    f"(δ {_ci(model['delta_ci95'])}). {assumption} ({model['n']} per-B optima, {model['dof']} dof).")
+                    f"(δ {_ci(model['delta_ci95'])}). {assumption} ({model['n']} per-B optima; γ from how whole horizons scatter, "
+                    f"{model['gamma_dof']} dof).")
 
 
 def _read_fit(path) -> tuple:
@@ -125,10 +139,12 @@ def markdown(summary: dict) -> str:
     rows = [f"| {p['horizon']:,} | " + (f"{p['beta']:.3f} | {_ci(p['ci95'])}" if p["beta"] is not None else "— | —")
             + f" | {p['estimator']} | {p['n_used']} |" for p in summary["per_horizon"]]
     m = summary["joint"]
-    joint = (f"Joint fit, ln lr_opt = c + β·ln B − γ·ln D over {m['n']} per-B optima (WLS on their across-B SEs, "
-             f"residual scale {m['scale']:.2f}, t with {m['dof']} dof): β = {m['beta']:.3f} {_ci(m['beta_ci95'])}, "
-             f"γ = {m['gamma']:.3f} {_ci(m['gamma_ci95'])}; with an interaction δ·(ln B − mean)(ln D − mean): "
-             f"δ = {m['delta']:.3f} {_ci(m['delta_ci95'])}." if m["beta"] is not None else m["reason"] + ".")
+    joint = (f"Joint fit, ln lr_opt = c + β·ln B − γ·ln D over {m['n']} per-B optima, in two stages: β within horizons "
+             f"(one level per horizon, WLS on the optima's across-B SEs, residual scale {m['scale']:.2f}, t with {m['dof']} "
+             f"dof): β = {m['beta']:.3f} {_ci(m['beta_ci95'])}; then the horizons' levels against ln D (GLS, the scale "
+             f"estimated between horizons, t with {m['gamma_dof']} dof): γ = {m['gamma']:.3f} {_ci(m['gamma_ci95'])}; "
+             f"with an interaction δ·(ln B − mean)(ln D − mean): δ = {m['delta']:.3f} {_ci(m['delta_ci95'])}."
+             if m["beta"] is not None else m["reason"] + ".")
     return "\n".join(["# lr_opt across horizons", "", summary["sentence"], "",
                       "| horizon D | β (its own fit) | 95% CI | estimator | batch sizes used |", "|---|---|---|---|---|",
                       *rows, "", joint, "", *_critical_lines(summary.get("critical_batch")),
