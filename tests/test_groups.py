@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_grouped_fit_per_group_outputs_summary_and_a_group_too_small(tmp_path):
     assert alpha["ci95"][0] <= -0.3 <= alpha["ci95"][1] and abs(alpha["value"] + 0.3) < 0.05
     assert alpha["dof"] == 4 - 1 - 1  # the small group's two optima still give it a level
     assert s["sentence"].startswith("1 of 4 groups have no β (listed with why). The groups' βs agree within their CIs")
-    assert "lr_opt ∝ params^α, α = " in s["sentence"] and "[fitted" not in r.stdout
+    assert "α_params = " in s["sentence"] and "lr_opt ∝ params^α_params across groups" in s["sentence"]
     md = (tmp_path / "out/groups.md").read_text()
     assert "| params=6.4e+08 | 28 | — | — | — | 2 | no beta: only 2 batch size(s)" in md
     assert (tmp_path / "out/lr_opt_by_group.png").stat().st_size > 10_000
@@ -121,8 +122,8 @@ def porian_frame(rng_seed=0):
                                  "beta2": 0.95, "seed": seed, "warmup": "short", "decay": "const",
                                  "val/loss": pd.Series([final + 1.0, final + 0.3, final], index=steps),
                                  "train/loss": pd.Series([final + 1.1, final + 0.2, final - 0.01], index=steps)})
-    rows.append({**rows[0], "lr": 1.0, "val/loss": pd.Series([5.0, float("nan")], index=[100, 200])})  # diverged
-    rows[-1]["val/loss"] = pd.Series([float("nan"), float("inf")], index=[100, 200])
+    # diverged: its last logged value is not finite, whatever it logged before
+    rows.append({**rows[0], "lr": 1.0, "val/loss": pd.Series([5.0, float("nan")], index=[100, 200])})
     rows.append({**rows[1], "hparams": "base"})  # not the sweep: left out
     return pd.DataFrame(rows)
 
@@ -161,6 +162,40 @@ def test_params_follow_their_model_and_the_importer_takes_the_final_val_loss(tmp
     assert alpha["ci95"][0] <= -0.3 <= alpha["ci95"][1]
 
 
+def test_grouped_fit_edges_collisions_horizons_and_nothing_fittable(tmp_path):
+    path = write_runs(tmp_path / "runs.csv", {(1e7, 0.95): (0.5, 0.0)}, seeds=1)
+    text = path.read_text().splitlines()
+    # two groups whose values differ only in characters a folder name makes safe
+    rows = [text[0]] + [r.replace(",0.95,", ",a/b,") for r in text[1:]] + [r.replace(",0.95,", ",a_b,") for r in text[1:]]
+    (tmp_path / "collide.csv").write_text("\n".join(rows) + "\n")
+    cli("fit", tmp_path / "collide.csv", "--by", "beta2", "--bootstrap", "0", "--out", tmp_path / "c", check=True)
+    s = json.loads((tmp_path / "c/groups.json").read_text())
+    assert sorted(p["dir"] for p in s["per_group"]) == [str(tmp_path / "c/beta2=a_b"), str(tmp_path / "c/beta2=a_b_")]
+    # several horizons in a 'budget' column and --by without it: one line, exit 2, nothing written
+    budget = [text[0] + ",budget"] + [r + f",{1000 * (1 + i % 2)}" for i, r in enumerate(text[1:])]
+    (tmp_path / "budget.csv").write_text("\n".join(budget) + "\n")
+    r = cli("fit", tmp_path / "budget.csv", "--by", "params", "--out", tmp_path / "b")
+    assert r.returncode == 2 and "column 'budget' holds 2 horizons; expected 'budget' among the --by columns" in r.stderr
+    assert not (tmp_path / "b").exists()
+    # no group can be fitted (each has a single lr): exit 2, each group's reason in groups.md
+    single = [text[0]] + [r for r in text[1:] if r.split(",")[1] == text[1].split(",")[1]]
+    (tmp_path / "single.csv").write_text("\n".join(single) + "\n")
+    r = cli("fit", tmp_path / "single.csv", "--by", "params", "--out", tmp_path / "s")
+    assert r.returncode == 2 and "no group could be fitted (1 groups by params" in r.stderr
+    assert "every batch size has a single lr" in (tmp_path / "s/groups.md").read_text()
+
+
+def test_proportional_or_constant_group_columns_do_not_crash_the_joint_fit():
+    rng = np.random.default_rng(0)
+    optima = {g: [(b, math.log(1e-3) + 0.5 * math.log(b / 64) + rng.normal(0, 0.02), 0.02) for b in BS] for g in range(4)}
+    n = {g: 1e7 * 4**g for g in range(4)}
+    fit = groups.two_stage(optima, {"N": n, "D": {g: 20 * n[g] for g in n}, "beta2": {g: 0.95 for g in n}})
+    assert fit["beta"] is not None and fit["slopes"] == {}  # tokens = 20·N: their effects cannot be told apart
+    assert "N, D move together (proportional in log)" in fit["slopes_reason"]
+    alone = groups.two_stage(optima, {"N": n, "beta2": {g: 0.95 for g in n}})
+    assert list(alone["slopes"]) == ["N"] and alone["slopes"]["N"]["dof"] == 2  # a constant column is dropped
+
+
 @pytest.mark.parametrize("argv, message", [
     (["porian", "missing.pickle.xz"], "missing.pickle.xz: no such file; expected a pickle or CSV of runs"),
     (["porian", "not_a_frame.pkl"], "not_a_frame.pkl: holds a list; expected a pandas DataFrame"),
@@ -168,6 +203,10 @@ def test_params_follow_their_model_and_the_importer_takes_the_final_val_loss(tmp
     (["table", "runs.csv", "--columns", "batch_size=bs,lr=lr"], "--columns lacks ['final_val_loss']"),
     (["table", "runs.csv", "--columns", "batch=bs"], "argument --columns: 'batch=bs'; expected OURS=THEIRS pairs"),
     (["table", "runs.csv", "--columns", "batch_size=bs,lr=eta,final_val_loss=loss"], "missing column(s) ['eta']"),
+    (["table", "runs.csv", "--columns", "batch_size=bs,lr=lr,final_val_loss=loss", "--keep", "N"],
+     "--keep column(s) ['N'] not in the table"),
+    (["table", "twice.csv", "--columns", "batch_size=bs,lr=lr,final_val_loss=loss"],
+     "2 runs share batch size, lr, seed and the kept columns (e.g. batch size 8, lr 0.001, seed 0)"),
 ])
 def test_bad_import_input_is_a_one_line_error(tmp_path, argv, message):
     import pickle
@@ -175,6 +214,7 @@ def test_bad_import_input_is_a_one_line_error(tmp_path, argv, message):
     (tmp_path / "not_a_frame.pkl").write_bytes(pickle.dumps([1, 2]))
     (tmp_path / "garbage.pkl").write_bytes(b"not a pickle at all")
     (tmp_path / "runs.csv").write_text("bs,lr,loss\n8,0.001,1.5\n")
+    (tmp_path / "twice.csv").write_text("bs,lr,loss\n8,0.001,1.5\n8,0.001,1.6\n")
     (tmp_path / "out.csv").write_text("a finished result\n")
     r = cli("import", *argv, "--out", tmp_path / "out.csv", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
@@ -188,3 +228,16 @@ def test_import_table_maps_columns_and_keeps_the_group_ones(tmp_path):
     assert "2 runs (1 diverged" in r.stdout
     assert (tmp_path / "out.csv").read_text() == ("batch_size,lr,final_val_loss,seed,diverged,N\n"
                                                   "8,0.001,1.5,0,False,1000000\n8,0.01,,0,True,1000000\n")
+
+
+def test_analysis_by_unset_leaves_a_finished_sweeps_rule_params_as_they_were():
+    # analysis.by (null by default) came after sweeps were made: the fit rule's params (fit_config) and the
+    # plan/config pages' JSON must not gain it, or Snakemake's params trigger reruns every finished fit
+    from lrscale import config
+
+    cfg = config.load(Path(__file__).parents[1] / "config" / "config.yaml")
+    assert cfg["analysis"]["by"] is None
+    assert "by" not in config.fit_config(cfg)["analysis"]
+    assert config.fit_config(cfg)["analysis"] == {k: v for k, v in cfg["analysis"].items() if k != "by"}
+    kept = config.without_null({**cfg, "analysis": {**cfg["analysis"], "by": ["params"]}}, [("analysis", "by")])
+    assert kept["analysis"]["by"] == ["params"]  # only a null is dropped

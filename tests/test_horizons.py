@@ -316,7 +316,7 @@ def _fit_like(horizon, beta, gamma, batch_sizes=(8, 16, 32, 64, 128), se_log10=0
     for i, b in enumerate(batch_sizes):
         lr = 0.01 * (b / 8) ** beta * (horizon / 1000) ** -gamma * (10 ** jitter[i] if jitter is not None else 1)
         rows.append({"batch_size": b, "lr_opt": lr, "lr_opt_se_across_b_log10": se_log10, "included": True,
-                     "lr_opt_ci95": [lr / 1.1, lr * 1.1]})
+                     "lr_opt_ci95": [lr / 1.1, lr * 1.1], "lrs": [lr / 10, lr, lr * 10]})
     return {"per_batch": rows, "answer": {"beta": beta, "ci95": [beta - 0.05, beta + 0.05], "estimator": "surface"},
             "verdict": "Answer: …", "n_used": len(rows), "input": {"horizon": horizon}}
 

@@ -78,7 +78,8 @@ def test_the_deleted_shared_shape_keeps_its_fit_json_keys():
               for b in (8, 16, 32, 64, 128)}
     sweep = fit.Sweep(list(losses), {b: lrs for b in losses}, losses, {b: None for b in losses}, "synthetic", [0, 1])
     r = fit.analyse(sweep, bootstrap=0)
-    assert r["shared_shape"] == {"used": False, "reason": "deleted in issue 23: the joint model (surface) replaces it"}
+    assert r["shared_shape"] == {"used": False, "reason": "deleted in issue 23: the joint model (surface) replaces it",
+                                 "shapes_differ": None}
     assert r["shape_bias_log10"]["model"] == "floor"
     assert all(p["lr_opt_vertex"] is None and p["local_fit"] is None for p in r["per_batch"])
     assert {p["method"] for p in r["per_batch"]} == {"quadratic"} and r["surface"]["beta"] is not None

@@ -191,11 +191,16 @@ def test_the_joint_model_declines_when_its_optima_lie_outside_the_grid():
     sweep = make_sweep(lambda b: power_law(0.5)(b) - 2.0, bowl, sigma=0.003, seed=0)
     r = fit.analyse(sweep, bootstrap=0)
     assert r["n_used"] == 0 and r["surface"]["beta"] is None
-    assert r["surface"]["reason"].startswith("its lr_opt lies among the lrs run at 0 of 7 batch sizes")
+    assert r["surface"]["reason"].startswith("its lr_opt lies among the lrs it read (within a decade of each B's best) "
+                                             "at 0 of 7 batch sizes")
     assert r["answer"]["beta"] is None
     answer = r["verdict"].split("\n")[0]
     assert answer.startswith("Answer: no beta") and "β would extrapolate the loss shape past the grid" in answer
-    # one batch size inside is still too few; the test's own power law (7 inside) is answered
-    assert surface.MIN_INSIDE == 2
+    # at the boundary (a steep β = 2 moves each optimum 0.6 decade per doubling): one batch size inside
+    # declines, two answer; the test's own power law (7 inside) is answered
+    one = surface.fit_surface(make_sweep(lambda b: power_law(2.0)(b) - 3.0, bowl, sigma=0.001, seed=1))
+    assert one["beta"] is None and " at 1 of " in one["reason"]
+    two = surface.fit_surface(make_sweep(lambda b: power_law(2.0)(b) - 2.4, bowl, sigma=0.001, seed=1))
+    assert two["inside_grid"] == [256, 512] and covers(two["ci95"], 2.0)
     inside = surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.003, seed=0))
     assert inside["inside_grid"] == list(BS) and covers(inside["ci95"], 0.5)

@@ -246,7 +246,7 @@ def cmd_import(args):
     out = importers.write(table, args.out)
     groups = [c for c in table.columns if c not in importers.OUT_COLUMNS]
     print(f"[lrscale import] {len(table)} runs ({int(table['diverged'].sum())} diverged or without a final loss) -> "
-          f"{out}" + (f"; group columns: {', '.join(groups)} (lrscale fit {out} --by ...)" if groups else ""))
+          f"{out}" + (f"; group columns: {', '.join(groups)} (lrscale fit {out} --by COL[,COL])" if groups else ""))
 
 
 def cmd_fit(args):
@@ -311,7 +311,7 @@ def _add_import(sub) -> None:
                         "(formll/resolving-scaling-law-discrepancies): the rows of their lr x batch size x beta2 sweep, "
                         "each run's FINAL val/loss (the last logged value, as their own sweep analysis; not a smoothed "
                         "training loss), batch_size = bs (sequences), and the group columns params (N from width and "
-                        "depth), beta2, width, depth (fit with --by params). table: any pickle or CSV with --columns. "
+                        "depth), beta2, width, depth (fit with --by params,beta2: their sweep varies beta2 within a model size). table: any pickle or CSV with --columns. "
                         "A pickle runs code when it is read: import only files you trust.")
     im.add_argument("source", choices=["porian", "table"])
     im.add_argument("path", help="the pickle (.pkl/.pickle, optionally .xz/.gz/.bz2) or CSV")

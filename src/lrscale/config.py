@@ -268,9 +268,19 @@ def train_config(cfg: dict) -> dict:
     return out
 
 
+def without_null(cfg: dict, keys) -> dict:
+    """cfg without the (section, key)s of `keys` that are null: keys added with a null default after
+    sweeps were made, so that those sweeps' rule params (and so their jobs) do not change."""
+    out = dict(cfg)
+    for section, key in keys:
+        if section in out and key in out[section] and out[section][key] is None:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
+
+
 def fit_config(cfg: dict) -> dict:
     """The sections the fit depends on: analysis settings, and train for final_window."""
-    return {k: cfg[k] for k in FIT_SECTIONS}
+    return without_null({k: cfg[k] for k in FIT_SECTIONS}, [("analysis", "by")])
 
 
 def config_hash(cfg: dict) -> str:

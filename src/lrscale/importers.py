@@ -40,11 +40,10 @@ def params_of(width, depth):
 
 
 def final_value(cell) -> float:
-    """A loss cell's final value: the last finite entry of a logged series, or the number itself."""
-    if hasattr(cell, "dropna"):  # a pandas Series of logged values (their format)
-        values = cell.dropna()
-        values = values[values.map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
-        return float(values.iloc[-1]) if len(values) else math.nan
+    """A loss cell's final value: the last logged entry of a series (NaN when it is not finite: the
+    run ended diverged, whatever it logged before), or the number itself."""
+    if hasattr(cell, "iloc"):  # a pandas Series of logged values (their format)
+        cell = cell.iloc[-1] if len(cell) else math.nan
     try:
         v = float(cell)
     except (TypeError, ValueError):
@@ -93,6 +92,12 @@ def to_results(frame, columns: dict, keep: list, path) -> "object":
     for c in keep:
         if c in frame.columns:
             out[c] = frame[c].to_numpy()
+    same = out.duplicated([c for c in out.columns if c not in ("final_val_loss", "diverged")], keep=False)
+    if same.any():
+        row = out[same].iloc[0]
+        raise UserError(f"{path}: {int(same.sum())} runs share batch size, lr, seed and the kept columns (e.g. batch "
+                        f"size {row['batch_size']}, lr {row['lr']:g}, seed {row['seed']}); expected a column that tells "
+                        "them apart among the kept ones (import table --keep)")
     return out
 
 
@@ -111,7 +116,12 @@ def import_porian(path) -> "object":
 
 def import_table(path, columns: dict, keep: list) -> "object":
     path = Path(path)
-    return to_results(read_frame(path), {"seed": "seed", **columns}, keep, path)
+    frame = read_frame(path)
+    unknown = [c for c in keep if c not in frame.columns]
+    if unknown:
+        raise UserError(f"{path}: --keep column(s) {unknown} not in the table; expected some of "
+                        f"{', '.join(map(str, frame.columns[:20]))}")
+    return to_results(frame, {"seed": "seed", **columns}, keep, path)
 
 
 def write(table, out) -> Path:

@@ -159,22 +159,19 @@ def get_checkpoint_dir(wildcards):
 def get_plan_config_json(wildcards):
     """What a plan depends on: the grid and its adaptive settings, training and fit settings."""
     sections = ["sweep", *lrscale_config.TRAIN_SECTIONS, *lrscale_config.FIT_SECTIONS]
-    return json.dumps({k: config[k] for k in sections}, sort_keys=True)
+    cfg = lrscale_config.without_null(
+        {k: config[k] for k in sections}, [("analysis", "by")]
+    )
+    return json.dumps(cfg, sort_keys=True)
 
 
 def get_config_json(wildcards):
     """The resolved config (without budget.values: null and analysis.by: null, keys a sweep made
     before them does not have: its fit, pages and W&B run are not redone for a key it does not use).
     """
-    cfg = {
-        **config,
-        "budget": dict(config["budget"]),
-        "analysis": dict(config["analysis"]),
-    }
-    if cfg["budget"]["values"] is None:
-        del cfg["budget"]["values"]
-    if cfg["analysis"]["by"] is None:
-        del cfg["analysis"]["by"]
+    cfg = lrscale_config.without_null(
+        config, [("budget", "values"), ("analysis", "by")]
+    )
     return json.dumps(cfg, sort_keys=True)
 
 

@@ -34,7 +34,8 @@ from .verdict import HYPOTHESIS_NAMES, verdict
 LN10 = math.log(10)
 # fit.json's `shared_shape` (a public key): the shared-shape locator was deleted in issue 23, the joint
 # model of the loss surface (`surface`) replaces it
-SHARED_SHAPE_GONE = {"used": False, "reason": "deleted in issue 23: the joint model (surface) replaces it"}
+SHARED_SHAPE_GONE = {"used": False, "reason": "deleted in issue 23: the joint model (surface) replaces it",
+                     "shapes_differ": None}
 
 
 def ols(batch_sizes, lr_opts):

@@ -67,7 +67,7 @@ def two_stage(optima: dict, covariates: dict) -> dict:
            "groups": len(groups), "within_scale": math.sqrt(scale2),
            "intercepts": {str(g): float(c) for g, c in zip(groups, coef[1:])}, "slopes": {}, "c": None,
            "between_scale": None}
-    names = list(covariates)
+    names = [k for k in covariates if len({covariates[k][g] for g in groups}) > 1]  # a constant column says nothing
     dof2 = len(groups) - len(names) - 1
     if not names:
         return out
@@ -78,15 +78,15 @@ def two_stage(optima: dict, covariates: dict) -> dict:
         out["slopes_reason"] = (f"{len(groups)} groups for {len(names)} covariate(s) and an intercept: no dof left to "
                                 "measure how whole groups scatter, so no CI (need one more group)")
     z = np.column_stack([np.ones(len(groups))] + [np.log([covariates[k][g] for g in groups]) for k in names])
-    try:
-        c2, info2, rss2 = _gls(z, coef[1:], cov[1:, 1:])
-    except np.linalg.LinAlgError:
-        out["slopes_reason"] = "the groups' covariates move together (collinear): they cannot be told apart"
+    if np.linalg.matrix_rank(z, tol=1e-8 * max(1.0, float(np.abs(z).max()))) < z.shape[1]:
+        out["slopes_reason"] = (f"the groups' {', '.join(names)} move together (proportional in log): their "
+                                "effects cannot be told apart; group by one of them")
         return out
+    c2, info2, rss2 = _gls(z, coef[1:], cov[1:, 1:])
     scale2_between = max(rss2 / dof2, 1.0) if dof2 >= 1 else math.nan
     t2 = float(stats.t.ppf(0.975, dof2)) if dof2 >= 1 else math.nan
     for k, name in enumerate(names, start=1):
-        s = math.sqrt(info2[k, k] * scale2_between) if dof2 >= 1 else math.nan
+        s = math.sqrt(max(info2[k, k], 0.0) * scale2_between) if dof2 >= 1 else math.nan
         out["slopes"][name] = {"value": float(c2[k]), "ci95": [float(c2[k] - t2 * s), float(c2[k] + t2 * s)]
                                if dof2 >= 1 else None, "dof": dof2}
     out["between_scale"] = math.sqrt(scale2_between) if dof2 >= 1 else None
@@ -94,15 +94,22 @@ def two_stage(optima: dict, covariates: dict) -> dict:
     return out
 
 
+def _se(p: dict) -> float:
+    """A group's β SE from its 95% CI: the half-width over the t quantile of the CI's own dof (a per-B
+    fit of 3 batch sizes has t = 12.7; 1.96 would make its SE 6.5x too large and hide a difference)."""
+    t = float(stats.t.ppf(0.975, p["dof"])) if p.get("dof") else 1.96
+    return (p["ci95"][1] - p["ci95"][0]) / (2 * t)
+
+
 def agreement(per_group: list) -> dict:
-    """Cochran's Q on the groups' βs (SE from each 95% CI's half-width); `differ` when it rejects
-    one β at AGREE_P. Groups without a closed CI cannot take part (named)."""
+    """Cochran's Q on the groups' βs (SE from each 95% CI and its dof); `differ` when it rejects one
+    β at AGREE_P. Groups without a closed CI cannot take part (named)."""
     usable = [p for p in per_group if p["beta"] is not None and p["ci95"] and None not in p["ci95"]]
     left = [p["label"] for p in per_group if p["beta"] is not None and p not in usable]
     if len(usable) < 2:
         return {"q": None, "p_value": None, "differ": None, "groups": len(usable), "open_ci": left}
     b = np.array([p["beta"] for p in usable])
-    w = 1 / np.square([(p["ci95"][1] - p["ci95"][0]) / (2 * 1.96) for p in usable])
+    w = 1 / np.square([_se(p) for p in usable])
     mean = float(np.sum(w * b) / np.sum(w))
     q = float(np.sum(w * (b - mean) ** 2))
     p_value = float(stats.chi2.sf(q, len(usable) - 1))
@@ -155,27 +162,42 @@ def fit_groups(results_csv, by: list, cfg: dict, out_dir) -> dict:
     from .fit import run_fit
 
     header, groups = split(results_csv, by)
+    if "budget" in header and "budget" not in by:
+        budgets = {r[header.index("budget")].strip() for _, rows in groups for r in rows}
+        if len(budgets) > 1:
+            raise UserError(f"{results_csv}: column 'budget' holds {len(budgets)} horizons; expected 'budget' among "
+                            f"the --by columns (e.g. --by {','.join(by)},budget): one fit per horizon")
     out_dir = Path(out_dir)
-    per, fits = [], {}
+    per, fits, taken = [], {}, set()
     for group, rows in groups:
-        where = out_dir / folder(group)
+        name = folder(group)
+        while name in taken:  # two values that differ only in characters made safe: keep both
+            name += "_"
+        taken.add(name)
+        where = out_dir / name
         csv_path = where / "results.csv"
         atomic_write_text(csv_path, _csv([header, *rows]))
         entry = {"group": group, "label": label(group), "dir": str(where), "runs": len(rows)}
         try:
             fit = run_fit(csv_path, cfg, out_dir=where)
         except UserError as e:
-            per.append({**entry, "beta": None, "ci95": None, "estimator": None, "n_used": 0, "reason": str(e)})
+            per.append({**entry, "beta": None, "ci95": None, "estimator": None, "n_used": 0, "dof": None,
+                        "reason": str(e)})
             continue
         fits[entry["label"]] = fit
         a = fit["answer"]
+        dof = fit["surface"].get("dof") if a["estimator"] == "surface" else fit.get("dof")
         per.append({**entry, "beta": a["beta"], "ci95": a["ci95"], "estimator": a["estimator"], "n_used": fit["n_used"],
+                    "dof": dof,
                     "reason": None if a["beta"] is not None else fit["verdict"].splitlines()[0].removeprefix("Answer: ")})
     summary = summarize(by, per, fits)
     plots.lr_opt_by_group(fits, summary, out_dir / "lr_opt_by_group.png")
     atomic_write_text(out_dir / "groups.md", markdown(summary))
     atomic_write_json(out_dir / "groups.json", summary)
     print(f"[lrscale fit --by] {summary['sentence']}")
+    if not fits:
+        raise UserError(f"{results_csv}: no group could be fitted ({len(per)} groups by {', '.join(by)}; each one's "
+                        f"reason in {out_dir / 'groups.md'}); expected runs at several lrs and batch sizes per group")
     return summary
 
 
@@ -218,13 +240,13 @@ def sentence(summary: dict) -> str:
         return first + (f"The groups' βs differ beyond their CIs (Cochran's Q = {agree['q']:.1f}, p = {agree['p_value']:.2g}): "
                         f"no one β for all; read each group's ({each}).")
     text = first + (f"The groups' βs agree within their CIs (Cochran's Q p = {agree['p_value']:.2g}). Assumes one β for "
-                    "every group" + (" and lr_opt ∝ " + "·".join(f"{c}^α" for c in summary["numeric"]) + " across groups"
-                                     if summary["numeric"] else ""))
+                    "every group" + (" and lr_opt ∝ " + "·".join(f"{c}^α_{c}" for c in summary["numeric"])
+                                     + " across groups" if summary["numeric"] else ""))
     if joint["beta"] is None:
         return text + f"; no joint fit: {joint['reason']}."
-    text += f": β = {joint['beta']:.3f} {_ci(joint['beta_ci95'])} within groups"
+    text += f": β = {joint['beta']:.3f} {_ci(joint['beta_ci95'])} within groups (from their per-B optima)"
     for name, s in joint["slopes"].items():
-        text += f"; lr_opt ∝ {name}^α, α = {s['value']:.3f} " + (_ci(s["ci95"]) if s["ci95"] else "(no CI)")
+        text += f"; α_{name} = {s['value']:.3f} " + (_ci(s["ci95"]) if s["ci95"] else "(no CI)")
     return text + (f" ({joint['slopes_reason']})" if joint.get("slopes_reason") else "") + "."
 
 

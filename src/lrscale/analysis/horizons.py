@@ -71,6 +71,8 @@ def joint(rows: list) -> dict:
     for b, d, value, err in rows:
         by_horizon.setdefault(d, []).append((b, value, err))
     staged = two_stage(by_horizon, {"D": {d: d for d in by_horizon}})
+    if staged["beta"] is None or "D" not in staged["slopes"]:
+        return {"beta": None, "gamma": None, "reason": staged.get("reason") or staged.get("slopes_reason")}
     slope = staged["slopes"]["D"]
     delta_ci = inter["ci95"][3]
     return {"beta": staged["beta"], "beta_ci95": staged["beta_ci95"], "gamma": -slope["value"],

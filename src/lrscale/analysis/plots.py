@@ -72,16 +72,8 @@ def _points(ax, rows, limits):
     """Per-B lr_opt with its 95% CI: filled = used in the fit, hollow grey = excluded (flags named);
     a CI end the data do not bound (lr_ci_ends) or past the axis `limits` is an arrow to the edge."""
     for r in rows:
-        y, ci = r["lr_opt"], r.get("lr_opt_ci95")
-        lo, hi = lr_ci_ends(ci, r["lrs"])
-        lo_open, hi_open = ci is not None and (lo is None or lo < limits[0]), ci is not None and (hi is None or hi > limits[1])
-        yerr = None if ci is None else [[0 if lo_open else max(y - lo, 0)], [0 if hi_open else max(hi - y, 0)]]
         style = dict(color="black", mfc="black") if r["included"] else dict(color="grey", mfc="none")
-        ax.errorbar([r["batch_size"]], [y], yerr=yerr, capsize=3, ls="none", marker="o", ms=6, zorder=5, **style)
-        for is_open, edge in ((lo_open, limits[0]), (hi_open, limits[1])):
-            if is_open:  # an arrow to the axis' edge, not a bar across the whole axis
-                ax.annotate("", xy=(r["batch_size"], edge), xytext=(r["batch_size"], y),
-                            arrowprops=dict(arrowstyle="->", color=style["color"], lw=1), zorder=4)
+        _ci_bar(ax, r["batch_size"], r, limits, ms=6, zorder=5, **style)
         notes = [k for k in r["flags"] if k != GRAD_CLIPPED or not r["included"]]
         if GRAD_CLIPPED in r["flags"]:
             ax.plot([r["batch_size"]], [r["lr_opt"]], "o", ms=13, mfc="none", mec="red", zorder=6)
@@ -90,12 +82,29 @@ def _points(ax, rows, limits):
                         xytext=(6, 6), fontsize=8, color="grey")
 
 
+def _ci_bar(ax, x, r, limits, **style) -> None:
+    """One per-B lr_opt at x with its 95% CI; an end the data do not bound (lr_ci_ends) or past the
+    axis `limits` is an arrow to the axis' edge, not a bar across the whole axis."""
+    y, ci = r["lr_opt"], r.get("lr_opt_ci95")
+    lo, hi = lr_ci_ends(ci, r["lrs"])
+    lo_open, hi_open = ci is not None and (lo is None or lo < limits[0]), ci is not None and (hi is None or hi > limits[1])
+    yerr = None if ci is None else [[0 if lo_open else max(y - lo, 0)], [0 if hi_open else max(hi - y, 0)]]
+    ax.errorbar([x], [y], yerr=yerr, capsize=3, ls="none", marker="o", **style)
+    for is_open, edge in ((lo_open, limits[0]), (hi_open, limits[1])):
+        if is_open:
+            ax.annotate("", xy=(x, edge), xytext=(x, y), arrowprops=dict(arrowstyle="->", color=style["color"], lw=1))
+
+
+def _lr_limits(per_batch_rows) -> tuple:
+    """The lrs swept, half a decade each side: a CI reaching past them (flat, edge) says no more."""
+    tried = [lr for r in per_batch_rows for lr in r["lrs"]]
+    return (min(tried) / 10**0.5, max(tried) * 10**0.5) if tried else (1e-6, 1.0)
+
+
 def lr_opt_vs_batch(result, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     rows = [r for r in result["per_batch"] if r["lr_opt"] is not None]
-    tried = [lr for r in result["per_batch"] for lr in r["lrs"]]
-    # the lrs swept, half a decade each side: a CI reaching past them (flat, edge) says no more
-    limits = (min(tried) / 10**0.5, max(tried) * 10**0.5) if tried else (1e-6, 1.0)
+    limits = _lr_limits(result["per_batch"])
     _points(ax, rows, limits)
     used = [r for r in rows if r["included"]]
     if result.get("forms"):
@@ -404,15 +413,13 @@ def _lr_opt_by(panels: list, title: str, empty: str, path) -> None:
     fig, ax = plt.subplots(figsize=(7, 5))
     colours = _colours(len(panels))
     batches = sorted({r["batch_size"] for f, _, _ in panels for r in f["per_batch"]})
+    limits = _lr_limits([r for f, _, _ in panels for r in f["per_batch"]])
     for k, ((fit, label, line), colour) in enumerate(zip(panels, colours)):
         nudge = 1.04 ** (k - (len(panels) - 1) / 2)  # side by side, not on top of each other
         for r in fit["per_batch"]:
-            if r["lr_opt"] is None:
-                continue
-            ci = r.get("lr_opt_ci95")
-            yerr = None if not ci else [[max(r["lr_opt"] - ci[0], 0)], [max(ci[1] - r["lr_opt"], 0)]]
-            ax.errorbar([r["batch_size"] * nudge], [r["lr_opt"]], yerr=yerr, capsize=3, ls="none", marker="o", ms=5,
-                        color=colour, mfc=colour if r["included"] else "none")
+            if r["lr_opt"] is not None:
+                _ci_bar(ax, r["batch_size"] * nudge, r, limits, ms=5, color=colour,
+                        mfc=colour if r["included"] else "none")
         if line is not None:  # over the batch sizes this colour ran
             own = [r["batch_size"] for r in fit["per_batch"]]
             bb = np.array([b for b in batches if min(own) <= b <= max(own)], float)
@@ -424,6 +431,7 @@ def _lr_opt_by(panels: list, title: str, empty: str, path) -> None:
         batch_axis(ax.xaxis, batches)
     if any(r["lr_opt"] for f, _, _ in panels for r in f["per_batch"]):
         ax.set_yscale("log")
+        ax.set_ylim(*limits)
         plain_log_axis(ax.yaxis)
     else:
         ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")

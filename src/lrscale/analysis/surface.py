@@ -216,8 +216,8 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     lr_opt = {b: float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used}
     inside = [b for b in used if _among_runs(model, b, lr_opt[b])]
     if len(inside) < MIN_INSIDE:
-        return {"beta": None, "reason": f"its lr_opt lies among the lrs run at {len(inside)} of "
-                f"{len(used)} batch sizes (β would extrapolate the loss shape past the grid)"}
+        return {"beta": None, "reason": f"its lr_opt lies among the lrs it read (within a decade of each B's best) "
+                f"at {len(inside)} of {len(used)} batch sizes (β would extrapolate the loss shape past the grid)"}
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
