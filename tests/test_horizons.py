@@ -330,7 +330,7 @@ def test_joint_fit_recovers_beta_and_gamma_and_flags_a_drifting_beta():
     j = s["joint"]
     assert j["beta_ci95"][0] < 0.5 < j["beta_ci95"][1] and j["gamma_ci95"][0] < 0.3 < j["gamma_ci95"][1]
     assert abs(j["beta"] - 0.5) < 0.03 and abs(j["gamma"] - 0.3) < 0.03 and j["dof"] == 15 - 4 and j["gamma_dof"] == 1
-    assert not j["beta_changes"] and s["sentence"].startswith("γ's CI is too narrow")  # the caveat first
+    assert not j["beta_changes"] and s["sentence"].startswith("γ rests on 3 horizons (1 dof): its CI is wide")  # first
     assert "Across 3 horizons: β = " in s["sentence"]
     flat = horizons.summarize({d: _fit_like(d, 0.5, 0.0, jitter=rng.normal(0, 0.02, 5)) for d in (1000, 4000, 16000)})
     lo, hi = flat["joint"]["gamma_ci95"]

@@ -9,7 +9,7 @@ fit under its own folder, and then summarised:
               below 1) with t on groups − columns − 1 dof. A group's optima share that group's errors
               (its grid, its loss shape): only the scatter of whole groups says how well lr_opt's
               dependence on N or D is known (bench/horizon_accuracy.py: a CI from the optima as if
-              independent held γ in 66% of sweeps).
+              independent missed an NQM-SGD truth's γ in 99% of sweeps; two stages held it in all).
 The sentence puts the caveat that undercuts the answer first and names the assumption.
 """
 
