@@ -52,6 +52,9 @@ def test_grouped_fit_per_group_outputs_summary_and_a_group_too_small(tmp_path):
     assert alpha["dof"] == 4 - 1 - 1  # the small group's two optima still give it a level
     assert s["sentence"].startswith("1 of 4 groups have no β (listed with why). The groups' βs agree within their CIs")
     assert "α_params = " in s["sentence"] and "lr_opt ∝ params^α_params across groups" in s["sentence"]
+    lines = r.stdout.splitlines()  # one line per group and the summary, not each group's tables and verdict
+    assert len(lines) == 5 and all(line.startswith("[lrscale fit --by] ") for line in lines) and "Verdict" not in r.stdout
+    assert lines[0].startswith("[lrscale fit --by] params=1e+07: β = 0.5") and r.stderr == "", r.stderr
     md = (tmp_path / "out/groups.md").read_text()
     assert "| params=6.4e+08 | 28 | — | — | — | 2 | no beta: only 2 batch size(s)" in md
     assert (tmp_path / "out/lr_opt_by_group.png").stat().st_size > 10_000
@@ -182,6 +185,7 @@ def test_grouped_fit_edges_collisions_horizons_and_nothing_fittable(tmp_path):
     (tmp_path / "single.csv").write_text("\n".join(single) + "\n")
     r = cli("fit", tmp_path / "single.csv", "--by", "params", "--out", tmp_path / "s")
     assert r.returncode == 2 and "no group could be fitted (1 groups by params" in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # no library warning (an empty legend) beside the error
     assert "every batch size has a single lr" in (tmp_path / "s/groups.md").read_text()
 
 

@@ -13,6 +13,8 @@ fit under its own folder, and then summarised:
 The sentence puts the caveat that undercuts the answer first and names the assumption.
 """
 
+import contextlib
+import io
 import math
 import re
 from pathlib import Path
@@ -179,10 +181,12 @@ def fit_groups(results_csv, by: list, cfg: dict, out_dir) -> dict:
         atomic_write_text(csv_path, _csv([header, *rows]))
         entry = {"group": group, "label": label(group), "dir": str(where), "runs": len(rows)}
         try:
-            fit = run_fit(csv_path, cfg, out_dir=where)
+            with contextlib.redirect_stdout(io.StringIO()):  # one line per group below, not each fit's tables
+                fit = run_fit(csv_path, cfg, out_dir=where)
         except UserError as e:
             per.append({**entry, "beta": None, "ci95": None, "estimator": None, "n_used": 0, "dof": None,
                         "reason": str(e)})
+            print(f"[lrscale fit --by] {entry['label']}: not fitted: {e}")
             continue
         fits[entry["label"]] = fit
         a = fit["answer"]
@@ -190,6 +194,8 @@ def fit_groups(results_csv, by: list, cfg: dict, out_dir) -> dict:
         per.append({**entry, "beta": a["beta"], "ci95": a["ci95"], "estimator": a["estimator"], "n_used": fit["n_used"],
                     "dof": dof,
                     "reason": None if a["beta"] is not None else fit["verdict"].splitlines()[0].removeprefix("Answer: ")})
+        print(f"[lrscale fit --by] {entry['label']}: " + (f"β = {a['beta']:.3f} {_ci(a['ci95'])}" if a["beta"] is not None
+              else "no β") + f" ({where}/report.md)")
     summary = summarize(by, per, fits)
     plots.lr_opt_by_group(fits, summary, out_dir / "lr_opt_by_group.png")
     atomic_write_text(out_dir / "groups.md", markdown(summary))

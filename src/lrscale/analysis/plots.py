@@ -435,5 +435,6 @@ def _lr_opt_by(panels: list, title: str, empty: str, path) -> None:
         plain_log_axis(ax.yaxis)
     else:
         ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
-    ax.legend(fontsize=8)
+    if panels:  # no group fitted: no legend (matplotlib would warn that it has nothing to show)
+        ax.legend(fontsize=8)
     _save(fig, path)
