@@ -19,21 +19,14 @@ from scipy import stats
 
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_text
-from .groups import two_stage
+from .groups import optima_of, two_stage
 
-LN10 = math.log(10)
 MIN_DOF = 2  # a scale estimated from fewer residual dof makes a t-CI little more than a guess
 
 
 def optima(fits: dict) -> list[tuple]:
     """(B, D, ln lr_opt, SE of ln lr_opt) of every horizon's included per-B optima."""
-    rows = []
-    for d, fit in fits.items():
-        for r in fit["per_batch"]:
-            se = r.get("lr_opt_se_across_b_log10")
-            if r.get("included") and r.get("lr_opt") and se and math.isfinite(se) and se > 0:
-                rows.append((r["batch_size"], d, math.log(r["lr_opt"]), LN10 * se))
-    return rows
+    return [(b, d, y, se) for d, fit in fits.items() for b, y, se in optima_of(fit)]
 
 
 def wls(columns: list, y, se) -> dict:

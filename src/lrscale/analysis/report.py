@@ -5,8 +5,6 @@ as tables, the resolved config)."""
 import math
 from pathlib import Path
 
-import numpy as np
-
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
 from . import budget
@@ -221,7 +219,9 @@ def readable(cell) -> str:
         return text
     if not math.isfinite(value) or digits <= 6 or "e" in text.lower():
         return text
-    return f"{value:.0f}" if abs(value) >= 1e4 else np.format_float_positional(float(f"{value:.4g}"), trim="-")
+    from .plots import plain  # the plots' plain decimals (the pages are written with the plots)
+
+    return f"{value:.0f}" if abs(value) >= 1e4 else plain(value, 4)
 
 
 def table_page(title: str, frame) -> str:
