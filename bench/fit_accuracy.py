@@ -11,7 +11,7 @@ is flat (c = 0); and (issue 28.3) per-run noise that falls with B, σ(B) = σ·(
 preferred, single-hypothesis verdicts, B_noise within 2x, the flat column's exclusion, and the β
 CI half-width next to the previous method's (unweighted OLS t-CI on the same optima).
   python bench/fit_accuracy.py [--reps 200] [--boot 200] [--workers 2] [--noise all|constant|falling]
-      [--world inside|outside|all] [--out ...]   # outside: bench/truths_outside.py's truths
+      [--world inside|outside|all] [--truths NAME,...] [--out ...]   # outside: bench/truths_outside.py's
   python bench/fit_accuracy.py --table-from bench/results/fit_accuracy.json   # the README's table
 """
 
@@ -349,6 +349,8 @@ def parse_args(out, boot=200, noise_option=False):
                         help="the cells run: σ the same for every B, σ falling with B, or both")
         ap.add_argument("--world", choices=["inside", "outside", "all"], default="all",
                         help="truths inside the fit's family, outside it (bench/truths_outside.py), or both")
+        ap.add_argument("--truths", default=",".join(TRUTHS),
+                        help="the outside truths run, comma-separated (default: all of them)")
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--boot", type=int, default=boot, help="bootstrap replicates per analysis")
     ap.add_argument("--workers", type=int, default=2)
@@ -372,7 +374,11 @@ def main():
                       if args.noise == "all" or (c[-1] != 0) == (args.noise == "falling")]
             rows = pool.map(run_cell, chosen)
         if args.world != "inside":
-            outside = pool.map(run_outside_cell, outside_cells(args.reps, args.boot))
+            names = args.truths.split(",")
+            unknown = sorted(set(names) - set(TRUTHS))
+            if unknown:
+                sys.exit(f"fit_accuracy.py: --truths: unknown {', '.join(unknown)}; expected some of {', '.join(TRUTHS)}")
+            outside = pool.map(run_outside_cell, [c for c in outside_cells(args.reps, args.boot) if c[0] in names])
     met = {}
     if rows:
         _print_inside(rows)

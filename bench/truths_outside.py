@@ -20,6 +20,11 @@ pseudo-true β, the least-squares slope of the true log lr_opt on log B over the
                    the middle B, where the joint model's bend test puts its knot), and a loss that saturates below the optimum:
                    A_B(1 − exp(−0.2d²/A_B)) with A_B = 0.3·(B/8)^−0.25 (under-training plateaus that
                    flatten with B), 0.2d² + 0.4d₊³ above; NaN for d > 1.25
+  cliff_edge       (designed here, after the stability-edge cap) β = 0.5 for the bowl's vertex, 0.2d²,
+                   and every run diverges past an edge that closes in with B: d > 0.5 − 0.1j at
+                   B = 8·2^j, so at B = 512 the edge cuts 0.1 decade below the vertex and the best
+                   trainable lr is the edge (true lr_opt = the vertex or the edge, the lower):
+                   pseudo-true β ≈ 0.46; a bowl that ends in a cliff before its wall has risen
 """
 
 import numpy as np
@@ -168,5 +173,17 @@ def plateau_kink(rng, seeds):
     return make_sweep(lrs, losses), lr_opt
 
 
+def cliff_edge(rng, seeds):
+    vertex, lrs = _power_law(0.5), random_phase_grid(rng)
+    edge = 0.5 - 0.1 * np.arange(len(BATCH))  # decades above the vertex where every run diverges
+    losses = {}
+    for b, opt, e in zip(BATCH, vertex, edge):
+        d = np.log10(lrs / opt)
+        table = 1 + b**-0.5 + 0.2 * d**2 + rng.normal(0, SIGMA, (seeds, 7))
+        table[:, d > e] = np.nan
+        losses[int(b)] = table
+    return make_sweep(lrs, losses), vertex * 10 ** np.minimum(edge, 0.0)
+
+
 TRUTHS = {"rising_wall": rising_wall, "narrowing_basin": narrowing_basin, "nqm_sgd": nqm_sgd, "messy": messy,
-          "plateau_kink": plateau_kink}
+          "plateau_kink": plateau_kink, "cliff_edge": cliff_edge}

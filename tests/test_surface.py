@@ -204,3 +204,54 @@ def test_the_joint_model_declines_when_its_optima_lie_outside_the_grid():
     assert two["inside_grid"] == [256, 512] and covers(two["ci95"], 2.0)
     inside = surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.003, seed=0))
     assert inside["inside_grid"] == list(BS) and covers(inside["ci95"], 0.5)
+
+
+def test_diverged_runs_cap_lr_opt_at_the_stability_edge_and_narrow_the_ci():
+    # a bowl that ends in a cliff 0.3 decades above its optimum: no finite run above the optimum
+    widths = {"capped": [], "absent": []}
+    for seed in range(10):
+        sweep = make_sweep(power_law(0.5), bowl, sigma=0.01, seed=seed, wall=0.3)
+        capped = surface.fit_surface(sweep)
+        assert set(capped["stability_edge"]) == {str(b) for b in BS}
+        for b in BS:  # the cap holds (to the solver's stiffness)
+            assert math.log10(capped["lr_opt"][str(b)]) <= math.log10(capped["stability_edge"][str(b)]) + 1e-3
+        for b in BS:  # the edge: the lowest lr where every run diverged
+            cliff = LOG_LRS[LOG_LRS - power_law(0.5)(b) > 0.3].min()
+            assert math.log10(capped["stability_edge"][str(b)]) == pytest.approx(cliff, abs=1e-9)
+        # the same runs marked as never run (absent): nothing caps lr_opt; the estimate is the same
+        sweep.ran = {b: np.isfinite(sweep.losses[b]) for b in BS}
+        absent = surface.fit_surface(sweep)
+        assert absent.get("stability_edge", {}) == {}
+        if absent["beta"] is not None:  # without the cap the inside-grid guard declines some of them
+            assert absent["beta"] == pytest.approx(capped["beta"], abs=0.01)
+        assert covers(capped["ci95"], 0.5)
+        for key, r in (("capped", capped), ("absent", absent)):
+            widths[key].append(math.inf if r["beta"] is None or None in r["ci95"] else r["ci95"][1] - r["ci95"][0])
+    assert np.median(widths["capped"]) < 0.9 * np.median(widths["absent"])
+    # seed 8 holds B = 16's lr_opt at its edge (0.3 decade above the truth's vertex), which the runs allow
+    held = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=8, wall=0.3), bootstrap=20)
+    assert held["surface"]["lr_opt_at_edge"] == [16] and not held["surface"]["edge_test"]["edge_limited"]
+    assert held["answer"]["untested"] != "stability_edge"
+    assert "at B=16 the modelled lr_opt sits at that cap, which the finite runs do not contradict" in held["verdict"]
+
+
+def test_an_optimum_past_the_edge_is_held_there_and_the_verdict_decides_nothing():
+    # at the two largest B every run diverges from half a decade below the bowl's vertex: the best
+    # trainable lr is the edge, and no power law runs through the vertices and the edges
+    def sweep_with_cliff(seed, cut):
+        sweep = make_sweep(power_law(0.5), bowl, sigma=0.005, seed=seed)
+        for b in (256, 512):
+            sweep.losses[b][:, LOG_LRS - power_law(0.5)(b) > cut] = np.nan
+        return sweep
+
+    r = surface.fit_surface(sweep_with_cliff(0, -0.5))
+    assert 512 in r["lr_opt_at_edge"] and r["edge_test"]["edge_limited"] and r["edge_test"]["p_value"] < 1e-3
+    assert r["lr_opt"]["512"] == pytest.approx(r["stability_edge"]["512"], rel=0.03)
+    result = fit.analyse(sweep_with_cliff(0, -0.5), bootstrap=20)
+    assert result["answer"]["untested"] == "stability_edge"
+    assert result["verdict"].startswith("Answer: not decided: at B = 512 the best lr is the stability edge")
+    assert "Hypotheses: not tested" in result["verdict"]
+    # an edge above the vertex holds nothing: the cap is inactive and the hypotheses are tested
+    above = fit.analyse(sweep_with_cliff(0, 0.3), bootstrap=20)
+    assert above["surface"]["lr_opt_at_edge"] == [] and above["surface"]["edge_test"] is None
+    assert above["answer"]["untested"] is None and covers(above["surface"]["ci95"], 0.5)

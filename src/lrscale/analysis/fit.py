@@ -185,8 +185,9 @@ def _answer(result, hypotheses) -> dict:
     optima's and the near-optimal band's when they give one (cross_check: false when fewer than 3
     batch sizes have a per-B optimum: the joint model still reads what every batch size holds). The
     hypotheses are tested only when lr_opt(B) is a power law by every account (no bend, no fall
-    beyond the CIs) and no cross-check disagrees beyond their combined CI (else `untested` says why:
-    non_monotonic, form, bend or estimator_dependent; `disagreeing` names the cross-checks)."""
+    beyond the CIs, no optimum held at a stability edge) and no cross-check disagrees beyond their
+    combined CI (else `untested` says why: non_monotonic, stability_edge, form, bend or
+    estimator_dependent; `disagreeing` names the cross-checks)."""
     joint, ci_t = result["surface"], result["ci95_t"]
     if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks
         band = _compare({"beta": result["beta"], "ci95": ci_t}, result["band"])
@@ -201,6 +202,8 @@ def _answer(result, hypotheses) -> dict:
     untested = None
     if result["non_monotonic"]:
         untested = "non_monotonic"
+    elif (joint.get("edge_test") or {}).get("edge_limited"):
+        untested = "stability_edge"
     elif cross_check and result["preferred_form"] != POWER_LAW:
         untested = "form"
     elif joint["bend"]["bends"]:

@@ -71,13 +71,29 @@ def joint_table(result) -> str:
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
-            ("diverged runs left out", str(j["diverged_left_out"])),
+            ("diverged runs (not read as losses)", str(j["diverged_left_out"])),
+            ("stability edge (lowest lr where every run diverged: caps lr_opt)", _edge_text(j)),
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
             ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
             ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _edge_text(j) -> str:
+    from .plots import plain  # as readable(): the plots' plain decimals
+
+    edges = j.get("stability_edge") or {}
+    if not edges:
+        return "none above any best lr"
+    held, test = set(j.get("lr_opt_at_edge") or []), j.get("edge_test")
+    text = "; ".join(f"B = {b}: {plain(lr)}" + (" (lr_opt held there)" if int(b) in held else "")
+                     for b, lr in edges.items())
+    if test:
+        text += (f"; the runs without the cap would put lr_opt past it: p = {test['p_value']:.2g} "
+                 + ("(edge-limited: no hypothesis tested)" if test["edge_limited"] else "(not significant)"))
+    return text
 
 
 def _trend_text(j) -> str:

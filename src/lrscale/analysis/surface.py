@@ -23,7 +23,20 @@ slopes, with Wald CIs, are what the verdict reports when lr_opt bends: an averag
 half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down).
 
 Runs used: per batch size, the finite runs within WINDOW_DECADES of its best lr (the lowest
-seed-mean loss); diverged and absent runs are left out (not yet modelled as censored). A batch size
+seed-mean loss). A diverged run is not a loss the smooth shape g continues to: divergence is a cliff
+(an lr past the stability edge), and a bowl can end in one before it has risen much. So diverged runs
+are read as a bound on where the optimum can be, not as losses: at each batch size, the lowest lr above
+its best at which every run diverged (its stability edge, `stability_edge`) caps the modelled lr_opt
+there (one-sided: an lr_opt past the edge adds EDGE_STIFFNESS·(its excess in decades)·(the losses'
+spread) to the residuals, zero below the edge). The cap changes no estimate whose optimum lies below
+the edge; it cuts the profile CI where the data above the optimum are missing because those runs
+diverged, and it brackets an optimum that lies between the last finite lr and the edge. Where the cap
+holds lr_opt (`lr_opt_at_edge`), an F test at EDGE_P asks whether the finite runs alone would put the
+bowl's bottom past the edge (`edge_test`): if so, the best lr there is where training breaks, not the
+bottom of a bowl, one power law bends to fit both regimes, and the verdict tests no hypothesis. (Censoring a
+diverged run's loss above the highest finite loss at its B was tried and dropped: on a bowl that
+diverges 0.3 decades above its optimum its β CI covered 0 of 40 sweeps, against 40 of 40 without.)
+Absent runs hold nothing. A batch size
 at the grid's edge contributes the half bowl it holds; a flat one (no curvature: the per-B fit's
 flag) holds nothing about where its optimum is and is skipped. Assumption named in the verdict: one power law for
 lr_opt(B) and a loss shape inside the family above.
@@ -41,16 +54,21 @@ MIN_INSIDE = 2  # batch sizes whose modelled lr_opt lies among the lrs they ran:
 BEND_P = 0.05  # the power law is rejected for a bend at this p (a false bend 5% of the time)
 N_SHAPE = 4  # k₊ and k₋ at the smallest and at the largest B used (linear in log B between)
 K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bowl
+EDGE_P = 0.05  # the cap is tested like the bend: an F test of the fit with against without it
+EDGE_STIFFNESS = 100.0  # an lr_opt 0.01 decade past a stability edge costs one residual of the losses' spread:
+# in effect a hard bound, kept smooth for the solver
 TREND_P = 0.05  # the residuals' scatter trends with log B at this p: σ(B) is modelled (a false trend costs
 # little: ω near 0 weighs every B about equally)
 
 
 def _points(sweep, skip):
-    """(B, log10 lr, loss) of every run the model reads, the batch sizes they come from, and how many
-    runs of those batch sizes diverged (non-finite loss: left out)."""
+    """(B, log10 lr, loss) of every run the model reads, the batch sizes they come from, how many
+    runs of those batch sizes diverged (non-finite loss: not read as losses), and each batch size's
+    stability edge ({B: log10 of the lowest lr above its best at which every run diverged})."""
     rows = []
     used = []
     diverged = 0
+    edges = {}
     for b in sweep.batch_sizes:
         if b in skip:
             continue
@@ -66,9 +84,13 @@ def _points(sweep, skip):
         if len(set(lr_i)) < MIN_POINTS_PER_B:
             continue
         used.append(b)
-        diverged += int((~np.isfinite(loss) & sweep.ran_mask(b)).sum())
+        ran = sweep.ran_mask(b)
+        diverged += int((~finite & ran).sum())
+        all_diverged = ran.any(axis=0) & ~(finite & ran).any(axis=0) & (x > best)
+        if all_diverged.any():
+            edges[b] = float(x[all_diverged].min())
         rows += [(b, x[j], loss[s, j]) for s, j in zip(seed_i, lr_i)]
-    return used, np.array(rows, float).reshape(-1, 3), diverged
+    return used, np.array(rows, float).reshape(-1, 3), diverged, edges
 
 
 def _shape(u, t, k):
@@ -84,9 +106,10 @@ N_LINE = 3
 class _Model:
     """The data and the variable-projection residuals of one sweep. log10 lr_opt(B) = m + β·l + γ·l₊,
     l = log10(B / B_ref), l₊ = max(log10(B / B_knot), 0), B_knot the middle batch size used: γ = 0 is
-    the power law; γ free is the bend it is tested against (slope β below B_knot, β + γ above)."""
+    the power law; γ free is the bend it is tested against (slope β below B_knot, β + γ above).
+    `edges`: the stability edges that cap lr_opt (see the module's docstring)."""
 
-    def __init__(self, used, pts, b_ref):
+    def __init__(self, used, pts, b_ref, edges=None):
         self.used, self.b_ref = used, b_ref
         self.group = np.searchsorted(np.array(used), pts[:, 0].astype(int))
         self.x, self.y = pts[:, 1], pts[:, 2]
@@ -96,6 +119,17 @@ class _Model:
         span = math.log(max(used) / min(used))
         self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
         self.w = np.ones_like(self.y)  # 1/σ(B) relative to σ at B_ref: the residuals' weights
+        self.edges = {b: e for b, e in (edges or {}).items() if b in used}
+        self.stiffness = EDGE_STIFFNESS * float(np.std(self.y))
+
+    def log_lr_opt(self, p, b) -> float:
+        """log10 of the modelled lr_opt at batch size b."""
+        return p[M] + p[BETA] * math.log10(b / self.b_ref) + p[GAMMA] * max(math.log10(b / self.knot), 0.0)
+
+    def residuals(self, p) -> np.ndarray:
+        """The weighted residuals of the runs, then each stability edge's excess (zero below the edge)."""
+        excess = [max(self.log_lr_opt(p, b) - e, 0.0) * self.stiffness for b, e in self.edges.items()]
+        return np.concatenate([self.linear(p)[0], excess])
 
     def linear(self, p):
         """For parameters p: the per-B (a_B, c_B) by least squares, and the weighted residuals (σ(B)
@@ -139,7 +173,7 @@ class _Model:
         def resid(q):
             p = start.copy()
             p[free] = q
-            return self.linear(p)[0]
+            return self.residuals(p)
 
         res = optimize.least_squares(resid, np.clip(start[free], lower, upper), bounds=(lower, upper),
                                      method="trf", x_scale="jac")
@@ -197,14 +231,14 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
 def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none.
     `skip`: batch sizes whose loss holds nothing about where the optimum is (flat: no curvature)."""
-    used, pts, diverged = _points(sweep, set(skip))
+    used, pts, diverged, edges = _points(sweep, set(skip))
     n_par = 2 + N_SHAPE + 2 * len(used)  # m, β, the shape, a_B and c_B
     dof = len(pts) - n_par
     if len(used) < MIN_BATCHES or dof < 3:
         return {"beta": None, "reason": f"{len(used)} batch sizes with {MIN_POINTS_PER_B}+ lrs within "
                 f"{WINDOW_DECADES:g} decade of their best, {len(pts)} runs for {n_par} parameters"}
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
-    model = _Model(used, pts, b_ref)
+    model = _Model(used, pts, b_ref, edges)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
     trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
@@ -214,14 +248,17 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     f95 = float(stats.f.ppf(0.95, 1, dof))
     lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
     lr_opt = {b: float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used}
-    inside = [b for b in used if _among_runs(model, b, lr_opt[b])]
+    inside = [b for b in used if _bracketed(model, b, lr_opt[b])]
     if len(inside) < MIN_INSIDE:
         return {"beta": None, "reason": f"its lr_opt lies among the lrs it read (within a decade of each B's best) "
                 f"at {len(inside)} of {len(used)} batch sizes (β would extrapolate the loss shape past the grid)"}
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
+    at_edge = [b for b, e in model.edges.items() if math.log10(lr_opt[b]) > e - 0.01]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
-            "n_runs": int(len(pts)), "diverged_left_out": diverged, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
+            "n_runs": int(len(pts)), "diverged_left_out": diverged,
+            "stability_edge": {str(b): float(10**e) for b, e in model.edges.items()},
+            "lr_opt_at_edge": at_edge, "edge_test": _edge_test(model, p_hat, rss_min, dof, at_edge), "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
             "lr_opt": {str(b): v for b, v in lr_opt.items()}, "inside_grid": inside,
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
@@ -229,10 +266,27 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "bend": _bend_test(model, p_hat, rss_min, n_par, len(pts))}
 
 
-def _among_runs(model, b, lr) -> bool:
-    """Whether lr lies between the lowest and the highest lr of the runs the model read at batch size b."""
+def _edge_test(model, p_hat, rss_min, dof, at_edge) -> dict | None:
+    """Whether the cap costs the fit more than noise: the power law refitted without the stability
+    edges, an F test on as many numerator dof as batch sizes held at their edge (None: none held)."""
+    if not at_edge:
+        return None
+    edges, model.edges = model.edges, {}
+    try:
+        _, rss_free = model.fit(p_hat, {GAMMA: 0.0})
+    finally:
+        model.edges = edges
+    f = (rss_min - rss_free) / len(at_edge) / (rss_free / dof) if rss_free > 0 else math.inf
+    p_value = float(stats.f.sf(max(f, 0.0), len(at_edge), dof))
+    return {"p_value": p_value, "edge_limited": p_value < EDGE_P}
+
+
+def _bracketed(model, b, lr) -> bool:
+    """Whether lr lies between the lowest lr of the runs the model read at batch size b and the highest
+    (or its stability edge, when that lies above: the optimum is below it)."""
     x = model.x[model.group == model.used.index(b)]
-    return bool(x.min() - 1e-9 <= math.log10(lr) <= x.max() + 1e-9)
+    top = max(x.max(), model.edges.get(b, -math.inf))
+    return bool(x.min() - 1e-9 <= math.log10(lr) <= top + 1e-9)
 
 
 def _covariance(model, p, fixed, s2) -> np.ndarray:

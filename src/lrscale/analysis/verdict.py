@@ -164,6 +164,11 @@ def answer_line(r) -> str:
         d = r["non_monotonic"][0]
         return (f"Answer: not decided: lr_opt is non-monotonic in B, it falls from B = {d['from_batch_size']} to "
                 f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
+    if why == "stability_edge":
+        return (f"Answer: not decided: at B = {', '.join(map(str, j['lr_opt_at_edge']))} the best lr is the stability "
+                f"edge (every run diverged just above it; the finite runs put the bowl's bottom past it, p = "
+                f"{j['edge_test']['p_value']:.2g}), so lr_opt there is where training breaks, not the bottom of a bowl; "
+                f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
     if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
         return (f"Answer: not decided: {_form_view(r)}, but the joint model finds no bend "
                 f"(p = {j['bend']['p_value']:.2g}; it gives β = {a['beta']:.3f} {_ci(a['ci95'])})")
@@ -242,7 +247,12 @@ def caveats_line(r) -> str:
         curve = ("a broken line in log-log for lr_opt (one change of slope)" if slopes_answer(r) else "lr_opt ∝ B^β")
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + (
-                         f"; {left_out} diverged run(s) are left out of it, not modelled" if left_out else ""))
+                         f"; {left_out} diverged run(s) are not read as losses, only as a cap on lr_opt below the "
+                         "lowest lr where every run diverged" if left_out else ""))
+        at_edge, test = r["surface"].get("lr_opt_at_edge"), r["surface"].get("edge_test")
+        if at_edge and not test["edge_limited"]:  # an edge-limited optimum is the answer's own first clause
+            parts.append(f"at B={', '.join(map(str, at_edge))} the modelled lr_opt sits at that cap, which the "
+                         f"finite runs do not contradict (p = {test['p_value']:.2g})")
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
