@@ -91,6 +91,8 @@ def run_cell(spec):
         for key in ("old", "new"):
             log[key].append(judge(r, beta_true, key == "new", lr_opt))
         _log_surface(log, r, beta_true, lr_opt)
+        if kind != "power_law":
+            _log_joint_form(log, r["surface"], kind, param)
         if r["beta"] is None:
             log["pref"].append("no beta")
             continue
@@ -111,6 +113,20 @@ def run_cell(spec):
     return summarize(spec, log)
 
 
+def _log_joint_form(log, j, kind, b_noise):
+    """The joint model's forms on a bending truth: the right one preferred, and its own fit's B_noise
+    (within 2x, CI coverage, CI width as the ratio of its ends)."""
+    forms = j.get("forms") if j["beta"] is not None else None
+    log.setdefault("form_joint", []).append(bool(forms) and forms["preferred"] == kind)
+    if not forms or forms[kind]["b_noise"] is None:
+        return
+    bn, (lo, hi) = forms[kind]["b_noise"], forms[kind]["b_noise_ci95"]
+    lo, hi = lo or 0.0, hi or np.inf
+    log.setdefault("bn2_joint", []).append(b_noise / 2 <= bn <= b_noise * 2)
+    log.setdefault("bn_cov_joint", []).append(lo <= b_noise <= hi)
+    log.setdefault("bn_ratio_joint", []).append(hi / lo if lo > 0 else np.inf)
+
+
 def summarize(spec, log):
     kind, param, shape, seeds, sigma, reps, boot, flat, slope = spec
     mean = lambda v: float(np.mean(v)) if len(v) else None  # noqa: E731
@@ -126,6 +142,9 @@ def summarize(spec, log):
         "form_none": mean([p == "none" for p in prefs]), "single_hypothesis": mean(log["single"]),
         "b_noise_within_2x": mean(log["bn2"]), "flat_excluded": mean(log["flat_out"]),
         "ci_half_width": mean(log["hw"]), "ci_half_width_previous": mean(log["hw_old"]),
+        "right_form_joint": mean(log.get("form_joint", [])), "b_noise_within_2x_joint": mean(log.get("bn2_joint", [])),
+        "b_noise_coverage_joint": mean(log.get("bn_cov_joint", [])),
+        "b_noise_ci_ratio_joint": float(np.median(log["bn_ratio_joint"])) if log.get("bn_ratio_joint") else None,
         **_surface_summary(log),
     }
 
@@ -349,6 +368,8 @@ def parse_args(out, boot=200, noise_option=False):
                         help="the cells run: σ the same for every B, σ falling with B, or both")
         ap.add_argument("--world", choices=["inside", "outside", "all"], default="all",
                         help="truths inside the fit's family, outside it (bench/truths_outside.py), or both")
+        ap.add_argument("--kinds", default="power_law,mccandlish,surge",
+                        help="the inside truths' kinds run, comma-separated (default: all of them)")
         ap.add_argument("--truths", default=",".join(TRUTHS),
                         help="the outside truths run, comma-separated (default: all of them)")
     ap.add_argument("--reps", type=int, default=200)
@@ -363,15 +384,16 @@ def main():
     args = parse_args("bench/out/fit_accuracy.json", noise_option=True)
     if args.table_from:
         saved = json.loads(Path(args.table_from).read_text())
-        print(markdown(saved["rows"]) + "\n\n" + markdown_joint(saved["rows"]) if saved.get("rows") else "")
+        print(markdown(saved["rows"]) + "\n\n" + markdown_joint(saved["rows"]) + "\n\n" + markdown_forms(saved["rows"])
+              if saved.get("rows") else "")
         print("\n" + markdown_outside(saved["outside_rows"]) if saved.get("outside_rows") else "")
         return
     t0 = time.time()
     rows, outside = [], []
     with Pool(args.workers) as pool:
         if args.world != "outside":
-            chosen = [c for c in cells(args.reps, args.boot)
-                      if args.noise == "all" or (c[-1] != 0) == (args.noise == "falling")]
+            chosen = [c for c in cells(args.reps, args.boot) if c[0] in args.kinds.split(",")
+                      and (args.noise == "all" or (c[-1] != 0) == (args.noise == "falling"))]
             rows = pool.map(run_cell, chosen)
         if args.world != "inside":
             names = args.truths.split(",")
@@ -383,7 +405,10 @@ def main():
     if rows:
         _print_inside(rows)
         print(markdown_joint(rows))
-        met = {**targets(rows), **targets_joint(rows)}
+        print(markdown_forms(rows))
+        every_kind = {r["truth"] for r in rows} == {"power_law", "mccandlish", "surge"}  # else the targets are the forms'
+        met = {**targets(rows), **targets_joint(rows)} if every_kind else {}
+        met.update(targets_forms(rows))
     if outside:
         print(markdown_outside(outside))
         met.update(targets_outside(outside))
@@ -448,6 +473,33 @@ def markdown_joint(rows) -> str:
             _slope_cell(r),
             _bend_answer_cell(r), pair("ruled_out"), pair("wrong_single"),
             pair("declined")]) + " |")
+    return "\n".join(lines)
+
+
+def targets_forms(rows):
+    """Issue 23.1's forms in the joint model, on the bending cells."""
+    bend = [r for r in rows if r["truth"] != "power_law"]
+    if not bend:
+        return {}
+    return {"bending: joint model's right form preferred >= 85%": all(r["right_form_joint"] >= 0.85 for r in bend),
+            "bending: joint B_noise CI coverage >= 0.90": all((r["b_noise_coverage_joint"] or 0) >= 0.90 for r in bend)}
+
+
+def markdown_forms(rows) -> str:
+    """The bending cells: the form and B_noise from the per-B optima (forms.py) and from every run (the
+    joint model, fitted when it finds a bend)."""
+    head = ["truth", "curve", "seeds", "right form per-B → joint", "B_noise within 2x per-B → joint",
+            "joint: B_noise CI coverage", "joint: median CI hi/lo"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if r["truth"] == "power_law":
+            continue
+        falling = " σ∝B^-½" if r.get("sigma_slope") else ""
+        lines.append("| " + " | ".join([
+            f"{r['truth']} {r['param']}{falling}", r["shape"], str(r["seeds"]),
+            f"{fmt(r['right_form'], '.2f')} → {fmt(r.get('right_form_joint'), '.2f')}",
+            f"{fmt(r['b_noise_within_2x'], '.2f')} → {fmt(r.get('b_noise_within_2x_joint'), '.2f')}",
+            fmt(r.get("b_noise_coverage_joint"), ".2f"), fmt(r.get("b_noise_ci_ratio_joint"), ".2f")]) + " |")
     return "\n".join(lines)
 
 

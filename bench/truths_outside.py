@@ -25,6 +25,9 @@ pseudo-true β, the least-squares slope of the true log lr_opt on log B over the
                    B = 8·2^j, so at B = 512 the edge cuts 0.1 decade below the vertex and the best
                    trainable lr is the edge (true lr_opt = the vertex or the edge, the lower):
                    pseudo-true β ≈ 0.46; a bowl that ends in a cliff before its wall has risen
+  cliff_deep       (designed after cliff_edge's run) the same with an edge that closes in 0.25 decade
+                   per doubling of B: from B = 64 on the best trainable lr is the edge, a decade below
+                   the vertex at B = 512 (pseudo-true β ≈ −0.09: the best lr falls past B = 64)
 """
 
 import numpy as np
@@ -173,9 +176,9 @@ def plateau_kink(rng, seeds):
     return make_sweep(lrs, losses), lr_opt
 
 
-def cliff_edge(rng, seeds):
+def cliff_edge(rng, seeds, closing=0.1):
     vertex, lrs = _power_law(0.5), random_phase_grid(rng)
-    edge = 0.5 - 0.1 * np.arange(len(BATCH))  # decades above the vertex where every run diverges
+    edge = 0.5 - closing * np.arange(len(BATCH))  # decades above the vertex where every run diverges
     losses = {}
     for b, opt, e in zip(BATCH, vertex, edge):
         d = np.log10(lrs / opt)
@@ -185,5 +188,9 @@ def cliff_edge(rng, seeds):
     return make_sweep(lrs, losses), vertex * 10 ** np.minimum(edge, 0.0)
 
 
+def cliff_deep(rng, seeds):
+    return cliff_edge(rng, seeds, closing=0.25)
+
+
 TRUTHS = {"rising_wall": rising_wall, "narrowing_basin": narrowing_basin, "nqm_sgd": nqm_sgd, "messy": messy,
-          "plateau_kink": plateau_kink, "cliff_edge": cliff_edge}
+          "plateau_kink": plateau_kink, "cliff_edge": cliff_edge, "cliff_deep": cliff_deep}

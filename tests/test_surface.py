@@ -255,3 +255,25 @@ def test_an_optimum_past_the_edge_is_held_there_and_the_verdict_decides_nothing(
     above = fit.analyse(sweep_with_cliff(0, 0.3), bootstrap=20)
     assert above["surface"]["lr_opt_at_edge"] == [] and above["surface"]["edge_test"] is None
     assert above["answer"]["untested"] is None and covers(above["surface"]["ci95"], 0.5)
+
+
+def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():
+    def mccandlish(b):  # lr_max / (1 + B_noise / B), B_noise = 32
+        return -2.7 - math.log10(1 + 32 / b)
+
+    def surge(b):  # lr_opt peaks at B_noise = 128
+        return -3 - math.log10(0.5 * (math.sqrt(128 / b) + math.sqrt(b / 128)))
+
+    for truth, form, b_noise in ((mccandlish, "mccandlish", 32), (surge, "surge", 128)):
+        noiseless = surface.fit_surface(make_sweep(truth, bowl))["forms"]
+        assert noiseless["preferred"] == form and noiseless[form]["b_noise"] == pytest.approx(b_noise, rel=1e-3)
+        hits = 0
+        for seed in range(5):
+            forms = surface.fit_surface(make_sweep(truth, bowl, sigma=0.01, seed=seed))["forms"]
+            assert forms["preferred"] == form and forms[form]["rss"] < forms["power_law"]["rss"]
+            hits += covers(forms[form]["b_noise_ci95"], b_noise)
+        assert hits >= 4  # a 95% CI: 3 or fewer of 5 has probability 0.02
+    r = fit.analyse(make_sweep(mccandlish, bowl, sigma=0.01, seed=0), bootstrap=20)
+    assert r["verdict"].startswith("Answer: not decided: lr_opt bends in log-log")
+    assert "the joint model prefers the mccandlish form with B_noise = " in r["verdict"]
+    assert surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=0))["forms"] is None  # no bend

@@ -8,9 +8,9 @@ from pathlib import Path
 from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
 from . import budget
-from .names import POWER_LAW
+from .names import MCCANDLISH, POWER_LAW, SURGE
 from .surface import WINDOW_DECADES
-from .verdict import FORM_NAMES, interval, lr_interval, noise_sentence, slope_text
+from .verdict import FORM_NAMES, bn_text, interval, lr_interval, noise_sentence, slope_text
 
 
 def _fmt(v, spec=".4g"):
@@ -76,9 +76,19 @@ def joint_table(result) -> str:
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
             ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
             ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),
+            ("forms of a bending lr_opt (RSS of every run)", _forms_text(j)),
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _forms_text(j) -> str:
+    forms = j.get("forms")
+    if not forms:
+        return "not fitted (no bend)"
+    parts = [f"power law {forms[POWER_LAW]['rss']:.4g}"] + [
+        f"{name} {forms[name]['rss']:.4g} ({bn_text(forms[name])})" for name in (MCCANDLISH, SURGE)]
+    return "; ".join(parts) + f"; preferred: **{forms['preferred']}**"
 
 
 def _edge_text(j) -> str:

@@ -20,7 +20,9 @@ s²·F(1, dof).
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
 middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
 slopes, with Wald CIs, are what the verdict reports when lr_opt bends: an average slope over each
-half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down).
+half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down). When it
+bends, the bending forms of lr_opt(B) (McCandlish, surge) are fitted to every run the same way and
+compared by RSS (fit_forms): the form and its B_noise come from the losses, not from per-B optima.
 
 Runs used: per batch size, the finite runs within WINDOW_DECADES of its best lr (the lowest
 seed-mean loss). A diverged run is not a loss the smooth shape g continues to: divergence is a cliff
@@ -47,6 +49,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from .names import BENDING, MCCANDLISH, NO_FORM, POWER_LAW, UNDECIDED
+
 WINDOW_DECADES = 1.0  # runs farther from a B's best lr are left to the local shape (g is a local model)
 MIN_POINTS_PER_B, MIN_BATCHES = 3, 3
 MIN_INSIDE = 2  # batch sizes whose modelled lr_opt lies among the lrs they ran: fewer, and β is the loss
@@ -54,6 +58,9 @@ MIN_INSIDE = 2  # batch sizes whose modelled lr_opt lies among the lrs they ran:
 BEND_P = 0.05  # the power law is rejected for a bend at this p (a false bend 5% of the time)
 N_SHAPE = 4  # k₊ and k₋ at the smallest and at the largest B used (linear in log B between)
 K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bowl
+FORM_MARGIN = 2.0  # two bending forms (2 parameters each, not nested) whose RSS differ by less than 2·s²:
+# undecided (a likelihood ratio under e: Burnham & Anderson's "substantial support" for both)
+B_NOISE_REACH = 3.0  # decades beyond the batch sizes run where a CI end on B_noise is reported as open
 EDGE_P = 0.05  # the cap is tested like the bend: an F test of the fit with against without it
 EDGE_STIFFNESS = 100.0  # an lr_opt 0.01 decade past a stability edge costs one residual of the losses' spread:
 # in effect a hard bound, kept smooth for the solver
@@ -99,6 +106,7 @@ def _shape(u, t, k):
     return u**2 + kp * np.maximum(u, 0) ** 3 + km * np.maximum(-u, 0) ** 3
 
 
+LN10 = math.log(10)
 M, BETA, GAMMA = 0, 1, 2  # positions in the parameter vector (m, β, γ, k₊ small, k₊ large, k₋ small, k₋ large)
 N_LINE = 3
 
@@ -107,10 +115,12 @@ class _Model:
     """The data and the variable-projection residuals of one sweep. log10 lr_opt(B) = m + β·l + γ·l₊,
     l = log10(B / B_ref), l₊ = max(log10(B / B_knot), 0), B_knot the middle batch size used: γ = 0 is
     the power law; γ free is the bend it is tested against (slope β below B_knot, β + γ above).
-    `edges`: the stability edges that cap lr_opt (see the module's docstring)."""
+    `edges`: the stability edges that cap lr_opt (see the module's docstring). `form`: lr_opt(B) as a
+    power law (above) or a bending form of fit_forms, whose second parameter (at BETA) is then
+    log10 B_noise."""
 
-    def __init__(self, used, pts, b_ref, edges=None):
-        self.used, self.b_ref = used, b_ref
+    def __init__(self, used, pts, b_ref, edges=None, form=POWER_LAW):
+        self.used, self.b_ref, self.form = used, b_ref, form
         self.group = np.searchsorted(np.array(used), pts[:, 0].astype(int))
         self.x, self.y = pts[:, 1], pts[:, 2]
         self.l10 = np.log10(pts[:, 0] / b_ref)
@@ -122,9 +132,18 @@ class _Model:
         self.edges = {b: e for b, e in (edges or {}).items() if b in used}
         self.stiffness = EDGE_STIFFNESS * float(np.std(self.y))
 
+    def curve(self, p, l10, above):
+        """log10 lr_opt at l10 = log10(B / B_ref) (above: log10(B / B_knot) where positive, else 0)."""
+        if self.form == POWER_LAW:
+            return p[M] + p[BETA] * l10 + p[GAMMA] * above
+        half = (p[BETA] - l10 - math.log10(self.b_ref)) / 2  # ½·log10(B_noise / B)
+        if self.form == MCCANDLISH:  # lr_max / (1 + B_noise/B)
+            return p[M] - np.logaddexp(0.0, 2 * half * LN10) / LN10
+        return p[M] - (np.logaddexp(half * LN10, -half * LN10) / LN10 - math.log10(2))  # surge: peak at B_noise
+
     def log_lr_opt(self, p, b) -> float:
         """log10 of the modelled lr_opt at batch size b."""
-        return p[M] + p[BETA] * math.log10(b / self.b_ref) + p[GAMMA] * max(math.log10(b / self.knot), 0.0)
+        return float(self.curve(p, math.log10(b / self.b_ref), max(math.log10(b / self.knot), 0.0)))
 
     def residuals(self, p) -> np.ndarray:
         """The weighted residuals of the runs, then each stability edge's excess (zero below the edge)."""
@@ -134,7 +153,7 @@ class _Model:
     def linear(self, p):
         """For parameters p: the per-B (a_B, c_B) by least squares, and the weighted residuals (σ(B)
         is the same within a batch size, so the weights do not change a_B and c_B)."""
-        g = _shape(self.x - (p[M] + p[BETA] * self.l10 + p[GAMMA] * self.above), self.t, p[N_LINE:])
+        g = _shape(self.x - self.curve(p, self.l10, self.above), self.t, p[N_LINE:])
         resid = np.empty_like(self.y)
         floors = []
         for i in range(len(self.used)):
@@ -254,6 +273,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
                 f"at {len(inside)} of {len(used)} batch sizes (β would extrapolate the loss shape past the grid)"}
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
+    bend = _bend_test(model, p_hat, rss_min, n_par, len(pts))
     at_edge = [b for b, e in model.edges.items() if math.log10(lr_opt[b]) > e - 0.01]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
             "n_runs": int(len(pts)), "diverged_left_out": diverged,
@@ -263,7 +283,47 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
-            "bend": _bend_test(model, p_hat, rss_min, n_par, len(pts))}
+            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof) if bend["bends"] else None}
+
+
+def fit_forms(model, p_pl, rss_pl, dof) -> dict:
+    """When lr_opt bends: McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at
+    B_noise) fitted to every run, each with B_noise and its profile CI, compared by RSS (each has 2
+    parameters, as the power law: no dof correction). `preferred`: the bending form with the lower
+    RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when neither fits better than the
+    power law (lr_opt bends, but not like either form). A B_noise CI end more than B_NOISE_REACH
+    decades beyond the batch sizes run is open (None), and so is B_noise itself (not placed): there the
+    form is a power law over them."""
+    out = {POWER_LAW: {"rss": rss_pl}}
+    # a B_noise B_NOISE_REACH decades past the batch sizes run leaves the form a power law over them
+    reach = (math.log10(min(model.used)) - B_NOISE_REACH, math.log10(max(model.used)) + B_NOISE_REACH)
+    f95 = float(stats.f.ppf(0.95, 1, dof))
+    try:
+        for form in BENDING:
+            model.form = form
+            p, rss = min((model.fit(_form_start(model, p_pl, q), {GAMMA: 0.0}) for q in
+                          np.log10([min(model.used), model.b_ref, max(model.used)])), key=lambda fit: fit[1])
+            s2 = rss / dof
+            ends = _profile_ci(model, p, rss, s2, f95, _wald_se(model, p, s2))
+            placed = reach[0] < p[BETA] < reach[1]  # else: a power law over the B run, B_noise not placed (None)
+            out[form] = {"rss": rss, "b_noise": float(10 ** p[BETA]) if placed else None,
+                         "b_noise_ci95": [None if e is None or not reach[0] < e < reach[1] else float(10**e)
+                                          for e in ends]}
+    finally:
+        model.form = POWER_LAW
+    best, other = sorted(BENDING, key=lambda f: out[f]["rss"])
+    s2_best = out[best]["rss"] / dof
+    out["preferred"] = (NO_FORM if out[best]["rss"] >= rss_pl else UNDECIDED
+                        if out[other]["rss"] - out[best]["rss"] < FORM_MARGIN * s2_best else best)
+    return out
+
+
+def _form_start(model, p_pl, q) -> np.ndarray:
+    """A bending form's start: log10 B_noise = q, lr_opt at B_ref the power law's, its shape."""
+    p = p_pl.copy()
+    p[M], p[BETA], p[GAMMA] = 0.0, q, 0.0
+    p[M] = p_pl[M] - model.curve(p, 0.0, 0.0)
+    return p
 
 
 def _edge_test(model, p_hat, rss_min, dof, at_edge) -> dict | None:

@@ -59,7 +59,9 @@ def lr_interval(ci, lrs, spec=".3g") -> str:
     return f"< {hi:{spec}}" if lo is None else f"[{lo:{spec}}, {hi:{spec}}]"
 
 
-def _bn(f) -> str:
+def bn_text(f) -> str:
+    if f["b_noise"] is None:  # the joint model's forms: a B_noise far beyond the batch sizes run
+        return "B_noise not placed (beyond the batch sizes run)"
     return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
 
@@ -72,7 +74,7 @@ def plausible_bend(r) -> str | None:
     for name in (MCCANDLISH, SURGE):
         f = r["forms"][name]
         if f["chi2"] <= pl - 1 and None not in f["b_noise_ci95"]:
-            return f"{name} with {_bn(f)} lowers χ² by {pl - f['chi2']:.1f}"
+            return f"{name} with {bn_text(f)} lowers χ² by {pl - f['chi2']:.1f}"
     return None
 
 
@@ -211,10 +213,20 @@ def _cross_check_text(r, name) -> str:
 
 
 def _form_view(r) -> str:
-    """What the per-B optima's form comparison says when it rejects a power law ("" when it does not)."""
+    """Which form a bending lr_opt takes: the joint model's comparison when it bends, else what the
+    per-B optima's comparison says when it rejects a power law ("" when it does not)."""
+    joint = (r.get("surface") or {}).get("forms")
+    if joint:
+        pref = joint["preferred"]
+        if pref in (MCCANDLISH, SURGE):
+            return f"the joint model prefers the {pref} form with {bn_text(joint[pref])}"
+        if pref == UNDECIDED:
+            return (f"the joint model fits the {MCCANDLISH} form ({bn_text(joint[MCCANDLISH])}) and the {SURGE} form "
+                    f"({bn_text(joint[SURGE])}) alike")
+        return f"neither the {MCCANDLISH} nor the {SURGE} form fits the joint model better than a power law"
     pref = r["preferred_form"]
     if pref in (MCCANDLISH, SURGE):
-        return f"the per-B optima prefer the {pref} form with {_bn(r['forms'][pref])}"
+        return f"the per-B optima prefer the {pref} form with {bn_text(r['forms'][pref])}"
     if pref == UNDECIDED:
         return "the per-B optima bend (McCandlish or surge, undecided)"
     if pref not in (None, POWER_LAW):
@@ -291,5 +303,5 @@ def noise_sentence(r) -> str | None:
     mc = fits.get(MCCANDLISH)
     weakly_behind = r["preferred_form"] == SURGE and close_second(fits, SURGE) == MCCANDLISH
     if mc and (r["preferred_form"] in (MCCANDLISH, UNDECIDED) or weakly_behind):
-        text += f"; the loss surface says {_bn(mc)} (McCandlish form)"
+        text += f"; the loss surface says {bn_text(mc)} (McCandlish form)"
     return text + "."
