@@ -228,11 +228,10 @@ def test_diverged_runs_cap_lr_opt_at_the_stability_edge_and_narrow_the_ci():
         for key, r in (("capped", capped), ("absent", absent)):
             widths[key].append(math.inf if r["beta"] is None or None in r["ci95"] else r["ci95"][1] - r["ci95"][0])
     assert np.median(widths["capped"]) < 0.9 * np.median(widths["absent"])
-    # seed 8 holds B = 16's lr_opt at its edge (0.3 decade above the truth's vertex), which the runs allow
+    # seed 8's runs put B = 16's bowl bottom past its edge (0.3 decade above the truth's vertex): held
+    # there, and the answer is not decided, as for an optimum that is the edge
     held = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=8, wall=0.3), bootstrap=20)
-    assert held["surface"]["lr_opt_at_edge"] == [16] and not held["surface"]["edge_test"]["edge_limited"]
-    assert held["answer"]["untested"] != "stability_edge"
-    assert "at B=16 the modelled lr_opt sits at that cap, which the finite runs do not contradict" in held["verdict"]
+    assert held["surface"]["lr_opt_at_edge"] == [16] and held["answer"]["untested"] == "stability_edge"
 
 
 def test_an_optimum_past_the_edge_is_held_there_and_the_verdict_decides_nothing():
@@ -245,7 +244,7 @@ def test_an_optimum_past_the_edge_is_held_there_and_the_verdict_decides_nothing(
         return sweep
 
     r = surface.fit_surface(sweep_with_cliff(0, -0.5))
-    assert 512 in r["lr_opt_at_edge"] and r["edge_test"]["edge_limited"] and r["edge_test"]["p_value"] < 1e-3
+    assert 512 in r["lr_opt_at_edge"]
     assert r["lr_opt"]["512"] == pytest.approx(r["stability_edge"]["512"], rel=0.03)
     result = fit.analyse(sweep_with_cliff(0, -0.5), bootstrap=20)
     assert result["answer"]["untested"] == "stability_edge"
@@ -253,7 +252,7 @@ def test_an_optimum_past_the_edge_is_held_there_and_the_verdict_decides_nothing(
     assert "Hypotheses: not tested" in result["verdict"]
     # an edge above the vertex holds nothing: the cap is inactive and the hypotheses are tested
     above = fit.analyse(sweep_with_cliff(0, 0.3), bootstrap=20)
-    assert above["surface"]["lr_opt_at_edge"] == [] and above["surface"]["edge_test"] is None
+    assert above["surface"]["lr_opt_at_edge"] == []
     assert above["answer"]["untested"] is None and covers(above["surface"]["ci95"], 0.5)
 
 

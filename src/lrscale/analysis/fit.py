@@ -202,7 +202,7 @@ def _answer(result, hypotheses) -> dict:
     untested = None
     if result["non_monotonic"]:
         untested = "non_monotonic"
-    elif (joint.get("edge_test") or {}).get("edge_limited"):
+    elif joint.get("lr_opt_at_edge"):
         untested = "stability_edge"
     elif cross_check and result["preferred_form"] != POWER_LAW:
         untested = "form"

@@ -97,13 +97,9 @@ def _edge_text(j) -> str:
     edges = j.get("stability_edge") or {}
     if not edges:
         return "none above any best lr"
-    held, test = set(j.get("lr_opt_at_edge") or []), j.get("edge_test")
-    text = "; ".join(f"B = {b}: {plain(lr)}" + (" (lr_opt held there)" if int(b) in held else "")
+    held = set(j.get("lr_opt_at_edge") or [])
+    return "; ".join(f"B = {b}: {plain(lr)}" + (" (lr_opt held there: edge-limited)" if int(b) in held else "")
                      for b, lr in edges.items())
-    if test:
-        text += (f"; the runs without the cap would put lr_opt past it: p = {test['p_value']:.2g} "
-                 + ("(edge-limited: no hypothesis tested)" if test["edge_limited"] else "(not significant)"))
-    return text
 
 
 def _trend_text(j) -> str:

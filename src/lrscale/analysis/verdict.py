@@ -168,8 +168,8 @@ def answer_line(r) -> str:
                 f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
     if why == "stability_edge":
         return (f"Answer: not decided: at B = {', '.join(map(str, j['lr_opt_at_edge']))} the best lr is the stability "
-                f"edge (every run diverged just above it; the finite runs put the bowl's bottom past it, p = "
-                f"{j['edge_test']['p_value']:.2g}), so lr_opt there is where training breaks, not the bottom of a bowl; "
+                f"edge (every run diverged just above it, and the finite runs put the bowl's bottom past it), so lr_opt "
+                f"there is where training breaks, not the bottom of a bowl; "
                 f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
     if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
         return (f"Answer: not decided: {_form_view(r)}, but the joint model finds no bend "
@@ -261,10 +261,6 @@ def caveats_line(r) -> str:
                      "each side whose steepness drifts with log B" + (
                          f"; {left_out} diverged run(s) are not read as losses, only as a cap on lr_opt below the "
                          "lowest lr where every run diverged" if left_out else ""))
-        at_edge, test = r["surface"].get("lr_opt_at_edge"), r["surface"].get("edge_test")
-        if at_edge and not test["edge_limited"]:  # an edge-limited optimum is the answer's own first clause
-            parts.append(f"at B={', '.join(map(str, at_edge))} the modelled lr_opt sits at that cap, which the "
-                         f"finite runs do not contradict (p = {test['p_value']:.2g})")
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
