@@ -360,7 +360,8 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     # 0.74: the truth's own broken line (least squares through its log lr_opt at the 7 B, knot at B = 64)
     assert answer.startswith("Answer: not decided: lr_opt bends in log-log, no single β: "
                              "slope 0.74 [0.72, 0.76] over B = 8–64")
-    assert "the per-B optima prefer the mccandlish form with B_noise = 6" in answer
+    assert "the joint model prefers the mccandlish form with B_noise = 64 [64, 64]" in answer  # a noiseless bowl
+    assert res["surface"]["forms"]["preferred"] == "mccandlish"
     assert hypotheses == "Hypotheses: not tested (no constant β)"
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "## Form comparison" in report and "| McCandlish" in report and "**yes**" in report
