@@ -87,7 +87,7 @@ def _forms_text(j) -> str:
     if not forms:
         return "not fitted (no bend)"
     parts = [f"power law {forms[POWER_LAW]['rss']:.4g}"] + [
-        f"{name} {forms[name]['rss']:.4g} ({bn_text(forms[name])})" for name in (MCCANDLISH, SURGE)]
+        f"{name} {forms[name]['rss']:.4g}, {bn_text(forms[name])}" for name in (MCCANDLISH, SURGE)]
     return "; ".join(parts) + f"; preferred: **{forms['preferred']}**"
 
 

@@ -62,6 +62,8 @@ N_SHAPE = 4  # k₊ and k₋ at the smallest and at the largest B used (linear i
 K_MAX = 30.0  # a cubic term 30x the quadratic's at one decade: a wall, not a bowl
 FORM_MARGIN = 2.0  # two bending forms (2 parameters each, not nested) whose RSS differ by less than 2·s²:
 # undecided (a likelihood ratio under e: Burnham & Anderson's "substantial support" for both)
+HELD_DECADES = 0.01  # an lr_opt this close under its stability edge is held there by the cap (the
+# stiffness lets it past by ~0.001 decade; a free optimum this close is the edge at any grid's resolution)
 B_NOISE_REACH = 3.0  # decades beyond the batch sizes run where a CI end on B_noise is reported as open
 EDGE_STIFFNESS = 100.0  # an lr_opt 0.01 decade past a stability edge costs one residual of the losses' spread:
 # in effect a hard bound, kept smooth for the solver
@@ -71,12 +73,12 @@ TREND_P = 0.05  # the residuals' scatter trends with log B at this p: σ(B) is m
 
 def _points(sweep, skip):
     """(B, log10 lr, loss) of every run the model reads, the batch sizes they come from, how many
-    runs of those batch sizes diverged (non-finite loss: not read as losses), and each batch size's
-    stability edge ({B: log10 of the lowest lr above its best at which every run diverged})."""
-    rows = []
-    used = []
-    diverged = 0
-    edges = {}
+    runs of those batch sizes diverged (non-finite loss: not read as losses), each batch size's
+    stability edge ({B: log10 of the lowest lr above its best at which every run diverged}), and the
+    batch sizes whose edge lies right above the highest lr read (no finite run between: an optimum
+    up to the edge is bracketed). The best lr is one where no run diverged, if there is one (the
+    survivors' mean at an lr where some seeds diverged flatters it)."""
+    rows, used, diverged, edges, next_to_edge = [], [], 0, {}, set()
     for b in sweep.batch_sizes:
         if b in skip:
             continue
@@ -84,21 +86,25 @@ def _points(sweep, skip):
         finite = np.isfinite(loss)
         if not finite.any():
             continue
+        ran = sweep.ran_mask(b)
         with np.errstate(invalid="ignore"):
             mean = np.where(finite, loss, 0).sum(axis=0) / finite.sum(axis=0)
-        best = x[int(np.nanargmin(mean))]
+        clean = finite.any(axis=0) & ~(~finite & ran).any(axis=0)
+        best = x[int(np.nanargmin(np.where(clean, mean, np.nan) if clean.any() else mean))]
         near = np.abs(x - best) <= WINDOW_DECADES + 1e-9
-        seed_i, lr_i = np.nonzero(np.isfinite(loss) & near[None, :])
+        seed_i, lr_i = np.nonzero(finite & near[None, :])
         if len(set(lr_i)) < MIN_POINTS_PER_B:
             continue
         used.append(b)
-        ran = sweep.ran_mask(b)
         diverged += int((~finite & ran).sum())
         all_diverged = ran.any(axis=0) & ~(finite & ran).any(axis=0) & (x > best)
         if all_diverged.any():
             edges[b] = float(x[all_diverged].min())
+            top = x[lr_i].max()
+            if not (finite.any(axis=0) & (x > top) & (x < edges[b])).any():
+                next_to_edge.add(b)
         rows += [(b, x[j], loss[s, j]) for s, j in zip(seed_i, lr_i)]
-    return used, np.array(rows, float).reshape(-1, 3), diverged, edges
+    return used, np.array(rows, float).reshape(-1, 3), diverged, edges, next_to_edge
 
 
 def _shape(u, t, k):
@@ -131,6 +137,7 @@ class _Model:
         self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
         self.w = np.ones_like(self.y)  # 1/σ(B) relative to σ at B_ref: the residuals' weights
         self.edges = {b: e for b, e in (edges or {}).items() if b in used}
+        self.next_to_edge = set()  # batch sizes whose edge lies right above the highest lr read (_points)
         self.stiffness = EDGE_STIFFNESS * float(np.std(self.y))
 
     def curve(self, p, l10, above):
@@ -210,7 +217,8 @@ def _start(model):
 
 
 def _profile_ci(model, p_hat, rss_min, s2, f95, se):
-    """The βs where the profile RSS (γ = 0) crosses rss_min + s²·F(1, dof), searched outward from β̂."""
+    """The values of the parameter at BETA (β, or a bending form's log10 B_noise) where the profile RSS
+    (γ = 0) crosses rss_min + s²·F(1, dof), searched outward from the estimate."""
     limit = rss_min + s2 * f95
     prof = lambda b: model.fit(p_hat, {BETA: b, GAMMA: 0.0})[1] - limit  # noqa: E731
     ends = []
@@ -251,7 +259,7 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
 def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none.
     `skip`: batch sizes whose loss holds nothing about where the optimum is (flat: no curvature)."""
-    used, pts, diverged, edges = _points(sweep, set(skip))
+    used, pts, diverged, edges, next_to_edge = _points(sweep, set(skip))
     n_par = 2 + N_SHAPE + 2 * len(used)  # m, β, the shape, a_B and c_B
     dof = len(pts) - n_par
     if len(used) < MIN_BATCHES or dof < 3:
@@ -259,6 +267,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
                 f"{WINDOW_DECADES:g} decade of their best, {len(pts)} runs for {n_par} parameters"}
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
     model = _Model(used, pts, b_ref, edges)
+    model.next_to_edge = next_to_edge
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
     trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
@@ -275,7 +284,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
     bend = _bend_test(model, p_hat, rss_min, n_par, len(pts))
-    at_edge = [b for b, e in model.edges.items() if math.log10(lr_opt[b]) > e - 0.01]
+    at_edge = [b for b, e in model.edges.items() if math.log10(lr_opt[b]) > e - HELD_DECADES]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
             "n_runs": int(len(pts)), "diverged_left_out": diverged,
             "stability_edge": {str(b): float(10**e) for b, e in model.edges.items()},
@@ -291,8 +300,8 @@ def fit_forms(model, p_pl, rss_pl, dof) -> dict:
     """When lr_opt bends: McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at
     B_noise) fitted to every run, each with B_noise and its profile CI, compared by RSS (each has 2
     parameters, as the power law: no dof correction). `preferred`: the bending form with the lower
-    RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when neither fits better than the
-    power law (lr_opt bends, but not like either form). A B_noise CI end more than B_NOISE_REACH
+    RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when the better one does not beat the
+    power law by FORM_MARGIN·s² or places no B_noise (lr_opt bends, but not like either form). A B_noise CI end more than B_NOISE_REACH
     decades beyond the batch sizes run is open (None), and so is B_noise itself (not placed): there the
     form is a power law over them."""
     out = {POWER_LAW: {"rss": rss_pl}}
@@ -314,7 +323,8 @@ def fit_forms(model, p_pl, rss_pl, dof) -> dict:
         model.form = POWER_LAW
     best, other = sorted(BENDING, key=lambda f: out[f]["rss"])
     s2_best = out[best]["rss"] / dof
-    out["preferred"] = (NO_FORM if out[best]["rss"] >= rss_pl else UNDECIDED
+    beats_pl = rss_pl - out[best]["rss"] >= FORM_MARGIN * s2_best and out[best]["b_noise"] is not None
+    out["preferred"] = (NO_FORM if not beats_pl else UNDECIDED
                         if out[other]["rss"] - out[best]["rss"] < FORM_MARGIN * s2_best else best)
     return out
 
@@ -329,9 +339,9 @@ def _form_start(model, p_pl, q) -> np.ndarray:
 
 def _bracketed(model, b, lr) -> bool:
     """Whether lr lies between the lowest lr of the runs the model read at batch size b and the highest
-    (or its stability edge, when that lies above: the optimum is below it)."""
+    (or its stability edge, when no finite run lies between the two: the optimum is below the edge)."""
     x = model.x[model.group == model.used.index(b)]
-    top = max(x.max(), model.edges.get(b, -math.inf))
+    top = max(x.max(), model.edges[b]) if b in model.next_to_edge else x.max()
     return bool(x.min() - 1e-9 <= math.log10(lr) <= top + 1e-9)
 
 
@@ -352,5 +362,5 @@ def _covariance(model, p, fixed, s2) -> np.ndarray:
 
 
 def _wald_se(model, p, s2) -> float:
-    """β's Wald SE under the power law (it only sizes the profile search's first step)."""
+    """The Wald SE of the parameter at BETA, γ = 0 (it only sizes the profile search's first step)."""
     return math.sqrt(max(_covariance(model, p, [GAMMA], s2)[BETA, BETA], 0.0)) or 0.05

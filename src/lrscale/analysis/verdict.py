@@ -60,8 +60,9 @@ def lr_interval(ci, lrs, spec=".3g") -> str:
 
 
 def bn_text(f) -> str:
-    if f["b_noise"] is None:  # the joint model's forms: a B_noise far beyond the batch sizes run
-        return "B_noise not placed (beyond the batch sizes run)"
+    """A form's B_noise with its CI, or that it was not placed (the joint model's: far beyond the B run)."""
+    if f["b_noise"] is None:
+        return "B_noise not placed: beyond the batch sizes run"
     return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
 
@@ -167,9 +168,9 @@ def answer_line(r) -> str:
         return (f"Answer: not decided: lr_opt is non-monotonic in B, it falls from B = {d['from_batch_size']} to "
                 f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
     if why == "stability_edge":
-        return (f"Answer: not decided: at B = {', '.join(map(str, j['lr_opt_at_edge']))} the best lr is the stability "
-                f"edge (every run diverged just above it, and the finite runs put the bowl's bottom past it), so lr_opt "
-                f"there is where training breaks, not the bottom of a bowl; "
+        return (f"Answer: not decided: at B = {', '.join(map(str, j['lr_opt_at_edge']))} the fitted lr_opt reaches the "
+                f"stability edge (every run diverged at the next lr up), so the optimum there may be where training "
+                f"breaks, not the bottom of a bowl; "
                 f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
     if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
         return (f"Answer: not decided: {_form_view(r)}, but the joint model finds no bend "
@@ -243,8 +244,9 @@ def hypotheses_line(r, hypotheses) -> str:
         return "Hypotheses: " + (hypothesis_sentence(r, hypotheses) if r["preferred_form"] == POWER_LAW else
                                  "not tested (the data do not show a constant slope)")
     if a["untested"] is not None:
-        return "Hypotheses: not tested (" + ("the estimators disagree" if a["untested"] == "estimator_dependent"
-                                             else "no constant β") + ")"
+        why = {"estimator_dependent": "the estimators disagree",
+               "stability_edge": "lr_opt reaches the stability edge"}.get(a["untested"], "no constant β")
+        return f"Hypotheses: not tested ({why})"
     held = [h for h in r["hypotheses"] if h["in_ci95_surface"]]
     lo, hi = a["ci95"]
     width = "open" if None in (lo, hi) else f"{(hi - lo) / 2:.3f}"
@@ -259,8 +261,9 @@ def caveats_line(r) -> str:
         curve = ("a broken line in log-log for lr_opt (one change of slope)" if slopes_answer(r) else "lr_opt ∝ B^β")
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + (
-                         f"; {left_out} diverged run(s) are not read as losses, only as a cap on lr_opt below the "
-                         "lowest lr where every run diverged" if left_out else ""))
+                         f"; {left_out} diverged run(s) are not read as losses" + (
+                             ", only as a cap on lr_opt below the lowest lr where every run diverged"
+                             if r["surface"].get("stability_edge") else "") if left_out else ""))
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
