@@ -9,6 +9,9 @@ Per sweep and horizon: the answer's Î² with its CI; across horizons: the joint Î
 form's B_noise, the gradient-noise B_simple and the critical batch size B_crit from the steps each B
 needs to reach a loss (analysis/horizons.json).
     python bench/budget_demo.py [--out bench/results/budget_demo.json]   # about 25 min on 2 cores
+    python bench/budget_demo.py --label-noise --out bench/results/b_crit_label_noise.json
+        # issue 24.4's check instead: the samples sweep at two label-noise levels (task.noise_scale
+        # 0.1 and 1.0); more label noise must give a larger B_crit
 """
 
 import argparse
@@ -34,6 +37,19 @@ def variants(base: dict) -> dict:
     out = {"steps": steps, "samples": base, "samples_beta2": beta2}
     for name, cfg in out.items():
         cfg["sweep"]["name"] = f"budget_demo_{name}"
+    return out
+
+
+LABEL_NOISE = (0.1, 1.0)  # task.noise_scale: label noise over the teacher's output (the demo's own: 0.5)
+
+
+def label_noise_variants(base: dict) -> dict:
+    out = {}
+    for scale in LABEL_NOISE:
+        cfg = copy.deepcopy(base)
+        cfg["task"]["noise_scale"] = scale
+        cfg["sweep"]["name"] = f"budget_demo_noise{scale:g}"
+        out[f"noise {scale:g}"] = cfg
     return out
 
 
@@ -63,12 +79,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO / "bench" / "out" / "budget_demo.json"))
     p.add_argument("--work", default=str(REPO / "bench" / "out" / "budget_demo"))
+    p.add_argument("--label-noise", action="store_true", help="the samples sweep at label noise "
+                   f"{' and '.join(map(str, LABEL_NOISE))} instead of the three budget variants")
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((REPO / "config" / "budget_demo.yaml").read_text())
     t0, rows, across = time.time(), [], {}
-    for name, cfg in variants(base).items():
+    for name, cfg in (label_noise_variants(base) if args.label_noise else variants(base)).items():
         analysis = run(work, cfg)
         if name == "steps":
             rows.append(row(name, "512 steps", json.loads((analysis / "fit.json").read_text())))
