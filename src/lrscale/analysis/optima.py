@@ -263,9 +263,9 @@ def _edge_reason(lrs, finite, i, h) -> str | None:
         return None
     side, beyond = where
     what = ("smallest", "lower") if side < 0 else ("largest", "upper")
-    text = f"{what[0]} lr tried" if beyond else f"its {what[1]} neighbour {lrs[i + side]:.3g} diverged"
+    text = f"is the {what[0]} lr tried" if beyond else f"has its {what[1]} neighbour {lrs[i + side]:.3g} diverged"
     add = lrs_to_bracket(lrs, i, side, beyond, h)
-    return f"best lr {lrs[i]:.3g} is the {text}; add lr {', '.join(f'{v:.3g}' for v in add)} to bracket it"
+    return f"best lr {lrs[i]:.3g} {text}; add lr {', '.join(f'{v:.3g}' for v in add)} to bracket it"
 
 
 def flags_for(lrs, mean, loc, se_log10, noise: dict, clipped=None) -> dict:
