@@ -455,6 +455,13 @@ def targets_joint(rows):
     }
 
 
+def _cell_name(r) -> str:
+    """An inside cell's truth as the tables name it: `power_law 0.5 + flat B=512 σ∝B^-½`."""
+    flat = " + flat B=512" if r["flat_column"] else ""
+    falling = " σ∝B^-½" if r.get("sigma_slope") else ""
+    return f"{r['truth']} {r['param']}{flat}{falling}"
+
+
 def markdown_joint(rows) -> str:
     """The inside cells seen as issue 23 judges them: the joint model's β next to the per-B optima's,
     and the verdict before (old) and after (new)."""
@@ -464,10 +471,8 @@ def markdown_joint(rows) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         pair = lambda k: f"{fmt(r[k + '_old'], '.2f')} → {fmt(r[k + '_new'], '.2f')}"  # noqa: E731
-        flat = " + flat B=512" if r["flat_column"] else ""
-        falling = " σ∝B^-½" if r.get("sigma_slope") else ""
         lines.append("| " + " | ".join([
-            f"{r['truth']} {r['param']}{flat}{falling}", r["shape"], str(r["seeds"]),
+            _cell_name(r), r["shape"], str(r["seeds"]),
             fmt(r["mean_beta_error_joint"], "+.3f"), fmt(r["coverage_joint"], ".2f"),
             f"{fmt(r['ci_half_width_joint'])} ({fmt(r['ci_half_width'])})", _band_cell(r), fmt(r["bend_found"], ".2f"),
             _slope_cell(r),
@@ -494,9 +499,8 @@ def markdown_forms(rows) -> str:
     for r in rows:
         if r["truth"] == "power_law":
             continue
-        falling = " σ∝B^-½" if r.get("sigma_slope") else ""
         lines.append("| " + " | ".join([
-            f"{r['truth']} {r['param']}{falling}", r["shape"], str(r["seeds"]),
+            _cell_name(r), r["shape"], str(r["seeds"]),
             f"{fmt(r['right_form'], '.2f')} → {fmt(r.get('right_form_joint'), '.2f')}",
             f"{fmt(r['b_noise_within_2x'], '.2f')} → {fmt(r.get('b_noise_within_2x_joint'), '.2f')}",
             fmt(r.get("b_noise_coverage_joint"), ".2f"), fmt(r.get("b_noise_ci_ratio_joint"), ".2f")]) + " |")

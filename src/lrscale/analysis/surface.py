@@ -126,7 +126,7 @@ class _Model:
     power law (above) or a bending form of fit_forms, whose second parameter (at BETA) is then
     log10 B_noise."""
 
-    def __init__(self, used, pts, b_ref, edges=None, form=POWER_LAW):
+    def __init__(self, used, pts, b_ref, edges=None, next_to_edge=(), form=POWER_LAW):
         self.used, self.b_ref, self.form = used, b_ref, form
         self.group = np.searchsorted(np.array(used), pts[:, 0].astype(int))
         self.x, self.y = pts[:, 1], pts[:, 2]
@@ -137,7 +137,7 @@ class _Model:
         self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
         self.w = np.ones_like(self.y)  # 1/σ(B) relative to σ at B_ref: the residuals' weights
         self.edges = {b: e for b, e in (edges or {}).items() if b in used}
-        self.next_to_edge = set()  # batch sizes whose edge lies right above the highest lr read (_points)
+        self.next_to_edge = set(next_to_edge)  # batch sizes whose edge lies right above the highest lr read
         self.stiffness = EDGE_STIFFNESS * float(np.std(self.y))
 
     def curve(self, p, l10, above):
@@ -266,8 +266,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
         return {"beta": None, "reason": f"{len(used)} batch sizes with {MIN_POINTS_PER_B}+ lrs within "
                 f"{WINDOW_DECADES:g} decade of their best, {len(pts)} runs for {n_par} parameters"}
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
-    model = _Model(used, pts, b_ref, edges)
-    model.next_to_edge = next_to_edge
+    model = _Model(used, pts, b_ref, edges, next_to_edge)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
     trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
@@ -276,7 +275,7 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     s2 = rss_min / dof
     f95 = float(stats.f.ppf(0.95, 1, dof))
     lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
-    lr_opt = {b: float(10 ** p_hat[M] * (b / b_ref) ** p_hat[BETA]) for b in used}
+    lr_opt = {b: float(10 ** model.log_lr_opt(p_hat, b)) for b in used}
     inside = [b for b in used if _bracketed(model, b, lr_opt[b])]
     if len(inside) < MIN_INSIDE:
         return {"beta": None, "reason": f"its lr_opt lies among the lrs it read (within a decade of each B's best) "
@@ -293,21 +292,19 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
-            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof) if bend["bends"] else None}
+            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95) if bend["bends"] else None}
 
 
-def fit_forms(model, p_pl, rss_pl, dof) -> dict:
+def fit_forms(model, p_pl, rss_pl, dof, f95) -> dict:
     """When lr_opt bends: McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at
-    B_noise) fitted to every run, each with B_noise and its profile CI, compared by RSS (each has 2
-    parameters, as the power law: no dof correction). `preferred`: the bending form with the lower
-    RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when the better one does not beat the
-    power law by FORM_MARGIN·s² or places no B_noise (lr_opt bends, but not like either form). A B_noise CI end more than B_NOISE_REACH
-    decades beyond the batch sizes run is open (None), and so is B_noise itself (not placed): there the
-    form is a power law over them."""
+    B_noise) fitted to every run, each with B_noise and its profile CI (F(1, dof) at 95%: f95),
+    compared by RSS (each has 2 parameters, as the power law: no dof correction). `preferred`: the
+    bending form with the lower RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when the
+    better one does not beat the power law by FORM_MARGIN·s² or places no B_noise (lr_opt bends, but
+    not like either form). A B_noise CI end more than B_NOISE_REACH decades beyond the batch sizes run
+    is open (None), and so is B_noise itself (not placed): there the form is a power law over them."""
     out = {POWER_LAW: {"rss": rss_pl}}
-    # a B_noise B_NOISE_REACH decades past the batch sizes run leaves the form a power law over them
     reach = (math.log10(min(model.used)) - B_NOISE_REACH, math.log10(max(model.used)) + B_NOISE_REACH)
-    f95 = float(stats.f.ppf(0.95, 1, dof))
     try:
         for form in BENDING:
             model.form = form
