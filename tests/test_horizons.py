@@ -485,7 +485,7 @@ def test_the_budget_demo_config_dry_runs_as_one_stable_phase_per_point(tmp_path)
                        text=True, timeout=300, env=tool_env())
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
-    assert re.search(r"^stable_phase\s+84$", out, re.M) and re.search(r"^cooldown\s+252$", out, re.M)  # 6 B x 7 lrs x 2 seeds
+    assert re.search(r"^stable_phase\s+108$", out, re.M) and re.search(r"^cooldown\s+324$", out, re.M)  # 6 B x 9 lrs x 2 seeds
     assert re.search(r"^fit_horizon\s+3$", out, re.M) and not re.search(r"^train\s", out, re.M)
 
 

@@ -473,3 +473,36 @@ def test_resume_from_a_checkpoint_older_than_the_reference(tmp_path):
     m = train_job.train(cfg, 8, 0.003, 0, tmp_path / "m.json", device="cpu", checkpoint_dir=ck, threads=1)
     assert m["resumed_from_step"] == 10 and not m["diverged"]
     assert m["divergence_reference_loss"] == m["initial_loss"] == pytest.approx(float(loop.step_loss[0]))
+
+
+def test_packed_member_restores_its_result_within_one_invocation(tmp_path, monkeypatch, capsys):
+    """Issue 26.1: Snakemake reruns a whole packed SLURM job when one member fails. A member that
+    finished in that invocation (common.smk gives every job the invocation's id) restores its
+    metrics.json, byte for byte, instead of training again; any other invocation trains afresh."""
+    from lrscale import checkpoint
+
+    cfg = config.validate(tiny_config(budget={"unit": "steps", "value": 64}))
+    out, ck = tmp_path / "m.json", tmp_path / "ck"
+    run = lambda: train_job.train(cfg, 8, 0.003, 0, out, device="cpu", checkpoint_dir=ck, threads=1)  # noqa: E731
+    first_id, later_id = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    monkeypatch.setenv("SLURM_JOB_ID", "17")
+    monkeypatch.setenv(config.INVOCATION_ENV, first_id)
+    first = run()
+    written = out.read_bytes()
+    assert (ck / checkpoint.KEPT).is_file() and not (ck / checkpoint.CHECKPOINT).exists()
+    out.unlink()  # what Snakemake does to a failed group's outputs
+    capsys.readouterr()
+    assert run() == first and out.read_bytes() == written
+    assert "restored, not trained again" in capsys.readouterr().err
+    # another config (a changed lr) or another invocation (a rerun, --forcerun) trains again
+    other = train_job.train(cfg, 8, 0.01, 0, tmp_path / "o.json", device="cpu", checkpoint_dir=ck, threads=1)
+    assert other["lr"] == 0.01 and "trained again" not in capsys.readouterr().err
+    monkeypatch.setenv(config.INVOCATION_ENV, later_id)
+    assert checkpoint.kept_finished(ck, train_job.identity_of(cfg, 8, 0.01, 0)) is None
+    run()
+    assert "trained again" not in capsys.readouterr().err
+    assert checkpoint.kept_finished(ck, train_job.identity_of(cfg, 8, 0.003, 0))["finished_at"] > first["finished_at"]
+    # outside a SLURM job (a local sweep: its finished jobs are never rerun) nothing is kept
+    monkeypatch.delenv("SLURM_JOB_ID")
+    run()
+    assert not ck.exists()

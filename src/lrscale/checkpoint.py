@@ -4,14 +4,25 @@ A job's checkpoint directory holds its resumable state and nothing a user needs 
 written metrics.json: `checkpoint.pt` (replaced atomically), half-written `.checkpoint.*.tmp`
 files a kill -9 can leave, and `.marker.*` files (per-job flags that must survive a crash, e.g. the
 crash-once fault hook). `clean` removes all three and the directory if it is then empty.
+
+One more file outlives a finished job, in SLURM jobs only: `finished.json`, its metrics kept for the
+Snakemake invocation that ran it (config.INVOCATION_ENV). When one member of a packed SLURM job
+fails, Snakemake reruns every member; the finished ones then restore their metrics from it instead
+of training again, so the failed member is the only one retrained. A later invocation (a rerun,
+`--forcerun`) has another id and trains afresh; the file is then replaced or removed.
 """
 
+import json
 import os
 from pathlib import Path
 
 import torch
 
+from .config import INVOCATION_ENV
+from .fileio import atomic_write_json
+
 CHECKPOINT = "checkpoint.pt"
+KEPT = "finished.json"
 
 
 def default_dir(out) -> Path:
@@ -67,10 +78,37 @@ def load(ckpt_dir, identity: dict, device: torch.device, log=print) -> dict | No
     return state
 
 
+def invocation_id() -> str | None:
+    """The id of the Snakemake invocation whose SLURM job this process runs in, else None: a local
+    job is never rerun once finished, so it keeps nothing."""
+    return os.environ.get(INVOCATION_ENV) if os.environ.get("SLURM_JOB_ID") else None
+
+
+def keep_finished(ckpt_dir, identity: dict, metrics: dict) -> None:
+    """In a SLURM job of a Snakemake invocation: keep the finished job's metrics for that invocation."""
+    if (invocation := invocation_id()) is not None:
+        atomic_write_json(Path(ckpt_dir) / KEPT, {"invocation": invocation, "identity": identity, "metrics": metrics})
+
+
+def kept_finished(ckpt_dir, identity: dict) -> dict | None:
+    """The metrics this job wrote earlier in this same invocation (its pack is being rerun), else None."""
+    if (invocation := invocation_id()) is None:
+        return None
+    try:
+        kept = json.loads((Path(ckpt_dir) / KEPT).read_text())
+    except (OSError, ValueError):
+        return None  # none kept, or half-written by a kill: train
+    if kept.get("invocation") != invocation or kept.get("identity") != identity:
+        return None
+    return kept.get("metrics")
+
+
 def clean(ckpt_dir) -> None:
-    """The job is done: its checkpoint, half-written temp files and markers go, then the dir."""
+    """The job is done: its checkpoint, half-written temp files and markers go, then the dir (a
+    metrics copy an earlier invocation kept goes too: it is not this one's)."""
     ckpt_dir = Path(ckpt_dir)
-    for leftover in [ckpt_dir / CHECKPOINT, *ckpt_dir.glob(".checkpoint.*.tmp"), *ckpt_dir.glob(".marker.*")]:
+    for leftover in [ckpt_dir / CHECKPOINT, ckpt_dir / KEPT, *ckpt_dir.glob(".checkpoint.*.tmp"),
+                     *ckpt_dir.glob(".marker.*"), *ckpt_dir.glob(f".{KEPT}.*")]:
         leftover.unlink(missing_ok=True)
     try:
         ckpt_dir.rmdir()

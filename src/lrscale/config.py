@@ -57,6 +57,9 @@ RUN_DIR = "runs/" + RUN_NAME + "/seed{seed}/"  # one run's directory, under resu
 RUN_METRICS = RUN_DIR + "metrics.json"  # its metrics: the job's one result, written at its end
 PROGRESS_FILE = "progress.json"  # the job's progress as it runs, next to its metrics.json (progress_path)
 RUN_PROGRESS = RUN_DIR + PROGRESS_FILE  # lrscale.train writes it, `lrscale status` reads it
+# the id of the snakemake invocation a job runs in, set for its jobs by workflow/rules/common.smk
+# (lrscale.checkpoint: a packed SLURM job's finished member keeps its result for that invocation)
+INVOCATION_ENV = "LRSCALE_INVOCATION"
 RUN_LOG = "logs/train/" + RUN_NAME + "_seed{seed}.log"  # its training job's log, under results/<sweep>/
 RUN_BENCHMARK = "benchmarks/train/" + RUN_NAME + "_seed{seed}.tsv"  # Snakemake's benchmark of that job
 # A sweep with several horizons (budget.values) names each run's horizon after its config's name:

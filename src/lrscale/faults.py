@@ -3,6 +3,10 @@ variables in normal use.
 
   LRSCALE_FAULT_CRASH=B8_LR0.010000,...       those runs crash before training starts
   LRSCALE_FAULT_CRASH_ONCE=B8_LR0.010000,...  only their first attempt crashes (a retry succeeds)
+  LRSCALE_FAULT_CRASH_ONCE_LAST=N             the first run (of the train rule's layout) to start
+                                              when N runs of its sweep have finished crashes, once
+                                              per sweep: a packed job's last member, in whatever
+                                              order the pack runs
   LRSCALE_FAULT_NAN_STEP=N                    the training loss of update N (1-based) is NaN
   LRSCALE_BENCH_SYNC_EVERY_STEP=1             read every training loss back to the host, as the
                                               seed study's loop did (`loss.item()` per step):
@@ -14,6 +18,7 @@ The training loop itself has no test branch.
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -37,6 +42,16 @@ def before_training(name: str, ckpt_dir) -> None:
         once.parent.mkdir(parents=True, exist_ok=True)
         once.touch()
         raise InjectedCrash(f"LRSCALE_FAULT_CRASH_ONCE: injected crash of {name}")
+    if last := os.environ.get("LRSCALE_FAULT_CRASH_ONCE_LAST"):
+        _crash_once_after(name, Path(ckpt_dir), int(last))
+
+
+def _crash_once_after(name: str, ckpt_dir: Path, finished: int) -> None:
+    sweep = ckpt_dir.parents[2]  # <sweep>/checkpoints/<run>/seed<k>
+    once = checkpoint.marker(sweep / "checkpoints", "crashed_once_last")
+    if not once.exists() and len(list(sweep.glob("runs/*/seed*/metrics.json"))) >= finished:
+        once.touch()
+        raise InjectedCrash(f"LRSCALE_FAULT_CRASH_ONCE_LAST: injected crash of {name}")
 
 
 def nan_step() -> int:

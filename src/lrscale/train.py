@@ -247,6 +247,22 @@ def check_args(batch_size, lr, out) -> None:
         pass  # `lrscale status` sets a progress file older than the job's log aside anyway
 
 
+def identity_of(cfg, batch_size, lr, seed) -> dict:
+    """What a checkpoint (or a kept result) must match to be this job's."""
+    return {"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed}
+
+
+def restore_finished(out: Path, metrics: dict, name: str, seed) -> dict:
+    """A packed SLURM job rerun for another member's failure: this member finished earlier in the same
+    Snakemake invocation, so its metrics come back as written (lrscale.checkpoint, `finished.json`)."""
+    atomic_write_json(out, metrics)
+    log(f"{name} seed {seed}: finished earlier in this Snakemake invocation (its packed job is rerun for "
+        "another member), so its metrics are restored, not trained again")
+    with Progress(progress_path(out), name, metrics["planned_steps"], metrics["num_steps"], []) as progress:
+        progress.finish(out, metrics)
+    return metrics
+
+
 def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
     dev = pick_device(device)
     if threads:
@@ -269,8 +285,7 @@ def setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads=None) -> Job:
         data_gen=torch.Generator().manual_seed(data_seed), stream_seed=data_seed, steps=steps, evals=evals,
         precision=precision, probes=probe_steps(evals, tc["noise_probes"]), probe_batches=tc["noise_probe_batches"],
         autocast=torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext(),
-        identity={"config_hash": config_hash(cfg), "batch_size": batch_size, "lr": lr, "seed": seed},
-        ckpt_dir=Path(ckpt_dir),
+        identity=identity_of(cfg, batch_size, lr, seed), ckpt_dir=Path(ckpt_dir),
     )
 
 
@@ -647,7 +662,10 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     # 1. setup: check the arguments, build the run, resume it (or branch it from the stable phase)
     out, cfg = Path(out), at_horizon(cfg, horizon)
     check_args(batch_size, lr, out)
-    job = setup(cfg, batch_size, lr, seed, device, checkpoint_dir or checkpoint.default_dir(out), threads)
+    ckpt_dir = Path(checkpoint_dir or checkpoint.default_dir(out))
+    if (kept := checkpoint.kept_finished(ckpt_dir, identity_of(cfg, batch_size, lr, seed))) is not None:
+        return restore_finished(out, kept, run_name(batch_size, lr, horizon), seed)
+    job = setup(cfg, batch_size, lr, seed, device, ckpt_dir, threads)
     loop = new_loop(job)
     resume(job, loop)
     if loop.start == 0 and start_at is not None:
@@ -684,5 +702,6 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     metrics["finished_at"] = time.time()  # Unix seconds: results.csv's `timestamp`
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
     checkpoint.clean(job.ckpt_dir)
+    checkpoint.keep_finished(job.ckpt_dir, job.identity, metrics)  # packed SLURM jobs only
     progress.finish(out, metrics)  # its log line, then progress.json's final state
     return metrics

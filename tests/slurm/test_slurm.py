@@ -94,20 +94,27 @@ def test_sweep_through_sbatch_with_gpus_equals_local(cluster, tmp_path):
     assert [r["lr_opt"] for r in fit_s["per_batch"]] == [r["lr_opt"] for r in fit_l["per_batch"]]
 
 
-def test_failed_job_is_retried(cluster, tmp_path):
+def test_failed_member_is_retried_alone(cluster, tmp_path):
     path = write_config(tmp_path / "config.yaml", tiny("slurm2"))
-    # results.csv is the target: the retry is a train job's; fit and W&B would run after it, locally
-    r = snakemake_slurm(tmp_path, path, "results/slurm2/results.csv",
-                        extra_env={"LRSCALE_FAULT_CRASH_ONCE": "B32_LR0.003000"})
+    # results.csv is the target: the retry is a train job's; fit and W&B would run after it, locally.
+    # The pack's last member crashes once, whatever order its 4 members run in.
+    r = snakemake_slurm(tmp_path, path, "results/slurm2/results.csv", extra_env={"LRSCALE_FAULT_CRASH_ONCE_LAST": "3"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    m = read_json(tmp_path / "results/slurm2/runs/B32_LR0.003000/seed0/metrics.json")
-    states = [j["State"] for j in sacct("JobID", "JobName", "State")]
-    assert "FAILED" in states  # the first attempt really failed in SLURM ...
-    assert m["slurm_job_id"] and len(list(csv.DictReader(open(tmp_path / "results/slurm2/results.csv")))) == 4
-    # the 4 jobs are one packed job: the failure restarts that packed job (every member runs again;
-    # Snakemake forces a group's members), so all 4 carry the retry's SLURM job id
-    ids = {read_json(p)["slurm_job_id"] for p in (tmp_path / "results/slurm2/runs").glob("*/seed0/metrics.json")}
-    assert ids == {m["slurm_job_id"]}
+    states = {j["JobID"]: j["State"] for j in sacct("JobID", "JobName", "State")}
+    assert list(states.values()).count("FAILED") == 1  # the first attempt really failed in SLURM ...
+    runs = tmp_path / "results/slurm2/runs"
+    assert len(list(csv.DictReader(open(tmp_path / "results/slurm2/results.csv")))) == 4
+    # ... and Snakemake reran the whole packed job (it forces a group's members), but only the member
+    # that crashed trained again: the 3 that had finished restored their metrics, with the job id of
+    # the attempt that trained them
+    ids = {p.parent.parent.name: read_json(p)["slurm_job_id"] for p in runs.glob("*/seed0/metrics.json")}
+    failed = next(jid for jid, state in states.items() if state == "FAILED")
+    retried = [name for name, jid in ids.items() if jid != failed]
+    assert len(retried) == 1 and states[ids[retried[0]]] == "COMPLETED"
+    logs = {name: (tmp_path / f"results/slurm2/logs/train/{name}_seed0.log").read_text() for name in ids}
+    restored = [name for name, text in logs.items() if "restored, not trained again" in text]
+    assert sorted(restored) == sorted(set(ids) - set(retried))
+    assert "steps on cpu" in logs[retried[0]] and not any("steps on cpu" in logs[n] for n in restored)
 
 
 def test_scancel_mid_run_resumes_from_checkpoint(cluster, tmp_path):

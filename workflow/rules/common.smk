@@ -1,8 +1,10 @@
 # Validate the config (same code and one-line messages as the `lrscale` CLI), then the grid
 # and the get_* helpers the rules use. Building the DAG never imports torch.
 import json
+import os
 import shlex
 import sys
+import uuid
 from pathlib import Path
 
 LRSCALE_SRC = str(Path(workflow.basedir) / "src")
@@ -16,6 +18,18 @@ from lrscale import CURVES_PER_BATCH, PAGES, PLOTS
 from lrscale import plans as lrscale_plans
 from lrscale import config as lrscale_config
 from lrscale.errors import UserError
+
+# Each snakemake invocation gives its jobs an id of its own: Snakemake reruns a whole packed SLURM
+# job when one member fails, and a member that finished in this invocation then restores its
+# result instead of training again (lrscale.checkpoint). The snakemake that runs a job on a
+# node (remote mode) keeps the id of the invocation that submitted it.
+if not (workflow.remote_exec and lrscale_config.INVOCATION_ENV in os.environ):
+    os.environ[lrscale_config.INVOCATION_ENV] = str(uuid.uuid4())
+
+
+envvars:
+    lrscale_config.INVOCATION_ENV,
+
 
 try:
     _resolved = lrscale_config.validate(
