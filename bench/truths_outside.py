@@ -28,6 +28,11 @@ pseudo-true β, the least-squares slope of the true log lr_opt on log B over the
   cliff_deep       (designed after cliff_edge's run) the same with an edge that closes in 0.25 decade
                    per doubling of B: from B = 64 on the best trainable lr is the edge, a decade below
                    the vertex at B = 512 (pseudo-true β ≈ −0.09: the best lr falls past B = 64)
+  ragged_edge      (designed here, to test partly diverged lrs) β = 0.5, the asymmetric in-family curve;
+                   each run has its own instability z ~ N(0, 1) that adds 0.04·z·d₊ to its loss and
+                   makes it diverge where d > 0.6 − 0.15z: at an lr where some seeds diverged the
+                   survivors are the calmer runs, with lower losses than the lr's runs as a whole
+                   (selected, not missing at random as in messy); true lr_opt = the vertex
 """
 
 import numpy as np
@@ -192,5 +197,22 @@ def cliff_deep(rng, seeds):
     return cliff_edge(rng, seeds, closing=0.25)
 
 
+RAGGED = 0.6  # decades above the vertex where half the runs have diverged
+
+
+def ragged_edge(rng, seeds):
+    lr_opt, lrs = _power_law(0.5), random_phase_grid(rng)
+    losses = {}
+    for b, opt in zip(BATCH, lr_opt):
+        d = np.log10(lrs / opt)
+        z = rng.normal(0, 1, (seeds, 7))  # each run's own instability
+        table = 1 + b**-0.5 + 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3 + 0.04 * z * np.maximum(d, 0)
+        table += rng.normal(0, SIGMA, (seeds, 7))
+        table[d > RAGGED - 0.15 * z] = np.nan
+        losses[int(b)] = table
+    return make_sweep(lrs, losses), lr_opt
+
+
 TRUTHS = {"rising_wall": rising_wall, "narrowing_basin": narrowing_basin, "nqm_sgd": nqm_sgd, "messy": messy,
-          "plateau_kink": plateau_kink, "cliff_edge": cliff_edge, "cliff_deep": cliff_deep}
+          "plateau_kink": plateau_kink, "cliff_edge": cliff_edge, "cliff_deep": cliff_deep,
+          "ragged_edge": ragged_edge}

@@ -277,3 +277,16 @@ def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():
     assert r["verdict"].startswith("Answer: not decided: lr_opt bends in log-log")
     assert "the joint model prefers the mccandlish form with B_noise = " in r["verdict"]
     assert surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=0))["forms"] is None  # no bend
+
+
+def test_a_real_sweep_whose_model_runs_off_gets_a_reason_not_an_overflow():
+    # the budget demo's fixed-steps sweep (lrs 3e-5..0.3, 512 steps; tests/data): the joint fit's lr_opt ran
+    # past 1e308 at a batch size, and `lrscale fit` died with OverflowError before its extrapolation guard
+    from pathlib import Path
+
+    from lrscale.analysis.sweep_table import read_table
+
+    r = fit.analyse(read_table(Path(__file__).parent / "data" / "budget_demo_steps.csv"), bootstrap=0)
+    assert r["surface"]["beta"] is None
+    assert r["surface"]["reason"].startswith("its lr_opt lies among the lrs it read (within a decade of each B's best)")
+    assert r["verdict"].startswith("Answer: β = 1.297") and "no joint model of the loss surface" in r["verdict"]

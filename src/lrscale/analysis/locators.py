@@ -68,6 +68,7 @@ class Placement:
     shape_across_b: float  # its part that varies from B to B, for fits across B
     dof: float
     method: str
+    unseen: float = 0.0  # a side of the optimum unseen: its grid step's quantisation (optima.unseen_floor)
 
 
 def point_sd(sweep: Sweep, b, noise: dict):
@@ -122,7 +123,7 @@ class LocalFit:
             edge = optima.unbracketed(np.isfinite(self.located[b][2]), loc["i_best"]) is not None
             method = GRID_POINT_EDGE if edge else GRID_POINT_FLAT
         return Placement(opt.lr_opt, opt.loss_at_opt, _vertex_se(loc, self.noise), self.shape["total"],
-                         self.shape["across_b"], noise_at(self.noise, b)["dof"], method)
+                         self.shape["across_b"], noise_at(self.noise, b)["dof"], method, optima.unseen_floor(loc))
 
     def start_draw(self, rng, scale: float) -> None:
         self._scale = scale
@@ -180,9 +181,10 @@ def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise,
         opt.lr_opt, opt.loss_at_opt, opt.method, opt.locator, opt.dof = p.lr_opt, p.loss_at_opt, p.method, locator, p.dof
         opt.se_noise_log10 = p.se_noise_log10
         if p.se_noise_log10 is not None:
-            opt.lr_opt_se_log10 = optima.total_se(p.se_noise_log10, p.shape_total)
+            se = optima.total_se(p.se_noise_log10, p.shape_total)
+            opt.lr_opt_se_log10 = optima.total_se(se, p.unseen)
             opt.lr_opt_se_across_b_log10 = optima.total_se(p.se_noise_log10, p.shape_across_b)
-            opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, opt.lr_opt_se_log10, p.dof)
+            opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, se, p.dof, p.unseen)
     opt.flags = optima.flags_for(sweep.lrs[b], mean, loc, opt.lr_opt_se_log10, own, sweep.clipped.get(b))
     opt.noise_sigma, opt.noise_sigma_dof = own["sigma"], own["dof"]
     blocking = set(opt.flags) - {GRAD_CLIPPED} - ({EDGE, CLIPPED} if include_edge else set())

@@ -118,6 +118,14 @@ def vertex(x, loss, sel, w, sd=None) -> dict | None:
     return out
 
 
+def side_unseen(pos, loss, i) -> bool:
+    """Whether one side of the best point i holds a single finite point within 2 steps (the next one
+    out diverged, or lies past the grid): there the curve's shape is unseen, the cubic that measures
+    the quadratic's shape bias sees no asymmetry, and the vertex is known to its grid step only."""
+    offsets = [pos[j] - pos[i] for j in _near(pos, loss, i)]
+    return min(sum(o > 0 for o in offsets), sum(o < 0 for o in offsets)) < 2
+
+
 def curvature_t(x, loss, i, sd, pos=None) -> float | None:
     """Curvature of a quadratic (inverse-variance weighted) over the finite points within 2 steps
     of the best, in SEs: the identifiability test (5 points pin a curvature ~5x better than 3)."""
@@ -176,7 +184,8 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
     i = best_index(loss)
     step = spacing(lrs if grid_lrs is None else np.sort(grid_lrs))
     out = {"lr_opt": float(lrs[i]), "loss_opt": float(loss[i]), "i_best": i, "parabola": None, "step": step,
-           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None}
+           "x_vertex": None, "clipped": False, "se_log10": None, "curvature_t": None, "shape_bias": None,
+           "side_unseen": side_unseen(pos, loss, i)}
     if not (i > 0 and finite[i - 1] and i < len(x) - 1 and finite[i + 1]):
         return out  # edge: the optimum is not bracketed, keep the grid point (flagged by the caller)
     sel, w = fit_points(pos, loss, i, runs)
@@ -313,10 +322,11 @@ def _clipped_near(clipped, i):
     return float(np.nanmean(near)) if np.isfinite(near).any() else None
 
 
-def ci95(lr_opt, se_log10, dof):
-    """95% CI of lr_opt from the SE of log10 lr_opt (t quantile with the noise estimate's dof)."""
+def ci95(lr_opt, se_log10, dof, unseen=0.0):
+    """95% CI of lr_opt from the SE of log10 lr_opt (t quantile with the noise estimate's dof) and an
+    unseen side's quantisation (unseen_floor: a bound, not noise, so at the normal quantile)."""
     q = float(stats.t.ppf(0.975, dof)) if dof and math.isfinite(dof) else 1.959964
-    half = min(q * se_log10, 30.0)  # an unidentified vertex (flagged flat) can have any SE
+    half = min(math.hypot(q * se_log10, 1.959964 * unseen), 30.0)  # an unidentified vertex (flagged flat) can have any SE
     return [lr_opt / 10**half, lr_opt * 10**half]
 
 
@@ -332,6 +342,14 @@ def shape_floor(biases, step) -> tuple[float, float]:
     total = float(np.mean(d**2 - var))
     varying = float(np.var(d, ddof=1) - np.mean(var))
     return math.sqrt(max(total, least)), math.sqrt(max(varying, least))
+
+
+def unseen_floor(loc) -> float:
+    """SD of the shape bias a B's own vertex may carry where a side of its optimum is unseen
+    (side_unseen): the grid step's quantisation, step/√12 (uniform over one step), else 0. A quadratic
+    through one point of a steep wall missed the vertex by 0.09 decade on a 0.5-decade grid, where the
+    sweep's floor, measured on the B whose both sides were seen, put the CI's half-width near 0.06."""
+    return loc["step"] / math.sqrt(12) if loc and loc.get("side_unseen") else 0.0
 
 
 def total_se(se_noise, floor) -> float:

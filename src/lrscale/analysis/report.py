@@ -72,7 +72,7 @@ def joint_table(result) -> str:
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
             ("diverged runs (not read as losses)", str(j["diverged_left_out"])),
-            ("stability edge (lowest lr where every run diverged: caps lr_opt)", _edge_text(j)),
+            ("stability edge (lowest lr where a run diverged: caps lr_opt)", _edge_text(j)),
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
             ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
             ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),

@@ -169,7 +169,7 @@ def answer_line(r) -> str:
                 f"B = {d['to_batch_size']} beyond both CIs, so no power law describes it")
     if why == "stability_edge":
         return (f"Answer: not decided: at B = {', '.join(map(str, j['lr_opt_at_edge']))} the fitted lr_opt reaches the "
-                f"stability edge (every run diverged at the next lr up), so the optimum there may be where training "
+                f"stability edge (a run diverged at the next lr up), so the optimum there may be where training "
                 f"breaks, not the bottom of a bowl; "
                 f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
     if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
@@ -262,7 +262,7 @@ def caveats_line(r) -> str:
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + (
                          f"; {left_out} diverged run(s) are not read as losses" + (
-                             ", only as a cap on lr_opt below the lowest lr where every run diverged"
+                             ", only as a cap on lr_opt below the lowest lr where a run diverged"
                              if r["surface"].get("stability_edge") else "") if left_out else ""))
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
