@@ -22,7 +22,6 @@ from truths_outside import TRUTHS  # noqa: E402
 from lrscale.analysis import fit, optima  # noqa: E402
 
 
-
 def cell(name: str, seeds: int, reps: int, unseen: bool) -> dict:
     """One truth at one seed count: coverage and median hi/lo of the included per-B CIs."""
     rng = np.random.default_rng(11)  # the same sweeps with and without the unseen floor

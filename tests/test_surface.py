@@ -290,3 +290,57 @@ def test_a_real_sweep_whose_model_runs_off_gets_a_reason_not_an_overflow():
     assert r["surface"]["beta"] is None
     assert r["surface"]["reason"].startswith("its lr_opt lies among the lrs it read (within a decade of each B's best)")
     assert r["verdict"].startswith("Answer: β = 1.297") and "no joint model of the loss surface" in r["verdict"]
+
+
+def test_an_lr_where_only_some_seeds_diverged_is_the_edge_and_its_survivors_are_left_out():
+    # at the lr ~half a decade above each vertex seed 1 diverged and seed 0 survived (a calm run: lower loss
+    # than that lr's runs as a whole); every lr above it ran clean in both seeds
+    sweep, full = (make_sweep(power_law(0.5), bowl, sigma=0.01, seed=3) for _ in range(2))
+    edges = {}
+    for b in BS:
+        j = int(np.argmin(np.abs(LOG_LRS - power_law(0.5)(b) - 0.5)))
+        assert LOG_LRS[j] > power_law(0.5)(b)
+        sweep.losses[b][1, j] = np.nan
+        sweep.losses[b][0, j] -= 0.05
+        edges[b] = LOG_LRS[j]
+    r, r_full = surface.fit_surface(sweep), surface.fit_surface(full)
+    assert {int(b): math.log10(v) for b, v in r["stability_edge"].items()} == pytest.approx(edges, abs=1e-9)
+    assert r["diverged_left_out"] == len(BS)
+    # read: nothing at or past the edge (neither the survivor nor the clean lrs above it)
+    best = {b: LOG_LRS[int(np.argmin(full.losses[b].mean(axis=0)))] for b in BS}
+    in_window_past_edge = sum(2 * int(((LOG_LRS >= edges[b]) & (abs(LOG_LRS - best[b]) <= surface.WINDOW_DECADES
+                                                               + 1e-9)).sum()) for b in BS)
+    assert in_window_past_edge > 2 * len(BS) and r["n_runs"] == r_full["n_runs"] - in_window_past_edge
+    assert covers(r["ci95"], 0.5)
+
+
+def test_an_unseen_side_widens_that_batch_sizes_own_ci_at_the_normal_quantile():
+    from lrscale.analysis import optima
+
+    x = np.log10(10**LOG_LRS)
+    loss = 0.2 * (x + 3.0) ** 2 + 0.4 * np.maximum(x + 3.0, 0) ** 3
+    seen = optima.locate(10**LOG_LRS, loss, sd=np.full(7, 0.01))
+    assert not seen["side_unseen"] and optima.unseen_floor(seen) == 0.0
+    cut = loss.copy()
+    cut[5:] = np.nan  # the point two steps above the best diverged: one point on that side within 2 steps
+    unseen = optima.locate(10**LOG_LRS, cut, sd=np.full(7, 0.01))
+    assert unseen["side_unseen"] and optima.unseen_floor(unseen) == pytest.approx(0.5 / math.sqrt(12))
+    lo, hi = optima.ci95(1e-3, 0.05, 10, unseen=0.2)
+    half = math.log10(hi / 1e-3)
+    assert half == pytest.approx(math.hypot(stats_t975(10) * 0.05, 1.959964 * 0.2)) and lo == pytest.approx(1e-3 / 10**half)
+    argmin = optima.locate(10**LOG_LRS, cut, estimator="argmin", sd=np.full(7, 0.01))
+    assert optima.unseen_floor(argmin) == 0.0  # its SE holds the step's quantisation already
+
+
+def stats_t975(dof):
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof))
+
+
+def test_a_modelled_lr_opt_past_1e300_is_no_answer(monkeypatch):
+    sweep = make_sweep(power_law(0.5), bowl, sigma=0.01, seed=1)
+    inner = surface._Model.log_lr_opt
+    monkeypatch.setattr(surface._Model, "log_lr_opt", lambda self, p, b: 400.0 if b == 512 else inner(self, p, b))
+    r = surface.fit_surface(sweep)
+    assert r["beta"] is None and r["reason"].startswith("its lr_opt runs past 1e±300 at some batch size")

@@ -485,7 +485,7 @@ def test_packed_member_restores_its_result_within_one_invocation(tmp_path, monke
     out, ck = tmp_path / "m.json", tmp_path / "ck"
     run = lambda: train_job.train(cfg, 8, 0.003, 0, out, device="cpu", checkpoint_dir=ck, threads=1)  # noqa: E731
     first_id, later_id = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-    monkeypatch.setenv("SLURM_JOB_ID", "17")
+    monkeypatch.setenv(config.REMOTE_ENV, "1")  # a job that a remote-mode snakemake runs (common.smk)
     monkeypatch.setenv(config.INVOCATION_ENV, first_id)
     first = run()
     written = out.read_bytes()
@@ -502,7 +502,7 @@ def test_packed_member_restores_its_result_within_one_invocation(tmp_path, monke
     run()
     assert "trained again" not in capsys.readouterr().err
     assert checkpoint.kept_finished(ck, train_job.identity_of(cfg, 8, 0.003, 0))["finished_at"] > first["finished_at"]
-    # outside a SLURM job (a local sweep: its finished jobs are never rerun) nothing is kept
-    monkeypatch.delenv("SLURM_JOB_ID")
+    # in a local sweep (its finished jobs are never rerun) nothing is kept
+    monkeypatch.setenv(config.REMOTE_ENV, "0")
     run()
     assert not ck.exists()

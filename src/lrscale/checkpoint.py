@@ -5,11 +5,12 @@ written metrics.json: `checkpoint.pt` (replaced atomically), half-written `.chec
 files a kill -9 can leave, and `.marker.*` files (per-job flags that must survive a crash, e.g. the
 crash-once fault hook). `clean` removes all three and the directory if it is then empty.
 
-One more file outlives a finished job, in SLURM jobs only: `finished.json`, its metrics kept for the
-Snakemake invocation that ran it (config.INVOCATION_ENV). When one member of a packed SLURM job
+One more file outlives a finished job, in remote (SLURM) jobs only: `finished.json`, its metrics kept
+for the Snakemake invocation that ran it (config.INVOCATION_ENV). When one member of a packed SLURM job
 fails, Snakemake reruns every member; the finished ones then restore their metrics from it instead
 of training again, so the failed member is the only one retrained. A later invocation (a rerun,
-`--forcerun`) has another id and trains afresh; the file is then replaced or removed.
+`--forcerun`) has another id and trains afresh; the file stays until that job runs again (small, safe
+to delete).
 """
 
 import json
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .config import INVOCATION_ENV
+from .config import INVOCATION_ENV, REMOTE_ENV
+from .errors import UserError
 from .fileio import atomic_write_json
 
 CHECKPOINT = "checkpoint.pt"
@@ -79,15 +81,20 @@ def load(ckpt_dir, identity: dict, device: torch.device, log=print) -> dict | No
 
 
 def invocation_id() -> str | None:
-    """The id of the Snakemake invocation whose SLURM job this process runs in, else None: a local
-    job is never rerun once finished, so it keeps nothing."""
-    return os.environ.get(INVOCATION_ENV) if os.environ.get("SLURM_JOB_ID") else None
+    """The id of the Snakemake invocation whose remote job (a SLURM job) this process runs in, else
+    None: a local job is never rerun once finished, so it keeps nothing."""
+    return os.environ.get(INVOCATION_ENV) if os.environ.get(REMOTE_ENV) == "1" else None
 
 
-def keep_finished(ckpt_dir, identity: dict, metrics: dict) -> None:
-    """In a SLURM job of a Snakemake invocation: keep the finished job's metrics for that invocation."""
-    if (invocation := invocation_id()) is not None:
+def keep_finished(ckpt_dir, identity: dict, metrics: dict, log=print) -> None:
+    """In a remote job of a Snakemake invocation: keep the finished job's metrics for that invocation.
+    Its metrics.json is already written: a failure here costs a retrain at most, never the job."""
+    if (invocation := invocation_id()) is None:
+        return
+    try:
         atomic_write_json(Path(ckpt_dir) / KEPT, {"invocation": invocation, "identity": identity, "metrics": metrics})
+    except UserError as e:
+        log(f"warning: finished result not kept for a rerun of its packed job ({e})")
 
 
 def kept_finished(ckpt_dir, identity: dict) -> dict | None:

@@ -60,6 +60,7 @@ RUN_PROGRESS = RUN_DIR + PROGRESS_FILE  # lrscale.train writes it, `lrscale stat
 # the id of the snakemake invocation a job runs in, set for its jobs by workflow/rules/common.smk
 # (lrscale.checkpoint: a packed SLURM job's finished member keeps its result for that invocation)
 INVOCATION_ENV = "LRSCALE_INVOCATION"
+REMOTE_ENV = "LRSCALE_REMOTE_JOB"  # "1" for jobs a remote-mode snakemake runs (on a SLURM node), else "0"
 RUN_LOG = "logs/train/" + RUN_NAME + "_seed{seed}.log"  # its training job's log, under results/<sweep>/
 RUN_BENCHMARK = "benchmarks/train/" + RUN_NAME + "_seed{seed}.tsv"  # Snakemake's benchmark of that job
 # A sweep with several horizons (budget.values) names each run's horizon after its config's name:

@@ -256,8 +256,9 @@ def restore_finished(out: Path, metrics: dict, name: str, seed) -> dict:
     """A packed SLURM job rerun for another member's failure: this member finished earlier in the same
     Snakemake invocation, so its metrics come back as written (lrscale.checkpoint, `finished.json`)."""
     atomic_write_json(out, metrics)
-    log(f"{name} seed {seed}: finished earlier in this Snakemake invocation (its packed job is rerun for "
-        "another member), so its metrics are restored, not trained again")
+    log(f"{name} seed {seed}: finished earlier in this Snakemake invocation (SLURM job {metrics.get('slurm_job_id')}, "
+        f"{metrics.get('wall_s', 0):.1f} s; its packed job is rerun for another member), so its metrics are "
+        "restored, not trained again")
     with Progress(progress_path(out), name, metrics["planned_steps"], metrics["num_steps"], []) as progress:
         progress.finish(out, metrics)
     return metrics
@@ -702,6 +703,6 @@ def train(cfg, batch_size, lr, seed, out, device="auto", checkpoint_dir=None, ch
     metrics["finished_at"] = time.time()  # Unix seconds: results.csv's `timestamp`
     atomic_write_json(out, metrics)  # the only write of metrics.json, at the very end
     checkpoint.clean(job.ckpt_dir)
-    checkpoint.keep_finished(job.ckpt_dir, job.identity, metrics)  # packed SLURM jobs only
+    checkpoint.keep_finished(job.ckpt_dir, job.identity, metrics, log)  # remote (packed SLURM) jobs only
     progress.finish(out, metrics)  # its log line, then progress.json's final state
     return metrics

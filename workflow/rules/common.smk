@@ -25,6 +25,7 @@ from lrscale.errors import UserError
 # node (remote mode) keeps the id of the invocation that submitted it.
 if not (workflow.remote_exec and lrscale_config.INVOCATION_ENV in os.environ):
     os.environ[lrscale_config.INVOCATION_ENV] = str(uuid.uuid4())
+os.environ[lrscale_config.REMOTE_ENV] = "1" if workflow.remote_exec else "0"  # local jobs keep nothing
 
 
 envvars:

@@ -176,7 +176,7 @@ def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise,
     """The placement's lr_opt and SEs (noise and shape bias in quadrature: the whole bias for the CI,
     its B-to-B part for fits across B), the flags with reasons, and whether the optimum is used."""
     b = opt.batch_size
-    own = noise_at(noise, b)
+    own, se = noise_at(noise, b), None
     if p is not None:
         opt.lr_opt, opt.loss_at_opt, opt.method, opt.locator, opt.dof = p.lr_opt, p.loss_at_opt, p.method, locator, p.dof
         opt.se_noise_log10 = p.se_noise_log10
@@ -185,7 +185,8 @@ def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise,
             opt.lr_opt_se_log10 = optima.total_se(se, p.unseen)
             opt.lr_opt_se_across_b_log10 = optima.total_se(p.se_noise_log10, p.shape_across_b)
             opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, se, p.dof, p.unseen)
-    opt.flags = optima.flags_for(sweep.lrs[b], mean, loc, opt.lr_opt_se_log10, own, sweep.clipped.get(b))
+    # flat is judged on what the data pin (noise and shape floor), not on an unseen side's quantisation
+    opt.flags = optima.flags_for(sweep.lrs[b], mean, loc, se, own, sweep.clipped.get(b))
     opt.noise_sigma, opt.noise_sigma_dof = own["sigma"], own["dof"]
     blocking = set(opt.flags) - {GRAD_CLIPPED} - ({EDGE, CLIPPED} if include_edge else set())
     opt.included = bool(opt.lr_opt is not None and opt.lr_opt_se_log10 is not None and not blocking)

@@ -199,6 +199,7 @@ def locate(lrs, loss, estimator="parabola", sd=None, runs=None, grid_lrs=None):
                curvature_t=None if sd is None else curvature_t(x, loss, i, sd, pos),
                shape_bias=None if sd is None else shape_bias(x, loss, i, v, sd, pos))
     if estimator == "argmin":  # the grid point: its error is the quantisation (uniform over one step) too
+        out["side_unseen"] = False  # ... counted here once
         if out["se_log10"] is not None:
             out["se_log10"] = math.sqrt(out["se_log10"] ** 2 + step**2 / 12)
         return out
@@ -349,7 +350,8 @@ def unseen_floor(loc) -> float:
     (side_unseen): the grid step's quantisation, step/√12 (uniform over one step), else 0. A quadratic
     through one point of a steep wall missed the vertex by 0.09 decade on a 0.5-decade grid, where the
     sweep's floor, measured on the B whose both sides were seen, put the CI's half-width near 0.06."""
-    return loc["step"] / math.sqrt(12) if loc and loc.get("side_unseen") else 0.0
+    placed = loc and loc.get("x_vertex") is not None  # an edge or flat B's SE is a whole step already
+    return loc["step"] / math.sqrt(12) if placed and loc.get("side_unseen") else 0.0
 
 
 def total_se(se_noise, floor) -> float:

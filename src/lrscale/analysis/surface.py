@@ -97,14 +97,15 @@ def _points(sweep, skip):
         clean = finite.any(axis=0) & ~(~finite & ran).any(axis=0)
         best = x[int(np.nanargmin(np.where(clean, mean, np.nan) if clean.any() else mean))]
         unstable = (~finite & ran).any(axis=0) & (x > best)  # a run diverged: its survivors are the calm ones
-        near = (np.abs(x - best) <= WINDOW_DECADES + 1e-9) & ~unstable
+        edge = float(x[unstable].min()) if unstable.any() else math.inf
+        near = (np.abs(x - best) <= WINDOW_DECADES + 1e-9) & (x < edge)  # nothing at or past the edge is a loss
         seed_i, lr_i = np.nonzero(finite & near[None, :])
         if len(set(lr_i)) < MIN_POINTS_PER_B:
             continue
         used.append(b)
         diverged += int((~finite & ran).sum())
         if unstable.any():
-            edges[b] = float(x[unstable].min())
+            edges[b] = edge
             top = x[lr_i].max()
             if not (finite.any(axis=0) & (x > top) & (x < edges[b])).any():
                 next_to_edge.add(b)
