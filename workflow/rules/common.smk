@@ -25,7 +25,8 @@ from lrscale.errors import UserError
 # node (remote mode) keeps the id of the invocation that submitted it.
 if not (workflow.remote_exec and lrscale_config.INVOCATION_ENV in os.environ):
     os.environ[lrscale_config.INVOCATION_ENV] = str(uuid.uuid4())
-os.environ[lrscale_config.REMOTE_ENV] = "1" if workflow.remote_exec else "0"  # local jobs keep nothing
+# a local job is never rerun once finished: it keeps nothing
+os.environ[lrscale_config.REMOTE_ENV] = "1" if workflow.remote_exec else "0"
 
 
 envvars:
