@@ -567,3 +567,11 @@ def test_a_stable_phase_that_lost_a_passed_snapshot_restarts_from_fresh_weights(
         (s1, m1, l1, ref1), (s2, m2, l2, ref2) = (_snapshot_tensors(tmp_path / d / f"D{h}.pt") for d in ("clean", "cut"))
         assert s1 == s2 and ref1 == ref2 and torch.equal(l1, l2)
         assert all(torch.equal(m1[k], m2[k]) for k in m1)
+
+
+def test_an_exponent_ci_too_wide_to_say_anything_reads_unbounded():
+    # the budget demo's label-noise sweep printed "δ [-43117537.313, 43117537.834]" (2 horizons with optima)
+    from lrscale.analysis import horizons as horizons_analysis
+
+    assert horizons_analysis._ci([-43117537.313, 43117537.834]) == "(unbounded CI)"
+    assert horizons_analysis._ci([-0.55, 0.451]) == "[-0.550, 0.451]" and horizons_analysis._ci(None) == "(no CI)"

@@ -85,8 +85,13 @@ def summarize(fits: dict) -> dict:
     return {"horizons": sorted(fits), "per_horizon": per, "joint": model, "sentence": sentence(per, model)}
 
 
+UNBOUNDED_WIDTH = 20.0  # a CI on an exponent this wide says nothing: it reads "unbounded", not ±4e7
+
+
 def _ci(ci) -> str:
-    return "(no CI)" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    if ci is None:
+        return "(no CI)"
+    return "(unbounded CI)" if ci[1] - ci[0] > UNBOUNDED_WIDTH else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def sentence(per: list, model: dict) -> str:
