@@ -94,9 +94,10 @@ def _points(sweep, skip):
         ran = sweep.ran_mask(b)
         with np.errstate(invalid="ignore"):
             mean = np.where(finite, loss, 0).sum(axis=0) / finite.sum(axis=0)
-        clean = finite.any(axis=0) & ~(~finite & ran).any(axis=0)
+        some_diverged = (~finite & ran).any(axis=0)
+        clean = finite.any(axis=0) & ~some_diverged
         best = x[int(np.nanargmin(np.where(clean, mean, np.nan) if clean.any() else mean))]
-        unstable = (~finite & ran).any(axis=0) & (x > best)  # a run diverged: its survivors are the calm ones
+        unstable = some_diverged & (x > best)  # a run diverged: its survivors are the calm ones
         edge = float(x[unstable].min()) if unstable.any() else math.inf
         near = (np.abs(x - best) <= WINDOW_DECADES + 1e-9) & (x < edge)  # nothing at or past the edge is a loss
         seed_i, lr_i = np.nonzero(finite & near[None, :])
