@@ -312,6 +312,15 @@ def test_an_lr_where_only_some_seeds_diverged_is_the_edge_and_its_survivors_are_
                                                                + 1e-9)).sum()) for b in BS)
     assert in_window_past_edge > 2 * len(BS) and r["n_runs"] == r_full["n_runs"] - in_window_past_edge
     assert covers(r["ci95"], 0.5)
+    # and counted: every finite run at or past the edge (both seeds at each lr, less the one that diverged)
+    assert r["survivors_left_out"] == sum(2 * int((LOG_LRS >= edges[b]).sum()) - 1 for b in BS)
+    assert r_full["survivors_left_out"] == 0 and r_full["diverged_left_out"] == 0
+    from lrscale.analysis.verdict import _left_out_clause
+
+    assert _left_out_clause(r) == (f"; {len(BS)} diverged run(s) are not read as losses, only as a cap on lr_opt "
+                                   f"below the lowest lr where a run diverged, nor are the {r['survivors_left_out']} "
+                                   "run(s) that did not diverge at or past that lr")
+    assert _left_out_clause(r_full) == ""
 
 
 def test_an_unseen_side_widens_that_batch_sizes_own_ci_at_the_normal_quantile():

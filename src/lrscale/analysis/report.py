@@ -72,6 +72,7 @@ def joint_table(result) -> str:
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
             ("diverged runs (not read as losses)", str(j["diverged_left_out"])),
+            ("runs that survived at or past a stability edge (not read)", str(j.get("survivors_left_out", 0))),
             ("stability edge (lowest lr where a run diverged: caps lr_opt)", _edge_text(j)),
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
             ("near-optimal band (cross-check)", band_text(result.get("band") or {})),

@@ -51,6 +51,7 @@ lr_opt(B) and a loss shape inside the family above.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize, stats
@@ -76,14 +77,23 @@ TREND_P = 0.05  # the residuals' scatter trends with log B at this p: σ(B) is m
 # little: ω near 0 weighs every B about equally)
 
 
-def _points(sweep, skip):
-    """(B, log10 lr, loss) of every run the model reads, the batch sizes they come from, how many
-    runs of those batch sizes diverged (non-finite loss: not read as losses), each batch size's
-    stability edge ({B: log10 of the lowest lr above its best at which a run diverged}), and the
-    batch sizes whose edge lies right above the highest lr read (no finite run between: an optimum
-    up to the edge is bracketed). The best lr is one where no run diverged, if there is one (the
-    survivors' mean at an lr where some seeds diverged flatters it)."""
-    rows, used, diverged, edges, next_to_edge = [], [], 0, {}, set()
+class _Points(NamedTuple):
+    """What the model reads of a sweep (see _points)."""
+
+    used: list  # the batch sizes read
+    pts: np.ndarray  # (B, log10 lr, loss) of every run read
+    diverged: int  # runs of those batch sizes that diverged (non-finite loss: not read as losses)
+    past_edge: int  # their finite runs at or past the stability edge (the survivors at a partly
+    # diverged lr and every run above it: not read either)
+    edges: dict  # {B: log10 of the lowest lr above its best at which a run diverged}
+    next_to_edge: set  # B whose edge lies right above the highest lr read (an optimum up to it is bracketed)
+
+
+def _points(sweep, skip) -> _Points:
+    """The runs the model reads: per batch size not in `skip`, the finite runs within WINDOW_DECADES
+    of its best lr and below its stability edge. The best lr is one where no run diverged, if there
+    is one (the survivors' mean at an lr where some seeds diverged flatters it)."""
+    rows, used, diverged, past_edge, edges, next_to_edge = [], [], 0, 0, {}, set()
     for b in sweep.batch_sizes:
         if b in skip:
             continue
@@ -107,11 +117,12 @@ def _points(sweep, skip):
         diverged += int((~finite & ran).sum())
         if unstable.any():
             edges[b] = edge
+            past_edge += int((finite & (x >= edge)[None, :]).sum())
             top = x[lr_i].max()
             if not (finite.any(axis=0) & (x > top) & (x < edges[b])).any():
                 next_to_edge.add(b)
         rows += [(b, x[j], loss[s, j]) for s, j in zip(seed_i, lr_i)]
-    return used, np.array(rows, float).reshape(-1, 3), diverged, edges, next_to_edge
+    return _Points(used, np.array(rows, float).reshape(-1, 3), diverged, past_edge, edges, next_to_edge)
 
 
 def _shape(u, t, k):
@@ -266,14 +277,15 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
 def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none.
     `skip`: batch sizes whose loss holds nothing about where the optimum is (flat: no curvature)."""
-    used, pts, diverged, edges, next_to_edge = _points(sweep, set(skip))
+    read = _points(sweep, set(skip))
+    used, pts = read.used, read.pts
     n_par = 2 + N_SHAPE + 2 * len(used)  # m, β, the shape, a_B and c_B
     dof = len(pts) - n_par
     if len(used) < MIN_BATCHES or dof < 3:
         return {"beta": None, "reason": f"{len(used)} batch sizes with {MIN_POINTS_PER_B}+ lrs within "
                 f"{WINDOW_DECADES:g} decade of their best, {len(pts)} runs for {n_par} parameters"}
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
-    model = _Model(used, pts, b_ref, edges, next_to_edge)
+    model = _Model(used, pts, b_ref, read.edges, read.next_to_edge)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
     trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
@@ -296,7 +308,8 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     bend = _bend_test(model, p_hat, rss_min, n_par, len(pts))
     at_edge = [b for b, e in model.edges.items() if log_lr_opt[b] > e - HELD_DECADES]
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
-            "n_runs": int(len(pts)), "diverged_left_out": diverged,
+            "n_runs": int(len(pts)), "diverged_left_out": read.diverged,
+            "survivors_left_out": read.past_edge,
             "stability_edge": {str(b): float(10**e) for b, e in model.edges.items()},
             "lr_opt_at_edge": at_edge, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
             "lr_opt": {str(b): v for b, v in lr_opt.items()}, "inside_grid": inside,

@@ -253,17 +253,27 @@ def hypotheses_line(r, hypotheses) -> str:
     return "Hypotheses: " + held_clause(r, held, a["ci95"], "CI", a["beta"], width, hypotheses)
 
 
+def _left_out_clause(surface) -> str:
+    """What the joint model did not read as losses: diverged runs, and the runs that survived at or past
+    a stability edge (the calm ones there, not a sample of that lr)."""
+    diverged, survived = surface["diverged_left_out"], surface.get("survivors_left_out", 0)
+    if not diverged:
+        return ""
+    text = f"; {diverged} diverged run(s) are not read as losses"
+    if surface.get("stability_edge"):
+        text += ", only as a cap on lr_opt below the lowest lr where a run diverged"
+    if survived:
+        text += f", nor are the {survived} run(s) that did not diverge at or past that lr"
+    return text
+
+
 def caveats_line(r) -> str:
     """The assumption the answer rests on first, then what else qualifies it, then the exclusions."""
     parts = []
     if r["answer"]["estimator"] == "surface":
-        left_out = r["surface"]["diverged_left_out"]
         curve = ("a broken line in log-log for lr_opt (one change of slope)" if slopes_answer(r) else "lr_opt ∝ B^β")
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
-                     "each side whose steepness drifts with log B" + (
-                         f"; {left_out} diverged run(s) are not read as losses" + (
-                             ", only as a cap on lr_opt below the lowest lr where a run diverged"
-                             if r["surface"].get("stability_edge") else "") if left_out else ""))
+                     "each side whose steepness drifts with log B" + _left_out_clause(r["surface"]))
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
