@@ -110,6 +110,10 @@ def test_pending_only_and_eta_from_finished_jobs(tmp_path):
     s = status.collect(cfg, root)
     assert s["eta_s"] == 30.0  # three jobs of 10 s, one after another (none running)
     assert "0.3 ★ 1/2" in status.render(s)  # seeds collapsed, with a count
+    # a packed member restored within its invocation: a benchmark of 1 s, its training's 50 s in metrics.json
+    _write(root, config.RUN_METRICS, 8, 0.001, 1, json.dumps({"diverged": False, "final_val_loss": 0.3, "wall_s": 50.0}))
+    _write(root, config.RUN_BENCHMARK, 8, 0.001, 1, "s\th:m:s\n1.0\t0:00:01\n")
+    assert status.collect(cfg, root)["eta_s"] == 60.0  # two jobs of median(10, 50) = 30 s, not of 5.5 s
 
 
 @pytest.mark.slow  # a real snakemake sweep in the background

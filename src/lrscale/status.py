@@ -54,14 +54,15 @@ def _benchmark_s(path: Path) -> float | None:
 
 
 def _typical_wall_s(root: Path, finished: list) -> dict:
-    """Median wall seconds of the finished jobs per batch size and horizon (Snakemake's benchmark
-    files, else metrics.json's wall_s); key None: over every job."""
+    """Median wall seconds of the finished jobs per batch size and horizon (the larger of Snakemake's
+    benchmark file and metrics.json's wall_s: a packed member restored within its invocation,
+    lrscale.train.restore_finished, took seconds where its training took wall_s); key None: over
+    every job."""
     walls = {}
     for j in finished:
-        s = _benchmark_s(_path(root, RUN_BENCHMARK, j))
-        s = j.get("wall_s") if s is None else s
-        if isinstance(s, (int, float)):
-            walls.setdefault(_kind(j), []).append(float(s))
+        s = [v for v in (_benchmark_s(_path(root, RUN_BENCHMARK, j)), j.get("wall_s")) if isinstance(v, (int, float))]
+        if s:
+            walls.setdefault(_kind(j), []).append(float(max(s)))
     typical = {b: statistics.median(v) for b, v in walls.items()}
     every = [s for v in walls.values() for s in v]
     typical[None] = statistics.median(every) if every else None
