@@ -353,3 +353,40 @@ def test_a_modelled_lr_opt_past_1e300_is_no_answer(monkeypatch):
     monkeypatch.setattr(surface._Model, "log_lr_opt", lambda self, p, b: 400.0 if b == 512 else inner(self, p, b))
     r = surface.fit_surface(sweep)
     assert r["beta"] is None and r["reason"].startswith("its lr_opt runs past 1e±300 at some batch size")
+
+
+def _scattered_power_law(beta, sd_decades, seed):
+    """lr_opt(B) on a power law, each batch size shifted off it by its own N(0, sd) in log10: a curve
+    that one power law does not hold to the seeds' precision."""
+    shift = dict(zip(BS, np.random.default_rng(100 + seed).normal(0, sd_decades, len(BS))))
+    return lambda b: power_law(beta)(b) + shift[b]
+
+
+def test_lr_opt_departing_from_the_line_sizes_the_ci_by_the_departures():
+    # each B's lr_opt 0.08 decade off the line at random, seeds scattering 0.003: the seeds alone would pin
+    # β to the line through those shifts; the departures' own scatter (5 dof) holds the β they were drawn around
+    used, hits, widths = 0, 0, []
+    for seed in range(10):
+        r = surface.fit_surface(make_sweep(_scattered_power_law(0.5, 0.08, seed), bowl, sigma=0.003, seed=seed))
+        lof = r["lack_of_fit"]
+        used += lof["used"]
+        assert lof["dof"] == 5 and lof["pure_dof"] == r["dof"] - 5
+        hits += covers(r["ci95"], 0.5)
+        widths.append((r["ci95"][1] - r["ci95"][0]) / 2)
+    assert used == 10 and hits >= 8
+    # wider than the two-stage t-CI through the true vertices (0.11 at seed 0): the drifting walls absorb part
+    # of a tilt of the line once the departures, not the seeds, size the CI
+    assert 0.05 < np.median(widths) < 0.5
+    on_line = [surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.003, seed=s))["lack_of_fit"]["used"]
+               for s in range(10)]
+    assert sum(on_line) <= 2  # a false lack of fit 5% of the time
+
+
+def test_the_verdict_names_the_lack_of_fit_it_sized_the_ci_by():
+    r = fit.analyse(make_sweep(_scattered_power_law(0.5, 0.08, 0), bowl, sigma=0.003, seed=0), bootstrap=0)
+    assert r["surface"]["lack_of_fit"]["used"] and not r["surface"]["bend"]["bends"]
+    caveats = verdict(r, [0.5, 0.667, 1.0]).split("\n")[2]
+    lof = r["surface"]["lack_of_fit"]
+    assert (f"each batch size's own lr_opt departs from the power law by more than the runs' scatter (F = {lof['f']:.3g}, "
+            f"p = {lof['p_value']:.2g}): the CIs are sized by those departures (5 dof), and the β is an average slope "
+            "over the batch sizes run") in caveats

@@ -67,7 +67,10 @@ def joint_table(result) -> str:
         return (f"No joint model: {j.get('reason', 'no per-B optima')}.\n\nNear-optimal band (cross-check): "
                 + band_text(result.get("band") or {}) + ".")
     s, bend = j["shape"], j["bend"]
-    rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']}))"),
+    lof = j.get("lack_of_fit") or {"used": False}
+    ci_dof = lof["dof"] if lof["used"] else j["dof"]
+    rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {ci_dof}))"),
+            ("lack of fit: each B's own lr_opt against the line", _lack_of_fit_text(lof)),
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
@@ -81,6 +84,13 @@ def joint_table(result) -> str:
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _lack_of_fit_text(lof) -> str:
+    if lof.get("f") is None:
+        return "not tested (too few runs for the runs' own scatter)"
+    return (f"F({lof['dof']}, {lof['pure_dof']}) = {lof['f']:.3g}, p = {lof['p_value']:.2g}"
+            + ("; the CIs are sized by the departures" if lof["used"] else "; within the runs' scatter"))
 
 
 def _forms_text(j) -> str:

@@ -73,6 +73,9 @@ HELD_DECADES = 0.01  # an lr_opt this close under its stability edge is held the
 B_NOISE_REACH = 3.0  # decades beyond the batch sizes run where a CI end on B_noise is reported as open
 EDGE_STIFFNESS = 100.0  # an lr_opt 0.01 decade past a stability edge costs one residual of the losses' spread:
 # in effect a hard bound, kept smooth for the solver
+LOF_P = 0.05  # each B's own lr_opt departs from the curve by more than the runs' scatter at this p: the
+# curve's CIs are sized by those departures (lack_of_fit; set before any run, the conventional 5%)
+MIN_PURE_DOF = 3  # the free-vertex fit needs this many dof for the runs' scatter, else no lack-of-fit test
 TREND_P = 0.05  # the residuals' scatter trends with log B at this p: σ(B) is modelled (a false trend costs
 # little: ω near 0 weighs every B about equally)
 
@@ -255,15 +258,65 @@ def _profile_ci(model, p_hat, rss_min, s2, f95, se):
     return ends
 
 
-def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
+def _free_vertices(model, p, dof) -> tuple:
+    """(RSS, dof) of the model with every batch size's lr_opt free (each capped at its edge) and the shape
+    shared, started from p: the runs' scatter and the shape's misfit, without the lr_opt curve's.
+    `dof`: the power law's; (None, dof) where too few are left to measure the scatter."""
+    n = len(model.used)
+    free_dof = dof - (n - 2)
+    if free_dof < MIN_PURE_DOF:
+        return None, free_dof
+    edges = np.array([model.edges.get(b, np.inf) for b in model.used])
+
+    def resid(q):
+        g = _shape(model.x - q[:n][model.group], model.t, q[n:])
+        r = np.empty_like(model.y)
+        for i in range(n):
+            sel = model.group == i
+            design = np.column_stack([np.ones(sel.sum()), g[sel]])
+            r[sel] = (model.y[sel] - design @ np.linalg.lstsq(design, model.y[sel], rcond=None)[0]) * model.w[sel]
+        return np.concatenate([r, np.where(np.isfinite(edges), np.maximum(q[:n] - edges, 0.0), 0.0) * model.stiffness])
+
+    start = np.r_[[model.log_lr_opt(p, b) for b in model.used], p[N_LINE:]]
+    lower, upper = np.r_[[-np.inf] * n, [0.0] * N_SHAPE], np.r_[[np.inf] * n, [K_MAX] * N_SHAPE]
+    res = optimize.least_squares(resid, np.clip(start, lower, upper), bounds=(lower, upper), method="trf", x_scale="jac")
+    return float(np.sum(res.fun**2)), free_dof
+
+
+def _lack_of_fit(rss, n_curve, free, n_b) -> dict:
+    """Whether each batch size's own lr_opt (the free-vertex fit `free`: (RSS, dof)) departs from a curve of
+    n_curve parameters (its RSS) by more than the runs' scatter: an F test on n_b − n_curve dof. When it does
+    (p < LOF_P) the curve's CIs are sized by the departures' mean square on those dof (`s2`, `dof`), as a
+    split-plot sizes a whole-plot effect by the whole-plot error: the seeds' scatter alone would claim a
+    precision the curve does not have."""
+    free_rss, free_dof = free
+    dof = n_b - n_curve
+    if free_rss is None or dof < 1:
+        return {"f": None, "p_value": None, "dof": dof, "used": False}
+    ms = max(rss - free_rss, 0.0) / dof
+    f = ms / (free_rss / free_dof) if free_rss > 0 else math.inf
+    p_value = float(stats.f.sf(f, dof, free_dof))
+    return {"f": float(f), "p_value": p_value, "dof": int(dof), "pure_dof": int(free_dof),
+            "used": bool(p_value < LOF_P), "s2": float(ms)}
+
+
+def _scatter(rss, dof, lof) -> tuple:
+    """(s², dof) a curve's CIs are sized by: the departures' mean square where lack_of_fit holds, else RSS/dof."""
+    return (lof["s2"], lof["dof"]) if lof["used"] else (rss / dof, dof)
+
+
+def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     """The power law against lr_opt bending in log-log: an F test on one more parameter (a change of
-    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof)."""
+    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof; the
+    broken line's own lack of fit sizes them where it holds)."""
     p_bend, rss_bend = model.fit(p_hat, {})
     dof = n_runs - n_par - 1
     f = (rss_min - rss_bend) / (rss_bend / dof) if rss_bend > 0 else math.inf
     p_value = float(stats.f.sf(max(f, 0.0), 1, dof))
-    cov = _covariance(model, p_bend, [], rss_bend / dof)
-    t95 = float(stats.t.ppf(0.975, dof))
+    lof = _lack_of_fit(rss_bend, 3, free, len(model.used))
+    s2, ci_dof = _scatter(rss_bend, dof, lof)
+    cov = _covariance(model, p_bend, [], s2)
+    t95 = float(stats.t.ppf(0.975, ci_dof))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
         grad = np.zeros(len(p_bend))
@@ -271,7 +324,7 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs) -> dict:
         value, se = float(grad @ p_bend), math.sqrt(max(float(grad @ cov @ grad), 0.0))
         slopes[key] = value
         slopes[key + "_ci95"] = [value - t95 * se, value + t95 * se]
-    return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes}
+    return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes, "lack_of_fit": lof}
 
 
 def fit_surface(sweep, skip=(), b_ref=None) -> dict:
@@ -291,9 +344,10 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
         p_hat, rss_min = model.fit(p_hat, {GAMMA: 0.0})
         n_par, dof = n_par + 1, dof - 1
-    s2 = rss_min / dof
-    f95 = float(stats.f.ppf(0.95, 1, dof))
-    lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
+    free = _free_vertices(model, p_hat, dof)
+    lof = _lack_of_fit(rss_min, 2, free, len(used))
+    s2, ci_dof = _scatter(rss_min, dof, lof)
+    lo, hi = _profile_ci(model, p_hat, rss_min, s2, float(stats.f.ppf(0.95, 1, ci_dof)), _wald_se(model, p_hat, s2))
     log_lr_opt = {b: float(model.log_lr_opt(p_hat, b)) for b in used}
     inside = [b for b in used if _bracketed(model, b, log_lr_opt[b])]
     if len(inside) < MIN_INSIDE:
@@ -305,9 +359,10 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     lr_opt = {b: 10**v for b, v in log_lr_opt.items()}
     _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
-    bend = _bend_test(model, p_hat, rss_min, n_par, len(pts))
+    bend = _bend_test(model, p_hat, rss_min, n_par, len(pts), free)
     at_edge = [b for b, e in model.edges.items() if log_lr_opt[b] > e - HELD_DECADES]
-    return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(s2), "sigma_trend": trend,
+    return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(rss_min / dof),
+            "sigma_trend": trend, "lack_of_fit": lof,
             "n_runs": int(len(pts)), "diverged_left_out": read.diverged,
             "survivors_left_out": read.past_edge,
             "stability_edge": {str(b): float(10**e) for b, e in model.edges.items()},
@@ -316,12 +371,13 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
-            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95) if bend["bends"] else None}
+            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, free) if bend["bends"] else None}
 
 
-def fit_forms(model, p_pl, rss_pl, dof, f95) -> dict:
+def fit_forms(model, p_pl, rss_pl, dof, free) -> dict:
     """When lr_opt bends: McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at
-    B_noise) fitted to every run, each with B_noise and its profile CI (F(1, dof) at 95%: f95),
+    B_noise) fitted to every run, each with B_noise and its profile CI (F(1, dof) at 95%, or the
+    form's lack of fit against the free-vertex fit `free` where it holds: _lack_of_fit),
     compared by RSS (each has 2 parameters, as the power law: no dof correction). `preferred`: the
     bending form with the lower RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when the
     better one does not beat the power law by FORM_MARGIN·s² or places no B_noise (lr_opt bends, but
@@ -334,10 +390,11 @@ def fit_forms(model, p_pl, rss_pl, dof, f95) -> dict:
             model.form = form
             p, rss = min((model.fit(_form_start(model, p_pl, q), {GAMMA: 0.0}) for q in
                           np.log10([min(model.used), model.b_ref, max(model.used)])), key=lambda fit: fit[1])
-            s2 = rss / dof
-            ends = _profile_ci(model, p, rss, s2, f95, _wald_se(model, p, s2))
+            lof = _lack_of_fit(rss, 2, free, len(model.used))
+            s2, ci_dof = _scatter(rss, dof, lof)
+            ends = _profile_ci(model, p, rss, s2, float(stats.f.ppf(0.95, 1, ci_dof)), _wald_se(model, p, s2))
             placed = reach[0] < p[BETA] < reach[1]  # else: a power law over the B run, B_noise not placed (None)
-            out[form] = {"rss": rss, "b_noise": float(10 ** p[BETA]) if placed else None,
+            out[form] = {"rss": rss, "lack_of_fit": lof, "b_noise": float(10 ** p[BETA]) if placed else None,
                          "b_noise_ci95": [None if e is None or not reach[0] < e < reach[1] else float(10**e)
                                           for e in ends]}
     finally:

@@ -274,6 +274,13 @@ def caveats_line(r) -> str:
         curve = ("a broken line in log-log for lr_opt (one change of slope)" if slopes_answer(r) else "lr_opt ∝ B^β")
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + _left_out_clause(r["surface"]))
+        lof = (r["surface"]["bend"] if slopes_answer(r) else r["surface"]).get("lack_of_fit") or {}
+        if lof.get("used"):
+            line = "the broken line" if slopes_answer(r) else "the power law"
+            parts.append(f"each batch size's own lr_opt departs from {line} by more than the runs' scatter (F = "
+                         f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are sized by those departures "
+                         f"({lof['dof']} dof), and the {'slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
+                         " over the batch sizes run")
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
