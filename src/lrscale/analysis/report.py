@@ -68,8 +68,8 @@ def joint_table(result) -> str:
                 + band_text(result.get("band") or {}) + ".")
     s, bend = j["shape"], j["bend"]
     lof = j.get("lack_of_fit") or {"used": False}
-    ci_dof = lof["dof"] if lof["used"] else j["dof"]
-    rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {ci_dof}))"),
+    rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']})"
+             + (f"; at least the t-CI, {lof['dof']} dof, of each B's own lr_opt about the line)" if lof["used"] else ")")),
             ("lack of fit: each B's own lr_opt against the line", _lack_of_fit_text(lof)),
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
@@ -90,7 +90,7 @@ def _lack_of_fit_text(lof) -> str:
     if lof.get("f") is None:
         return "not tested (too few runs for the runs' own scatter)"
     return (f"F({lof['dof']}, {lof['pure_dof']}) = {lof['f']:.3g}, p = {lof['p_value']:.2g}"
-            + ("; the CIs are sized by the departures" if lof["used"] else "; within the runs' scatter"))
+            + ("; the CIs are widened to the departures' scatter" if lof["used"] else "; within the runs' scatter"))
 
 
 def _forms_text(j) -> str:

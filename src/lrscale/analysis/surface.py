@@ -15,7 +15,14 @@ noisier: when the log squared residuals trend with log B (a t test at TREND_P), 
 and the fit is refitted with weights 1/σ(B)² (one step of feasible GLS; ω is reported), so the
 noisy end no longer sets the answer nor the quiet end inherits its scatter. β's 95% CI is the
 profile likelihood's: the βs whose refitted (weighted) RSS rises above the minimum by less than
-s²·F(1, dof).
+s²·F(1, dof). That s² is the runs' scatter, which measures β only while each batch size's lr_opt
+lies on the curve: refitted with every B's lr_opt free (the shape shared), a curve that misses them
+by more than the runs' scatter (an F test at LOF_P: `lack_of_fit`) has its CIs widened to at least
+the t-CIs (n_B − k dof) that those departures give the curve in log10 lr_opt (a split-plot's
+whole-plot error), and β is then the average slope of lr_opt over the batch sizes run. (Sizing the
+profile itself by the departures was tried first: the drifting walls absorb part of a tilt of the
+line, so the profile is flat in β at that scale and the CI came out 2-3x the t-CI through the true
+vertices, covering 1.00.)
 
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
 middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
@@ -258,14 +265,21 @@ def _profile_ci(model, p_hat, rss_min, s2, f95, se):
     return ends
 
 
-def _free_vertices(model, p, dof) -> tuple:
-    """(RSS, dof) of the model with every batch size's lr_opt free (each capped at its edge) and the shape
-    shared, started from p: the runs' scatter and the shape's misfit, without the lr_opt curve's.
-    `dof`: the power law's; (None, dof) where too few are left to measure the scatter."""
+class _Free(NamedTuple):
+    """The fit with every batch size's lr_opt free (each capped at its edge) and the shape shared."""
+
+    rss: float | None  # None: too few runs left to measure their scatter (dof < MIN_PURE_DOF)
+    dof: int
+    log_lr_opt: np.ndarray | None  # each used B's own log10 lr_opt
+
+
+def _free_vertices(model, p, dof) -> _Free:
+    """The runs' scatter and the shape's misfit without the lr_opt curve's, started from p (the power
+    law's fit, `dof` its dof)."""
     n = len(model.used)
     free_dof = dof - (n - 2)
     if free_dof < MIN_PURE_DOF:
-        return None, free_dof
+        return _Free(None, free_dof, None)
     edges = np.array([model.edges.get(b, np.inf) for b in model.used])
 
     def resid(q):
@@ -280,43 +294,79 @@ def _free_vertices(model, p, dof) -> tuple:
     start = np.r_[[model.log_lr_opt(p, b) for b in model.used], p[N_LINE:]]
     lower, upper = np.r_[[-np.inf] * n, [0.0] * N_SHAPE], np.r_[[np.inf] * n, [K_MAX] * N_SHAPE]
     res = optimize.least_squares(resid, np.clip(start, lower, upper), bounds=(lower, upper), method="trf", x_scale="jac")
-    return float(np.sum(res.fun**2)), free_dof
+    return _Free(float(np.sum(res.fun**2)), free_dof, res.x[:n])
 
 
-def _lack_of_fit(rss, n_curve, free, n_b) -> dict:
-    """Whether each batch size's own lr_opt (the free-vertex fit `free`: (RSS, dof)) departs from a curve of
-    n_curve parameters (its RSS) by more than the runs' scatter: an F test on n_b − n_curve dof. When it does
-    (p < LOF_P) the curve's CIs are sized by the departures' mean square on those dof (`s2`, `dof`), as a
-    split-plot sizes a whole-plot effect by the whole-plot error: the seeds' scatter alone would claim a
-    precision the curve does not have."""
-    free_rss, free_dof = free
-    dof = n_b - n_curve
-    if free_rss is None or dof < 1:
+def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
+    """Whether each batch size's own lr_opt (`free`) departs from the curve at p (n_curve parameters, RSS
+    rss) by more than the runs' scatter: an F test on n_B − n_curve dof against the free fit's. Where it
+    does (p < LOF_P, `used`), `s2` is the departures' mean square in log10 lr_opt, and the curve's CIs
+    are widened to at least the t-CIs (n_B − n_curve dof) that scatter gives them."""
+    dof = len(model.used) - n_curve
+    if free.rss is None or dof < 1:
         return {"f": None, "p_value": None, "dof": dof, "used": False}
-    ms = max(rss - free_rss, 0.0) / dof
-    f = ms / (free_rss / free_dof) if free_rss > 0 else math.inf
-    p_value = float(stats.f.sf(f, dof, free_dof))
-    return {"f": float(f), "p_value": p_value, "dof": int(dof), "pure_dof": int(free_dof),
-            "used": bool(p_value < LOF_P), "s2": float(ms)}
+    f = max(rss - free.rss, 0.0) / dof / (free.rss / free.dof) if free.rss > 0 else math.inf
+    p_value = float(stats.f.sf(f, dof, free.dof))
+    departures = free.log_lr_opt - np.array([model.log_lr_opt(p, b) for b in model.used])
+    return {"f": float(f), "p_value": p_value, "dof": int(dof), "pure_dof": int(free.dof),
+            "used": bool(p_value < LOF_P), "s2": float(np.sum(departures**2) / dof)}
 
 
-def _scatter(rss, dof, lof) -> tuple:
-    """(s², dof) a curve's CIs are sized by: the departures' mean square where lack_of_fit holds, else RSS/dof."""
-    return (lof["s2"], lof["dof"]) if lof["used"] else (rss / dof, dof)
+def _widen(ci, centre, half) -> list:
+    """The hull of a CI (None: an open end) and centre ± half."""
+    lo, hi = ci
+    return [None if lo is None else min(lo, centre - half), None if hi is None else max(hi, centre + half)]
+
+
+def _line_design(model, bend) -> np.ndarray:
+    """A line's design over the used batch sizes, in log10 lr_opt: 1, log10(B/B_ref)[, the bend's term]."""
+    b = np.array(model.used, float)
+    cols = [np.ones(len(b)), np.log10(b / model.b_ref)] + ([np.maximum(np.log10(b / model.knot), 0.0)] if bend else [])
+    return np.column_stack(cols)
+
+
+def _vertex_profile_ci(model, p, free, lof, ends) -> list:
+    """A bending form's CI on log10 B_noise (at BETA) widened to at least the profile of its fit to each B's
+    own lr_opt: the values q where that fit's RSS (lr_max refitted) rises above its value at p by
+    s2·F(1, dof) (`lof`), searched outward from p's."""
+    v = free.log_lr_opt
+    l10 = np.log10(np.array(model.used, float) / model.b_ref)
+    above = np.maximum(np.log10(np.array(model.used, float) / model.knot), 0.0)
+
+    def rss(q):
+        r = v - model.curve(np.r_[0.0, q, p[GAMMA:]], l10, above)
+        return float(np.sum((r - r.mean()) ** 2))  # lr_max (m) refitted: the mean departure
+
+    limit = rss(p[BETA]) + lof["s2"] * float(stats.f.ppf(0.95, 1, lof["dof"]))
+    out = []
+    for sign, end in zip((-1, 1), ends):
+        inner, step = p[BETA], 0.1
+        for _ in range(12):
+            outer = inner + sign * step
+            if rss(outer) > limit:
+                found = float(optimize.brentq(lambda q: rss(q) - limit, *sorted((inner, outer)), xtol=1e-4))
+                break
+            inner, step = outer, step * 2
+        else:
+            found = None  # never rises enough: open
+        out.append(None if end is None or found is None else (min if sign < 0 else max)(end, found))
+    return out
 
 
 def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     """The power law against lr_opt bending in log-log: an F test on one more parameter (a change of
-    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof; the
-    broken line's own lack of fit sizes them where it holds)."""
+    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof; at
+    least as wide as the t-CIs from each B's own lr_opt about the broken line where it lacks fit)."""
     p_bend, rss_bend = model.fit(p_hat, {})
     dof = n_runs - n_par - 1
     f = (rss_min - rss_bend) / (rss_bend / dof) if rss_bend > 0 else math.inf
     p_value = float(stats.f.sf(max(f, 0.0), 1, dof))
-    lof = _lack_of_fit(rss_bend, 3, free, len(model.used))
-    s2, ci_dof = _scatter(rss_bend, dof, lof)
-    cov = _covariance(model, p_bend, [], s2)
-    t95 = float(stats.t.ppf(0.975, ci_dof))
+    cov = _covariance(model, p_bend, [], rss_bend / dof)
+    t95 = float(stats.t.ppf(0.975, dof))
+    lof = _lack_of_fit(model, p_bend, rss_bend, 3, free)
+    if lof["used"]:
+        design = _line_design(model, True)
+        cov_lof, t95_lof = lof["s2"] * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["dof"]))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
         grad = np.zeros(len(p_bend))
@@ -324,6 +374,9 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
         value, se = float(grad @ p_bend), math.sqrt(max(float(grad @ cov @ grad), 0.0))
         slopes[key] = value
         slopes[key + "_ci95"] = [value - t95 * se, value + t95 * se]
+        if lof["used"]:
+            g3 = np.array([0.0, 1.0, grad_gamma])  # (m, β, γ) in the line's design
+            slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], value, t95_lof * math.sqrt(float(g3 @ cov_lof @ g3)))
     return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes, "lack_of_fit": lof}
 
 
@@ -344,10 +397,15 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
         p_hat, rss_min = model.fit(p_hat, {GAMMA: 0.0})
         n_par, dof = n_par + 1, dof - 1
+    s2 = rss_min / dof
+    f95 = float(stats.f.ppf(0.95, 1, dof))
+    lo, hi = _profile_ci(model, p_hat, rss_min, s2, f95, _wald_se(model, p_hat, s2))
     free = _free_vertices(model, p_hat, dof)
-    lof = _lack_of_fit(rss_min, 2, free, len(used))
-    s2, ci_dof = _scatter(rss_min, dof, lof)
-    lo, hi = _profile_ci(model, p_hat, rss_min, s2, float(stats.f.ppf(0.95, 1, ci_dof)), _wald_se(model, p_hat, s2))
+    lof = _lack_of_fit(model, p_hat, rss_min, 2, free)
+    if lof["used"]:  # each B's own lr_opt scatters about the line: β's CI is at least that scatter's t-CI
+        design = _line_design(model, False)
+        half = float(stats.t.ppf(0.975, lof["dof"])) * math.sqrt(lof["s2"] * np.linalg.pinv(design.T @ design)[1, 1])
+        lo, hi = _widen([lo, hi], float(p_hat[BETA]), half)
     log_lr_opt = {b: float(model.log_lr_opt(p_hat, b)) for b in used}
     inside = [b for b in used if _bracketed(model, b, log_lr_opt[b])]
     if len(inside) < MIN_INSIDE:
@@ -371,10 +429,10 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
-            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, free) if bend["bends"] else None}
+            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95, free) if bend["bends"] else None}
 
 
-def fit_forms(model, p_pl, rss_pl, dof, free) -> dict:
+def fit_forms(model, p_pl, rss_pl, dof, f95, free) -> dict:
     """When lr_opt bends: McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at
     B_noise) fitted to every run, each with B_noise and its profile CI (F(1, dof) at 95%, or the
     form's lack of fit against the free-vertex fit `free` where it holds: _lack_of_fit),
@@ -390,9 +448,11 @@ def fit_forms(model, p_pl, rss_pl, dof, free) -> dict:
             model.form = form
             p, rss = min((model.fit(_form_start(model, p_pl, q), {GAMMA: 0.0}) for q in
                           np.log10([min(model.used), model.b_ref, max(model.used)])), key=lambda fit: fit[1])
-            lof = _lack_of_fit(rss, 2, free, len(model.used))
-            s2, ci_dof = _scatter(rss, dof, lof)
-            ends = _profile_ci(model, p, rss, s2, float(stats.f.ppf(0.95, 1, ci_dof)), _wald_se(model, p, s2))
+            s2 = rss / dof
+            ends = _profile_ci(model, p, rss, s2, f95, _wald_se(model, p, s2))
+            lof = _lack_of_fit(model, p, rss, 2, free)
+            if lof["used"]:  # each B's own lr_opt scatters about the form: the CI is at least that scatter's
+                ends = _vertex_profile_ci(model, p, free, lof, ends)
             placed = reach[0] < p[BETA] < reach[1]  # else: a power law over the B run, B_noise not placed (None)
             out[form] = {"rss": rss, "lack_of_fit": lof, "b_noise": float(10 ** p[BETA]) if placed else None,
                          "b_noise_ci95": [None if e is None or not reach[0] < e < reach[1] else float(10**e)
