@@ -365,15 +365,16 @@ def _scattered_power_law(beta, sd_decades, seed):
 def test_lr_opt_departing_from_the_line_sizes_the_ci_by_the_departures():
     # each B's lr_opt 0.08 decade off the line at random, seeds scattering 0.003: the seeds alone would pin
     # β to the line through those shifts; the departures' own scatter (t, 5 dof) holds the β they were drawn around
-    used, hits, widths = 0, 0, []
+    used, hits, widths, bends = 0, 0, [], 0
     for seed in range(10):
         r = surface.fit_surface(make_sweep(_scattered_power_law(0.5, 0.08, seed), bowl, sigma=0.003, seed=seed))
         lof = r["lack_of_fit"]
         used += lof["used"]
+        bends += r["bend"]["bends"]  # a bend must stand out of the departures too (the seeds alone: 5 of 10)
         assert lof["dof"] == 5 and lof["pure_dof"] == r["dof"] - 5
         hits += covers(r["ci95"], 0.5)
         widths.append((r["ci95"][1] - r["ci95"][0]) / 2)
-    assert used == 10 and hits >= 8
+    assert used == 10 and hits >= 8 and bends <= 2
     # about the two-stage t-CI through the true vertices (0.11 at seed 0, t on 5 dof), far above the seeds' 0.01
     assert 0.08 < np.median(widths) < 0.25
     on_line = [surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.003, seed=s))["lack_of_fit"]["used"]

@@ -355,8 +355,10 @@ def _vertex_profile_ci(model, p, free, lof, ends) -> list:
 
 def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     """The power law against lr_opt bending in log-log: an F test on one more parameter (a change of
-    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof; at
-    least as wide as the t-CIs from each B's own lr_opt about the broken line where it lacks fit)."""
+    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof). Where
+    each B's own lr_opt departs from the broken line by more than the runs' scatter, the bend must also
+    stand out of those departures (the same F test on each B's own lr_opt, n_B − 3 dof: the larger p
+    is the test's) and the slopes' CIs are at least the t-CIs they give."""
     p_bend, rss_bend = model.fit(p_hat, {})
     dof = n_runs - n_par - 1
     f = (rss_min - rss_bend) / (rss_bend / dof) if rss_bend > 0 else math.inf
@@ -367,6 +369,7 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     if lof["used"]:
         design = _line_design(model, True)
         cov_lof, t95_lof = lof["s2"] * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["dof"]))
+        p_value = max(p_value, _vertex_bend_p(design, free.log_lr_opt))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
         grad = np.zeros(len(p_bend))
@@ -378,6 +381,14 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
             g3 = np.array([0.0, 1.0, grad_gamma])  # (m, β, γ) in the line's design
             slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], value, t95_lof * math.sqrt(float(g3 @ cov_lof @ g3)))
     return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes, "lack_of_fit": lof}
+
+
+def _vertex_bend_p(design, v) -> float:
+    """The bend's F test (1, n_B − 3 dof) on each B's own log10 lr_opt v: the line against the broken line."""
+    rss = [float(np.sum((v - d @ np.linalg.lstsq(d, v, rcond=None)[0]) ** 2)) for d in (design[:, :2], design)]
+    dof = len(v) - 3
+    f = (rss[0] - rss[1]) / (rss[1] / dof) if rss[1] > 0 else math.inf
+    return float(stats.f.sf(max(f, 0.0), 1, dof))
 
 
 def fit_surface(sweep, skip=(), b_ref=None) -> dict:
