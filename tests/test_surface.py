@@ -372,7 +372,7 @@ def test_lr_opt_departing_from_the_line_sizes_the_ci_by_the_departures():
         lof = r["lack_of_fit"]
         used += lof["used"]
         bends += r["bend"]["bends"]  # a bend must stand out of the departures too (the seeds alone: 5 of 10)
-        assert lof["dof"] == 5 and lof["pure_dof"] == r["dof"] - 5
+        assert lof["dof"] == 5 and lof["pure_dof"] == r["dof"] - 5 and lof["vertices"] == list(BS) and lof["widened"]
         hits += covers(r["ci95"], 0.5)
         widths.append((r["ci95"][1] - r["ci95"][0]) / 2)
     assert used == 10 and hits >= 8 and bends <= 2
@@ -381,13 +381,17 @@ def test_lr_opt_departing_from_the_line_sizes_the_ci_by_the_departures():
     on_line = [surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.003, seed=s))["lack_of_fit"]["used"]
                for s in range(10)]
     assert sum(on_line) <= 2  # a false lack of fit 5% of the time
+    noiseless = surface.fit_surface(make_sweep(power_law(0.5), bowl))["lack_of_fit"]
+    assert noiseless["f"] == 0.0 and not noiseless["used"]
 
 
-def test_the_verdict_names_the_lack_of_fit_it_sized_the_ci_by():
-    r = fit.analyse(make_sweep(_scattered_power_law(0.5, 0.08, 0), bowl, sigma=0.003, seed=0), bootstrap=0)
-    assert r["surface"]["lack_of_fit"]["used"] and not r["surface"]["bend"]["bends"]
-    caveats = verdict(r, [0.5, 0.667, 1.0]).split("\n")[2]
-    lof = r["surface"]["lack_of_fit"]
-    assert (f"each batch size's own lr_opt departs from the power law by more than the runs' scatter (F = {lof['f']:.3g}, "
-            f"p = {lof['p_value']:.2g}): the CIs are at least as wide as those departures make them (t, 5 dof), and β "
-            "is an average slope over the batch sizes run") in caveats
+def test_a_free_lr_opt_that_runs_off_the_grid_does_not_size_the_departures():
+    # B = 8's loss falls straight down the lrs it ran (no bowl): freed from the line, its lr_opt is held by
+    # nothing and runs off; the departures are read from the batch sizes whose own lr_opt is bracketed
+    def shape(d, j):
+        return -0.1 * d if j == 0 else 0.2 * d**2
+
+    r = surface.fit_surface(make_sweep(_scattered_power_law(0.5, 0.08, 3), shape, sigma=0.003, seed=3))
+    lof = r["lack_of_fit"]
+    assert lof["used"] and lof["vertices"] == list(BS[1:]) and lof["vertex_dof"] == 4
+    assert lof["s2"] < 0.1 and covers(r["ci95"], 0.5) and r["ci95"][1] - r["ci95"][0] < 1.0

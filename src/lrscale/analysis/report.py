@@ -9,7 +9,7 @@ from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
 from . import budget
 from .names import MCCANDLISH, POWER_LAW, SURGE
-from .surface import WINDOW_DECADES
+from .surface import LOF_P, WINDOW_DECADES
 from .verdict import FORM_NAMES, bn_text, interval, lr_interval, noise_sentence, slope_text
 
 
@@ -67,10 +67,12 @@ def joint_table(result) -> str:
         return (f"No joint model: {j.get('reason', 'no per-B optima')}.\n\nNear-optimal band (cross-check): "
                 + band_text(result.get("band") or {}) + ".")
     s, bend = j["shape"], j["bend"]
-    lof = j.get("lack_of_fit") or {"used": False}
+    lof = j.get("lack_of_fit") or {}
     rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']})"
-             + (f"; at least the t-CI, {lof['dof']} dof, of each B's own lr_opt about the line)" if lof["used"] else ")")),
-            ("lack of fit: each B's own lr_opt against the line", _lack_of_fit_text(lof)),
+             + (f"; widened to the t-CI, {lof['vertex_dof']} dof, of each B's own lr_opt about the line)"
+                if lof.get("widened") else ")")),
+            ("lack of fit of the line (each B's own lr_opt against it)", _lack_of_fit_text(lof)),
+            ("lack of fit of the bend's broken line", _lack_of_fit_text(j["bend"].get("lack_of_fit") or {})),
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
              + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
                                                          if j["skipped_flat"] else "")),
@@ -87,10 +89,17 @@ def joint_table(result) -> str:
 
 
 def _lack_of_fit_text(lof) -> str:
+    """A lack_of_fit block of fit.json's surface (lrscale.analysis.surface._lack_of_fit) in words."""
+    if not lof:
+        return "—"
     if lof.get("f") is None:
-        return "not tested (too few runs for the runs' own scatter)"
-    return (f"F({lof['dof']}, {lof['pure_dof']}) = {lof['f']:.3g}, p = {lof['p_value']:.2g}"
-            + ("; the CIs are widened to the departures' scatter" if lof["used"] else "; within the runs' scatter"))
+        return "not tested (too few runs left for their own scatter)"
+    text = f"F({lof['dof']}, {lof['pure_dof']}) = {lof['f']:.3g}, p = {lof['p_value']:.2g}"
+    if not lof["used"]:
+        return text + ("; within the runs' scatter" if lof["p_value"] >= LOF_P else
+                       "; too few B's own lr_opt among the lrs read to size the departures")
+    return text + (f"; the CIs are widened to the departures' t-CI ({len(lof['vertices'])} B, {lof['vertex_dof']} dof)"
+                   if lof["widened"] else "; the CIs were already wider than the departures' t-CI")
 
 
 def _forms_text(j) -> str:

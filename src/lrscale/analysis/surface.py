@@ -300,44 +300,62 @@ def _free_vertices(model, p, dof) -> _Free:
 def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
     """Whether each batch size's own lr_opt (`free`) departs from the curve at p (n_curve parameters, RSS
     rss) by more than the runs' scatter: an F test on n_B − n_curve dof against the free fit's. Where it
-    does (p < LOF_P, `used`), `s2` is the departures' mean square in log10 lr_opt, and the curve's CIs
-    are widened to at least the t-CIs (n_B − n_curve dof) that scatter gives them."""
+    does (p < LOF_P) and enough of the free lr_opt lie among the lrs read (`vertices`: an unbracketed one
+    runs off with nothing to hold it), `used`: `s2` is their departures' mean square in log10 lr_opt on
+    `vertex_dof`, and the curve's CIs are widened to at least the t-CIs that scatter gives them."""
     dof = len(model.used) - n_curve
     if free.rss is None or dof < 1:
         return {"f": None, "p_value": None, "dof": dof, "used": False}
-    f = max(rss - free.rss, 0.0) / dof / (free.rss / free.dof) if free.rss > 0 else math.inf
+    excess = max(rss - free.rss, 0.0)
+    if excess <= 1e-12 * max(rss, 1e-300):  # the curve fits as well as the free lr_opt (a noiseless surface too)
+        f = 0.0
+    else:
+        f = excess / dof / (free.rss / free.dof) if free.rss > 0 else math.inf
     p_value = float(stats.f.sf(f, dof, free.dof))
-    departures = free.log_lr_opt - np.array([model.log_lr_opt(p, b) for b in model.used])
+    held = [i for i, b in enumerate(model.used) if _bracketed(model, b, free.log_lr_opt[i])]
+    departures = free.log_lr_opt[held] - np.array([model.log_lr_opt(p, model.used[i]) for i in held])
+    vertex_dof = len(held) - n_curve
     return {"f": float(f), "p_value": p_value, "dof": int(dof), "pure_dof": int(free.dof),
-            "used": bool(p_value < LOF_P), "s2": float(np.sum(departures**2) / dof)}
+            "used": bool(p_value < LOF_P and vertex_dof >= 1), "vertices": [model.used[i] for i in held],
+            "vertex_dof": int(vertex_dof), "s2": float(np.sum(departures**2) / vertex_dof) if vertex_dof >= 1 else None,
+            "widened": False}
 
 
-def _widen(ci, centre, half) -> list:
-    """The hull of a CI (None: an open end) and centre ± half."""
+def _widen(ci, centre, half, lof) -> list:
+    """The hull of a CI (None: an open end) and centre ± half; lof["widened"] says whether it changed."""
     lo, hi = ci
-    return [None if lo is None else min(lo, centre - half), None if hi is None else max(hi, centre + half)]
+    out = [None if lo is None else min(lo, centre - half), None if hi is None else max(hi, centre + half)]
+    lof["widened"] = lof["widened"] or out != list(ci)
+    return out
 
 
-def _line_design(model, bend) -> np.ndarray:
-    """A line's design over the used batch sizes, in log10 lr_opt: 1, log10(B/B_ref)[, the bend's term]."""
-    b = np.array(model.used, float)
+def _line_design(model, bend, batch_sizes) -> np.ndarray:
+    """A line's design over batch_sizes, in log10 lr_opt: 1, log10(B/B_ref)[, the bend's term]."""
+    b = np.array(batch_sizes, float)
     cols = [np.ones(len(b)), np.log10(b / model.b_ref)] + ([np.maximum(np.log10(b / model.knot), 0.0)] if bend else [])
     return np.column_stack(cols)
+
+
+def _vertex_t(model, lof, bend) -> tuple:
+    """The line's design over the held vertices, the parameters' covariance s2·(XᵀX)⁻¹ and t at 97.5% on
+    their dof."""
+    design = _line_design(model, bend, lof["vertices"])
+    return design, lof["s2"] * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["vertex_dof"]))
 
 
 def _vertex_profile_ci(model, p, free, lof, ends) -> list:
     """A bending form's CI on log10 B_noise (at BETA) widened to at least the profile of its fit to each B's
     own lr_opt: the values q where that fit's RSS (lr_max refitted) rises above its value at p by
     s2·F(1, dof) (`lof`), searched outward from p's."""
-    v = free.log_lr_opt
-    l10 = np.log10(np.array(model.used, float) / model.b_ref)
-    above = np.maximum(np.log10(np.array(model.used, float) / model.knot), 0.0)
+    v = free.log_lr_opt[[model.used.index(b) for b in lof["vertices"]]]
+    l10 = np.log10(np.array(lof["vertices"], float) / model.b_ref)
+    above = np.maximum(np.log10(np.array(lof["vertices"], float) / model.knot), 0.0)
 
     def rss(q):
         r = v - model.curve(np.r_[0.0, q, p[GAMMA:]], l10, above)
         return float(np.sum((r - r.mean()) ** 2))  # lr_max (m) refitted: the mean departure
 
-    limit = rss(p[BETA]) + lof["s2"] * float(stats.f.ppf(0.95, 1, lof["dof"]))
+    limit = rss(p[BETA]) + lof["s2"] * float(stats.f.ppf(0.95, 1, lof["vertex_dof"]))
     out = []
     for sign, end in zip((-1, 1), ends):
         inner, step = p[BETA], 0.1
@@ -350,6 +368,7 @@ def _vertex_profile_ci(model, p, free, lof, ends) -> list:
         else:
             found = None  # never rises enough: open
         out.append(None if end is None or found is None else (min if sign < 0 else max)(end, found))
+    lof["widened"] = out != list(ends)
     return out
 
 
@@ -367,9 +386,8 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     t95 = float(stats.t.ppf(0.975, dof))
     lof = _lack_of_fit(model, p_bend, rss_bend, 3, free)
     if lof["used"]:
-        design = _line_design(model, True)
-        cov_lof, t95_lof = lof["s2"] * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["dof"]))
-        p_value = max(p_value, _vertex_bend_p(design, free.log_lr_opt))
+        design, cov_lof, t95_lof = _vertex_t(model, lof, True)
+        p_value = max(p_value, _vertex_bend_p(design, free.log_lr_opt[[model.used.index(b) for b in lof["vertices"]]]))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
         grad = np.zeros(len(p_bend))
@@ -379,7 +397,7 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
         slopes[key + "_ci95"] = [value - t95 * se, value + t95 * se]
         if lof["used"]:
             g3 = np.array([0.0, 1.0, grad_gamma])  # (m, β, γ) in the line's design
-            slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], value, t95_lof * math.sqrt(float(g3 @ cov_lof @ g3)))
+            slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], value, t95_lof * math.sqrt(float(g3 @ cov_lof @ g3)), lof)
     return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes, "lack_of_fit": lof}
 
 
@@ -414,9 +432,8 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     free = _free_vertices(model, p_hat, dof)
     lof = _lack_of_fit(model, p_hat, rss_min, 2, free)
     if lof["used"]:  # each B's own lr_opt scatters about the line: β's CI is at least that scatter's t-CI
-        design = _line_design(model, False)
-        half = float(stats.t.ppf(0.975, lof["dof"])) * math.sqrt(lof["s2"] * np.linalg.pinv(design.T @ design)[1, 1])
-        lo, hi = _widen([lo, hi], float(p_hat[BETA]), half)
+        _, cov_lof, t95_lof = _vertex_t(model, lof, False)
+        lo, hi = _widen([lo, hi], float(p_hat[BETA]), t95_lof * math.sqrt(cov_lof[1, 1]), lof)
     log_lr_opt = {b: float(model.log_lr_opt(p_hat, b)) for b in used}
     inside = [b for b in used if _bracketed(model, b, log_lr_opt[b])]
     if len(inside) < MIN_INSIDE:

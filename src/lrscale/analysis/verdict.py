@@ -279,7 +279,7 @@ def caveats_line(r) -> str:
             line = "the broken line" if slopes_answer(r) else "the power law"
             parts.append(f"each batch size's own lr_opt departs from {line} by more than the runs' scatter (F = "
                          f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are at least as wide as those departures "
-                         f"make them (t, {lof['dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
+                         f"make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
                          " over the batch sizes run")
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
