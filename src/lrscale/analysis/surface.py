@@ -249,20 +249,21 @@ def _profile_ci(model, p_hat, rss_min, s2, f95, se):
     (γ = 0) crosses rss_min + s²·F(1, dof), searched outward from the estimate."""
     limit = rss_min + s2 * f95
     prof = lambda b: model.fit(p_hat, {BETA: b, GAMMA: 0.0})[1] - limit  # noqa: E731
-    ends = []
     if prof(p_hat[BETA]) >= 0:  # no scatter at all (a noiseless surface): the CI is the point
         return [float(p_hat[BETA])] * 2
-    for sign in (-1, 1):
-        step, inner = max(se, 0.01), p_hat[BETA]
-        for _ in range(12):
-            outer = inner + sign * step
-            if prof(outer) > 0:
-                ends.append(float(optimize.brentq(prof, *sorted((inner, outer)), xtol=1e-4)))
-                break
-            inner, step = outer, step * 2
-        else:
-            ends.append(None)  # the profile never rises enough: the CI is open on that side
-    return ends
+    return [_crossing(prof, p_hat[BETA], max(se, 0.01), sign) for sign in (-1, 1)]
+
+
+def _crossing(fn, start, step, sign):
+    """Where fn (negative at start) turns positive, searched from start in steps doubling toward `sign`;
+    None if it does not within 12 (an open CI end)."""
+    inner = start
+    for _ in range(12):
+        outer = inner + sign * step
+        if fn(outer) > 0:
+            return float(optimize.brentq(fn, *sorted((inner, outer)), xtol=1e-4))
+        inner, step = outer, step * 2
+    return None
 
 
 class _Free(NamedTuple):
@@ -358,15 +359,7 @@ def _vertex_profile_ci(model, p, free, lof, ends) -> list:
     limit = rss(p[BETA]) + lof["s2"] * float(stats.f.ppf(0.95, 1, lof["vertex_dof"]))
     out = []
     for sign, end in zip((-1, 1), ends):
-        inner, step = p[BETA], 0.1
-        for _ in range(12):
-            outer = inner + sign * step
-            if rss(outer) > limit:
-                found = float(optimize.brentq(lambda q: rss(q) - limit, *sorted((inner, outer)), xtol=1e-4))
-                break
-            inner, step = outer, step * 2
-        else:
-            found = None  # never rises enough: open
+        found = _crossing(lambda q: rss(q) - limit, p[BETA], 0.1, sign)
         out.append(None if end is None or found is None else (min if sign < 0 else max)(end, found))
     lof["widened"] = out != list(ends)
     return out
