@@ -230,11 +230,17 @@ class _Model:
             p[free] = q
             return self.residuals(p)
 
-        res = optimize.least_squares(resid, np.clip(start[free], lower, upper), bounds=(lower, upper),
-                                     method="trf", x_scale="jac")
+        res = _least_squares(resid, np.clip(start[free], lower, upper), (lower, upper))
         p = start.copy()
         p[free] = res.x
         return p, float(np.sum(res.fun**2))
+
+
+def _least_squares(resid, start, bounds):
+    """scipy's bounded trust-region least squares; a flat direction (a wall at its bound, a vertex no run
+    holds) makes its trust-region step divide by zero, which it recovers from: not a user's warning."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return optimize.least_squares(resid, start, bounds=bounds, method="trf", x_scale="jac")
 
 
 def _start(model):
@@ -294,7 +300,7 @@ def _free_vertices(model, p, dof) -> _Free:
 
     start = np.r_[[model.log_lr_opt(p, b) for b in model.used], p[N_LINE:]]
     lower, upper = np.r_[[-np.inf] * n, [0.0] * N_SHAPE], np.r_[[np.inf] * n, [K_MAX] * N_SHAPE]
-    res = optimize.least_squares(resid, np.clip(start, lower, upper), bounds=(lower, upper), method="trf", x_scale="jac")
+    res = _least_squares(resid, np.clip(start, lower, upper), (lower, upper))
     return _Free(float(np.sum(res.fun**2)), free_dof, res.x[:n])
 
 
