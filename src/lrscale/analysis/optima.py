@@ -323,11 +323,14 @@ def _clipped_near(clipped, i):
     return float(np.nanmean(near)) if np.isfinite(near).any() else None
 
 
+Z95 = 1.959964  # the normal quantile at 97.5%
+
+
 def ci95(lr_opt, se_log10, dof, unseen=0.0):
     """95% CI of lr_opt from the SE of log10 lr_opt (t quantile with the noise estimate's dof) and an
     unseen side's quantisation (unseen_floor: a bound, not noise, so at the normal quantile)."""
-    q = float(stats.t.ppf(0.975, dof)) if dof and math.isfinite(dof) else 1.959964
-    half = min(math.hypot(q * se_log10, 1.959964 * unseen), 30.0)  # an unidentified vertex (flagged flat) can have any SE
+    q = float(stats.t.ppf(0.975, dof)) if dof and math.isfinite(dof) else Z95
+    half = min(math.hypot(q * se_log10, Z95 * unseen), 30.0)  # an unidentified vertex (flagged flat) can have any SE
     return [lr_opt / 10**half, lr_opt * 10**half]
 
 

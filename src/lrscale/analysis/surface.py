@@ -189,7 +189,10 @@ class _Model:
     def linear(self, p):
         """For parameters p: the per-B (a_B, c_B) by least squares, and the weighted residuals (σ(B)
         is the same within a batch size, so the weights do not change a_B and c_B)."""
-        g = _shape(self.x - self.curve(p, self.l10, self.above), self.t, p[N_LINE:])
+        return self.project(_shape(self.x - self.curve(p, self.l10, self.above), self.t, p[N_LINE:]))
+
+    def project(self, g):
+        """For each run's g(u): the per-B (a_B, c_B) by least squares and the weighted residuals."""
         resid = np.empty_like(self.y)
         floors = []
         for i in range(len(self.used)):
@@ -290,12 +293,7 @@ def _free_vertices(model, p, dof) -> _Free:
     edges = np.array([model.edges.get(b, np.inf) for b in model.used])
 
     def resid(q):
-        g = _shape(model.x - q[:n][model.group], model.t, q[n:])
-        r = np.empty_like(model.y)
-        for i in range(n):
-            sel = model.group == i
-            design = np.column_stack([np.ones(sel.sum()), g[sel]])
-            r[sel] = (model.y[sel] - design @ np.linalg.lstsq(design, model.y[sel], rcond=None)[0]) * model.w[sel]
+        r = model.project(_shape(model.x - q[:n][model.group], model.t, q[n:]))[0]
         return np.concatenate([r, np.where(np.isfinite(edges), np.maximum(q[:n] - edges, 0.0), 0.0) * model.stiffness])
 
     start = np.r_[[model.log_lr_opt(p, b) for b in model.used], p[N_LINE:]]
@@ -328,6 +326,11 @@ def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
             "widened": False}
 
 
+def _held(model, free, lof) -> np.ndarray:
+    """The free log10 lr_opt of the batch sizes lack_of_fit reads (`vertices`)."""
+    return free.log_lr_opt[[model.used.index(b) for b in lof["vertices"]]]
+
+
 def _widen(ci, centre, half, lof) -> list:
     """The hull of a CI (None: an open end) and centre ± half; lof["widened"] says whether it changed."""
     lo, hi = ci
@@ -354,7 +357,7 @@ def _vertex_profile_ci(model, p, free, lof, ends) -> list:
     """A bending form's CI on log10 B_noise (at BETA) widened to at least the profile of its fit to each B's
     own lr_opt: the values q where that fit's RSS (lr_max refitted) rises above its value at p by
     s2·F(1, dof) (`lof`), searched outward from p's."""
-    v = free.log_lr_opt[[model.used.index(b) for b in lof["vertices"]]]
+    v = _held(model, free, lof)
     l10 = np.log10(np.array(lof["vertices"], float) / model.b_ref)
     above = np.maximum(np.log10(np.array(lof["vertices"], float) / model.knot), 0.0)
 
@@ -386,7 +389,7 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     lof = _lack_of_fit(model, p_bend, rss_bend, 3, free)
     if lof["used"]:
         design, cov_lof, t95_lof = _vertex_t(model, lof, True)
-        p_value = max(p_value, _vertex_bend_p(design, free.log_lr_opt[[model.used.index(b) for b in lof["vertices"]]]))
+        p_value = max(p_value, _vertex_bend_p(design, _held(model, free, lof)))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
         grad = np.zeros(len(p_bend))
