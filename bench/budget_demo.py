@@ -10,8 +10,9 @@ form's B_noise, the gradient-noise B_simple and the critical batch size B_crit f
 needs to reach a loss (analysis/horizons.json).
     python bench/budget_demo.py [--out bench/results/budget_demo.json]   # about 25 min on 2 cores
     python bench/budget_demo.py --label-noise --out bench/results/b_crit_label_noise.json
-        # issue 24.4's check instead: the samples sweep at two label-noise levels (task.noise_scale
-        # 0.1 and 1.0); more label noise must give a larger B_crit
+        # issue 24.4's check instead: config/b_crit_label_noise.yaml (B = 128…8192, 5 horizons) at two
+        # label-noise levels (task.noise_scale 0.1 and 1.0); more label noise must give a larger
+        # B_crit, compared at loss targets both sweeps cross (about 50 min on 2 cores)
 """
 
 import argparse
@@ -53,6 +54,40 @@ def label_noise_variants(base: dict) -> dict:
     return out
 
 
+MIN_CROSSING = 5  # batch sizes of each sweep that must cross a common target between two horizons
+
+
+def crossing(table: dict, target: float) -> int:
+    """How many batch sizes cross `target` between two horizons (above it at the first, at or below at the last)."""
+    return sum(loss[0] > target >= loss[-1] for _, loss in table.values())
+
+
+def common_targets(tables: dict) -> dict:
+    """B_crit per sweep at the same loss targets: spread (horizons.TARGET_QUANTILES) over the losses that
+    at least MIN_CROSSING batch sizes of every sweep cross between two horizons, so that the sweeps are
+    compared at one loss (each sweep's own targets differ: the loss reached moves with the noise). The
+    expected loss gradient and curvature at a given clean validation loss do not depend on the label
+    noise, so there more noise means more gradient noise and a larger B_crit (McCandlish et al. 2018)."""
+    import numpy as np
+
+    from lrscale.analysis.critical_batch import fit_b_crit, steps_to_target
+    from lrscale.analysis.horizons import TARGET_QUANTILES
+
+    losses = [v for t in tables.values() for _, loss in t.values() for v in loss]
+    grid = np.geomspace(min(losses), max(losses), 400)
+    ok = [t for t in grid if all(crossing(table, t) >= MIN_CROSSING for table in tables.values())]
+    if not ok:
+        return {"reason": f"no loss is crossed between two horizons by {MIN_CROSSING} batch sizes of every sweep"}
+    low, high = min(ok), max(ok)
+    out = {}
+    for name, table in tables.items():
+        bs = sorted(table)
+        out[name] = [{"target_loss": float(low + q * (high - low)),
+                      **fit_b_crit(bs, [steps_to_target(*table[b], low + q * (high - low)) for b in bs])}
+                     for q in TARGET_QUANTILES]
+    return out
+
+
 def run(work: Path, cfg: dict) -> Path:
     path = work / f"{cfg['sweep']['name']}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -62,6 +97,15 @@ def run(work: Path, cfg: dict) -> Path:
     if r.returncode:
         raise SystemExit(f"snakemake failed for {path}:\n{r.stderr[-3000:]}")
     return work / "results" / cfg["sweep"]["name"] / "analysis"
+
+
+def finished_tables(results_csv: Path) -> dict:
+    """{B: (steps at each horizon, best loss at each)} for the batch sizes with a finite best loss at every one."""
+    import numpy as np
+
+    from lrscale.analysis.horizons import steps_and_best
+
+    return {b: v for b, v in steps_and_best(results_csv).items() if np.all(np.isfinite(v[1]))}
 
 
 def _ci(ci, fmt=".3f") -> str:
@@ -84,8 +128,8 @@ def main():
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    base = yaml.safe_load((REPO / "config" / "budget_demo.yaml").read_text())
-    t0, rows, across = time.time(), [], {}
+    base = yaml.safe_load((REPO / "config" / ("b_crit_label_noise.yaml" if args.label_noise else "budget_demo.yaml")).read_text())
+    t0, rows, across, tables = time.time(), [], {}, {}
     for name, cfg in (label_noise_variants(base) if args.label_noise else variants(base)).items():
         analysis = run(work, cfg)
         if name == "steps":
@@ -94,6 +138,7 @@ def main():
         for h in cfg["budget"]["values"]:
             rows.append(row(name, f"{h} samples", json.loads((analysis / f"D{h}" / "fit.json").read_text())))
         across[name] = json.loads((analysis / "horizons.json").read_text())
+        tables[name] = finished_tables(analysis.parent / "results.csv")
     print("| sweep | budget | β (95% CI) | B_noise (McCandlish, 95% CI) | B_simple (median) |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -109,10 +154,18 @@ def main():
             print(f"  B_crit at loss {t['target_loss']:.4g}: {bc}" + (f" ({t['reason']})" if t.get("reason") else ""))
         if j["beta"] is not None:
             print(f"  joint β {j['beta']:.3f} {_ci(j['beta_ci95'])}, γ {j['gamma']:.3f} {_ci(j['gamma_ci95'])}")
+    common = common_targets(tables) if args.label_noise else None
+    if common:
+        print("\nB_crit at loss targets every sweep crosses:")
+        for name, fits in common.items():
+            for t in fits if isinstance(fits, list) else []:
+                bc = "—" if t["b_crit"] is None else f"{t['b_crit']:.3g} {_ci(t.get('ci95'), '.3g')}"
+                print(f"  {name}, loss {t['target_loss']:.4g}: {bc}" + (f" ({t['reason']})" if t.get("reason") else ""))
     print(f"{time.time() - t0:.0f} s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "across": across, "wall_s": time.time() - t0}, indent=1))
+    out.write_text(json.dumps({"rows": rows, "across": across, "common_targets": common, "wall_s": time.time() - t0},
+                              indent=1))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
 """What the joint model's and the cross-check's tuning constants cost (issue 23.3): WINDOW_DECADES,
-K_MAX and TREND_P of lrscale.analysis.surface, BAND_NOISE_SD and BAND_RELATIVE of
+K_MAX, TREND_P and LOF_P of lrscale.analysis.surface, BAND_NOISE_SD and BAND_RELATIVE of
 lrscale.analysis.band, each varied alone around its value, on every out-of-family truth
 (bench/truths_outside.py) and two inside ones, 1 and 2 seeds.
 
 WINDOW_DECADES and K_MAX were chosen on quick runs of the rising wall and the narrowing basin only;
 the NQM-SGD, messy and plateau-kink truths and the inside ones were not looked at, so their rows show
 what the choice costs where it was not tuned. TREND_P (0.05) and the band's tolerance (2 SEs of a seed
-mean, DeepSeek LLM's 0.25%) were set before any run: every row is out of sample for them. Per cell:
+mean, DeepSeek LLM's 0.25%) were set before any run: every row is out of sample for them. So was
+LOF_P (0.05, the lack-of-fit test's level); the rule it switches on (widen the CIs to the t-CIs of
+each B's own lr_opt) was chosen on 20 sweeps each of NQM-SGD, the plateau-kink and a per-B-scattered
+power law, so every other row is out of sample for it; 0 never widens, 1 widens wherever it can. Per cell:
 the joint β's CI coverage of the (pseudo-)true β, its median half-width, and how often the bend test
 fires (on a power law: a false alarm); for the band's constants the band β's coverage and half-width.
 Only the joint fit (or the band) runs: no bootstrap, no per-B forms.
 
-    python bench/surface_constants.py [--reps 60] [--out bench/results/surface_constants.json]
+    python bench/surface_constants.py [--reps 60] [--only LOF_P] [--out bench/results/surface_constants.json]
 """
 
 import argparse
@@ -34,10 +37,12 @@ from lrscale.analysis.locators import noise_at  # noqa: E402
 from lrscale.fileio import atomic_write_json  # noqa: E402
 
 IN_USE = {"WINDOW_DECADES": surface.WINDOW_DECADES, "K_MAX": surface.K_MAX, "TREND_P": surface.TREND_P,
-          "BAND_NOISE_SD": band.BAND_NOISE_SD, "BAND_RELATIVE": band.BAND_RELATIVE}
-MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "BAND_NOISE_SD": band, "BAND_RELATIVE": band}
+          "LOF_P": surface.LOF_P, "BAND_NOISE_SD": band.BAND_NOISE_SD, "BAND_RELATIVE": band.BAND_RELATIVE}
+MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "LOF_P": surface, "BAND_NOISE_SD": band,
+          "BAND_RELATIVE": band}
 SETTINGS = ([("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
             + [("TREND_P", v) for v in (0.0, 1.0)]  # 0: one σ for every B; 1: σ(B) always modelled
+            + [("LOF_P", v) for v in (0.0, 0.05, 0.2, 1.0)]  # 0: never widened; 1: wherever the vertices allow
             + [("BAND_NOISE_SD", v) for v in (1.0, 2.0, 3.0)] + [("BAND_RELATIVE", v) for v in (0.001, 0.01)])
 
 
@@ -63,7 +68,7 @@ def run(spec):
         setattr(MODULE[other], other, in_use)
     setattr(MODULE[constant], constant, value)
     rng = np.random.default_rng(zlib.crc32(repr((name, seeds)).encode()))  # the same sweeps for every setting
-    cov, width, err, bend = [], [], [], []
+    cov, width, err, bend, lof = [], [], [], [], []
     for _ in range(reps):
         sweep, lr_opt = _draw(name, seeds, rng)
         beta_true = slope(lr_opt) if name in TRUTHS else 0.5
@@ -74,6 +79,7 @@ def run(spec):
             beta, ci = j["beta"], j.get("ci95")
             if beta is not None:
                 bend.append(j["bend"]["bends"])
+                lof.append(bool((j.get("lack_of_fit") or {}).get("used")))
         if beta is None:
             continue
         lo, hi = (-np.inf if ci[0] is None else ci[0]), (np.inf if ci[1] is None else ci[1])
@@ -83,7 +89,7 @@ def run(spec):
     stat = lambda f, v: float(f(v)) if v else None  # noqa: E731  (no fit at all: too few runs in the window)
     return {"constant": constant, "value": value, "truth": name, "seeds": seeds, "fits": len(cov),
             "coverage": stat(np.mean, cov), "half_width": stat(np.median, width), "mean_error": stat(np.mean, err),
-            "bend_found": stat(np.mean, bend)}
+            "bend_found": stat(np.mean, bend), "lack_of_fit_used": stat(np.mean, lof)}
 
 
 def markdown(rows, reps) -> str:
@@ -92,9 +98,11 @@ def markdown(rows, reps) -> str:
     cells = sorted({(r["truth"], r["seeds"]) for r in rows}, key=lambda c: (list(NAMES).index(c[0]), c[1]))
     at = {(r["constant"], r["value"], r["truth"], r["seeds"]): r for r in rows}
     out = []
-    for module, what in ((surface, "joint β: coverage / median half-width / bend found"),
+    for module, what in ((surface, "joint β: coverage / median half-width / bend found (LOF_P: / lack of fit used)"),
                          (band, "band β: coverage / median half-width")):
-        settings = [(c, v) for c, v in SETTINGS if MODULE[c] is module]
+        settings = [(c, v) for c, v in SETTINGS if MODULE[c] is module and (c, v, *cells[0]) in at]
+        if not settings:
+            continue
         in_use = ", ".join(f"{c}={v:g}" for c, v in IN_USE.items() if MODULE[c] is module)
         head = ["truth", "seeds"] + [f"{c}={v:g}" for c, v in settings]
         out += [f"{what}, per setting (in use: {in_use})", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -103,6 +111,8 @@ def markdown(rows, reps) -> str:
             for c, v in settings:
                 r = at[(c, v, name, seeds)]
                 bend = "" if r["bend_found"] is None else f" / {r['bend_found']:.2f}"
+                if c == "LOF_P" and r.get("lack_of_fit_used") is not None:
+                    bend += f" / {r['lack_of_fit_used']:.2f}"
                 parts.append("no fit" if not r["fits"] else f"{r['coverage']:.2f} / {r['half_width']:.3f}{bend}"
                              + ("" if r["fits"] == reps else f" ({r['fits']} fits)"))
             out.append("| " + " | ".join(parts) + " |")
@@ -118,11 +128,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=60)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", choices=sorted(IN_USE), help="vary this constant alone (the others' columns are not run)")
     ap.add_argument("--out", default="bench/out/surface_constants.json")
     args = ap.parse_args()
     assert len(BATCH) == 7
     t0 = time.time()
-    specs = [(s, name, seeds, args.reps) for s in SETTINGS for name in NAMES for seeds in (1, 2)]
+    settings = [s for s in SETTINGS if args.only in (None, s[0])]
+    specs = [(s, name, seeds, args.reps) for s in settings for name in NAMES for seeds in (1, 2)]
     with Pool(args.workers) as pool:
         rows = pool.map(run, specs)
     print(markdown(rows, args.reps))

@@ -479,14 +479,17 @@ def test_wandb_keys_of_the_horizons_summary():
 
 
 @pytest.mark.slow
-def test_the_budget_demo_config_dry_runs_as_one_stable_phase_per_point(tmp_path):
-    """config/budget_demo.yaml (issue 24.6's demonstration, run by bench/budget_demo.py)."""
-    r = subprocess.run(snakemake_cmd(tmp_path, "-n", configfile=REPO / "config/budget_demo.yaml"), capture_output=True,
+@pytest.mark.parametrize("name, stable, horizons", [("budget_demo", 108, 3),  # 6 B x 9 lrs x 2 seeds
+                                                    ("b_crit_label_noise", 84, 5)])  # 7 B x 6 lrs x 2 seeds
+def test_the_bench_configs_dry_run_as_one_stable_phase_per_point(tmp_path, name, stable, horizons):
+    """config/budget_demo.yaml (issue 24.6's demonstration) and config/b_crit_label_noise.yaml (24.4's
+    label-noise check), both run by bench/budget_demo.py."""
+    r = subprocess.run(snakemake_cmd(tmp_path, "-n", configfile=REPO / f"config/{name}.yaml"), capture_output=True,
                        text=True, timeout=300, env=tool_env())
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
-    assert re.search(r"^stable_phase\s+108$", out, re.M) and re.search(r"^cooldown\s+324$", out, re.M)  # 6 B x 9 lrs x 2 seeds
-    assert re.search(r"^fit_horizon\s+3$", out, re.M) and not re.search(r"^train\s", out, re.M)
+    assert re.search(rf"^stable_phase\s+{stable}$", out, re.M) and re.search(rf"^cooldown\s+{stable * horizons}$", out, re.M)
+    assert re.search(rf"^fit_horizon\s+{horizons}$", out, re.M) and not re.search(r"^train\s", out, re.M)
 
 
 def test_status_counts_the_shared_stable_phases(tmp_path):
