@@ -178,7 +178,7 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     assert not (res / "analysis/fit.json").exists()  # no fit mixes the horizons
     summary = read_json(res / "analysis/horizons.json")  # how lr_opt moves with D: the horizons' summary
     assert summary["horizons"] == [1024, 2048] and summary["sentence"] in (res / "analysis/horizons.md").read_text()
-    assert (res / "analysis/lr_opt_by_horizon.png").is_file()
+    assert (res / "analysis/lr_opt_by_horizon.png").is_file() and (res / "analysis/b_crit.png").is_file()
     steps = {(r["batch_size"], r["budget"]): int(r["num_steps"]) for r in rows}
     assert steps[("8", "1024")] == 128 and steps[("8", "2048")] == 256 and steps[("32", "2048")] == 64
 
@@ -188,7 +188,7 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     assert {"B8_LR0.001000/D1024/val_loss", "B8_LR0.001000/D2048/val_loss"} <= keys
     assert any(k.startswith("plots/D1024/lr_opt_vs_batch") for k in keys)
     assert any(k.startswith("plots/D2048/lr_opt_vs_batch") for k in keys)
-    assert any(k.startswith("plots/lr_opt_by_horizon") for k in keys)
+    assert any(k.startswith("plots/lr_opt_by_horizon") for k in keys) and any(k.startswith("plots/b_crit") for k in keys)
     assert {"horizons/beta_D1024", "horizons/beta_D2048"} <= keys  # the horizons' summary (found by the rule's command)
 
     # the same run, standalone at budget 2048 (lrscale train, as a one-horizon sweep would run it)
@@ -364,6 +364,7 @@ def test_horizons_cli_writes_the_summary_and_rejects_a_fit_of_every_row(tmp_path
     summary = read_json(tmp_path / "out/horizons.json")
     assert summary["horizons"] == [1000, 4000] and summary["joint"]["beta"] is not None
     assert (tmp_path / "out/lr_opt_by_horizon.png").stat().st_size > 10_000
+    assert (tmp_path / "out/b_crit.png").is_file()  # without --results: it says B_crit was not measured
     assert "| horizon D | β (its own fit)" in (tmp_path / "out/horizons.md").read_text()
     whole = json.loads(paths[0].read_text())
     whole["input"]["horizon"] = None
@@ -380,12 +381,8 @@ def test_horizons_cli_writes_the_summary_and_rejects_a_fit_of_every_row(tmp_path
     assert r.returncode == 2 and "not an lrscale fit.json" in r.stderr and not (tmp_path / "out2").exists()
 
 
-def test_critical_batch_from_the_steps_each_batch_size_needs(tmp_path):
-    """A closed form where the steps to any loss are S_min·(1 + 64/B) (loss = 1 + (S/(1 + 64/B))^−½ for
-    the best lr): B_crit's CI holds 64 at every target; a sweep with too few batch sizes says why."""
-    from lrscale.analysis.horizons import critical_batch
-
-    path = tmp_path / "results.csv"
+def _closed_form_results(path):
+    """results.csv of 5 horizons where the best lr's steps to any loss are S_min·(1 + 64/B)."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["batch_size", "lr", "final_val_loss", "seed", "diverged", "num_steps", "budget"])
@@ -394,6 +391,15 @@ def test_critical_batch_from_the_steps_each_batch_size_needs(tmp_path):
                 steps = -(-d // b)
                 for lr, worse in ((0.001, 0.05), (0.003, 0.0), (0.01, 0.02)):
                     w.writerow([b, lr, 1 + (steps / (1 + 64 / b)) ** -0.5 + worse, 0, False, steps, d])
+    return path
+
+
+def test_critical_batch_from_the_steps_each_batch_size_needs(tmp_path):
+    """A closed form where the steps to any loss are S_min·(1 + 64/B) (loss = 1 + (S/(1 + 64/B))^−½ for
+    the best lr): B_crit's CI holds 64 at every target; a sweep with too few batch sizes says why."""
+    from lrscale.analysis.horizons import critical_batch
+
+    path = _closed_form_results(tmp_path / "results.csv")
     crit = critical_batch(path)
     assert len(crit["targets"]) == 3
     for t in crit["targets"]:
@@ -405,6 +411,42 @@ def test_critical_batch_from_the_steps_each_batch_size_needs(tmp_path):
         w.writerows(rows)
     assert critical_batch(tmp_path / "two.csv") == {
         "targets": [], "reason": "2 batch sizes have a finite best loss at every horizon (need 3)"}
+
+
+def test_b_crit_is_drawn_and_tabled_beside_its_proxies(tmp_path, monkeypatch):
+    """b_crit.png: the steps each B needs per target, B_crit's CI shaded around the true 64, the
+    proxies as grey lines, batch ticks at the batch sizes and plain step ticks (read back from
+    matplotlib); horizons.md tables B_simple and B_noise per horizon next to B_crit."""
+    from lrscale.analysis import horizons, plots
+
+    seen = {}
+    real = plots._save
+
+    def spy(fig, path):
+        fig.canvas.draw()
+        seen[os.path.basename(path).removesuffix(".png")] = fig.axes[0]
+        real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    summary = {"per_horizon": [{"horizon": 2**18, "b_simple_median": 100.0, "b_noise": 40.0, "b_noise_ci95": [20.0, None]}],
+               "critical_batch": horizons.critical_batch(_closed_form_results(tmp_path / "results.csv"))}
+    assert all(t["batch_sizes"] == [8, 16, 32, 64, 128, 256, 512] and len(t["steps"]) == 7
+               for t in summary["critical_batch"]["targets"])
+    plots.b_crit(summary, tmp_path / "b_crit.png")
+    ax = seen["b_crit"]
+    lo, hi = ax.get_xlim()
+    assert [t.get_text() for t, v in zip(ax.xaxis.get_ticklabels(), ax.xaxis.get_ticklocs()) if lo <= v <= hi] == [
+        "8", "16", "32", "64", "128", "256", "512"]
+    steps_labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
+    assert steps_labels and not [t for t in steps_labels if any(c in t for c in ("×", "times", "e+", "10^"))]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(legend) == 5 and legend[3].startswith("B_simple = 100") and legend[4].startswith("B_noise = 40")
+    shaded = [p.get_x() for p in ax.patches]  # each target's CI band starts at its lower end, below 64
+    assert len(shaded) == 3 and all(x < 64 for x in shaded)
+    text = "\n".join(horizons._proxy_lines(summary["per_horizon"]))
+    assert "| 262,144 | 100 | 40 [20, open] |" in text
+    plots.b_crit({"critical_batch": {"targets": [], "reason": "2 batch sizes"}}, tmp_path / "none.png")
+    assert (tmp_path / "none.png").stat().st_size > 5_000  # says why there is none
 
 
 @pytest.mark.slow

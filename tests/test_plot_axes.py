@@ -127,5 +127,5 @@ def test_every_plot_caption_says_what_to_look_for():
     from lrscale import PLOTS
 
     captions = Path(__file__).parents[1] / "workflow" / "report"
-    for name in [*PLOTS, "training_curves_batch", "lr_opt_by_horizon"]:
+    for name in [*PLOTS, "training_curves_batch", "lr_opt_by_horizon", "b_crit"]:
         assert "Look for:" in (captions / f"{name}.rst").read_text(), name

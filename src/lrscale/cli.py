@@ -393,7 +393,7 @@ def build_parser():
 
     hz = sub.add_parser("horizons", help="several horizons' fits -> how lr_opt moves with the horizon D")
     hz.add_argument("fits", nargs="+", metavar="FIT_JSON", help="each horizon's fit.json (lrscale fit --horizon)")
-    hz.add_argument("--out", required=True, help="dir for horizons.json, horizons.md, lr_opt_by_horizon.png")
+    hz.add_argument("--out", required=True, help="dir for horizons.json, horizons.md, lr_opt_by_horizon.png, b_crit.png")
     hz.add_argument("--results", help="the sweep's results.csv: the critical batch size from the steps to reach a loss")
     hz.set_defaults(func=cmd_horizons)
 

@@ -11,6 +11,7 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
   summary/{final_val_loss,final_train_loss,batch_size,lr}   after each config
   results, plots/<name>, views/<chart>                      at the end (views: `build_views`);
   plots/D{horizon}/<name>, views/D{horizon}/<chart>          each horizon's, of several
+  plots/lr_opt_by_horizon, plots/b_crit                     the horizons' summary plots
   horizons/{beta,gamma,beta_changes,beta_D<h>,b_crit_<i>}    the horizons' summary (analysis/horizons.json)
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """

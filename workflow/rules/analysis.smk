@@ -59,6 +59,11 @@ rule horizons:
             caption="../report/lr_opt_by_horizon.rst",
             category="2. lr_opt vs B",
         ),
+        b_crit_plot=report(
+            "results/{sweep}/analysis/b_crit.png",
+            caption="../report/b_crit.rst",
+            category="2. lr_opt vs B",
+        ),
     log:
         "results/{sweep}/logs/horizons.log",
     conda:

@@ -300,7 +300,10 @@ def get_plot_files(wildcards):
     if HORIZONS == [None]:
         return expand(f"results/{wildcards.sweep}/analysis/{{plot}}.png", plot=PLOTS)
     dirs = [f"analysis/{lrscale_config.HORIZON.format(horizon=h)}" for h in HORIZONS]
-    across = expand(rules.horizons.output.plot, sweep=wildcards.sweep)
+    across = expand(
+        [rules.horizons.output.plot, rules.horizons.output.b_crit_plot],
+        sweep=wildcards.sweep,
+    )
     return across + expand(
         f"results/{wildcards.sweep}/{{dir}}/{{plot}}.png", dir=dirs, plot=PLOTS
     )

@@ -20,6 +20,7 @@ from scipy import stats
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_text
 from .groups import optima_of, two_stage
+from .names import MCCANDLISH
 
 MIN_DOF = 2  # a scale estimated from fewer residual dof makes a t-CI little more than a guess
 
@@ -80,9 +81,17 @@ def summarize(fits: dict) -> dict:
     """The horizons' summary: per horizon (its own answer), the joint fit and the sentence."""
     per = [{"horizon": d, "beta": f["answer"]["beta"], "ci95": f["answer"]["ci95"],
             "estimator": f["answer"]["estimator"], "verdict": f["verdict"].splitlines()[0],
-            "n_used": f["n_used"]} for d, f in sorted(fits.items())]
+            "n_used": f["n_used"], **proxies(f)} for d, f in sorted(fits.items())]
     model = joint(optima(fits))
     return {"horizons": sorted(fits), "per_horizon": per, "joint": model, "sentence": sentence(per, model)}
+
+
+def proxies(fit: dict) -> dict:
+    """A horizon's two proxies for the critical batch size, read beside B_crit: B_simple (the gradients'
+    noise scale, median over batch sizes) and B_noise (McCandlish's form fitted to lr_opt(B)), or None."""
+    mc = (fit.get("forms") or {}).get(MCCANDLISH) or {}
+    return {"b_simple_median": (fit.get("gradient_noise") or {}).get("b_simple_median"),
+            "b_noise": mc.get("b_noise"), "b_noise_ci95": mc.get("b_noise_ci95")}
 
 
 UNBOUNDED_WIDTH = 20.0  # a CI on an exponent this wide says nothing: it reads "unbounded", not ±4e7
@@ -151,6 +160,7 @@ def markdown(summary: dict) -> str:
     return "\n".join(["# lr_opt across horizons", "", summary["sentence"], "",
                       "| horizon D | β (its own fit) | 95% CI | estimator | batch sizes used |", "|---|---|---|---|---|",
                       *rows, "", joint, "", *_critical_lines(summary.get("critical_batch")),
+                      *(_proxy_lines(summary["per_horizon"]) if summary.get("critical_batch") else []),
                       "Each horizon's own fit, report and plots: analysis/D<horizon>/.", ""])
 
 
@@ -172,13 +182,29 @@ def _critical_lines(crit) -> list:
                     f"{t['n_batch_sizes']} batch sizes, {t['dof']} dof |")
     return [*head, f"B_crit: the batch size at which the steps to reach a loss double over S_min ({crit['method']}). "
             "Its CI covers 0.91–0.98 on McCandlish's and softer knees, but 0.40 on a sharper knee at B_crit = 128 "
-            "(bench/b_crit_accuracy.py); the horizons' spacing limits how well S is located.",
-            "", "| target loss | B_crit (95% CI) | from |", "|---|---|---|", *rows, ""]
+            "(bench/b_crit_accuracy.py); the horizons' spacing limits how well S is located. b_crit.png draws the "
+            "steps against B.", "", "| target loss | B_crit (95% CI) | from |", "|---|---|---|", *rows, ""]
+
+
+def _proxy_lines(per: list) -> list:
+    """B_simple and B_noise at each horizon, the proxies B_crit is read beside."""
+    def bn(p):
+        if p["b_noise"] is None:
+            return "—"
+        lo, hi = p["b_noise_ci95"] or (None, None)
+        return f"{p['b_noise']:.3g} [{'open' if lo is None else f'{lo:.3g}'}, {'open' if hi is None else f'{hi:.3g}'}]"
+
+    rows = [f"| {p['horizon']:,} | " + ("—" if p["b_simple_median"] is None else f"{p['b_simple_median']:.3g}")
+            + f" | {bn(p)} |" for p in per]
+    return ["Its proxies at each horizon: B_simple, the gradients' noise scale (median over batch sizes, at each lr_opt, "
+            "end of training), and B_noise, McCandlish's form fitted to lr_opt(B) (95% CI). Both are estimated "
+            "differently and need not agree with B_crit (README, \"On a real task: label noise\").", "",
+            "| horizon D | B_simple (median) | B_noise (McCandlish) |", "|---|---|---|", *rows, ""]
 
 
 def run_summary(fit_paths, out_dir, results_csv=None) -> dict:
-    """horizons.json, horizons.md and lr_opt_by_horizon.png (one colour per horizon) in out_dir; with
-    the sweep's results.csv, the critical batch size from the steps–samples tradeoff too."""
+    """horizons.json, horizons.md, lr_opt_by_horizon.png (one colour per horizon) and b_crit.png in
+    out_dir; with the sweep's results.csv, the critical batch size from the steps–samples tradeoff too."""
     from . import plots  # matplotlib: only when writing
 
     pairs = [_read_fit(p) for p in fit_paths]
@@ -190,6 +216,7 @@ def run_summary(fit_paths, out_dir, results_csv=None) -> dict:
         summary["critical_batch"] = critical_batch(results_csv)
     out_dir = Path(out_dir)
     plots.lr_opt_by_horizon(fits, summary, out_dir / "lr_opt_by_horizon.png")
+    plots.b_crit(summary, out_dir / "b_crit.png")
     atomic_write_text(out_dir / "horizons.md", markdown(summary))
     atomic_write_json(out_dir / "horizons.json", summary)
     print(f"[lrscale horizons] {summary['sentence']}")
@@ -237,7 +264,7 @@ def critical_batch(results_csv) -> dict:
     for q in TARGET_QUANTILES:
         target = float(low + q * (high - low))
         bs = sorted(finished)
-        fit = fit_b_crit(bs, [steps_to_target(*finished[b], target) for b in bs])
-        out.append({"target_loss": target, **fit})
+        steps = [steps_to_target(*finished[b], target) for b in bs]
+        out.append({"target_loss": target, **fit_b_crit(bs, steps), "batch_sizes": bs, "steps": steps})
     return {"targets": out, "method": "S(B) = S_min·(1 + (B_crit/B)^γ) on the steps each B's best run needs to "
                                       "reach the target, interpolated in log steps between horizons"}

@@ -438,3 +438,59 @@ def _lr_opt_by(panels: list, title: str, empty: str, path) -> None:
     if panels:  # no group fitted: no legend (matplotlib would warn that it has nothing to show)
         ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def _b_crit_label(t) -> str:
+    """A target's legend entry: its loss and B_crit with the 95% CI (open ends said), or why none."""
+    head = f"loss {plain(t['target_loss'])}: "
+    if t["b_crit"] is None:
+        return head + "no B_crit (" + t["reason"] + ")"
+    lo, hi = t.get("ci95") or (None, None)
+    ci = f" [{'open' if lo is None else plain(lo)}, {'open' if hi is None else plain(hi)}]" if "ci95" in t else ""
+    return head + f"B_crit = {plain(t['b_crit'])}{ci}"
+
+
+def b_crit(summary: dict, path) -> None:
+    """The steps each batch size's best run needs to reach each loss target (one colour per target),
+    the fitted S_min·(1 + (B_crit/B)^γ) through them, B_crit (dashed) with its 95% CI shaded (an open
+    end runs to the axis' edge), and the proxies at the longest horizon in grey: B_simple (dotted) and
+    B_noise (dash-dot). The batch axis is ticked at the batch sizes run and reaches a decade past them."""
+    crit = summary.get("critical_batch") or {}
+    targets = [t for t in crit.get("targets", []) if t.get("steps")]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    batches = sorted({b for t in targets for b in t["batch_sizes"]})
+    if not any(s for t in targets for s in t["steps"]):
+        why = crit.get("reason", "no batch size reaches a target") if crit else "no results.csv to read the steps from"
+        ax.text(0.5, 0.5, "B_crit not measured:\n" + why,
+                transform=ax.transAxes, ha="center", wrap=True)
+        ax.set(xlabel="batch size B", ylabel="steps to reach the loss", xticks=[], yticks=[])
+        _save(fig, path)
+        return
+    reach = (min(batches) / 10, max(batches) * 10)  # how far past the batch sizes run a B_crit is drawn
+    longest = summary["per_horizon"][-1] if summary.get("per_horizon") else {}
+    proxies = [(longest.get("b_simple_median"), ":", "B_simple"), (longest.get("b_noise"), "-.", "B_noise")]
+    inside = [v for v in [t["b_crit"] for t in targets] + [v for v, _, _ in proxies]
+              if v is not None and reach[0] <= v <= reach[1]]
+    left, right = min(batches + inside) / 1.5, max(batches + inside) * 1.5
+    for t, colour in zip(targets, _colours(len(targets))):
+        pts = [(b, s) for b, s in zip(t["batch_sizes"], t["steps"]) if s]
+        ax.plot([b for b, _ in pts], [s for _, s in pts], "o", ms=6, color=colour, label=_b_crit_label(t))
+        if t["b_crit"] is None or "knee_exponent" not in t:
+            continue
+        bb = np.geomspace(min(batches), max(batches), 100)
+        ax.plot(bb, t["s_min"] * (1 + (t["b_crit"] / bb) ** t["knee_exponent"]), color=colour, lw=1.4)
+        lo, hi = t.get("ci95") or (None, None)
+        ax.axvspan(left if lo is None else lo, right if hi is None else hi, color=colour, alpha=0.1, lw=0)
+        if left <= t["b_crit"] <= right:
+            ax.axvline(t["b_crit"], color=colour, ls="--", lw=1)
+    for value, style, name in proxies:
+        if value is not None and left <= value <= right:
+            ax.axvline(value, color="0.45", ls=style, lw=1.2,
+                       label=f"{name} = {plain(value)} (D = {longest['horizon']:,})")
+    ax.set(xscale="log", yscale="log", xlim=(left, right), xlabel="batch size B",
+           ylabel="steps to reach the loss (its best lr)",
+           title="Steps to reach a loss vs batch size\nB_crit: where the steps double over S_min (95% CI shaded)")
+    batch_axis(ax.xaxis, batches)
+    plain_log_axis(ax.yaxis)
+    ax.legend(fontsize=8)
+    _save(fig, path)
