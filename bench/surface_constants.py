@@ -42,7 +42,7 @@ MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "LOF_
           "BAND_RELATIVE": band}
 SETTINGS = ([("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
             + [("TREND_P", v) for v in (0.0, 1.0)]  # 0: one σ for every B; 1: σ(B) always modelled
-            + [("LOF_P", v) for v in (0.0, 0.05, 0.2, 1.0)]  # 0: never widened; 1: wherever the vertices allow
+            + [("LOF_P", v) for v in (0.0, 0.05, 1.0)]  # 0: never widened; 1: wherever the vertices allow
             + [("BAND_NOISE_SD", v) for v in (1.0, 2.0, 3.0)] + [("BAND_RELATIVE", v) for v in (0.001, 0.01)])
 
 
