@@ -12,7 +12,7 @@ needs to reach a loss (analysis/horizons.json).
     python bench/budget_demo.py --label-noise --out bench/results/b_crit_label_noise.json
         # issue 24.4's check instead: config/b_crit_label_noise.yaml (B = 128…8192, 5 horizons) at two
         # label-noise levels (task.noise_scale 0.1 and 1.0); more label noise must give a larger
-        # B_crit, compared at loss targets both sweeps cross (about 50 min on 2 cores)
+        # B_crit, compared at loss targets both sweeps cross (about 70 min on 2 cores)
 """
 
 import argparse
@@ -78,14 +78,15 @@ def common_targets(tables: dict) -> dict:
     ok = [t for t in grid if all(crossing(table, t) >= MIN_CROSSING for table in tables.values())]
     if not ok:
         return {"reason": f"no loss is crossed between two horizons by {MIN_CROSSING} batch sizes of every sweep"}
-    low, high = min(ok), max(ok)
+    targets = [float(ok[min(int(q * len(ok)), len(ok) - 1)]) for q in TARGET_QUANTILES]  # each one passes
     out = {}
     for name, table in tables.items():
         bs = sorted(table)
-        out[name] = [{"target_loss": float(low + q * (high - low)),
-                      **fit_b_crit(bs, [steps_to_target(*table[b], low + q * (high - low)) for b in bs])}
-                     for q in TARGET_QUANTILES]
-    return out
+        out[name] = []
+        for target in targets:
+            steps = [steps_to_target(*table[b], target) for b in bs]
+            out[name].append({"target_loss": target, **fit_b_crit(bs, steps), "batch_sizes": bs, "steps": steps})
+    return {"by_sweep": out}
 
 
 def run(work: Path, cfg: dict) -> Path:
@@ -113,10 +114,11 @@ def _ci(ci, fmt=".3f") -> str:
 
 
 def row(name: str, horizon, fit: dict) -> dict:
-    a, mc = fit["answer"], (fit.get("forms") or {}).get("mccandlish") or {}
+    from lrscale.analysis.horizons import proxies
+
+    a = fit["answer"]
     return {"sweep": name, "horizon": horizon, "beta": a["beta"], "ci95": a["ci95"], "verdict": fit["verdict"].splitlines()[0],
-            "b_noise": mc.get("b_noise"), "b_noise_ci95": mc.get("b_noise_ci95"),
-            "b_simple_median": (fit.get("gradient_noise") or {}).get("b_simple_median")}
+            **proxies(fit)}
 
 
 def main():
@@ -156,11 +158,13 @@ def main():
             print(f"  joint β {j['beta']:.3f} {_ci(j['beta_ci95'])}, γ {j['gamma']:.3f} {_ci(j['gamma_ci95'])}")
     common = common_targets(tables) if args.label_noise else None
     if common:
-        print("\nB_crit at loss targets every sweep crosses:")
-        for name, fits in common.items():
-            for t in fits if isinstance(fits, list) else []:
+        print("\nB_crit at loss targets every sweep crosses:" + (f" none, {common['reason']}" if "reason" in common else ""))
+        for name, fits in common.get("by_sweep", {}).items():
+            for t in fits:
                 bc = "—" if t["b_crit"] is None else f"{t['b_crit']:.3g} {_ci(t.get('ci95'), '.3g')}"
-                print(f"  {name}, loss {t['target_loss']:.4g}: {bc}" + (f" ({t['reason']})" if t.get("reason") else ""))
+                used = [b for b, s in zip(t["batch_sizes"], t["steps"]) if s]
+                print(f"  {name}, loss {t['target_loss']:.4g}: {bc}" + (f" ({t['reason']})" if t.get("reason") else "")
+                      + f"; B = {', '.join(map(str, used))}; S_min {t.get('s_min', float('nan')):.3g}")
     print(f"{time.time() - t0:.0f} s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -129,11 +129,12 @@ def main():
     ap.add_argument("--reps", type=int, default=60)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--only", choices=sorted(IN_USE), help="vary this constant alone (the others' columns are not run)")
-    ap.add_argument("--out", default="bench/out/surface_constants.json")
+    ap.add_argument("--out", help="JSON path (default bench/out/surface_constants[_<only>].json)")
     args = ap.parse_args()
     assert len(BATCH) == 7
     t0 = time.time()
     settings = [s for s in SETTINGS if args.only in (None, s[0])]
+    args.out = args.out or f"bench/out/surface_constants{'_' + args.only if args.only else ''}.json"
     specs = [(s, name, seeds, args.reps) for s in settings for name in NAMES for seeds in (1, 2)]
     with Pool(args.workers) as pool:
         rows = pool.map(run, specs)

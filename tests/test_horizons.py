@@ -178,6 +178,8 @@ def test_a_two_horizon_sweep_end_to_end(tmp_path):
     assert not (res / "analysis/fit.json").exists()  # no fit mixes the horizons
     summary = read_json(res / "analysis/horizons.json")  # how lr_opt moves with D: the horizons' summary
     assert summary["horizons"] == [1024, 2048] and summary["sentence"] in (res / "analysis/horizons.md").read_text()
+    assert all({"b_simple_median", "b_noise", "b_noise_ci95"} <= set(p) for p in summary["per_horizon"])
+    assert any(p["b_simple_median"] is not None for p in summary["per_horizon"])  # read from each horizon's fit.json
     assert (res / "analysis/lr_opt_by_horizon.png").is_file() and (res / "analysis/b_crit.png").is_file()
     steps = {(r["batch_size"], r["budget"]): int(r["num_steps"]) for r in rows}
     assert steps[("8", "1024")] == 128 and steps[("8", "2048")] == 256 and steps[("32", "2048")] == 64
@@ -417,7 +419,7 @@ def test_b_crit_is_drawn_and_tabled_beside_its_proxies(tmp_path, monkeypatch):
     """b_crit.png: the steps each B needs per target, B_crit's CI shaded around the true 64, the
     proxies as grey lines, batch ticks at the batch sizes and plain step ticks (read back from
     matplotlib); horizons.md tables B_simple and B_noise per horizon next to B_crit."""
-    from lrscale.analysis import horizons, plots
+    from lrscale.analysis import critical_batch, horizons, plots
 
     seen = {}
     real = plots._save
@@ -441,10 +443,16 @@ def test_b_crit_is_drawn_and_tabled_beside_its_proxies(tmp_path, monkeypatch):
     assert steps_labels and not [t for t in steps_labels if any(c in t for c in ("×", "times", "e+", "10^"))]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert len(legend) == 5 and legend[3].startswith("B_simple = 100") and legend[4].startswith("B_noise = 40")
-    shaded = [p.get_x() for p in ax.patches]  # each target's CI band starts at its lower end, below 64
-    assert len(shaded) == 3 and all(x < 64 for x in shaded)
+    shaded = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]  # each target's CI band, around 64
+    assert len(shaded) == 3 and all(lo < 64 < hi for lo, hi in shaded)
     text = "\n".join(horizons._proxy_lines(summary["per_horizon"]))
     assert "| 262,144 | 100 | 40 [20, open] |" in text
+    three = critical_batch.fit_b_crit([8, 64, 512], [900.0, 200.0, 110.0])  # no dof left: no CI, still a curve
+    assert three["dof"] == 0 and "knee_exponent" in three
+    plots.b_crit({"critical_batch": {"targets": [{"target_loss": 1.1, **three, "batch_sizes": [8, 64, 512],
+                                                  "steps": [900.0, 200.0, 110.0]}]}}, tmp_path / "three.png")
+    assert "[open, open] (no dof left for the CI)" in seen["three"].get_legend().get_texts()[0].get_text()
+    assert len(seen["three"].get_lines()) >= 3  # the points, the fitted curve, B_crit's dashed line
     plots.b_crit({"critical_batch": {"targets": [], "reason": "2 batch sizes"}}, tmp_path / "none.png")
     assert (tmp_path / "none.png").stat().st_size > 5_000  # says why there is none
 
@@ -518,6 +526,8 @@ def test_wandb_keys_of_the_horizons_summary():
     keys3 = wandb_log.horizon_keys(three)
     assert keys3["horizons/gamma_ci95_low"] < keys3["horizons/gamma"] < keys3["horizons/gamma_ci95_high"]
     assert keys["horizons/b_crit_1"] == 64.0 and keys["horizons/b_crit_2"] != keys["horizons/b_crit_2"]  # NaN: none
+    assert (keys["horizons/b_crit_1_ci95_low"], keys["horizons/b_crit_1_ci95_high"]) == (50.0, 80.0)
+    assert math.isnan(keys["horizons/b_crit_2_ci95_low"])
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ Key layout (users' dashboards depend on it; README "The W&B run"):
   results, plots/<name>, views/<chart>                      at the end (views: `build_views`);
   plots/D{horizon}/<name>, views/D{horizon}/<chart>          each horizon's, of several
   plots/lr_opt_by_horizon, plots/b_crit                     the horizons' summary plots
-  horizons/{beta,gamma,beta_changes,beta_D<h>,b_crit_<i>}    the horizons' summary (analysis/horizons.json)
+  horizons/{beta,gamma,beta_changes,beta_D<h>,b_crit_<i>[_ci95_low/high]}  the horizons' summary (horizons.json)
 We never pass `step=`: W&B silently drops rows whose step is lower than the last one.
 """
 
@@ -219,6 +219,8 @@ def horizon_keys(summary: dict) -> dict:
     for i, t in enumerate((summary.get("critical_batch") or {}).get("targets", []), start=1):
         out[f"horizons/b_crit_{i}"] = _num(t["b_crit"])
         out[f"horizons/b_crit_{i}_target_loss"] = t["target_loss"]
+        out.update({f"horizons/b_crit_{i}_ci95_{end}": _num((t.get("ci95") or (None, None))[k])
+                    for k, end in enumerate(("low", "high"))})
     return out
 
 

@@ -88,7 +88,8 @@ def fit_b_crit(batch_sizes, steps, free_knee=True) -> dict:
     dof = len(pairs) - 2 - bool(free_knee)
     if dof < 1:
         return {"b_crit": float(math.exp(best.x)), "s_min": math.exp(ln_s_min), "ci95": [None, None], "dof": 0,
-                "n_batch_sizes": len(pairs), "reason": "no dof left for the CI"}
+                "n_batch_sizes": len(pairs), "reason": "no dof left for the CI", "free_knee": bool(free_knee),
+                "knee_exponent": gamma}
     limit = rss_min * (1 + stats.f.ppf(0.95, 1, dof) / dof)
     excess = lambda g: prof(g)[0] - limit  # noqa: E731
     ends = []

@@ -447,7 +447,7 @@ def _b_crit_label(t) -> str:
         return head + "no B_crit (" + t["reason"] + ")"
     lo, hi = t.get("ci95") or (None, None)
     ci = f" [{'open' if lo is None else plain(lo)}, {'open' if hi is None else plain(hi)}]" if "ci95" in t else ""
-    return head + f"B_crit = {plain(t['b_crit'])}{ci}"
+    return head + f"B_crit = {plain(t['b_crit'])}{ci}" + (f" ({t['reason']})" if t.get("reason") else "")
 
 
 def b_crit(summary: dict, path) -> None:
