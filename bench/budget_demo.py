@@ -100,15 +100,6 @@ def run(work: Path, cfg: dict) -> Path:
     return work / "results" / cfg["sweep"]["name"] / "analysis"
 
 
-def finished_tables(results_csv: Path) -> dict:
-    """{B: (steps at each horizon, best loss at each)} for the batch sizes with a finite best loss at every one."""
-    import numpy as np
-
-    from lrscale.analysis.horizons import steps_and_best
-
-    return {b: v for b, v in steps_and_best(results_csv).items() if np.all(np.isfinite(v[1]))}
-
-
 def _ci(ci, fmt=".3f") -> str:
     return "—" if not ci else "[" + ", ".join("open" if v is None else format(v, fmt) for v in ci) + "]"
 
@@ -131,6 +122,8 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((REPO / "config" / ("b_crit_label_noise.yaml" if args.label_noise else "budget_demo.yaml")).read_text())
+    from lrscale.analysis.horizons import finished_batches
+
     t0, rows, across, tables = time.time(), [], {}, {}
     for name, cfg in (label_noise_variants(base) if args.label_noise else variants(base)).items():
         analysis = run(work, cfg)
@@ -140,7 +133,7 @@ def main():
         for h in cfg["budget"]["values"]:
             rows.append(row(name, f"{h} samples", json.loads((analysis / f"D{h}" / "fit.json").read_text())))
         across[name] = json.loads((analysis / "horizons.json").read_text())
-        tables[name] = finished_tables(analysis.parent / "results.csv")
+        tables[name] = finished_batches(analysis.parent / "results.csv")
     print("| sweep | budget | β (95% CI) | B_noise (McCandlish, 95% CI) | B_simple (median) |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -245,14 +245,18 @@ def steps_and_best(results_csv) -> dict:
     return {int(b): (g["steps"].tolist(), g["loss"].tolist()) for b, g in per.groupby(level="batch_size")}
 
 
+def finished_batches(results_csv) -> dict:
+    """steps_and_best of the batch sizes with a finite best loss at every horizon (the ones B_crit reads)."""
+    return {b: (s, loss) for b, (s, loss) in steps_and_best(results_csv).items() if np.all(np.isfinite(loss))}
+
+
 def critical_batch(results_csv) -> dict:
     """B_crit from the steps–samples tradeoff (analysis.critical_batch) at a few loss targets: each
     between the worst batch size's best loss at the longest horizon and the best one's at the
     shortest, so that every batch size crosses it between two horizons."""
     from .critical_batch import fit_b_crit, steps_to_target
 
-    table = steps_and_best(results_csv)
-    finished = {b: (s, loss) for b, (s, loss) in table.items() if np.all(np.isfinite(loss))}
+    finished = finished_batches(results_csv)
     if len(finished) < 3:
         return {"targets": [], "reason": f"{len(finished)} batch sizes have a finite best loss at every horizon (need 3)"}
     low = max(loss[-1] for _, loss in finished.values())
