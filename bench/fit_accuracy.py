@@ -195,6 +195,10 @@ def _surface_summary(log) -> dict:
     for key in ("old", "new"):
         for what in ("declined", "ruled_out", "wrong_single"):
             out[f"{what}_{key}"] = mean([j[what] for j in log[key]])
+    # what declining wherever the lack-of-fit test widened β's CI would change (measured, not the verdict's rule):
+    # the decided sweeps it would decline, and those of them that named a wrong single hypothesis
+    out["decided_lack_of_fit_new"] = mean([bool(j.get("lack_of_fit")) for j in log["new"]])
+    out["wrong_single_lack_of_fit_new"] = mean([bool(j.get("lack_of_fit")) and j["wrong_single"] for j in log["new"]])
     bent = [j["slope_missed"] for j in log["new"] if "slope_missed" in j]
     out["bend_answers"] = mean([j.get("slope_missed") is not None for j in log["new"]])
     out["bend_answer_slope_missed"] = mean(bent)
@@ -243,8 +247,9 @@ def judge(r, beta_true, new, lr_opt=None):
     if declined:
         return {"declined": True, "ruled_out": False, "wrong_single": False}
     single = len(held) == 1 and plausible_bend(r) is None
+    lof = bool(new and a["estimator"] == "surface" and (r["surface"].get("lack_of_fit") or {}).get("used"))
     return {"declined": False, "ruled_out": not any(lo <= beta_true <= hi for lo, hi in cis),
-            "wrong_single": single and abs(held[0] - beta_true) > 0.02}
+            "wrong_single": single and abs(held[0] - beta_true) > 0.02, "lack_of_fit": lof}
 
 
 def run_outside_cell(spec):

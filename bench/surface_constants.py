@@ -1,7 +1,8 @@
 """What the joint model's and the cross-check's tuning constants cost (issue 23.3): WINDOW_DECADES,
 K_MAX, TREND_P and LOF_P of lrscale.analysis.surface, BAND_NOISE_SD and BAND_RELATIVE of
 lrscale.analysis.band, each varied alone around its value, on every out-of-family truth
-(bench/truths_outside.py) and two inside ones, 1 and 2 seeds.
+(bench/truths_outside.py) and four inside power laws (β = 0.5 symmetric, asymmetric, asymmetric with σ ∝ B^−½, and that
+with β = 1, the inside cell the joint model missed), 1 and 2 seeds.
 
 WINDOW_DECADES and K_MAX were chosen on quick runs of the rising wall and the narrowing basin only;
 the NQM-SGD, messy and plateau-kink truths and the inside ones were not looked at, so their rows show
@@ -41,7 +42,7 @@ IN_USE = {"WINDOW_DECADES": surface.WINDOW_DECADES, "K_MAX": surface.K_MAX, "TRE
 MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "LOF_P": surface, "BAND_NOISE_SD": band,
           "BAND_RELATIVE": band}
 SETTINGS = ([("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
-            + [("TREND_P", v) for v in (0.0, 1.0)]  # 0: one σ for every B; 1: σ(B) always modelled
+            + [("TREND_P", v) for v in (0.0, 0.05, 1.0)]  # 0: one σ for every B; 1: σ(B) always modelled
             + [("LOF_P", v) for v in (0.0, 0.05, 1.0)]  # 0: never widened; 1: wherever the vertices allow
             + [("BAND_NOISE_SD", v) for v in (1.0, 2.0, 3.0)] + [("BAND_RELATIVE", v) for v in (0.001, 0.01)])
 
@@ -54,11 +55,12 @@ def _band_beta(sweep):
 
 
 def _draw(name, seeds, rng):
-    """A sweep and its true lr_opt per B: an outside truth by name, or an inside power law 0.5."""
+    """A sweep and its true lr_opt per B: an outside truth by name, or an inside power law (β 0.5, or 1
+    where the name ends in _beta1)."""
     if name in TRUTHS:
         return TRUTHS[name](rng, seeds)
-    lr_opt = truth("power_law", 0.5)
-    shape, falling = name.split("_")[1], name.endswith("_falling")  # inside_<sym|asym>[_falling]: σ ∝ B^-½
+    lr_opt = truth("power_law", INSIDE_BETA[name])
+    shape, falling = name.split("_")[1], "_falling" in name  # inside_<sym|asym>[_falling]: σ ∝ B^-½
     return synthetic(lr_opt, shape, 0.01, seeds, rng, sigma_slope=-0.5 if falling else 0.0), lr_opt
 
 
@@ -71,7 +73,7 @@ def run(spec):
     cov, width, err, bend, lof = [], [], [], [], []
     for _ in range(reps):
         sweep, lr_opt = _draw(name, seeds, rng)
-        beta_true = slope(lr_opt) if name in TRUTHS else 0.5
+        beta_true = slope(lr_opt) if name in TRUTHS else INSIDE_BETA[name]
         if MODULE[constant] is band:
             beta, ci = _band_beta(sweep)
         else:
@@ -121,7 +123,9 @@ def markdown(rows, reps) -> str:
 
 
 NAMES = {**{n: n for n in TRUTHS}, "inside_sym": "power law 0.5, symmetric", "inside_asym": "power law 0.5, asymmetric",
-         "inside_asym_falling": "power law 0.5, asymmetric, σ ∝ B^-½"}
+         "inside_asym_falling": "power law 0.5, asymmetric, σ ∝ B^-½",
+         "inside_asym_falling_beta1": "power law 1, asymmetric, σ ∝ B^-½"}
+INSIDE_BETA = {n: 1.0 if n.endswith("_beta1") else 0.5 for n in NAMES if n not in TRUTHS}
 
 
 def main():
