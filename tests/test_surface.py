@@ -67,12 +67,14 @@ def test_the_ci_is_profile_likelihood_with_an_f_calibration():
     sweep = make_sweep(power_law(0.6), bowl, sigma=0.02, seed=3)
     r = surface.fit_surface(sweep)
     assert covers(r["ci95"], r["beta"])
-    # dof: the runs read less m, β, the four walls and a_B, c_B for each of the 7 batch sizes
-    assert r["dof"] == r["n_runs"] - (2 + 4 + 2 * 7) == len(surface._points(sweep, set())[1]) - 20
+    # dof: the runs read less m, β, the four walls, a_B and c_B for each of the 7 batch sizes, and σ(B)'s ω
+    assert r["dof"] == r["n_runs"] - (2 + 4 + 2 * 7 + 1) == len(surface._points(sweep, set())[1]) - 21
     assert r["sigma"] == pytest.approx(0.02, rel=0.3)  # the residual scatter is the seed noise
-    # at each end the refitted RSS has risen by s²·F(1, dof) over the minimum
+    # at each end the refitted (σ(B)-weighted) RSS has risen by s²·F(1, dof) over the minimum
     model = surface._Model(r["batch_sizes"], surface._points(sweep, set())[1], r["b_ref"])
-    p_hat, rss_min = model.fit(surface._start(model), {surface.GAMMA: 0.0})
+    p_hat, _ = model.fit(surface._start(model), {surface.GAMMA: 0.0})
+    assert model.sigma_trend(p_hat)["used"]
+    p_hat, rss_min = model.fit(p_hat, {surface.GAMMA: 0.0})
     limit = rss_min + r["sigma"] ** 2 * surface.stats.f.ppf(0.95, 1, r["dof"])
     for end in r["ci95"]:
         assert model.fit(p_hat, {surface.BETA: end, surface.GAMMA: 0.0})[1] == pytest.approx(limit, rel=1e-3)
