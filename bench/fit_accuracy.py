@@ -195,8 +195,9 @@ def _surface_summary(log) -> dict:
     for key in ("old", "new"):
         for what in ("declined", "ruled_out", "wrong_single"):
             out[f"{what}_{key}"] = mean([j[what] for j in log[key]])
-    # what declining wherever the lack-of-fit test widened β's CI would change (measured, not the verdict's rule):
-    # the decided sweeps it would decline, and those of them that named a wrong single hypothesis
+    # what declining wherever the lack-of-fit test fired (lack_of_fit.used: β's CI then is at least the t-CI of
+    # each B's own lr_opt about the line) would change, measured, not the verdict's rule: the share of ALL sweeps
+    # that were decided with it fired (what the rule would decline), and the share that also named a wrong single
     out["decided_lack_of_fit_new"] = mean([bool(j.get("lack_of_fit")) for j in log["new"]])
     out["wrong_single_lack_of_fit_new"] = mean([bool(j.get("lack_of_fit")) and j["wrong_single"] for j in log["new"]])
     bent = [j["slope_missed"] for j in log["new"] if "slope_missed" in j]

@@ -153,9 +153,10 @@ def test_a_noise_trend_with_batch_size_is_modelled_and_a_constant_noise_gets_an_
 
     trends = [falling((-0.75, s))["sigma_trend"] for s in range(5)]
     assert all(t["used"] for t in trends)
+    assert all(t["p_value"] < 0.05 for t in trends)  # a real σ ∝ B^-¾ with 2 seeds: the t test sees it too
     assert np.mean([t["omega"] for t in trends]) == pytest.approx(-0.75, abs=0.25)
     fits = [falling((0.0, s)) for s in range(20)]
-    assert all(f["sigma_trend"]["used"] for f in fits)  # modelled whatever its p (TREND_P = 1): a dof spares
+    assert all(f["sigma_trend"]["used"] for f in fits)  # modelled whatever its p (TREND_P = 1): a dof to spare
     assert sum(f["sigma_trend"]["p_value"] < 0.05 for f in fits) <= 4  # the trend's t test, still reported, is 5%
     assert abs(np.mean([f["sigma_trend"]["omega"] for f in fits])) < 0.1  # no trend: ω near 0 weighs every B alike
     assert sum(covers(f["ci95"], 0.5) for f in fits) >= 17  # and β's CI still covers (a 95% CI: 17+ of 20 has p = 0.98)
