@@ -143,9 +143,14 @@ def main():
     settings = [s for s in SETTINGS if args.only in (None, s[0])]
     args.out = args.out or f"bench/out/surface_constants{'_' + args.only if args.only else ''}.json"
     specs = [(s, name, seeds, args.reps) for s in settings for name in args.cells or NAMES for seeds in args.seeds]
+    run_cells(run, specs, args, lambda rows: markdown(rows, args.reps), t0)
+
+
+def run_cells(cell_fn, specs, args, table, t0):
+    """Every cell on args.workers processes; the table printed, the rows written to args.out as JSON."""
     with Pool(args.workers) as pool:
-        rows = pool.map(run, specs)
-    print(markdown(rows, args.reps))
+        rows = pool.map(cell_fn, specs)
+    print(table(rows))
     print(f"({time.time() - t0:.0f} s, {args.reps} sweeps per cell)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.out), {"reps": args.reps, "rows": rows})
