@@ -1,5 +1,5 @@
 """What the joint model's and the cross-check's tuning constants cost (issue 23.3): WINDOW_DECADES,
-K_MAX, TREND_P and LOF_P of lrscale.analysis.surface, BAND_NOISE_SD and BAND_RELATIVE of
+K_MAX, TREND_P, LOF_P and MIN_PURE_DOF of lrscale.analysis.surface, BAND_NOISE_SD and BAND_RELATIVE of
 lrscale.analysis.band, each varied alone around its value, on every out-of-family truth
 (bench/truths_outside.py) and four inside power laws (β = 0.5 symmetric, asymmetric, asymmetric with σ ∝ B^−½, and that
 with β = 1, the inside cell the joint model missed), 1 and 2 seeds.
@@ -39,12 +39,14 @@ from lrscale.analysis.locators import noise_at  # noqa: E402
 from lrscale.fileio import atomic_write_json  # noqa: E402
 
 IN_USE = {"WINDOW_DECADES": surface.WINDOW_DECADES, "K_MAX": surface.K_MAX, "TREND_P": surface.TREND_P,
-          "LOF_P": surface.LOF_P, "BAND_NOISE_SD": band.BAND_NOISE_SD, "BAND_RELATIVE": band.BAND_RELATIVE}
-MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "LOF_P": surface, "BAND_NOISE_SD": band,
+          "LOF_P": surface.LOF_P, "MIN_PURE_DOF": surface.MIN_PURE_DOF, "BAND_NOISE_SD": band.BAND_NOISE_SD, "BAND_RELATIVE": band.BAND_RELATIVE}
+MODULE = {"WINDOW_DECADES": surface, "K_MAX": surface, "TREND_P": surface, "LOF_P": surface, "MIN_PURE_DOF": surface,
+          "BAND_NOISE_SD": band,
           "BAND_RELATIVE": band}
 SETTINGS = ([("WINDOW_DECADES", v) for v in (0.75, 1.0, 1.5)] + [("K_MAX", v) for v in (10.0, 100.0)]
             + [("TREND_P", v) for v in (0.0, 0.05, 1.0)]  # 0: one σ for every B; 1: σ(B) always modelled
             + [("LOF_P", v) for v in (0.0, 0.05, 1.0)]  # 0: never widened; 1: wherever the vertices allow
+            + [("MIN_PURE_DOF", v) for v in (1, 3, 6)]  # the free-vertex fit's fewest dof for a lack-of-fit test
             + [("BAND_NOISE_SD", v) for v in (1.0, 2.0, 3.0)] + [("BAND_RELATIVE", v) for v in (0.001, 0.01)])
 
 
@@ -101,7 +103,7 @@ def markdown(rows, reps) -> str:
     cells = sorted({(r["truth"], r["seeds"]) for r in rows}, key=lambda c: (list(NAMES).index(c[0]), c[1]))
     at = {(r["constant"], r["value"], r["truth"], r["seeds"]): r for r in rows}
     out = []
-    for module, what in ((surface, "joint β: coverage / median half-width / bend found (LOF_P: / lack of fit used)"),
+    for module, what in ((surface, "joint β: coverage / median half-width / bend found (LOF_P, MIN_PURE_DOF: / lack of fit used)"),
                          (band, "band β: coverage / median half-width")):
         settings = [(c, v) for c, v in SETTINGS if MODULE[c] is module and (c, v, *cells[0]) in at]
         if not settings:
@@ -114,7 +116,7 @@ def markdown(rows, reps) -> str:
             for c, v in settings:
                 r = at[(c, v, name, seeds)]
                 bend = "" if r["bend_found"] is None else f" / {r['bend_found']:.2f}"
-                if c == "LOF_P" and r.get("lack_of_fit_used") is not None:
+                if c in ("LOF_P", "MIN_PURE_DOF") and r.get("lack_of_fit_used") is not None:
                     bend += f" / {r['lack_of_fit_used']:.2f}"
                 parts.append("no fit" if not r["fits"] else f"{r['coverage']:.2f} / {r['half_width']:.3f}{bend}"
                              + ("" if r["fits"] == reps else f" ({r['fits']} fits)"))
