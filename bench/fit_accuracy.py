@@ -118,8 +118,8 @@ def _log_joint_form(log, j, kind, b_noise):
     (within 2x, CI coverage, CI width as the ratio of its ends)."""
     forms = j.get("forms") if j["beta"] is not None else None
     log.setdefault("form_joint", []).append(bool(forms) and forms["preferred"] == kind)
-    if not forms or forms[kind]["b_noise"] is None:
-        return
+    if not forms or forms[kind]["b_noise"] is None or forms[kind]["b_noise_ci95"] is None:
+        return  # no B_noise placed, or its CI not profiled (no bend and no bending form preferred)
     bn, (lo, hi) = forms[kind]["b_noise"], forms[kind]["b_noise_ci95"]
     lo, hi = lo or 0.0, hi or np.inf
     log.setdefault("bn2_joint", []).append(b_noise / 2 <= bn <= b_noise * 2)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import config
 from . import band, budget, forms, locators, loss_noise, surface
-from .names import FLAT, POWER_LAW
+from .names import FLAT, NO_FORM, POWER_LAW
 from ..metrics import load_all
 from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
@@ -184,10 +184,12 @@ def _answer(result, hypotheses) -> dict:
     """The β the verdict answers with: the joint model's (surface), cross-checked against the per-B
     optima's and the near-optimal band's when they give one (cross_check: false when fewer than 3
     batch sizes have a per-B optimum: the joint model still reads what every batch size holds). The
-    hypotheses are tested only when lr_opt(B) is a power law by every account (no bend, no fall
-    beyond the CIs, no optimum held at a stability edge) and no cross-check disagrees beyond their
-    combined CI (else `untested` says why: non_monotonic, stability_edge, form, bend or
-    estimator_dependent; `disagreeing` names the cross-checks)."""
+    hypotheses are tested only when lr_opt(B) is a power law by every account of the joint model (no
+    bending form preferred, no bend, no fall beyond the CIs, no optimum held at a stability edge) and
+    no cross-check disagrees beyond their combined CI (else `untested` says why: non_monotonic,
+    stability_edge, form, bend or estimator_dependent; `disagreeing` names the cross-checks). The
+    per-B optima's own form test is a caveat, not a gate: with one seed it took the small batch
+    sizes' noise for a bend in 17% of power-law sweeps (bench/README.md, "Why the verdict declines")."""
     joint, ci_t = result["surface"], result["ci95_t"]
     if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks
         band = _compare({"beta": result["beta"], "ci95": ci_t}, result["band"])
@@ -204,7 +206,7 @@ def _answer(result, hypotheses) -> dict:
         untested = "non_monotonic"
     elif joint.get("lr_opt_at_edge"):
         untested = "stability_edge"
-    elif cross_check and result["preferred_form"] != POWER_LAW:
+    elif joint["forms"]["preferred"] != NO_FORM:  # the joint model's, not the per-B optima's (a caveat)
         untested = "form"
     elif joint["bend"]["bends"]:
         untested = "bend"

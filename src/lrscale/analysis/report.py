@@ -105,7 +105,7 @@ def _lack_of_fit_text(lof) -> str:
 def _forms_text(j) -> str:
     forms = j.get("forms")
     if not forms:
-        return "not fitted (no bend)"
+        return "not fitted"
     parts = [f"power law {forms[POWER_LAW]['rss']:.4g}"] + [
         f"{name} {forms[name]['rss']:.4g}, {bn_text(forms[name])}" for name in (MCCANDLISH, SURGE)]
     return "; ".join(parts) + f"; preferred: **{forms['preferred']}**"

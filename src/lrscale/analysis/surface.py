@@ -29,9 +29,13 @@ vertices, covering 1.00.)
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
 middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
 slopes, with Wald CIs, are what the verdict reports when lr_opt bends: an average slope over each
-half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down). When it
-bends, the bending forms of lr_opt(B) (McCandlish, surge) are fitted to every run the same way and
-compared by RSS (fit_forms): the form and its B_noise come from the losses, not from per-B optima.
+half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down). The
+bending forms of lr_opt(B) (McCandlish, surge) are fitted to every run the same way and compared with
+the power law by RSS (fit_forms): whether lr_opt takes one of them, and its B_noise, come from the
+losses, not from per-B optima (whose form test took the one-seed noise of the small batch sizes for
+a bend: bench/README.md, "Why the verdict declines"). A preferred bending form leaves the hypotheses
+untested even where the broken line's F test does not fire (the forms bend where the data put the
+knee; the broken line bends at the middle batch size).
 
 Runs used: per batch size, the finite runs within WINDOW_DECADES of its best lr (the lowest
 seed-mean loss). A diverged run is not a loss the smooth shape g continues to: divergence is a cliff
@@ -463,42 +467,54 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
-            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95, free) if bend["bends"] else None}
+            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95, free, with_ci=bend["bends"])}
 
 
-def fit_forms(model, p_pl, rss_pl, dof, f95, free) -> dict:
-    """When lr_opt bends: McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at
-    B_noise) fitted to every run, each with B_noise and its profile CI (F(1, dof) at 95%, or the
-    form's lack of fit against the free-vertex fit `free` where it holds: _lack_of_fit),
-    compared by RSS (each has 2 parameters, as the power law: no dof correction). `preferred`: the
+def fit_forms(model, p_pl, rss_pl, dof, f95, free, with_ci=True) -> dict:
+    """McCandlish's lr_max/(1 + B_noise/B) and the surge form (lr_opt peaks at B_noise) fitted to every
+    run, compared by RSS with the power law (each has 2 parameters: no dof correction). `preferred`: the
     bending form with the lower RSS, "undecided" within FORM_MARGIN·s² of the other, "none" when the
     better one does not beat the power law by FORM_MARGIN·s² or places no B_noise (lr_opt bends, but
-    not like either form). A B_noise CI end more than B_NOISE_REACH decades beyond the batch sizes run
-    is open (None), and so is B_noise itself (not placed): there the form is a power law over them."""
+    not like either form). A B_noise more than B_NOISE_REACH decades beyond the batch sizes run is not
+    placed (None): there the form is a power law over them. Each form's B_noise gets its profile CI
+    (F(1, dof) at 95%, or the form's lack of fit against the free-vertex fit `free` where it holds:
+    _lack_of_fit; an end past B_NOISE_REACH is open, None) when `with_ci` or a bending form is
+    preferred; else `b_noise_ci95` and `lack_of_fit` are None (the profiles are most of the joint fit's time)."""
     out = {POWER_LAW: {"rss": rss_pl}}
     reach = (math.log10(min(model.used)) - B_NOISE_REACH, math.log10(max(model.used)) + B_NOISE_REACH)
+    fits = {}
     try:
         for form in BENDING:
             model.form = form
-            p, rss = min((model.fit(_form_start(model, p_pl, q), {GAMMA: 0.0}) for q in
-                          np.log10([min(model.used), model.b_ref, max(model.used)])), key=lambda fit: fit[1])
-            s2 = rss / dof
-            ends = _profile_ci(model, p, rss, s2, f95, _wald_se(model, p, s2))
-            lof = _lack_of_fit(model, p, rss, 2, free)
-            if lof["used"]:  # each B's own lr_opt scatters about the form: the CI is at least that scatter's
-                ends = _vertex_profile_ci(model, p, free, lof, ends)
+            fits[form] = min((model.fit(_form_start(model, p_pl, q), {GAMMA: 0.0}) for q in
+                              np.log10([min(model.used), model.b_ref, max(model.used)])), key=lambda fit: fit[1])
+            p, rss = fits[form]
             placed = reach[0] < p[BETA] < reach[1]  # else: a power law over the B run, B_noise not placed (None)
-            out[form] = {"rss": rss, "lack_of_fit": lof, "b_noise": float(10 ** p[BETA]) if placed else None,
-                         "b_noise_ci95": [None if e is None or not reach[0] < e < reach[1] else float(10**e)
-                                          for e in ends]}
+            out[form] = {"rss": rss, "b_noise": float(10 ** p[BETA]) if placed else None,
+                          "b_noise_ci95": None, "lack_of_fit": None}
+        best, other = sorted(BENDING, key=lambda f: out[f]["rss"])
+        s2_best = out[best]["rss"] / dof
+        beats_pl = rss_pl - out[best]["rss"] >= FORM_MARGIN * s2_best and out[best]["b_noise"] is not None
+        out["preferred"] = (NO_FORM if not beats_pl else UNDECIDED
+                            if out[other]["rss"] - out[best]["rss"] < FORM_MARGIN * s2_best else best)
+        if with_ci or out["preferred"] != NO_FORM:
+            for form in BENDING:
+                model.form = form
+                out[form].update(_form_ci(model, *fits[form], dof, f95, free, reach))
     finally:
         model.form = POWER_LAW
-    best, other = sorted(BENDING, key=lambda f: out[f]["rss"])
-    s2_best = out[best]["rss"] / dof
-    beats_pl = rss_pl - out[best]["rss"] >= FORM_MARGIN * s2_best and out[best]["b_noise"] is not None
-    out["preferred"] = (NO_FORM if not beats_pl else UNDECIDED
-                        if out[other]["rss"] - out[best]["rss"] < FORM_MARGIN * s2_best else best)
     return out
+
+
+def _form_ci(model, p, rss, dof, f95, free, reach) -> dict:
+    """A bending form's profile CI on B_noise (model.form set) and its lack of fit (fit_forms)."""
+    s2 = rss / dof
+    ends = _profile_ci(model, p, rss, s2, f95, _wald_se(model, p, s2))
+    lof = _lack_of_fit(model, p, rss, 2, free)
+    if lof["used"]:  # each B's own lr_opt scatters about the form: the CI is at least that scatter's
+        ends = _vertex_profile_ci(model, p, free, lof, ends)
+    return {"lack_of_fit": lof,
+            "b_noise_ci95": [None if e is None or not reach[0] < e < reach[1] else float(10**e) for e in ends]}
 
 
 def _form_start(model, p_pl, q) -> np.ndarray:

@@ -3,7 +3,7 @@
   Answer      β with one CI: the joint model's (lrscale.analysis.surface), with the per-B optima's β
               and the near-optimal band's (lrscale.analysis.band) as its cross-checks. "not decided"
               instead, with the reason, when something undercuts a single β: lr_opt falls with B, or
-              bends (the joint model's bend test, or the per-B forms), or a cross-check disagrees with
+              bends (the joint model's bend test or its form comparison), or a cross-check disagrees with
               the joint β beyond their combined CI (estimator-dependent). Without a
               joint fit (too few runs near the optima) the per-B optima's t and bootstrap CIs answer.
   Hypotheses  one clause: the only hypothesis inside the CI / not separated / between two / outside
@@ -63,6 +63,8 @@ def bn_text(f) -> str:
     """A form's B_noise with its CI, or that it was not placed (the joint model's: far beyond the B run)."""
     if f["b_noise"] is None:
         return "B_noise not placed: beyond the batch sizes run"
+    if f.get("b_noise_ci95") is None:  # the joint model profiles it only where lr_opt bends or the form is preferred
+        return f"B_noise = {f['b_noise']:.3g} (no CI: not preferred)"
     return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
 
@@ -143,8 +145,8 @@ def _per_b(r) -> str:
 
 
 def slopes_answer(r) -> bool:
-    """The answer is the bent joint fit's two slopes: lr_opt bends (joint bend test; the per-B forms may
-    have said so first)."""
+    """The answer is the bent joint fit's two slopes: lr_opt bends (joint bend test; the joint model's
+    form comparison may have said so first)."""
     a = r["answer"]
     return a["estimator"] == "surface" and a["untested"] in ("bend", "form") and r["surface"]["bend"]["bends"]
 
@@ -172,9 +174,10 @@ def answer_line(r) -> str:
                 f"stability edge (a run diverged at the next lr up), so the optimum there may be where training "
                 f"breaks, not the bottom of a bowl; "
                 f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
-    if why == "form" and not j["bend"]["bends"]:  # the two estimators disagree on the form itself
-        return (f"Answer: not decided: {_form_view(r)}, but the joint model finds no bend "
-                f"(p = {j['bend']['p_value']:.2g}; it gives β = {a['beta']:.3f} {_ci(a['ci95'])})")
+    if why == "form" and not j["bend"]["bends"]:  # a bending form fits, though not a bend at the middle B
+        return (f"Answer: not decided: {_form_view(r)}, a bend its broken line at B = {j['bend']['slopes']['lower_range'][1]} "
+                f"does not find (p = {j['bend']['p_value']:.2g}); one power law over the whole range would have "
+                f"β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
     if slopes_answer(r):
         forms = f"; {_form_view(r)}" if _form_view(r) else ""
         return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)} (joint model; "
@@ -214,7 +217,7 @@ def _cross_check_text(r, name) -> str:
 
 
 def _form_view(r) -> str:
-    """Which form a bending lr_opt takes: the joint model's comparison when it bends, else what the
+    """Which form a bending lr_opt takes: the joint model's comparison, else (no joint fit) what the
     per-B optima's comparison says when it rejects a power law ("" when it does not)."""
     joint = (r.get("surface") or {}).get("forms")
     if joint:
@@ -225,6 +228,11 @@ def _form_view(r) -> str:
             return (f"the joint model fits the {MCCANDLISH} form ({bn_text(joint[MCCANDLISH])}) and the {SURGE} form "
                     f"({bn_text(joint[SURGE])}) alike")
         return f"neither the {MCCANDLISH} nor the {SURGE} form fits the joint model better than a power law"
+    return _per_b_form_view(r)
+
+
+def _per_b_form_view(r) -> str:
+    """What the per-B optima's form comparison says when it rejects a power law ("" when it does not)."""
     pref = r["preferred_form"]
     if pref in (MCCANDLISH, SURGE):
         return f"the per-B optima prefer the {pref} form with {bn_text(r['forms'][pref])}"
@@ -281,6 +289,11 @@ def caveats_line(r) -> str:
                          f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are at least as wide as those departures "
                          f"make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
                          " over the batch sizes run")
+        per_b = _per_b_form_view(r)
+        if per_b and r["answer"]["untested"] not in ("form", "bend"):  # a cross-check's form, not the answer's
+            parts.append(f"{per_b}, which the joint model of every run does not find (a cross-check: where σ "
+                         "differs between batch sizes, one seed's per-B errors understate the noisiest and can take "
+                         "their noise for a bend)")
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
