@@ -184,12 +184,13 @@ def _answer(result, hypotheses) -> dict:
     """The β the verdict answers with: the joint model's (surface), cross-checked against the per-B
     optima's and the near-optimal band's when they give one (cross_check: false when fewer than 3
     batch sizes have a per-B optimum: the joint model still reads what every batch size holds). The
-    hypotheses are tested only when lr_opt(B) is a power law by every account of the joint model (no
-    bending form preferred, no bend, no fall beyond the CIs, no optimum held at a stability edge) and
-    no cross-check disagrees beyond their combined CI (else `untested` says why: non_monotonic,
+    hypotheses are tested only when lr_opt(B) is a power law by every account (the joint model's: no
+    bending form preferred, no bend, no optimum held at a stability edge; the per-B optima's: no fall
+    beyond the CIs) and no cross-check disagrees beyond their combined CI (else `untested` says why: non_monotonic,
     stability_edge, form, bend or estimator_dependent; `disagreeing` names the cross-checks). The
-    per-B optima's own form test is a caveat, not a gate: with one seed it took the small batch
-    sizes' noise for a bend in 17% of power-law sweeps (bench/README.md, "Why the verdict declines")."""
+    per-B optima's own form test is a caveat, not a gate: in one benchmark cell (σ ∝ B^-½, one seed) it
+    took the small batch sizes' noise for a bend in 0.17 of its sweeps (bench/README.md, "Why the
+    verdict declines")."""
     joint, ci_t = result["surface"], result["ci95_t"]
     if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks
         band = _compare({"beta": result["beta"], "ci95": ci_t}, result["band"])

@@ -82,7 +82,7 @@ def joint_table(result) -> str:
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
             ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
             ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),
-            ("forms of a bending lr_opt (RSS of every run)", _forms_text(j)),
+            ("forms of lr_opt(B) (RSS of every run)", _forms_text(j)),
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

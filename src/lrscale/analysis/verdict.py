@@ -16,7 +16,7 @@ import math
 
 from . import budget
 from .forms import close_second
-from .names import GRAD_CLIPPED, MCCANDLISH, POWER_LAW, SURGE, UNDECIDED
+from .names import GRAD_CLIPPED, MCCANDLISH, NO_FORM, POWER_LAW, SURGE, UNDECIDED
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {POWER_LAW: "power law C·B^β", MCCANDLISH: "McCandlish lr_max/(1 + B_noise/B)",
@@ -64,7 +64,7 @@ def bn_text(f) -> str:
     if f["b_noise"] is None:
         return "B_noise not placed: beyond the batch sizes run"
     if f.get("b_noise_ci95") is None:  # the joint model profiles it only where lr_opt bends or the form is preferred
-        return f"B_noise = {f['b_noise']:.3g} (no CI: not preferred)"
+        return f"B_noise = {f['b_noise']:.3g} (no CI: no bend, no form preferred)"
     return f"B_noise = {f['b_noise']:.3g} {interval(f['b_noise_ci95'])}"
 
 
@@ -289,11 +289,11 @@ def caveats_line(r) -> str:
                          f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are at least as wide as those departures "
                          f"make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
                          " over the batch sizes run")
-        per_b = _per_b_form_view(r)
-        if per_b and r["answer"]["untested"] not in ("form", "bend"):  # a cross-check's form, not the answer's
-            parts.append(f"{per_b}, which the joint model of every run does not find (a cross-check: where σ "
-                         "differs between batch sizes, one seed's per-B errors understate the noisiest and can take "
-                         "their noise for a bend)")
+        per_b, j = _per_b_form_view(r), r["surface"]
+        if per_b and j["forms"]["preferred"] == NO_FORM and not j["bend"]["bends"]:  # a cross-check's form only
+            parts.append(f"{per_b}, which the joint model of every run does not find (a cross-check: the per-B "
+                         "optima's errors can understate the noisiest batch sizes' scatter, as one seed's pooled σ "
+                         "does where σ falls with B, and take it for a bend)")
     else:
         parts.append("the per-B optima assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
