@@ -17,7 +17,6 @@ import argparse
 import collections
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,43 +24,32 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fit_accuracy import cells, judge, pseudo_true_beta, synthetic, truth  # noqa: E402
+from fit_accuracy import cells, inside_draws, judge, outside_draws, pseudo_true_beta  # noqa: E402
 from surface_constants import run_cells  # noqa: E402
 from truths_outside import TRUTHS  # noqa: E402
 
-from lrscale.analysis.fit import analyse  # noqa: E402
+from lrscale.analysis.fit import analyse, untested_reasons  # noqa: E402
 
 GATES = ("per_b", "joint", "none")
 
 
 def _draws(cell, reps):
-    """(sweep, true lr_opt, seed for analyse) as fit_accuracy draws them for this cell: (truth, seeds)
-    outside the fit's family, else (kind, param, shape, seeds, flat, σ slope)."""
+    """fit_accuracy's draws for this cell: (truth, seeds) outside the fit's family, else (kind, param,
+    shape, seeds, flat, σ slope) at its σ of 0.01."""
     if len(cell) == 2:
-        name, seeds = cell
-        rng = np.random.default_rng(zlib.crc32(repr(("outside", name, seeds)).encode()))
-        for _ in range(reps):
-            sweep, lr_opt = TRUTHS[name](rng, seeds)
-            yield sweep, lr_opt, int(rng.integers(1 << 31))
-        return
+        return outside_draws(*cell, reps)
     kind, param, shape, seeds, flat, slope = cell
-    key = (kind, param, shape, seeds, flat) + ((slope,) if slope else ())
-    rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
-    lr_opt = truth(kind, param)
-    for _ in range(reps):
-        sweep = synthetic(lr_opt, shape, 0.01, seeds, rng, 512 if flat else None, slope)
-        yield sweep, lr_opt, int(rng.integers(1 << 31))
+    return inside_draws(kind, param, shape, seeds, 0.01, reps, flat, slope)
 
 
 def _gated(r, gate) -> dict:
-    """The result with `gate` as the verdict's form account (the other reasons kept, in fit._answer's order)."""
-    a, joint = r["answer"], r["surface"]
+    """The result with `gate` as the verdict's form account (fit.untested_reasons, its `form` replaced)."""
+    a = r["answer"]
     if a["estimator"] != "surface":
         return r
-    bends_form = {"joint": joint["forms"]["preferred"] != "none",
+    bends_form = {"joint": r["surface"]["forms"]["preferred"] != "none",
                   "per_b": r["beta"] is not None and r["preferred_form"] != "power_law", "none": False}[gate]
-    reasons = [("non_monotonic", bool(r["non_monotonic"])), ("stability_edge", bool(joint.get("lr_opt_at_edge"))),
-               ("form", bends_form), ("bend", joint["bend"]["bends"]), ("estimator_dependent", bool(a["disagreeing"]))]
+    reasons = [(why, bends_form if why == "form" else holds) for why, holds in untested_reasons(r, a["disagreeing"])]
     return {**r, "answer": {**a, "untested": next((why for why, holds in reasons if holds), None)}}
 
 

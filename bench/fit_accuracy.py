@@ -70,17 +70,32 @@ def _single_claim(verdict):
     return re.search(r"(^|; )consistent with ", verdict) is not None  # not "inconsistent with every hypothesis"
 
 
+def inside_draws(kind, param, shape, seeds, sigma, reps, flat, slope):
+    """An inside cell's sweeps, reproducible from its key: (sweep, true lr_opt, seed for analyse)."""
+    key = (kind, param, shape, seeds, flat) + ((slope,) if slope else ())  # the constant-σ cells' draws as before
+    rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
+    lr_opt = truth(kind, param)
+    for _ in range(reps):
+        sweep = synthetic(lr_opt, shape, sigma, seeds, rng, 512 if flat else None, slope)
+        yield sweep, lr_opt, int(rng.integers(1 << 31))
+
+
+def outside_draws(name, seeds, reps):
+    """An out-of-family truth's sweeps (bench/truths_outside.py), reproducible: (sweep, lr_opt, seed)."""
+    rng = np.random.default_rng(zlib.crc32(repr(("outside", name, seeds)).encode()))
+    for _ in range(reps):
+        sweep, lr_opt = TRUTHS[name](rng, seeds)
+        yield sweep, lr_opt, int(rng.integers(1 << 31))
+
+
 def run_cell(spec):
     kind, param, shape, seeds, sigma, reps, boot, flat, slope = spec
-    key = (kind, param, shape, seeds, flat) + ((slope,) if slope else ())  # the constant-σ cells' draws as before
-    rng = np.random.default_rng(zlib.crc32(repr(key).encode()))  # reproducible
     lr_opt = truth(kind, param)
     log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_b_lr", "pref", "single", "bn2", "flat_out", "hw", "hw_old",
                            "err_s", "cov_s", "hw_s", "old", "new", "cov_slope", "hw_slope", "bend")}
     beta_true = param if kind == "power_law" else pseudo_true_beta(lr_opt)
-    for _ in range(reps):
-        r = analyse(synthetic(lr_opt, shape, sigma, seeds, rng, 512 if flat else None, slope), bootstrap=boot,
-                    seed=int(rng.integers(1 << 31)))
+    for sweep, _, seed in inside_draws(kind, param, shape, seeds, sigma, reps, flat, slope):
+        r = analyse(sweep, bootstrap=boot, seed=seed)
         by_b = {p["batch_size"]: p for p in r["per_batch"]}
         for b, t in zip(BATCH, lr_opt):
             ci = by_b[int(b)]["lr_opt_ci95"]
@@ -257,14 +272,12 @@ def run_outside_cell(spec):
     """A truth outside the fit's family (bench/truths_outside.py): β against its (pseudo-)true value,
     the verdict with and without the cross-check guard."""
     name, seeds, reps, boot = spec
-    rng = np.random.default_rng(zlib.crc32(repr(("outside", name, seeds)).encode()))
     log = {k: [] for k in ("err", "cov_t", "cov_b", "cov_lr", "hw", "err_s", "cov_s", "hw_s", "old", "new", "cov_slope",
                            "hw_slope", "bend")}
     beta_true = None
-    for _ in range(reps):
-        sweep, lr_opt = TRUTHS[name](rng, seeds)
+    for sweep, lr_opt, seed in outside_draws(name, seeds, reps):
         beta_true = pseudo_true_beta(lr_opt)
-        r = analyse(sweep, bootstrap=boot, seed=int(rng.integers(1 << 31)))
+        r = analyse(sweep, bootstrap=boot, seed=seed)
         for p, t in zip(r["per_batch"], lr_opt):
             if p["included"] and p["lr_opt_ci95"]:
                 log["cov_lr"].append(p["lr_opt_ci95"][0] <= t <= p["lr_opt_ci95"][1])

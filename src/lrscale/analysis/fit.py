@@ -202,17 +202,7 @@ def _answer(result, hypotheses) -> dict:
               "band": _compare(joint, result["band"])}
     disagreeing = [name for name, c in checks.items() if c["disagree"]]
     cross_check = result["beta"] is not None
-    untested = None
-    if result["non_monotonic"]:
-        untested = "non_monotonic"
-    elif joint.get("lr_opt_at_edge"):
-        untested = "stability_edge"
-    elif joint["forms"]["preferred"] != NO_FORM:  # the joint model's, not the per-B optima's (a caveat)
-        untested = "form"
-    elif joint["bend"]["bends"]:
-        untested = "bend"
-    elif disagreeing:
-        untested = "estimator_dependent"
+    untested = next((why for why, holds in untested_reasons(result, disagreeing) if holds), None)
     if not cross_check:
         result["hypotheses"] = [_hypothesis(h) for h in hypotheses]
     for h in result["hypotheses"]:
@@ -222,6 +212,15 @@ def _answer(result, hypotheses) -> dict:
             "estimator_dependent": bool(disagreeing), "disagreeing": disagreeing, "cross_checks": checks,
             "difference": per_b["difference"], "combined_half_width": per_b["combined_half_width"] if cross_check
             else math.inf, "untested": untested}
+
+
+def untested_reasons(result, disagreeing) -> list:
+    """(why, whether it holds) in the order _answer reads them: the first that holds leaves the
+    hypotheses untested. `form` is the joint model's preferred form, not the per-B optima's (a caveat)."""
+    joint = result["surface"]
+    return [("non_monotonic", bool(result["non_monotonic"])), ("stability_edge", bool(joint.get("lr_opt_at_edge"))),
+            ("form", joint["forms"]["preferred"] != NO_FORM), ("bend", bool(joint["bend"]["bends"])),
+            ("estimator_dependent", bool(disagreeing))]
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it
