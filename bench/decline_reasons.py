@@ -1,16 +1,20 @@
-"""Why the verdict declines ("not decided"), and what each form gate costs (issue 23).
+"""Why the verdict declines ("not decided"), and what each rule behind it costs (issue 23).
 
 The verdict tests no hypothesis when lr_opt(B) is not a power law by every account: a bending form the
 joint model prefers (`untested = form`), its bend test (`bend`), a stability edge, a fall, or a
-cross-check that disagrees. Until 2026-12-05 the form account was the per-B optima's form test
-(forms.py); with one seed and σ ∝ B^-½ it took the small batch sizes' noise for a bend and left one inside
-cell "not decided" in 0.24 of sweeps. This judges, on the same draws as bench/fit_accuracy.py (its cells,
-cell keys and rng; bootstrap 0, so only the bootstrap CI, not the verdict, differs from its archives), the
-verdict under three gates, every other reason kept in order: `joint` (now: the joint model's form
-comparison, surface.fit_forms), `per_b` (before: the per-B optima's preferred form) and `none`; how often
-each declines, rules the truth out, or names a wrong single hypothesis, and the reasons behind `joint`.
+cross-check that disagrees; or when the hypotheses inside β's CI depend on where training breaks above
+an unseen bowl bottom (`open_edge`, since 2026-12-05). Until 2026-12-05 the form account was the per-B
+optima's form test (forms.py); with one seed and σ ∝ B^-½ it took the small batch sizes' noise for a bend
+and left one inside cell "not decided" in 0.24 of sweeps. This judges, on the same draws as
+bench/fit_accuracy.py (its cells, cell keys and rng; bootstrap 0, so only the bootstrap CI, not the
+verdict, differs from its archives), the verdict under four variants, every other reason kept in order:
+`joint` (now), `per_b` (the form account the per-B optima's preferred form), `none` (no form account)
+and `no_open_edge` (no open-edge rule); how often each declines, rules the truth out, or names a wrong
+single hypothesis, and the reasons behind `joint`. `--compare` picks the table: the form gates
+(per_b → joint, none) or the open-edge rule (no_open_edge → joint).
 
-    python bench/decline_reasons.py [--reps 50] [--reps-outside 100] [--out bench/out/decline_reasons.json]
+    python bench/decline_reasons.py [--reps 50] [--reps-outside 100] [--compare form|open_edge] [--only CELLS]
+                                    [--out bench/out/decline_reasons.json]
 """
 
 import argparse
@@ -24,13 +28,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fit_accuracy import cells, inside_draws, judge, outside_draws, pseudo_true_beta  # noqa: E402
+from fit_accuracy import HYPOTHESES, cells, inside_draws, judge, outside_draws, pseudo_true_beta  # noqa: E402
 from surface_constants import run_cells  # noqa: E402
 from truths_outside import TRUTHS  # noqa: E402
 
 from lrscale.analysis.fit import analyse, untested_reasons  # noqa: E402
 
-GATES = ("per_b", "joint", "none")
+GATES = ("per_b", "joint", "none", "no_open_edge")  # joint: the verdict as it is
 
 
 def _draws(cell, reps):
@@ -43,13 +47,14 @@ def _draws(cell, reps):
 
 
 def _gated(r, gate) -> dict:
-    """The result with `gate` as the verdict's form account (fit.untested_reasons, its `form` replaced)."""
+    """The result with `gate`'s verdict (fit.untested_reasons, one entry replaced): the form account the
+    joint model's (joint, as now), the per-B optima's (per_b) or none; or no open-edge rule (no_open_edge)."""
     a = r["answer"]
     if a["estimator"] != "surface":
         return r
-    bends_form = {"joint": r["surface"]["forms"]["preferred"] != "none",
-                  "per_b": r["beta"] is not None and r["preferred_form"] != "power_law", "none": False}[gate]
-    reasons = [(why, bends_form if why == "form" else holds) for why, holds in untested_reasons(r, a["disagreeing"])]
+    swap = {"joint": {}, "per_b": {"form": r["beta"] is not None and r["preferred_form"] != "power_law"},
+            "none": {"form": False}, "no_open_edge": {"open_edge": False}}[gate]
+    reasons = [(why, swap.get(why, holds)) for why, holds in untested_reasons(r, a["disagreeing"], HYPOTHESES)]
     return {**r, "answer": {**a, "untested": next((why for why, holds in reasons if holds), None)}}
 
 
@@ -68,15 +73,24 @@ def run(spec):
             **{f"{k}_{g}": share(judged[g], k) for g in GATES for k in ("declined", "ruled_out", "wrong_single")}}
 
 
-def markdown(rows) -> str:
-    head = ["cell", "sweeps", "declined because (joint gate, share of sweeps)", "declined per-B → joint (no gate)",
-            "truth ruled out per-B → joint", "wrong single h. per-B → joint (no gate)"]
+COMPARE = {"form": ("per_b", "joint", "none"), "open_edge": ("no_open_edge", "joint", None)}
+
+
+def markdown(rows, compare="form") -> str:
+    """The table of one comparison: before → now (and a third variant in brackets), per cell."""
+    before, now, third = COMPARE[compare]
+    names = {"per_b": "per-B", "joint": "now" if compare == "open_edge" else "joint", "none": "no gate",
+             "no_open_edge": "no open-edge rule"}
+    arrow = f"{names[before]} → {names[now]}" + (f" ({names[third]})" if third else "")
+    head = ["cell", "sweeps", "declined because (now, share of sweeps)", f"declined {arrow}",
+            f"truth ruled out {names[before]} → {names[now]}", f"wrong single h. {arrow}"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         why = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["reasons"].items(), key=lambda kv: -kv[1]) if k != "None")
-        pair = lambda k: f"{r[k + '_per_b']:.2f} → {r[k + '_joint']:.2f}"  # noqa: E731
-        out.append(f"| {r['cell']} | {r['reps']} | {why or '-'} | {pair('declined')} ({r['declined_none']:.2f}) | "
-                   f"{pair('ruled_out')} | {pair('wrong_single')} ({r['wrong_single_none']:.2f}) |")
+        pair = lambda k: f"{r[k + '_' + before]:.2f} → {r[k + '_' + now]:.2f}"  # noqa: E731
+        more = lambda k: f" ({r[k + '_' + third]:.2f})" if third else ""  # noqa: E731
+        out.append(f"| {r['cell']} | {r['reps']} | {why or '-'} | {pair('declined')}{more('declined')} | "
+                   f"{pair('ruled_out')} | {pair('wrong_single')}{more('wrong_single')} |")
     return "\n".join(out)
 
 
@@ -92,9 +106,14 @@ def main():
     ap.add_argument("--reps", type=int, default=50, help="sweeps per inside cell")
     ap.add_argument("--reps-outside", type=int, default=100, help="sweeps per out-of-family cell")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--compare", choices=sorted(COMPARE), default="form",
+                    help="the table: the form gates (per-B → joint, no gate) or the open-edge rule (without → with)")
+    ap.add_argument("--only", default="", help="run only the cells whose name starts with one of these, comma-separated")
     ap.add_argument("--out", default="bench/out/decline_reasons.json")
     args = ap.parse_args()
-    run_cells(run, all_cells(args.reps, args.reps_outside), args, markdown, time.time())
+    chosen = [c for c in all_cells(args.reps, args.reps_outside)
+              if not args.only or any(" ".join(map(str, c[0])).startswith(k) for k in args.only.split(","))]
+    run_cells(run, chosen, args, lambda rows: markdown(rows, args.compare), time.time())
 
 
 if __name__ == "__main__":

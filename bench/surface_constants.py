@@ -153,7 +153,8 @@ def run_cells(cell_fn, specs, args, table, t0):
     with Pool(args.workers) as pool:
         rows = pool.map(cell_fn, specs)
     print(table(rows))
-    print(f"({time.time() - t0:.0f} s, {args.reps} sweeps per cell)")
+    reps = sorted({r.get("reps", args.reps) for r in rows})
+    print(f"({time.time() - t0:.0f} s, {' or '.join(map(str, reps))} sweeps per cell)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(args.out), {"reps": args.reps, "rows": rows})
     print(f"wrote {args.out}")

@@ -280,6 +280,42 @@ def test_an_optimum_past_the_edge_is_held_there_and_the_verdict_decides_nothing(
     above = fit.analyse(sweep_with_cliff(0, 0.3), bootstrap=20)
     assert above["surface"]["lr_opt_at_edge"] == []
     assert above["answer"]["untested"] is None and covers(above["surface"]["ci95"], 0.5)
+    assert above["surface"]["open_edge"] is None  # a finite run above the bottom at every B: nothing unseen
+
+
+def cut_at(seed, cuts, sigma):
+    """The in-family bowl with every run diverged where d > cuts[B] (decades above the vertex)."""
+    sweep = make_sweep(power_law(0.5), bowl, sigma=sigma, seed=seed)
+    for b, cut in cuts.items():
+        sweep.losses[b][:, LOG_LRS - power_law(0.5)(b) > cut] = np.nan
+    return sweep
+
+
+def test_a_bottom_unseen_under_a_diverged_lr_leaves_untested_the_hypotheses_that_depend_on_it():
+    # at B = 256 and 512 the lr right above the vertex diverged (d = 0.20, 0.05): the bowl's bottom lies
+    # between the highest lr that trained (1e-3) and it, where the data cannot say whether training breaks
+    r = fit.analyse(cut_at(0, {256: 0.0, 512: 0.0}, 0.005), bootstrap=20)
+    edge, j = r["surface"]["open_edge"], r["surface"]
+    assert edge["batch_sizes"] == [256, 512] and edge["highest_lr_read"] == {"256": pytest.approx(1e-3),
+                                                                            "512": pytest.approx(1e-3)}
+    # the other extreme: lr_opt at 1e-3 there; β moves by the least-squares slope of those moves on log10 B
+    x = np.log10(j["batch_sizes"])
+    moves = [math.log10(edge["highest_lr_read"][str(b)] / j["lr_opt"][str(b)]) if b in (256, 512) else 0.0
+             for b in j["batch_sizes"]]
+    assert edge["shift"] == pytest.approx(np.polyfit(x, moves, 1)[0], rel=1e-9) and edge["shift"] < -0.2
+    assert edge["ci95"] == pytest.approx([j["ci95"][0] + edge["shift"], j["ci95"][1] + edge["shift"]])
+    assert covers(j["ci95"], 0.5) and not covers(edge["ci95"], 0.5)  # 0.5 inside one CI, not the other
+    assert r["answer"]["untested"] == "open_edge"
+    assert r["verdict"].startswith("Answer: not decided: at B = 256, 512 the bowl's bottom lies above the highest lr")
+    assert "the hypotheses inside the CI differ (0.5 against none)" in r["verdict"]
+    assert "Hypotheses: not tested (they depend on where training breaks" in r["verdict"]
+    # one open B mid-range, with noise enough that moving it keeps the same hypotheses inside: a caveat only
+    r = fit.analyse(cut_at(0, {32: 0.1}, 0.02), bootstrap=20)
+    assert r["surface"]["open_edge"]["batch_sizes"] == [32] and 0 < r["surface"]["open_edge"]["shift"] < 0.06
+    assert r["answer"]["untested"] is None
+    assert "0.5 (square-root / Gaussian) is the only hypothesis inside the CI" in r["verdict"]
+    assert "at B = 32 the bowl's bottom lies above the highest lr that trained" in r["verdict"].splitlines()[2]
+    assert "the same hypotheses inside the CI" in r["verdict"]
 
 
 def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():

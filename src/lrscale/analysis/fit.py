@@ -202,7 +202,7 @@ def _answer(result, hypotheses) -> dict:
               "band": _compare(joint, result["band"])}
     disagreeing = [name for name, c in checks.items() if c["disagree"]]
     cross_check = result["beta"] is not None
-    untested = next((why for why, holds in untested_reasons(result, disagreeing) if holds), None)
+    untested = next((why for why, holds in untested_reasons(result, disagreeing, hypotheses) if holds), None)
     if not cross_check:
         result["hypotheses"] = [_hypothesis(h) for h in hypotheses]
     for h in result["hypotheses"]:
@@ -214,13 +214,24 @@ def _answer(result, hypotheses) -> dict:
             else math.inf, "untested": untested}
 
 
-def untested_reasons(result, disagreeing) -> list:
+def untested_reasons(result, disagreeing, hypotheses) -> list:
     """(why, whether it holds) in the order _answer reads them: the first that holds leaves the
-    hypotheses untested. `form` is the joint model's preferred form, not the per-B optima's (a caveat)."""
+    hypotheses untested. `form` is the joint model's preferred form, not the per-B optima's (a caveat).
+    `open_edge`: where a bowl's bottom lies unseen between the highest lr read and a diverged one, the
+    hypotheses inside β's CI differ between the fit and its other extreme (surface._open_edge)."""
     joint = result["surface"]
     return [("non_monotonic", bool(result["non_monotonic"])), ("stability_edge", bool(joint.get("lr_opt_at_edge"))),
+            ("open_edge", edge_dependent(joint, hypotheses)),
             ("form", joint["forms"]["preferred"] != NO_FORM), ("bend", bool(joint["bend"]["bends"])),
             ("estimator_dependent", bool(disagreeing))]
+
+
+def edge_dependent(joint, hypotheses) -> bool:
+    """Whether the hypotheses inside the joint CI change where training breaks at an open edge."""
+    edge = joint.get("open_edge")
+    if not edge:
+        return False
+    return any(_holds(joint["ci95"], h) != _holds(edge["ci95"], h) for h in hypotheses)
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

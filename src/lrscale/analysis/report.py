@@ -117,9 +117,10 @@ def _edge_text(j) -> str:
     edges = j.get("stability_edge") or {}
     if not edges:
         return "none above any best lr"
-    held = set(j.get("lr_opt_at_edge") or [])
-    return "; ".join(f"B = {b}: {plain(lr)}" + (" (lr_opt held there: edge-limited)" if int(b) in held else "")
-                     for b, lr in edges.items())
+    held, unseen = set(j.get("lr_opt_at_edge") or []), set((j.get("open_edge") or {}).get("batch_sizes", []))
+    return "; ".join(f"B = {b}: {plain(lr)}" + (" (lr_opt held there: edge-limited)" if int(b) in held else
+                                                " (lr_opt above the highest lr that trained: bottom unseen)"
+                                                if int(b) in unseen else "") for b, lr in edges.items())
 
 
 def _trend_text(j) -> str:

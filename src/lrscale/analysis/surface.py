@@ -53,6 +53,9 @@ bowl whose edge closes in past its vertex from B = 64 on it fired in 5 of 20 swe
 held in 18; a bowl whose bottom lies a bowl's width under its edge held it in none. Censoring a
 diverged run's loss above the highest finite loss at its B was tried and dropped: on a bowl that
 diverges 0.3 decades above its optimum its β CI covered 0 of 40 sweeps, against 40 of 40 without.)
+An optimum the cap brackets but does not hold, above the highest lr read (`open_edge`), is the bowl's
+bottom extrapolated from one side: whether training breaks before it is unseen, and the verdict tests
+no hypothesis whose standing the other extreme (breaking right above that lr) would change.
 An lr above the best where only some seeds diverged is an edge too, and its survivors are left out:
 they are the runs that stayed calm, not a sample of that lr (an edge where every run diverged, with
 the survivors read as losses, covered β in 0.925 of 200 sweeps of bench/truths_outside.py's
@@ -457,17 +460,38 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     k = p_hat[N_LINE:]
     bend = _bend_test(model, p_hat, rss_min, n_par, len(pts), free)
     at_edge = [b for b, e in model.edges.items() if log_lr_opt[b] > e - HELD_DECADES]
+    open_edge = _open_edge(model, log_lr_opt, at_edge, float(p_hat[BETA]), [lo, hi])
     return {"beta": float(p_hat[BETA]), "ci95": [lo, hi], "dof": int(dof), "sigma": math.sqrt(rss_min / dof),
             "sigma_trend": trend, "lack_of_fit": lof,
             "n_runs": int(len(pts)), "diverged_left_out": read.diverged,
             "survivors_left_out": read.past_edge,
             "stability_edge": {str(b): float(10**e) for b, e in model.edges.items()},
-            "lr_opt_at_edge": at_edge, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
+            "lr_opt_at_edge": at_edge, "open_edge": open_edge, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
             "lr_opt": {str(b): v for b, v in lr_opt.items()}, "inside_grid": inside,
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
             "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95, free, with_ci=bend["bends"])}
+
+
+def _open_edge(model, log_lr_opt, at_edge, beta, ci) -> dict | None:
+    """Where the fitted lr_opt lies above the highest lr read and under the lowest where a run diverged, with
+    no finite run between (the bowl's bottom unseen), the data do not say whether training breaks before
+    the bottom. The other extreme, training breaking right above the highest lr read there, puts lr_opt at
+    that lr: β moves by the slope (least squares on log10 B over the batch sizes used) of those moves, and its
+    CI with it (`ci95`). A line through the optima, not a refit: a refit forced under such a cap bends the
+    bowls and tilts the line to fit both (+0.14 for one open B mid-range, against +0.04 this way). None
+    where no batch size is open."""
+    tops = {b: float(model.x[model.group == model.used.index(b)].max()) for b in model.next_to_edge}
+    open_b = sorted(b for b, top in tops.items() if b not in at_edge and log_lr_opt[b] > top + HELD_DECADES)
+    if not open_b:
+        return None
+    x = np.log10(np.array(model.used, float))
+    moves = np.array([tops[b] - log_lr_opt[b] if b in open_b else 0.0 for b in model.used])
+    shift = float(np.sum((x - x.mean()) * moves) / np.sum((x - x.mean()) ** 2))
+    return {"batch_sizes": open_b, "highest_lr_read": {str(b): float(10 ** tops[b]) for b in open_b},
+            "beta": beta + shift, "shift": shift,
+            "ci95": [None if e is None else e + shift for e in ci]}
 
 
 def fit_forms(model, p_pl, rss_pl, dof, f95, free, with_ci=True) -> dict:

@@ -174,6 +174,12 @@ def answer_line(r) -> str:
                 f"stability edge (a run diverged at the next lr up), so the optimum there may be where training "
                 f"breaks, not the bottom of a bowl; "
                 f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
+    if why == "open_edge":
+        e = j["open_edge"]
+        inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
+        return (f"Answer: not decided: {_open_edge_where(e)}; β = {a['beta']:.3f} {_ci(a['ci95'])} if training holds "
+                f"up to the bottom, {e['beta']:.3f} {_ci(e['ci95'])} if it breaks right above the highest lr that "
+                f"trained, and the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})")
     if why == "form" and not j["bend"]["bends"]:  # a bending form fits, though not a bend at the middle B
         return (f"Answer: not decided: {_form_view(r)}, a bend its broken line at B = {j['bend']['slopes']['lower_range'][1]} "
                 f"does not find (p = {j['bend']['p_value']:.2g}); one power law over the whole range would have "
@@ -195,6 +201,18 @@ def answer_line(r) -> str:
             else "") + " within the combined CI"
     return (f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, joint model of {j['n_runs']} runs at "
             f"{len(j['batch_sizes'])} batch sizes); {check}")
+
+
+def _open_edge_where(e) -> str:
+    """Where a bowl's bottom is unseen between the highest lr that trained and a diverged one."""
+    return (f"at B = {', '.join(map(str, e['batch_sizes']))} the bowl's bottom lies above the highest lr that trained "
+            "and below the lowest where a run diverged, unseen")
+
+
+def hypotheses_in(r, ci) -> list:
+    """The hypothesised βs a CI holds (an end of None: open)."""
+    return [h["beta"] for h in r["hypotheses"] if (ci[0] is None or ci[0] <= h["beta"]) and
+            (ci[1] is None or h["beta"] <= ci[1])]
 
 
 CROSS_CHECK_NAMES = {"per_batch": "the per-B optima", "band": "the near-optimal band"}
@@ -253,7 +271,9 @@ def hypotheses_line(r, hypotheses) -> str:
                                  "not tested (the data do not show a constant slope)")
     if a["untested"] is not None:
         why = {"estimator_dependent": "the estimators disagree",
-               "stability_edge": "lr_opt reaches the stability edge"}.get(a["untested"], "no constant β")
+               "stability_edge": "lr_opt reaches the stability edge",
+               "open_edge": "they depend on where training breaks above the highest lr that trained"}.get(
+                   a["untested"], "no constant β")
         return f"Hypotheses: not tested ({why})"
     held = [h for h in r["hypotheses"] if h["in_ci95_surface"]]
     lo, hi = a["ci95"]
@@ -289,6 +309,12 @@ def caveats_line(r) -> str:
                          f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are at least as wide as those departures "
                          f"make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
                          " over the batch sizes run")
+        edge = r["surface"].get("open_edge")
+        if edge and r["answer"]["untested"] != "open_edge":
+            same = hypotheses_in(r, edge["ci95"]) == hypotheses_in(r, r["surface"]["ci95"])
+            parts.append(f"{_open_edge_where(edge)}: were training to break right above the highest lr that trained, "
+                         f"β would be {edge['beta']:.3f} {_ci(edge['ci95'])}, "
+                         + ("the same hypotheses inside the CI" if same else "other hypotheses inside the CI"))
         per_b, j = _per_b_form_view(r), r["surface"]
         if per_b and j["forms"]["preferred"] == NO_FORM and not j["bend"]["bends"]:  # a cross-check's form only
             parts.append(f"{per_b}, which the joint model of every run does not find (a cross-check: the per-B "
