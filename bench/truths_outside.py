@@ -33,6 +33,10 @@ pseudo-true β, the least-squares slope of the true log lr_opt on log B over the
                    makes it diverge where d > 0.6 − 0.15z: at an lr where some seeds diverged the
                    survivors are the calmer runs, with lower losses than the lr's runs as a whole
                    (selected, not missing at random as in messy); true lr_opt = the vertex
+  near_edge        (designed after the open-edge rule, to price it) β = 0.5, the in-family bowl 0.2d², and
+                   every run diverges where d > 0.3: the bottom always trains, 0.3 decade under the edge,
+                   but on a half-decade grid it often lies unseen between the highest lr that trained and
+                   the lowest that diverged; true lr_opt = the vertex
 """
 
 import numpy as np
@@ -213,6 +217,20 @@ def ragged_edge(rng, seeds):
     return make_sweep(lrs, losses), lr_opt
 
 
+NEAR_EDGE = 0.3  # decades above the vertex where every run of near_edge diverges
+
+
+def near_edge(rng, seeds):
+    lr_opt, lrs = _power_law(0.5), random_phase_grid(rng)
+    losses = {}
+    for b, opt in zip(BATCH, lr_opt):
+        d = np.log10(lrs / opt)
+        table = 1 + b**-0.5 + 0.2 * d**2 + rng.normal(0, SIGMA, (seeds, 7))
+        table[:, d > NEAR_EDGE] = np.nan
+        losses[int(b)] = table
+    return make_sweep(lrs, losses), lr_opt
+
+
 TRUTHS = {"rising_wall": rising_wall, "narrowing_basin": narrowing_basin, "nqm_sgd": nqm_sgd, "messy": messy,
           "plateau_kink": plateau_kink, "cliff_edge": cliff_edge, "cliff_deep": cliff_deep,
-          "ragged_edge": ragged_edge}
+          "ragged_edge": ragged_edge, "near_edge": near_edge}
