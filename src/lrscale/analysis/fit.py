@@ -29,7 +29,7 @@ from ..metrics import load_all
 from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
-from .verdict import HYPOTHESIS_NAMES, verdict
+from .verdict import HYPOTHESIS_NAMES, holds, verdict
 
 LN10 = math.log(10)
 # fit.json's `shared_shape` (a public key): the shared-shape locator was deleted in issue 23, the joint
@@ -156,16 +156,11 @@ def _fit_forms(result, included: list, hypotheses, boot_beta, noise_dof) -> None
     result["noise_share"] = float(np.mean([o.locator.noise_share(o) for o in included]))
 
 
-def _holds(ci, value) -> bool:
-    """Whether a CI holds value (an end of None: open on that side)."""
-    return (ci[0] is None or ci[0] <= value) and (ci[1] is None or value <= ci[1])
-
-
 def _hypothesis(h, ci_t=None, ci_bootstrap=None, z=None) -> dict:
     """One hypothesised β and which of the per-B optima's CIs hold it (None: that CI does not exist)."""
     return {"beta": h, "name": HYPOTHESIS_NAMES.get(round(h, 3), f"beta={h}"),
-            "in_ci95_t": None if ci_t is None else _holds(ci_t, h),
-            "in_ci95_bootstrap": None if ci_bootstrap is None else _holds(ci_bootstrap, h), "z": z}
+            "in_ci95_t": None if ci_t is None else holds(ci_t, h),
+            "in_ci95_bootstrap": None if ci_bootstrap is None else holds(ci_bootstrap, h), "z": z}
 
 
 def _compare(a, b) -> dict:
@@ -206,7 +201,7 @@ def _answer(result, hypotheses) -> dict:
     if not cross_check:
         result["hypotheses"] = [_hypothesis(h) for h in hypotheses]
     for h in result["hypotheses"]:
-        h["in_ci95_surface"] = _holds(joint["ci95"], h["beta"])
+        h["in_ci95_surface"] = holds(joint["ci95"], h["beta"])
     per_b = checks["per_batch"]
     return {"estimator": "surface", "beta": joint["beta"], "ci95": joint["ci95"], "cross_check": cross_check,
             "estimator_dependent": bool(disagreeing), "disagreeing": disagreeing, "cross_checks": checks,
@@ -231,7 +226,7 @@ def edge_dependent(joint, hypotheses) -> bool:
     edge = joint.get("open_edge")
     if not edge:
         return False
-    return any(_holds(joint["ci95"], h) != _holds(edge["ci95"], h) for h in hypotheses)
+    return any(holds(joint["ci95"], h) != holds(edge["ci95"], h) for h in hypotheses)
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

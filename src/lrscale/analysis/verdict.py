@@ -209,10 +209,14 @@ def _open_edge_where(e) -> str:
             "and below the lowest where a run diverged, unseen")
 
 
+def holds(ci, value) -> bool:
+    """Whether a CI holds value (an end of None: open on that side)."""
+    return (ci[0] is None or ci[0] <= value) and (ci[1] is None or value <= ci[1])
+
+
 def hypotheses_in(r, ci) -> list:
-    """The hypothesised βs a CI holds (an end of None: open)."""
-    return [h["beta"] for h in r["hypotheses"] if (ci[0] is None or ci[0] <= h["beta"]) and
-            (ci[1] is None or h["beta"] <= ci[1])]
+    """The hypothesised βs a CI holds."""
+    return [h["beta"] for h in r["hypotheses"] if holds(ci, h["beta"])]
 
 
 CROSS_CHECK_NAMES = {"per_batch": "the per-B optima", "band": "the near-optimal band"}
