@@ -185,9 +185,9 @@ def plateau_kink(rng, seeds):
     return make_sweep(lrs, losses), lr_opt
 
 
-def cliff_edge(rng, seeds, closing=0.1):
+def cliff_edge(rng, seeds, closing=0.1, start=0.5):
     vertex, lrs = _power_law(0.5), random_phase_grid(rng)
-    edge = 0.5 - closing * np.arange(len(BATCH))  # decades above the vertex where every run diverges
+    edge = start - closing * np.arange(len(BATCH))  # decades above the vertex where every run diverges
     losses = {}
     for b, opt, e in zip(BATCH, vertex, edge):
         d = np.log10(lrs / opt)
@@ -221,14 +221,7 @@ NEAR_EDGE = 0.3  # decades above the vertex where every run of near_edge diverge
 
 
 def near_edge(rng, seeds):
-    lr_opt, lrs = _power_law(0.5), random_phase_grid(rng)
-    losses = {}
-    for b, opt in zip(BATCH, lr_opt):
-        d = np.log10(lrs / opt)
-        table = 1 + b**-0.5 + 0.2 * d**2 + rng.normal(0, SIGMA, (seeds, 7))
-        table[:, d > NEAR_EDGE] = np.nan
-        losses[int(b)] = table
-    return make_sweep(lrs, losses), lr_opt
+    return cliff_edge(rng, seeds, closing=0.0, start=NEAR_EDGE)
 
 
 TRUTHS = {"rising_wall": rising_wall, "narrowing_basin": narrowing_basin, "nqm_sgd": nqm_sgd, "messy": messy,
