@@ -169,6 +169,9 @@ def test_the_adaptive_benchmark_runs_the_package_planner():
     row = adaptive_design.run_cell(("sym", 0.01, 0.5, 2, 0))
     assert row["fixed_no_beta"] == 0 and row["adaptive_no_beta"] == 0 and row["runs_adaptive_max"] == 98
     assert abs(row["adaptive_err"]) < 0.2 and row["hw_ratio"] > 0
+    # the answer's β (the joint model's) and its verdict are scored for both designs
+    assert row["fixed_no_joint"] == 0 and row["adaptive_no_joint"] == 0 and abs(row["adaptive_joint_err"]) < 0.2
+    assert row["joint_hw_ratio"] > 0 and {"fixed_declined", "adaptive_ruled_out"} <= set(row)
     edge = adaptive_design.run_edge_cell(("sym", 0.01, 2))
     assert edge["bracketed"] == 1.0 and edge["within_budget"] == 1.0 and edge["fixed_bracketed"] == 0.0
 
