@@ -171,7 +171,7 @@ def test_the_adaptive_benchmark_runs_the_package_planner():
     assert abs(row["adaptive_err"]) < 0.2 and row["hw_ratio"] > 0
     # the answer's β (the joint model's) and its verdict are scored for both designs
     assert row["fixed_no_joint"] == 0 and row["adaptive_no_joint"] == 0 and abs(row["adaptive_joint_err"]) < 0.2
-    assert row["joint_hw_ratio"] > 0 and {"fixed_declined", "adaptive_ruled_out"} <= set(row)
+    assert row["joint_hw_ratio"] > 0
     edge = adaptive_design.run_edge_cell(("sym", 0.01, 2))
     assert edge["bracketed"] == 1.0 and edge["within_budget"] == 1.0 and edge["fixed_bracketed"] == 0.0
 

@@ -306,7 +306,7 @@ def test_a_bottom_unseen_under_a_diverged_lr_leaves_untested_the_hypotheses_that
     assert edge["ci95"] == pytest.approx([j["ci95"][0] + edge["shift"], j["ci95"][1] + edge["shift"]])
     assert covers(j["ci95"], 0.5) and not covers(edge["ci95"], 0.5)  # 0.5 inside one CI, not the other
     assert r["answer"]["untested"] == "open_edge"
-    assert r["verdict"].startswith("Answer: not decided: at B = 256, 512 the bowl's bottom lies above the highest lr")
+    assert r["verdict"].startswith("Answer: not decided: at B = 256, 512 the fitted bowl's bottom lies above the highest")
     assert "the hypotheses inside the CI differ (0.5 against none)" in r["verdict"]
     assert "Hypotheses: not tested (they depend on where training breaks" in r["verdict"]
     # one open B mid-range, with noise enough that moving it keeps the same hypotheses inside: a caveat only
@@ -314,7 +314,7 @@ def test_a_bottom_unseen_under_a_diverged_lr_leaves_untested_the_hypotheses_that
     assert r["surface"]["open_edge"]["batch_sizes"] == [32] and 0 < r["surface"]["open_edge"]["shift"] < 0.06
     assert r["answer"]["untested"] is None
     assert "0.5 (square-root / Gaussian) is the only hypothesis inside the CI" in r["verdict"]
-    assert "at B = 32 the bowl's bottom lies above the highest lr that trained" in r["verdict"].splitlines()[2]
+    assert "at B = 32 the fitted bowl's bottom lies above the highest lr that trained" in r["verdict"].splitlines()[2]
     assert "the same hypotheses inside the CI" in r["verdict"]
 
 

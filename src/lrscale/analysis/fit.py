@@ -181,8 +181,10 @@ def _answer(result, hypotheses) -> dict:
     batch sizes have a per-B optimum: the joint model still reads what every batch size holds). The
     hypotheses are tested only when lr_opt(B) is a power law by every account (the joint model's: no
     bending form preferred, no bend, no optimum held at a stability edge; the per-B optima's: no fall
-    beyond the CIs) and no cross-check disagrees beyond their combined CI (else `untested` says why: non_monotonic,
-    stability_edge, form, bend or estimator_dependent; `disagreeing` names the cross-checks). The
+    beyond the CIs), the hypotheses inside β's CI do not depend on an unseen bowl bottom under a diverged lr,
+    and no cross-check disagrees beyond their combined CI (else `untested` says why: non_monotonic,
+    stability_edge, open_edge (read before form and bend: it undercuts the runs' optima that any curve reads),
+    form, bend or estimator_dependent; `disagreeing` names the cross-checks). The
     per-B optima's own form test is a caveat, not a gate: in one benchmark cell (σ ∝ B^-½, one seed) it
     took the small batch sizes' noise for a bend in 0.17 of its sweeps (bench/README.md, "Why the
     verdict declines")."""

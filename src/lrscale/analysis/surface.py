@@ -480,7 +480,9 @@ def _open_edge(model, log_lr_opt, at_edge, beta, ci) -> dict | None:
     the bottom. The other extreme, training breaking right above the highest lr read there, puts lr_opt at
     that lr: β moves by the slope (least squares on log10 B over the batch sizes used) of those moves, and its
     CI with it (`ci95`). A line through the optima, not a refit: a refit forced under such a cap bends the
-    bowls and tilts the line to fit both (+0.14 for one open B mid-range, against +0.04 this way). None
+    bowls and tilts the line to fit both (+0.14 for one open B mid-range
+    in a one-off check on the unit test's sweep, against +0.04 this way; every open B is moved at once, so
+    moves on both sides of the middle can cancel: not the worst case over them). None
     where no batch size is open."""
     tops = {b: float(model.x[model.group == model.used.index(b)].max()) for b in model.next_to_edge}
     open_b = sorted(b for b, top in tops.items() if b not in at_edge and log_lr_opt[b] > top + HELD_DECADES)

@@ -178,8 +178,9 @@ def answer_line(r) -> str:
         e = j["open_edge"]
         inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
         return (f"Answer: not decided: {_open_edge_where(e)}; β = {a['beta']:.3f} {_ci(a['ci95'])} if training holds "
-                f"up to the bottom, {e['beta']:.3f} {_ci(e['ci95'])} if it breaks right above the highest lr that "
-                f"trained, and the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})")
+                f"up to the bottom, about {e['beta']:.3f} {_ci(e['ci95'])} if it breaks right above the highest lr that "
+                f"trained (the line through the optima moved, not a refit), and the hypotheses inside the CI differ "
+                f"({inside(a['ci95'])} against {inside(e['ci95'])})")
     if why == "form" and not j["bend"]["bends"]:  # a bending form fits, though not a bend at the middle B
         return (f"Answer: not decided: {_form_view(r)}, a bend its broken line at B = {j['bend']['slopes']['lower_range'][1]} "
                 f"does not find (p = {j['bend']['p_value']:.2g}); one power law over the whole range would have "
@@ -205,8 +206,8 @@ def answer_line(r) -> str:
 
 def _open_edge_where(e) -> str:
     """Where a bowl's bottom is unseen between the highest lr that trained and a diverged one."""
-    return (f"at B = {', '.join(map(str, e['batch_sizes']))} the bowl's bottom lies above the highest lr that trained "
-            "and below the lowest where a run diverged, unseen")
+    return (f"at B = {', '.join(map(str, e['batch_sizes']))} the fitted bowl's bottom lies above the highest lr that "
+            "trained and below the lowest where a run diverged, unseen")
 
 
 def holds(ci, value) -> bool:
@@ -314,10 +315,10 @@ def caveats_line(r) -> str:
                          f"make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
                          " over the batch sizes run")
         edge = r["surface"].get("open_edge")
-        if edge and r["answer"]["untested"] != "open_edge":
+        if edge and r["answer"]["untested"] != "open_edge" and not slopes_answer(r):  # a bend answers with slopes
             same = hypotheses_in(r, edge["ci95"]) == hypotheses_in(r, r["surface"]["ci95"])
             parts.append(f"{_open_edge_where(edge)}: were training to break right above the highest lr that trained, "
-                         f"β would be {edge['beta']:.3f} {_ci(edge['ci95'])}, "
+                         f"β would be about {edge['beta']:.3f} {_ci(edge['ci95'])}, "
                          + ("the same hypotheses inside the CI" if same else "other hypotheses inside the CI"))
         per_b, j = _per_b_form_view(r), r["surface"]
         if per_b and j["forms"]["preferred"] == NO_FORM and not j["bend"]["bends"]:  # a cross-check's form only
