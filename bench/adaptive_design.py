@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fit_accuracy import BATCH, CURVATURE, DIVERGE_ABOVE, judge, parse_args, truth  # noqa: E402
+from fit_accuracy import BATCH, CURVATURE, DIVERGE_ABOVE, bounds, judge, parse_args, truth  # noqa: E402
 from lrscale import adaptive, config  # noqa: E402
 from lrscale.analysis.fit import analyse  # noqa: E402
 from lrscale.analysis.sweep_table import from_records  # noqa: E402
@@ -94,7 +94,7 @@ def _score(r, beta, log, tag):
     log[f"{tag}_ruled_out"].append(verdict["ruled_out"])
     log[f"{tag}_no_joint"].append(j["beta"] is None)
     if j["beta"] is not None:
-        lo, hi = (-np.inf if j["ci95"][0] is None else j["ci95"][0]), (np.inf if j["ci95"][1] is None else j["ci95"][1])
+        lo, hi = bounds(j["ci95"])
         log[f"{tag}_joint_err"].append(j["beta"] - beta)
         log[f"{tag}_joint_cov"].append(lo <= beta <= hi)
         log[f"{tag}_joint_hw"].append((hi - lo) / 2)

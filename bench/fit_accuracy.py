@@ -164,6 +164,11 @@ def summarize(spec, log):
     }
 
 
+def bounds(ci) -> tuple:
+    """A CI's ends, an open one (None) as ∓inf."""
+    return (-np.inf if ci[0] is None else ci[0]), (np.inf if ci[1] is None else ci[1])
+
+
 def slope_hits(j, lr_opt) -> dict:
     """Whether the joint model's CIs on the slopes below and above its knot hold the truth's: the
     least-squares broken line (one change of slope at the knot) through the true log lr_opt at the
@@ -193,7 +198,7 @@ def _log_surface(log, r, beta_true, lr_opt):
         log["cov_slope"].append(hit)
         log["hw_slope"].append((ci[1] - ci[0]) / 2)
     log["bend"].append(j["bend"]["bends"])
-    lo, hi = (-np.inf if j["ci95"][0] is None else j["ci95"][0]), (np.inf if j["ci95"][1] is None else j["ci95"][1])
+    lo, hi = bounds(j["ci95"])
     log["err_s"].append(j["beta"] - beta_true)
     log["cov_s"].append(lo <= beta_true <= hi)
     log["hw_s"].append((hi - lo) / 2)
@@ -253,8 +258,7 @@ def judge(r, beta_true, new, lr_opt=None):
     if r["beta"] is None and not (new and a["estimator"] == "surface"):
         return {"declined": True, "ruled_out": False, "wrong_single": False}
     if new and a["estimator"] == "surface":
-        declined, cis = a["untested"] is not None, [[-np.inf if a["ci95"][0] is None else a["ci95"][0],
-                                                    np.inf if a["ci95"][1] is None else a["ci95"][1]]]
+        declined, cis = a["untested"] is not None, [list(bounds(a["ci95"]))]
         held = [h["beta"] for h in r["hypotheses"] if h["in_ci95_surface"]]
     else:
         declined = r["preferred_form"] != "power_law" or (new and a.get("untested") is not None)  # band disagrees
