@@ -11,9 +11,11 @@ verdict, differs from its archives), the verdict under four variants, every othe
 `joint` (now), `per_b` (the form account the per-B optima's preferred form), `none` (no form account)
 and `no_open_edge` (no open-edge rule); how often each declines, rules the truth out, or names a wrong
 single hypothesis, and the reasons behind `joint`. `--compare` picks the table: the form gates
-(per_b → joint, none) or the open-edge rule (no_open_edge → joint).
+(per_b → joint, none), the open-edge rule (no_open_edge → joint), or that rule's open batch sizes moved
+apart, as since 2026-12-05, against moved together (open_edge_together → joint, no_open_edge).
 
-    python bench/decline_reasons.py [--reps 50] [--reps-outside 100] [--compare form|open_edge] [--only CELLS]
+    python bench/decline_reasons.py [--reps 50] [--reps-outside 100] [--compare form|open_edge|open_edge_apart]
+                                    [--only CELLS]
                                     [--out bench/out/decline_reasons.json]
 """
 
@@ -33,8 +35,9 @@ from surface_constants import run_cells  # noqa: E402
 from truths_outside import TRUTHS  # noqa: E402
 
 from lrscale.analysis.fit import analyse, untested_reasons  # noqa: E402
+from lrscale.analysis.verdict import holds  # noqa: E402
 
-GATES = ("per_b", "joint", "none", "no_open_edge")  # joint: the verdict as it is
+GATES = ("per_b", "joint", "none", "no_open_edge", "open_edge_together")  # joint: the verdict as it is
 
 
 def _draws(cell, reps):
@@ -48,14 +51,28 @@ def _draws(cell, reps):
 
 def _gated(r, gate) -> dict:
     """The result with `gate`'s verdict (fit.untested_reasons, one entry replaced): the form account the
-    joint model's (joint, as now), the per-B optima's (per_b) or none; or no open-edge rule (no_open_edge)."""
+    joint model's (joint, as now), the per-B optima's (per_b) or none; or no open-edge rule (no_open_edge),
+    or the open-edge rule as it was until 2026-12-05 (open_edge_together: every open B moved at once, the
+    hypotheses inside the CI compared at the fit and there only)."""
     a = r["answer"]
     if a["estimator"] != "surface":
         return r
     swap = {"joint": {}, "per_b": {"form": r["beta"] is not None and r["preferred_form"] != "power_law"},
-            "none": {"form": False}, "no_open_edge": {"open_edge": False}}[gate]
+            "none": {"form": False}, "no_open_edge": {"open_edge": False},
+            "open_edge_together": {"open_edge": _moved_together(r["surface"])}}[gate]
     reasons = [(why, swap.get(why, holds)) for why, holds in untested_reasons(r, a["disagreeing"], HYPOTHESES)]
     return {**r, "answer": {**a, "untested": next((why for why, holds in reasons if holds), None)}}
+
+
+def _moved_together(joint) -> bool:
+    """The open-edge rule until 2026-12-05: the hypotheses inside the CI at the fit against those inside it
+    with every open B's lr_opt brought down at once (the sum of the shift range's two ends)."""
+    edge = joint.get("open_edge")
+    if not edge:
+        return False
+    net = sum(edge["shift_range"])
+    moved = [None if e is None else e + net for e in joint["ci95"]]
+    return any(holds(joint["ci95"], h) != holds(moved, h) for h in HYPOTHESES)
 
 
 def run(spec):
@@ -73,14 +90,15 @@ def run(spec):
             **{f"{k}_{g}": share(judged[g], k) for g in GATES for k in ("declined", "ruled_out", "wrong_single")}}
 
 
-COMPARE = {"form": ("per_b", "joint", "none"), "open_edge": ("no_open_edge", "joint", None)}
+COMPARE = {"form": ("per_b", "joint", "none"), "open_edge": ("no_open_edge", "joint", None),
+           "open_edge_apart": ("open_edge_together", "joint", "no_open_edge")}
 
 
 def markdown(rows, compare="form") -> str:
     """The table of one comparison: before → now (and a third variant in brackets), per cell."""
     before, now, third = COMPARE[compare]
-    names = {"per_b": "per-B", "joint": "now" if compare == "open_edge" else "joint", "none": "no gate",
-             "no_open_edge": "no open-edge rule"}
+    names = {"per_b": "per-B", "joint": "now" if compare.startswith("open_edge") else "joint", "none": "no gate",
+             "no_open_edge": "no open-edge rule", "open_edge_together": "moved together"}
     arrow = f"{names[before]} → {names[now]}" + (f" ({names[third]})" if third else "")
     head = ["cell", "sweeps", "declined because (now, share of sweeps)", f"declined {arrow}",
             f"truth ruled out {names[before]} → {names[now]}", f"wrong single h. {arrow}"]
@@ -107,7 +125,8 @@ def main():
     ap.add_argument("--reps-outside", type=int, default=100, help="sweeps per out-of-family cell")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--compare", choices=sorted(COMPARE), default="form",
-                    help="the table: the form gates (per-B → joint, no gate) or the open-edge rule (without → with)")
+                    help="the table: the form gates (per-B → joint, no gate), the open-edge rule (without → with) or "
+                         "its open batch sizes moved apart (moved together → now, no rule)")
     ap.add_argument("--only", default="", help="run only the cells whose name starts with one of these, comma-separated")
     ap.add_argument("--out", default="bench/out/decline_reasons.json")
     args = ap.parse_args()

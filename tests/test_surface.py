@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lrscale.analysis import fit, surface
+from lrscale.analysis import fit, report, surface
 from lrscale.analysis.sweep_table import Sweep
 from lrscale.analysis.verdict import verdict
 
@@ -303,6 +303,7 @@ def test_a_bottom_unseen_under_a_diverged_lr_leaves_untested_the_hypotheses_that
     moves = [math.log10(edge["highest_lr_read"][str(b)] / j["lr_opt"][str(b)]) if b in (256, 512) else 0.0
              for b in j["batch_sizes"]]
     assert edge["shift"] == pytest.approx(np.polyfit(x, moves, 1)[0], rel=1e-9) and edge["shift"] < -0.2
+    assert edge["shift_range"] == [edge["shift"], 0.0]  # both above the middle: every move lowers β
     assert edge["ci95"] == pytest.approx([j["ci95"][0] + edge["shift"], j["ci95"][1] + edge["shift"]])
     assert covers(j["ci95"], 0.5) and not covers(edge["ci95"], 0.5)  # 0.5 inside one CI, not the other
     assert r["answer"]["untested"] == "open_edge"
@@ -316,6 +317,29 @@ def test_a_bottom_unseen_under_a_diverged_lr_leaves_untested_the_hypotheses_that
     assert "0.5 (square-root / Gaussian) is the only hypothesis inside the CI" in r["verdict"]
     assert "at B = 32 the fitted bowl's bottom lies above the highest lr that trained" in r["verdict"].splitlines()[2]
     assert "the same hypotheses inside the CI" in r["verdict"]
+
+
+def test_open_batch_sizes_on_both_sides_of_the_middle_are_moved_apart_not_together():
+    # bottoms unseen at B = 16 and 256: bringing B = 16's lr_opt down raises β, B = 256's lowers it. Moved
+    # together they nearly cancel and the CI keeps 0.5; moved one at a time, one of them leaves 0.5 out
+    r = fit.analyse(cut_at(0, {16: 0.0, 256: 0.0}, 0.01), bootstrap=20)
+    edge, j = r["surface"]["open_edge"], r["surface"]
+    assert edge["batch_sizes"] == [16, 256]
+    x = np.log10(j["batch_sizes"])
+    moves = {b: math.log10(edge["highest_lr_read"][str(b)] / j["lr_opt"][str(b)]) for b in (16, 256)}
+    slope = lambda b: np.polyfit(x, [moves[b] if c == b else 0.0 for c in j["batch_sizes"]], 1)[0]  # noqa: E731
+    assert edge["shift_range"] == pytest.approx([slope(256), slope(16)], rel=1e-9)
+    down, up = edge["shift_range"]
+    assert down < -0.05 and up > 0.03
+    assert edge["ci95_reach"] == pytest.approx([j["ci95"][0] + down, j["ci95"][1] + up])
+    together = [j["ci95"][0] + down + up, j["ci95"][1] + down + up]
+    assert covers(j["ci95"], 0.5) and covers(together, 0.5) and not covers([j["ci95"][0] + down, j["ci95"][1] + down], 0.5)
+    assert r["answer"]["untested"] == "open_edge"
+    assert f"about {j['beta'] + down:.3f} to {j['beta'] + up:.3f} (CIs reaching" in r["verdict"]
+    assert "if it breaks right above the highest lr that trained at some of them" in r["verdict"]
+    assert "and the CI holds 0.5 for some of these and not for others" in r["verdict"]
+    rows = report._edge_text(j).split("; ")  # the report's stability-edge row names both
+    assert [row.split(":")[0] for row in rows if "bottom unseen" in row] == ["B = 16", "B = 256"]
 
 
 def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():

@@ -29,7 +29,7 @@ from ..metrics import load_all
 from ..noise import gradient_noise
 from .optima import locate, quad_fit  # noqa: F401  (the fit's public API, used by tests and benches)
 from .sweep_table import Sweep, read_table, set_grid  # noqa: F401
-from .verdict import HYPOTHESIS_NAMES, holds, verdict
+from .verdict import HYPOTHESIS_NAMES, edge_changes, holds, verdict
 
 LN10 = math.log(10)
 # fit.json's `shared_shape` (a public key): the shared-shape locator was deleted in issue 23, the joint
@@ -225,10 +225,7 @@ def untested_reasons(result, disagreeing, hypotheses) -> list:
 
 def edge_dependent(joint, hypotheses) -> bool:
     """Whether the hypotheses inside the joint CI change where training breaks at an open edge."""
-    edge = joint.get("open_edge")
-    if not edge:
-        return False
-    return any(holds(joint["ci95"], h) != holds(edge["ci95"], h) for h in hypotheses)
+    return bool(edge_changes(joint, hypotheses))
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

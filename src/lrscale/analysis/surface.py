@@ -477,23 +477,28 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
 def _open_edge(model, log_lr_opt, at_edge, beta, ci) -> dict | None:
     """Where the fitted lr_opt lies above the highest lr read and under the lowest where a run diverged, with
     no finite run between (the bowl's bottom unseen), the data do not say whether training breaks before
-    the bottom. The other extreme, training breaking right above the highest lr read there, puts lr_opt at
-    that lr: β moves by the slope (least squares on log10 B over the batch sizes used) of those moves, and its
-    CI with it (`ci95`). A line through the optima, not a refit: a refit forced under such a cap bends the
-    bowls and tilts the line to fit both (+0.14 for one open B mid-range
-    in a one-off check on the unit test's sweep, against +0.04 this way; every open B is moved at once, so
-    moves on both sides of the middle can cancel: not the worst case over them). None
-    where no batch size is open."""
+    the bottom: each such lr_opt may lie anywhere from the fit down to the highest lr read there. β is the
+    least-squares slope on log10 B of the optima, linear in them, so it ranges over `shift_range`: the sum of
+    the moves (c_b, each open B's lr_opt brought down to its highest lr read) that lower β, to the sum of
+    those that raise it (open batch sizes on both sides of the middle move β opposite ways: moving all of
+    them at once could cancel). `shift` is the larger of the two, with `beta` and `ci95`; `ci95_reach` spans
+    every CI over the range. A line through the optima, not a refit: a refit forced under such a cap bends
+    the bowls and tilts the line to fit both (+0.14 for one open B mid-range in a one-off check on the unit
+    test's sweep, against +0.04 this way). None where no batch size is open."""
     tops = {b: float(model.x[model.group == model.used.index(b)].max()) for b in model.next_to_edge}
     open_b = sorted(b for b, top in tops.items() if b not in at_edge and log_lr_opt[b] > top + HELD_DECADES)
     if not open_b:
         return None
     x = np.log10(np.array(model.used, float))
     moves = np.array([tops[b] - log_lr_opt[b] if b in open_b else 0.0 for b in model.used])
-    shift = float(np.sum((x - x.mean()) * moves) / np.sum((x - x.mean()) ** 2))
+    c = (x - x.mean()) * moves / np.sum((x - x.mean()) ** 2)
+    down, up = float(np.sum(np.minimum(c, 0.0))), float(np.sum(np.maximum(c, 0.0)))
+    shift = down if -down >= up else up
+    lo, hi = ci
     return {"batch_sizes": open_b, "highest_lr_read": {str(b): float(10 ** tops[b]) for b in open_b},
-            "beta": beta + shift, "shift": shift,
-            "ci95": [None if e is None else e + shift for e in ci]}
+            "beta": beta + shift, "shift": shift, "shift_range": [down, up],
+            "ci95": [None if e is None else e + shift for e in ci],
+            "ci95_reach": [None if lo is None else lo + down, None if hi is None else hi + up]}
 
 
 def fit_forms(model, p_pl, rss_pl, dof, f95, free, with_ci=True) -> dict:

@@ -177,10 +177,13 @@ def answer_line(r) -> str:
     if why == "open_edge":
         e = j["open_edge"]
         inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
+        if 0.0 in e["shift_range"] and inside(a["ci95"]) != inside(e["ci95"]):
+            differ = f"the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})"
+        else:  # the CI passes over a hypothesis in between, or the open B lie on both sides of the middle
+            changed = edge_changes(j, [h["beta"] for h in r["hypotheses"]])
+            differ = f"the CI holds {', '.join(f'{h:g}' for h in changed)} for some of these and not for others"
         return (f"Answer: not decided: {_open_edge_where(e)}; β = {a['beta']:.3f} {_ci(a['ci95'])} if training holds "
-                f"up to the bottom, about {e['beta']:.3f} {_ci(e['ci95'])} if it breaks right above the highest lr that "
-                f"trained (the line through the optima moved, not a refit), and the hypotheses inside the CI differ "
-                f"({inside(a['ci95'])} against {inside(e['ci95'])})")
+                f"up to the bottom, {_edge_extreme(e, 'if it breaks')}, and {differ}")
     if why == "form" and not j["bend"]["bends"]:  # a bending form fits, though not a bend at the middle B
         return (f"Answer: not decided: {_form_view(r)}, a bend its broken line at B = {j['bend']['slopes']['lower_range'][1]} "
                 f"does not find (p = {j['bend']['p_value']:.2g}); one power law over the whole range would have "
@@ -204,6 +207,18 @@ def answer_line(r) -> str:
             f"{len(j['batch_sizes'])} batch sizes); {check}")
 
 
+def _edge_extreme(e, condition) -> str:
+    """β where training breaks right above the highest lr that trained: at every open B where all move β one
+    way, else at some of them, from the β lowest to the highest."""
+    down, up = e["shift_range"]
+    if 0.0 in (down, up):
+        return (f"about {e['beta']:.3f} {_ci(e['ci95'])} {condition} right above the highest lr that trained (the line "
+                "through the optima moved, not a refit)")
+    beta = e["beta"] - e["shift"]
+    return (f"about {beta + down:.3f} to {beta + up:.3f} (CIs reaching {_ci(e['ci95_reach'])}) {condition} right above "
+            "the highest lr that trained at some of them (lines through the optima moved, not refits)")
+
+
 def _open_edge_where(e) -> str:
     """Where a bowl's bottom is unseen between the highest lr that trained and a diverged one."""
     return (f"at B = {', '.join(map(str, e['batch_sizes']))} the fitted bowl's bottom lies above the highest lr that "
@@ -213,6 +228,18 @@ def _open_edge_where(e) -> str:
 def holds(ci, value) -> bool:
     """Whether a CI holds value (an end of None: open on that side)."""
     return (ci[0] is None or ci[0] <= value) and (ci[1] is None or value <= ci[1])
+
+
+def edge_changes(joint, hypotheses) -> list:
+    """The hypotheses inside β's CI for some place training may break at an open edge and outside it for
+    another. The CI slides with β over the edge's shift_range, so a hypothesis changes where it lies inside
+    the CIs' reach but outside their core (the part every one of them holds), in between included."""
+    edge = joint.get("open_edge")
+    if not edge:
+        return []
+    (lo, hi), (down, up) = joint["ci95"], edge["shift_range"]
+    core = [None if lo is None else lo + up, None if hi is None else hi + down]
+    return [h for h in hypotheses if holds(edge["ci95_reach"], h) and not holds(core, h)]
 
 
 def hypotheses_in(r, ci) -> list:
@@ -316,9 +343,8 @@ def caveats_line(r) -> str:
                          " over the batch sizes run")
         edge = r["surface"].get("open_edge")
         if edge and r["answer"]["untested"] != "open_edge" and not slopes_answer(r):  # a bend answers with slopes
-            same = hypotheses_in(r, edge["ci95"]) == hypotheses_in(r, r["surface"]["ci95"])
-            parts.append(f"{_open_edge_where(edge)}: were training to break right above the highest lr that trained, "
-                         f"β would be about {edge['beta']:.3f} {_ci(edge['ci95'])}, "
+            same = not edge_changes(r["surface"], [h["beta"] for h in r["hypotheses"]])
+            parts.append(f"{_open_edge_where(edge)}: β would be {_edge_extreme(edge, 'were training to break')}, "
                          + ("the same hypotheses inside the CI" if same else "other hypotheses inside the CI"))
         per_b, j = _per_b_form_view(r), r["surface"]
         if per_b and j["forms"]["preferred"] == NO_FORM and not j["bend"]["bends"]:  # a cross-check's form only
