@@ -342,6 +342,21 @@ def test_open_batch_sizes_on_both_sides_of_the_middle_are_moved_apart_not_togeth
     assert [row.split(":")[0] for row in rows if "bottom unseen" in row] == ["B = 16", "B = 256"]
 
 
+def test_a_hypothesis_the_ci_passes_over_between_the_two_extremes_is_undecided_too():
+    # β = 0.8, bottoms unseen at B = 256 and 512: the fit's CI holds no hypothesis, nor does the other
+    # extreme's (about 0.61), but between them the CI slides over 0.667
+    sweep = make_sweep(power_law(0.8), bowl, sigma=0.003, seed=0)
+    for b in (256, 512):
+        sweep.losses[b][:, LOG_LRS - power_law(0.8)(b) > 0.0] = np.nan
+    r = fit.analyse(sweep, bootstrap=20)
+    j, edge = r["surface"], r["surface"]["open_edge"]
+    hypotheses = [h["beta"] for h in r["hypotheses"]]
+    assert not any(covers(j["ci95"], h) or covers(edge["ci95"], h) for h in hypotheses)
+    assert edge["ci95_reach"][0] < 2 / 3 < edge["ci95_reach"][1] and edge["shift_range"][1] == 0.0
+    assert r["answer"]["untested"] == "open_edge"
+    assert "and the CI holds 0.667 for some of these and not for others" in r["verdict"]
+
+
 def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():
     def mccandlish(b):  # lr_max / (1 + B_noise / B), B_noise = 32
         return -2.7 - math.log10(1 + 32 / b)
