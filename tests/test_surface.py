@@ -7,7 +7,7 @@ import pytest
 
 from lrscale.analysis import fit, report, surface
 from lrscale.analysis.sweep_table import Sweep
-from lrscale.analysis.verdict import verdict
+from lrscale.analysis.verdict import edge_changes, verdict
 
 BS = (8, 16, 32, 64, 128, 256, 512)
 LOG_LRS = -4.5 + 0.5 * np.arange(7)  # centred on 1e-3
@@ -337,7 +337,7 @@ def test_open_batch_sizes_on_both_sides_of_the_middle_are_moved_apart_not_togeth
     assert r["answer"]["untested"] == "open_edge"
     assert f"about {j['beta'] + down:.3f} to {j['beta'] + up:.3f} (CIs reaching" in r["verdict"]
     assert "if it breaks right above the highest lr that trained at some of them" in r["verdict"]
-    assert "and the CI holds 0.5 for some of these and not for others" in r["verdict"]
+    assert "and the CI holds 0.5 for some places training may break and not for others" in r["verdict"]
     rows = report._edge_text(j).split("; ")  # the report's stability-edge row names both
     assert [row.split(":")[0] for row in rows if "bottom unseen" in row] == ["B = 16", "B = 256"]
 
@@ -354,7 +354,24 @@ def test_a_hypothesis_the_ci_passes_over_between_the_two_extremes_is_undecided_t
     assert not any(covers(j["ci95"], h) or covers(edge["ci95"], h) for h in hypotheses)
     assert edge["ci95_reach"][0] < 2 / 3 < edge["ci95_reach"][1] and edge["shift_range"][1] == 0.0
     assert r["answer"]["untested"] == "open_edge"
-    assert "and the CI holds 0.667 for some of these and not for others" in r["verdict"]
+    assert "and the CI holds 0.667 for some places training may break and not for others" in r["verdict"]
+
+
+def test_edge_changes_reads_open_ci_ends_and_an_empty_core():
+    hypotheses = [0.5, 2 / 3, 1.0]
+
+    def changes(ci, shift_range):
+        down, up = shift_range
+        reach = [None if ci[0] is None else ci[0] + down, None if ci[1] is None else ci[1] + up]
+        joint = {"ci95": ci, "open_edge": {"shift_range": shift_range, "ci95_reach": reach}}
+        return edge_changes(joint, hypotheses)
+
+    assert changes([0.45, 0.55], [-0.2, 0.0]) == [0.5]  # slid down to [0.25, 0.35]: 0.5 leaves
+    assert changes([0.6, 0.75], [-0.05, 0.02]) == []  # 0.667 inside all the way: core [0.62, 0.70]
+    assert changes([0.62, 0.7], [-0.1, 0.1]) == [2 / 3]  # core [0.72, 0.6] is empty: 0.667 leaves somewhere
+    assert changes([0.45, None], [-0.2, 0.0]) == []  # open above: every hypothesis stays inside
+    assert changes([None, 0.55], [0.0, 0.15]) == [2 / 3]  # open below: 0.667 enters as the upper end rises
+    assert edge_changes({"ci95": [0.45, 0.55], "open_edge": None}, hypotheses) == []
 
 
 def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():

@@ -214,8 +214,9 @@ def _answer(result, hypotheses) -> dict:
 def untested_reasons(result, disagreeing, hypotheses) -> list:
     """(why, whether it holds) in the order _answer reads them: the first that holds leaves the
     hypotheses untested. `form` is the joint model's preferred form, not the per-B optima's (a caveat).
-    `open_edge`: where a bowl's bottom lies unseen between the highest lr read and a diverged one, the
-    hypotheses inside β's CI differ between the fit and its other extreme (surface._open_edge)."""
+    `open_edge`: where a bowl's bottom lies unseen between the highest lr read and a diverged one, a
+    hypothesis lies inside β's CI for some places training may break there and outside it for others
+    (verdict.edge_changes: inside the CIs' reach, outside their core; surface._open_edge)."""
     joint = result["surface"]
     return [("non_monotonic", bool(result["non_monotonic"])), ("stability_edge", bool(joint.get("lr_opt_at_edge"))),
             ("open_edge", edge_dependent(joint, hypotheses)),

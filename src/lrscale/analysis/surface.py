@@ -55,7 +55,8 @@ diverged run's loss above the highest finite loss at its B was tried and dropped
 diverges 0.3 decades above its optimum its β CI covered 0 of 40 sweeps, against 40 of 40 without.)
 An optimum the cap brackets but does not hold, above the highest lr read (`open_edge`), is the bowl's
 bottom extrapolated from one side: whether training breaks before it is unseen, and the verdict tests
-no hypothesis whose standing the other extreme (breaking right above that lr) would change.
+no hypothesis whose standing changes anywhere between the fit and training breaking right above that lr
+(at any of the open batch sizes, each on its own).
 An lr above the best where only some seeds diverged is an edge too, and its survivors are left out:
 they are the runs that stayed calm, not a sample of that lr (an edge where every run diverged, with
 the survivors read as losses, covered β in 0.925 of 200 sweeps of bench/truths_outside.py's
@@ -491,7 +492,8 @@ def _open_edge(model, log_lr_opt, at_edge, beta, ci) -> dict | None:
         return None
     x = np.log10(np.array(model.used, float))
     moves = np.array([tops[b] - log_lr_opt[b] if b in open_b else 0.0 for b in model.used])
-    c = (x - x.mean()) * moves / np.sum((x - x.mean()) ** 2)
+    dx = np.where(np.isclose(x, x.mean(), rtol=0.0, atol=1e-12), 0.0, x - x.mean())  # the middle B: exactly 0
+    c = dx * moves / np.sum(dx**2)
     down, up = float(np.sum(np.minimum(c, 0.0))), float(np.sum(np.maximum(c, 0.0)))
     shift = down if -down >= up else up
     lo, hi = ci

@@ -177,11 +177,14 @@ def answer_line(r) -> str:
     if why == "open_edge":
         e = j["open_edge"]
         inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
+        changed = edge_changes(j, [h["beta"] for h in r["hypotheses"]])
+        between = ", ".join(f"{h:g}" for h in changed if not (holds(a["ci95"], h) or holds(e["ci95"], h)))
         if 0.0 in e["shift_range"] and inside(a["ci95"]) != inside(e["ci95"]):
-            differ = f"the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})"
+            differ = (f"the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})"
+                      + (f", and it passes over {between} between them" if between else ""))
         else:  # the CI passes over a hypothesis in between, or the open B lie on both sides of the middle
-            changed = edge_changes(j, [h["beta"] for h in r["hypotheses"]])
-            differ = f"the CI holds {', '.join(f'{h:g}' for h in changed)} for some of these and not for others"
+            differ = (f"the CI holds {', '.join(f'{h:g}' for h in changed)} for some places training may break "
+                      "and not for others")
         return (f"Answer: not decided: {_open_edge_where(e)}; β = {a['beta']:.3f} {_ci(a['ci95'])} if training holds "
                 f"up to the bottom, {_edge_extreme(e, 'if it breaks')}, and {differ}")
     if why == "form" and not j["bend"]["bends"]:  # a bending form fits, though not a bend at the middle B
