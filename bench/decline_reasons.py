@@ -35,6 +35,7 @@ from surface_constants import run_cells  # noqa: E402
 from truths_outside import TRUTHS  # noqa: E402
 
 from lrscale.analysis.fit import analyse, untested_reasons  # noqa: E402
+from lrscale.analysis.surface import slide  # noqa: E402
 from lrscale.analysis.verdict import holds  # noqa: E402
 
 GATES = ("per_b", "joint", "none", "no_open_edge", "open_edge_together")  # joint: the verdict as it is
@@ -71,7 +72,7 @@ def _moved_together(joint) -> bool:
     if not edge:
         return False
     net = sum(edge["shift_range"])
-    moved = [None if e is None else e + net for e in joint["ci95"]]
+    moved = slide(joint["ci95"], net, net)
     return any(holds(joint["ci95"], h) != holds(moved, h) for h in HYPOTHESES)
 
 

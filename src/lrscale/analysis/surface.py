@@ -496,11 +496,15 @@ def _open_edge(model, log_lr_opt, at_edge, beta, ci) -> dict | None:
     c = dx * moves / np.sum(dx**2)
     down, up = float(np.sum(np.minimum(c, 0.0))), float(np.sum(np.maximum(c, 0.0)))
     shift = down if -down >= up else up
-    lo, hi = ci
     return {"batch_sizes": open_b, "highest_lr_read": {str(b): float(10 ** tops[b]) for b in open_b},
             "beta": beta + shift, "shift": shift, "shift_range": [down, up],
-            "ci95": [None if e is None else e + shift for e in ci],
-            "ci95_reach": [None if lo is None else lo + down, None if hi is None else hi + up]}
+            "ci95": slide(ci, shift, shift), "ci95_reach": slide(ci, down, up)}
+
+
+def slide(ci, low_by, high_by) -> list:
+    """A CI with its low end moved by low_by and its high end by high_by (an end of None, open, stays open)."""
+    lo, hi = ci
+    return [None if lo is None else lo + low_by, None if hi is None else hi + high_by]
 
 
 def fit_forms(model, p_pl, rss_pl, dof, f95, free, with_ci=True) -> dict:

@@ -17,6 +17,7 @@ import math
 from . import budget
 from .forms import close_second
 from .names import GRAD_CLIPPED, MCCANDLISH, NO_FORM, POWER_LAW, SURGE, UNDECIDED
+from .surface import slide
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {POWER_LAW: "power law C·B^β", MCCANDLISH: "McCandlish lr_max/(1 + B_noise/B)",
@@ -177,7 +178,7 @@ def answer_line(r) -> str:
     if why == "open_edge":
         e = j["open_edge"]
         inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
-        changed = edge_changes(j, [h["beta"] for h in r["hypotheses"]])
+        changed = edge_changes(j, hypotheses_in(r))
         between = ", ".join(f"{h:g}" for h in changed if not (holds(a["ci95"], h) or holds(e["ci95"], h)))
         if 0.0 in e["shift_range"] and inside(a["ci95"]) != inside(e["ci95"]):
             differ = (f"the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})"
@@ -240,13 +241,13 @@ def edge_changes(joint, hypotheses) -> list:
     edge = joint.get("open_edge")
     if not edge:
         return []
-    (lo, hi), (down, up) = joint["ci95"], edge["shift_range"]
-    core = [None if lo is None else lo + up, None if hi is None else hi + down]
+    down, up = edge["shift_range"]
+    core = slide(joint["ci95"], up, down)
     return [h for h in hypotheses if holds(edge["ci95_reach"], h) and not holds(core, h)]
 
 
-def hypotheses_in(r, ci) -> list:
-    """The hypothesised βs a CI holds."""
+def hypotheses_in(r, ci=(None, None)) -> list:
+    """The hypothesised βs a CI holds (every one without a CI)."""
     return [h["beta"] for h in r["hypotheses"] if holds(ci, h["beta"])]
 
 
@@ -346,7 +347,7 @@ def caveats_line(r) -> str:
                          " over the batch sizes run")
         edge = r["surface"].get("open_edge")
         if edge and r["answer"]["untested"] != "open_edge" and not slopes_answer(r):  # a bend answers with slopes
-            same = not edge_changes(r["surface"], [h["beta"] for h in r["hypotheses"]])
+            same = not edge_changes(r["surface"], hypotheses_in(r))
             parts.append(f"{_open_edge_where(edge)}: β would be {_edge_extreme(edge, 'were training to break')}, "
                          + ("the same hypotheses inside the CI" if same else "other hypotheses inside the CI"))
         per_b, j = _per_b_form_view(r), r["surface"]
