@@ -169,17 +169,31 @@ def bounds(ci) -> tuple:
     return (-np.inf if ci[0] is None else ci[0]), (np.inf if ci[1] is None else ci[1])
 
 
-def slope_hits(j, lr_opt) -> dict:
-    """Whether the joint model's CIs on the slopes below and above its knot hold the truth's: the
-    least-squares broken line (one change of slope at the knot) through the true log lr_opt at the
-    batch sizes the model used (its pseudo-truth)."""
+def slope_hits(j, lr_opt, cis=None) -> dict:
+    """Whether the joint model's CIs on the slopes below and above its knot (or `cis`, {"lower": ci, "upper": ci})
+    hold the truth's: the least-squares broken line (one change of slope at the knot) through the true log
+    lr_opt at the batch sizes the model used (its pseudo-truth)."""
     slopes, used = j["bend"]["slopes"], j["batch_sizes"]
+    cis = cis or {k: slopes[k + "_ci95"] for k in ("lower", "upper")}
     at = {int(b): v for b, v in zip(BATCH, lr_opt)}
     l = np.log10(np.array(used, float))
     design = np.column_stack([np.ones(len(l)), l, np.maximum(l - np.log10(slopes["lower_range"][1]), 0)])
     coef = np.linalg.lstsq(design, np.log10([at[b] for b in used]), rcond=None)[0]
     truth = {"lower": coef[1], "upper": coef[1] + coef[2]}
-    return {k: slopes[k + "_ci95"][0] <= truth[k] <= slopes[k + "_ci95"][1] for k in truth}
+    return {k: cis[k][0] <= truth[k] <= cis[k][1] for k in truth}
+
+
+def _bend_answer(j, lr_opt) -> dict:
+    """A bend answer's slopes against the truth's broken line: whether a CI misses it and the CIs' mean
+    half-width, as answered (the jackknife's floor included) and as the model alone gave them (`_model`)."""
+    slopes = j["bend"]["slopes"]
+    now = {k: slopes[k + "_ci95"] for k in ("lower", "upper")}
+    model = (slopes.get("jackknife") or {}).get("ci95_model") or now
+    half = lambda cis: float(np.mean([(ci[1] - ci[0]) / 2 for ci in cis.values()]))  # noqa: E731
+    return {"declined": True, "ruled_out": False, "wrong_single": False,
+            "slope_missed": not all(slope_hits(j, lr_opt).values()),
+            "slope_missed_model": not all(slope_hits(j, lr_opt, model).values()),
+            "slope_half_width": half(now), "slope_half_width_model": half(model)}
 
 
 def _log_surface(log, r, beta_true, lr_opt):
@@ -223,6 +237,9 @@ def _surface_summary(log) -> dict:
     bent = [j["slope_missed"] for j in log["new"] if "slope_missed" in j]
     out["bend_answers"] = mean([j.get("slope_missed") is not None for j in log["new"]])
     out["bend_answer_slope_missed"] = mean(bent)
+    answers = [j for j in log["new"] if "slope_missed" in j]
+    for key in ("slope_missed_model", "slope_half_width", "slope_half_width_model"):
+        out["bend_answer_" + key] = (median if "width" in key else mean)([j[key] for j in answers])
     return out
 
 
@@ -253,8 +270,7 @@ def judge(r, beta_true, new, lr_opt=None):
     the truth's own broken line (`slope_hits`)."""
     a = r["answer"]
     if new and slopes_answer(r) and lr_opt is not None:
-        missed = not all(slope_hits(r["surface"], lr_opt).values())
-        return {"declined": True, "ruled_out": False, "wrong_single": False, "slope_missed": missed}
+        return _bend_answer(r["surface"], lr_opt)
     if r["beta"] is None and not (new and a["estimator"] == "surface"):
         return {"declined": True, "ruled_out": False, "wrong_single": False}
     if new and a["estimator"] == "surface":
@@ -334,7 +350,13 @@ def _band_cell(r) -> str:
 
 
 def _bend_answer_cell(r) -> str:
-    return f"{fmt(r.get('bend_answers'), '.2f')} ({fmt(r.get('bend_answer_slope_missed'), '.2f')})"
+    """How often the answer was a bend, and how often its slopes' CIs missed the truth's broken line; since
+    the jackknife (2026-12-05): the model's CIs → the answer's, with their median half-widths."""
+    if r.get("bend_answer_slope_missed_model") is None:  # archived before the jackknife, or no bend answer
+        return f"{fmt(r.get('bend_answers'), '.2f')} ({fmt(r.get('bend_answer_slope_missed'), '.2f')})"
+    return (f"{fmt(r['bend_answers'], '.2f')} ({fmt(r['bend_answer_slope_missed_model'], '.2f')} → "
+            f"{fmt(r['bend_answer_slope_missed'], '.2f')}; {fmt(r['bend_answer_slope_half_width_model'], '.2f')} → "
+            f"{fmt(r['bend_answer_slope_half_width'], '.2f')})")
 
 
 def _slope_cell(r) -> str:

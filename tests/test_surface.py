@@ -520,3 +520,30 @@ def test_a_free_lr_opt_that_runs_off_the_grid_does_not_size_the_departures():
     lof = r["lack_of_fit"]
     assert lof["used"] and lof["vertices"] == list(BS[1:]) and lof["vertex_dof"] == 4
     assert lof["s2"] < 0.1 and covers(r["ci95"], 0.5) and r["ci95"][1] - r["ci95"][0] < 1.0
+
+
+def test_a_batch_size_set_apart_at_the_end_widens_the_slopes_by_the_jackknife():
+    # lr_opt a broken line (slope 0.8 to B = 64, 0.4 above) with B = 512's own lr_opt 0.08 decade above it,
+    # seeds scattering 0.003: at the end of a 4-B half that B pulls the line toward itself, and leaving each
+    # B out in turn shows it (the jackknife's upper half-width, 0.16–0.19 here, against 0.06–0.07 below the
+    # knot); the answer's upper CI holds the slope through the other batch sizes (0.4) with room to spare
+    def kinked(b, apart=0.08):
+        return -3 + 0.8 * math.log10(min(b, 64) / 64) + 0.4 * math.log10(max(b, 64) / 64) + apart * (b == 512)
+
+    for seed in range(3):
+        slopes = surface.fit_surface(make_sweep(kinked, bowl, sigma=0.003, seed=seed))["bend"]["slopes"]
+        jk = slopes["jackknife"]
+        assert jk["dof"] == 6 and jk["widened"] and jk["upper_half_width"] > 0.13 > 0.1 > jk["lower_half_width"]
+        assert slopes["upper_ci95"][0] < 0.35 and covers(slopes["upper_ci95"], 0.4)
+        for key in ("lower", "upper"):  # the answer's CI: the model's, widened to the jackknife's t-CI
+            model, half = jk["ci95_model"][key], jk[key + "_half_width"]
+            assert slopes[key + "_ci95"] == [min(model[0], slopes[key] - half), max(model[1], slopes[key] + half)]
+        on_line = surface.fit_surface(make_sweep(lambda b: kinked(b, 0.0), bowl, sigma=0.003, seed=seed))["bend"]
+        assert on_line["slopes"]["jackknife"]["upper_half_width"] < 0.05  # no B apart: little to widen by
+    straight = surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=0))["bend"]
+    assert not straight["bends"] and straight["slopes"]["jackknife"] is None  # computed where the slopes answer
+
+    class FourBatchSizes:
+        used = [8, 64, 512, 4096]
+
+    assert surface._jackknife(FourBatchSizes, None, {}) is None  # a half with no batch size beyond the knot
