@@ -81,11 +81,19 @@ def joint_table(result) -> str:
             ("stability edge (lowest lr where a run diverged: caps lr_opt)", _edge_text(j)),
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
             ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
-            ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}"),
+            ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}" + _jackknife_text(bend)),
             ("forms of lr_opt(B) (RSS of every run)", _forms_text(j)),
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _jackknife_text(bend) -> str:
+    """Whether the bend's slopes' CIs were widened to the delete-one-B jackknife's (surface._jackknife)."""
+    jk = bend["slopes"].get("jackknife")
+    if not jk or not jk["widened"]:
+        return ""
+    return f" (CIs widened to the t-CI, {jk['dof']} dof, of the slopes refitted with each B left out)"
 
 
 def _lack_of_fit_text(lof) -> str:
