@@ -61,8 +61,8 @@ def _gated(r, gate) -> dict:
     swap = {"joint": {}, "per_b": {"form": r["beta"] is not None and r["preferred_form"] != "power_law"},
             "none": {"form": False}, "no_open_edge": {"open_edge": False},
             "open_edge_together": {"open_edge": _moved_together(r["surface"])}}[gate]
-    reasons = [(why, swap.get(why, holds)) for why, holds in untested_reasons(r, a["disagreeing"], HYPOTHESES)]
-    return {**r, "answer": {**a, "untested": next((why for why, holds in reasons if holds), None)}}
+    reasons = [(why, swap.get(why, fires)) for why, fires in untested_reasons(r, a["disagreeing"], HYPOTHESES)]
+    return {**r, "answer": {**a, "untested": next((why for why, fires in reasons if fires), None)}}
 
 
 def _moved_together(joint) -> bool:

@@ -199,7 +199,7 @@ def _answer(result, hypotheses) -> dict:
               "band": _compare(joint, result["band"])}
     disagreeing = [name for name, c in checks.items() if c["disagree"]]
     cross_check = result["beta"] is not None
-    untested = next((why for why, holds in untested_reasons(result, disagreeing, hypotheses) if holds), None)
+    untested = next((why for why, fires in untested_reasons(result, disagreeing, hypotheses) if fires), None)
     if not cross_check:
         result["hypotheses"] = [_hypothesis(h) for h in hypotheses]
     for h in result["hypotheses"]:
