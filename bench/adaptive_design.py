@@ -18,6 +18,7 @@ rounds at most): how often the sweep ends with both bracketed (and used in the f
   python bench/adaptive_design.py --table-from bench/results/adaptive_design.json   # the README's table
 """
 
+import collections
 import json
 import math
 import sys
@@ -91,6 +92,7 @@ def _score(r, beta, log, tag):
     """One sweep's answer (the joint model's β and CI, the verdict) and its per-B cross-check's β."""
     j, verdict = r["surface"], judge(r, beta, new=True, lr_opt=truth("power_law", beta))
     log[f"{tag}_declined"].append(verdict["declined"])
+    log[f"{tag}_why"].append(r["answer"].get("untested") or "decided")
     log[f"{tag}_ruled_out"].append(verdict["ruled_out"])
     log[f"{tag}_no_joint"].append(j["beta"] is None)
     if j["beta"] is not None:
@@ -110,7 +112,8 @@ def run_cell(spec):
     rng = np.random.default_rng(zlib.crc32(repr(spec[:3]).encode()))
     lr_opt = truth("power_law", beta)
     log = {f"{t}_{k}": [] for t in ("fixed", "adaptive") for k in ("joint_err", "joint_cov", "joint_hw", "no_joint",
-                                                                   "declined", "ruled_out", "err", "cov_t", "hw", "no_beta")}
+                                                                   "declined", "ruled_out", "err", "cov_t", "hw", "no_beta",
+                                                                   "why")}
     runs = []
     for _ in range(reps):
         lrs = grid_lrs(rng)
@@ -122,7 +125,8 @@ def run_cell(spec):
     summary = lambda k, v: (float(np.median(v)) if k.endswith("hw") else float(np.mean(v))) if v else None  # noqa: E731
     row = {"shape": shape, "sigma": sigma, "beta": beta, "reps": reps, "runs_adaptive_min": min(runs),
            "runs_adaptive_max": max(runs)}
-    row.update({k: summary(k, v) for k, v in log.items()})  # half-widths: the median (an open CI is infinite)
+    row.update({k: summary(k, v) for k, v in log.items() if not k.endswith("_why")})  # half-widths: the median
+    row.update({k: dict(collections.Counter(v)) for k, v in log.items() if k.endswith("_why")})  # why not decided
     row["hw_ratio"] = row["adaptive_hw"] / row["fixed_hw"]
     row["joint_hw_ratio"] = row["adaptive_joint_hw"] / row["fixed_joint_hw"]
     return row
@@ -189,11 +193,22 @@ def markdown(rows, edge) -> str:
     return "\n".join(lines)
 
 
+def reasons_table(rows) -> str:
+    """Why each design's verdict was not decided (answer.untested; fit.untested_reasons), sweeps per reason."""
+    lines = ["| curve | σ | β | not decided, fixed grid | not decided, adaptive |", "|---|---|---|---|---|"]
+    for r in rows:
+        why = lambda tag: ", ".join(f"{k} {n}" for k, n in sorted(r.get(f"{tag}_why", {}).items())  # noqa: E731
+                                    if k != "decided") or "none"
+        lines.append(f"| {r['shape']} | {r['sigma']:g} | {r['beta']:g} | {why('fixed')} | {why('adaptive')} |")
+    return "\n".join(lines)
+
+
 def main():
     args = parse_args("bench/out/adaptive_design.json", boot=100)
     if args.table_from:
         saved = json.loads(Path(args.table_from).read_text())
         print(markdown(saved["rows"], saved["edge"]))
+        print("\n" + reasons_table(saved["rows"]) if "fixed_why" in saved["rows"][0] else "")
         return
     t0 = time.time()
     cells = [(shape, sigma, beta, args.reps, args.boot) for shape in ("sym", "asym") for sigma in (0.01, 0.02)
@@ -203,6 +218,7 @@ def main():
         edge = pool.map(run_edge_cell, [(shape, 0.01, args.reps, decades, rounds) for shape in ("sym", "asym")
                                         for decades, rounds in EDGE_CASES])
     print(markdown(rows, edge))
+    print("\n" + reasons_table(rows))
     met = targets(rows, edge)
     for name, ok in met.items():
         print(f"{'MET    ' if ok else 'NOT MET'}  {name}")
