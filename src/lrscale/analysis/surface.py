@@ -444,11 +444,9 @@ def _jackknife(model, p_bend, slopes) -> dict | None:
     t95 = float(stats.t.ppf(0.975, n - 1))
     half = t95 * np.sqrt((n - 1) / n * np.sum((drops - drops.mean(axis=0)) ** 2, axis=0))
     out = {"lower_half_width": float(half[0]), "upper_half_width": float(half[1]), "dof": n - 1,
-           "ci95_model": {key: slopes[key + "_ci95"] for key in ("lower", "upper")}}
+           "ci95_model": {key: slopes[key + "_ci95"] for key in ("lower", "upper")}, "widened": False}
     for key, h in zip(("lower", "upper"), half):
-        ci = slopes[key + "_ci95"]
-        slopes[key + "_ci95"] = [float(min(ci[0], slopes[key] - h)), float(max(ci[1], slopes[key] + h))]
-    out["widened"] = any(slopes[k + "_ci95"] != out["ci95_model"][k] for k in ("lower", "upper"))
+        slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], slopes[key], float(h), out)
     return out
 
 
