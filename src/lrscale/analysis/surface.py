@@ -190,6 +190,16 @@ class _Model:
         sub.w = self.w[keep]
         return sub
 
+    def shifted(self, by) -> "_Model":
+        """The same model with each used B's runs (and its stability edge) moved by by[i] decades in lr, its
+        lr_opt with them; knot, B_ref and weights kept."""
+        pts = self.pts.copy()
+        pts[:, 1] += np.asarray(by)[self.group]
+        edges = {b: e + by[self.used.index(b)] for b, e in self.edges.items()}
+        out = _Model(self.used, pts, self.b_ref, edges, self.next_to_edge, self.form, self.knot)
+        out.w = self.w
+        return out
+
     def curve(self, p, l10, above):
         """log10 lr_opt at l10 = log10(B / B_ref) (above: log10(B / B_knot) where positive, else 0)."""
         if self.form == POWER_LAW:
@@ -368,11 +378,45 @@ def _line_design(model, bend, batch_sizes) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _vertex_t(model, lof, bend) -> tuple:
-    """The line's design over the held vertices, the parameters' covariance s2·(XᵀX)⁻¹ and t at 97.5% on
-    their dof."""
+def _vertex_t(model, lof, bend, s2=None) -> tuple:
+    """The line's design over the held vertices, the parameters' covariance s2·(XᵀX)⁻¹ (s2: lof's unless
+    given) and t at 97.5% on their dof."""
     design = _line_design(model, bend, lof["vertices"])
-    return design, lof["s2"] * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["vertex_dof"]))
+    s2 = lof["s2"] if s2 is None else s2
+    return design, s2 * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["vertex_dof"]))
+
+
+class _Smooth(NamedTuple):
+    """A quadratic in log10 B through each held B's own lr_opt: the smooth curve, with the broken line's
+    three parameters, that the bend's slopes' scatter is read about where it is the closer of the two."""
+
+    departure: np.ndarray  # per used B: the quadratic less its own least-squares broken line, log10 lr
+    s2: float | None  # the held vertices' mean square about the quadratic, on lack_of_fit's vertex_dof
+
+
+def _smooth(model, free, lof) -> _Smooth:
+    """Where lr_opt(B) is a smooth curve, each B's own lr_opt departs from the broken line by a pattern the
+    truth's own least-squares broken line shares: not error in the slopes, yet lack_of_fit's s2 and the
+    jackknife would read it as error (the answer's CIs covered 0.99-1.00 at 5-10x the slopes' spread on
+    McCandlish truths, bench/README.md "Bend answers: about a smooth curve"). Read about the quadratic,
+    that pattern is gone; a B set apart from its neighbours is not (the quadratic follows it only in part).
+    Only where there is a pattern to read (lack_of_fit used: the vertices depart from the broken line by more
+    than the runs' scatter) and the quadratic is the closer fit to them (by RSS, both with 3 parameters):
+    where lr_opt is itself a broken line, a quadratic would add a misfit of its own. Else zero departures and
+    s2 None (lack_of_fit's is read)."""
+    n = len(model.used)
+    if not lof["used"]:  # used implies vertex_dof ≥ 1: 4+ vertices held
+        return _Smooth(np.zeros(n), None)
+    held = [model.used.index(b) for b in lof["vertices"]]
+    l10, v = np.log10(np.array(model.used, float)), free.log_lr_opt[held]
+    quad = np.polyval(np.polyfit(l10[held], v, 2), l10)
+    rss_quad = float(np.sum((v - quad[held]) ** 2))
+    on_line = _line_design(model, True, lof["vertices"])
+    if rss_quad >= float(np.sum((v - on_line @ np.linalg.lstsq(on_line, v, rcond=None)[0]) ** 2)):
+        return _Smooth(np.zeros(n), None)
+    design = _line_design(model, True, model.used)
+    departure = quad - design @ np.linalg.lstsq(design, quad, rcond=None)[0]
+    return _Smooth(departure, rss_quad / (len(held) - 3))
 
 
 def _vertex_profile_ci(model, p, free, lof, ends) -> list:
@@ -410,8 +454,10 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     cov = _covariance(model, p_bend, [], rss_bend / dof)
     t95 = float(stats.t.ppf(0.975, dof))
     lof = _lack_of_fit(model, p_bend, rss_bend, 3, free)
+    smooth = _smooth(model, free, lof)
+    lof["s2_smooth"] = smooth.s2
     if lof["used"]:
-        design, cov_lof, t95_lof = _vertex_t(model, lof, True)
+        design, cov_lof, t95_lof = _vertex_t(model, lof, True, smooth.s2)
         p_value = max(p_value, _vertex_bend_p(design, _held(model, free, lof)))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
@@ -423,27 +469,32 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
         if lof["used"]:
             g3 = np.array([0.0, 1.0, grad_gamma])  # (m, β, γ) in the line's design
             slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], value, t95_lof * math.sqrt(float(g3 @ cov_lof @ g3)), lof)
-    slopes["jackknife"] = _jackknife(model, p_bend, slopes) if p_value < BEND_P else None
+    slopes["jackknife"] = _jackknife(model, p_bend, slopes, smooth.departure) if p_value < BEND_P else None
     return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes, "lack_of_fit": lof}
 
 
-def _jackknife(model, p_bend, slopes) -> dict | None:
+def _jackknife(model, p_bend, slopes, departure=None) -> dict | None:
     """Where lr_opt bends (the slopes are the answer): each half's slope refitted with one batch size left
     out at a time, and the slopes' CIs widened to at least the delete-one-B jackknife's t-CI (n_B − 1 dof,
     the jackknife's usual reference: its variance is already the conservative one, a high-leverage B's
-    residual inflated by its leverage). It carries what sets one batch size's lr_opt apart from the line through the others
+    residual inflated by its leverage). It carries what sets one batch size's lr_opt apart from the others
     whatever the cause, a loss shape the family misses at one end included, which neither the runs' scatter
     nor lack_of_fit (its free lr_opt share the shape) sees: on SGD on a noisy quadratic with 2 seeds the
     largest B's vertex sat 0.02–0.03 decade above the others' and the CIs missed the truth's broken line in
-    0.21 of the answers (bench/README.md, "Bend answers: the jackknife"). None with under 5 batch sizes (a
-    half left with no batch size beyond the knot). `ci95_model`: the CIs before (Wald, lack_of_fit)."""
+    0.21 of the answers (bench/README.md, "Bend answers: the jackknife"). The refits run on the runs moved by
+    −`departure` (_smooth's: a smooth curve's own departure from the broken line, which the truth's broken
+    line shares, is not read as error). None with under 5 batch sizes (a half left with no batch size beyond
+    the knot). `ci95_model`: the CIs before (Wald, lack_of_fit)."""
     n = len(model.used)
     if n < 5:
         return None
-    drops = np.array([[q[BETA], q[BETA] + q[GAMMA]] for q in (model.without(b).fit(p_bend, {})[0] for b in model.used)])
+    departure = np.zeros(n) if departure is None else departure
+    moved = model.shifted(-departure)
+    drops = np.array([[q[BETA], q[BETA] + q[GAMMA]] for q in (moved.without(b).fit(p_bend, {})[0] for b in model.used)])
     t95 = float(stats.t.ppf(0.975, n - 1))
     half = t95 * np.sqrt((n - 1) / n * np.sum((drops - drops.mean(axis=0)) ** 2, axis=0))
     out = {"lower_half_width": float(half[0]), "upper_half_width": float(half[1]), "dof": n - 1,
+           "smooth_departure": {str(b): float(d) for b, d in zip(model.used, departure)},
            "ci95_model": {key: slopes[key + "_ci95"] for key in ("lower", "upper")}, "widened": False}
     for key, h in zip(("lower", "upper"), half):
         slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], slopes[key], float(h), out)
