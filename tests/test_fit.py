@@ -378,6 +378,7 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     assert hypotheses == "Hypotheses: not tested (no constant β)"
     report = (tmp_path / "analysis" / "report.md").read_text()
     assert "## Form comparison" in report and "| McCandlish" in report and "**yes**" in report
+    assert "each B left out, read about a quadratic in log B)" in report  # the bend row says how its CIs were read
 
 
 @pytest.mark.parametrize("seed_cell", ["nan", "inf", "1.5", "-1"])

@@ -93,7 +93,8 @@ def _jackknife_text(bend) -> str:
     jk = bend["slopes"].get("jackknife")
     if not jk or not jk["widened"]:
         return ""
-    return f" (CIs widened to the t-CI, {jk['dof']} dof, of the slopes refitted with each B left out)"
+    moved = ", read about a quadratic in log B" if any(jk.get("smooth_departure", {}).values()) else ""
+    return f" (CIs widened to the t-CI, {jk['dof']} dof, of the slopes refitted with each B left out{moved})"
 
 
 def _lack_of_fit_text(lof) -> str:
@@ -106,8 +107,10 @@ def _lack_of_fit_text(lof) -> str:
     if not lof["used"]:
         return text + ("; within the runs' scatter" if lof["p_value"] >= LOF_P else
                        "; too few B's own lr_opt among the lrs read to size the departures")
-    return text + (f"; the CIs are widened to the departures' t-CI ({len(lof['vertices'])} B, {lof['vertex_dof']} dof)"
-                   if lof["widened"] else "; the CIs were already wider than the departures' t-CI")
+    about = " about a quadratic in log B (a smooth curve's own departure from the line is not error)" \
+        if lof.get("s2_smooth") is not None else ""
+    return text + (f"; the CIs are widened to the departures' t-CI{about} ({len(lof['vertices'])} B, {lof['vertex_dof']} dof)"
+                   if lof["widened"] else f"; the CIs were already wider than the departures' t-CI{about}")
 
 
 def _forms_text(j) -> str:
