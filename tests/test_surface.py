@@ -568,12 +568,28 @@ def test_a_smooth_lr_opt_is_read_about_a_quadratic_not_as_error():
             assert covers(slopes[key + "_ci95"], truth) and slopes[key + "_ci95"][1] - slopes[key] < 0.04
 
 
-def test_shifting_every_batch_size_by_the_same_lr_factor_moves_only_the_intercept():
-    model = surface._Model(list(BS), surface._points(make_sweep(power_law(0.5), bowl, sigma=0.003), set()).pts, 64.0)
+def test_a_batch_size_set_apart_from_a_smooth_curve_still_widens_its_slope():
+    # the McCandlish curve with B = 512's own lr_opt 0.08 decade above it: the quadratic follows that B only in
+    # part, so the refits without it still move the upper slope (half-width > 0.1, against ~0.02 on the curve)
+    def mccandlish(b):
+        return math.log10(3e-3 / (1 + 64 / b)) + 0.08 * (b == 512)
+
+    for seed in range(2):
+        slopes = surface.fit_surface(make_sweep(mccandlish, bowl, sigma=0.003, seed=seed))["bend"]["slopes"]
+        assert slopes["jackknife"]["upper_half_width"] > 0.1 and covers(slopes["upper_ci95"], 0.2597)
+
+
+def test_shifting_each_batch_size_moves_its_runs_and_its_stability_edge():
+    sweep = make_sweep(power_law(0.5), bowl, sigma=0.003, wall=0.6)  # runs 0.6 decade past the optimum diverge
+    read = surface._points(sweep, set())
+    model = surface._Model(read.used, read.pts, 64.0, read.edges)
     p, _ = model.fit(surface._start(model), {surface.GAMMA: 0.0})
-    moved, _ = model.shifted(np.full(len(BS), 0.3)).fit(p, {surface.GAMMA: 0.0})
-    assert moved[surface.M] == pytest.approx(p[surface.M] + 0.3, abs=1e-4)
-    assert moved[surface.BETA] == pytest.approx(p[surface.BETA], abs=1e-4)
+    by = 0.1 * np.log10(np.array(read.used) / 64.0)  # β up by 0.1, the intercept at B_ref kept
+    moved = model.shifted(by)
+    q, _ = moved.fit(p, {surface.GAMMA: 0.0})
+    assert q[surface.BETA] == pytest.approx(p[surface.BETA] + 0.1, abs=1e-4)
+    assert q[surface.M] == pytest.approx(p[surface.M], abs=1e-4)
+    assert model.edges and all(moved.edges[b] == pytest.approx(e + by[read.used.index(b)]) for b, e in model.edges.items())
 
 
 def test_an_open_edge_behind_a_stability_edge_is_a_caveat_naming_other_hypotheses():

@@ -408,14 +408,13 @@ def _smooth(model, free, lof) -> _Smooth:
     if not lof["used"]:  # used implies vertex_dof ≥ 1: 4+ vertices held
         return _Smooth(np.zeros(n), None)
     held = [model.used.index(b) for b in lof["vertices"]]
-    l10, v = np.log10(np.array(model.used, float)), free.log_lr_opt[held]
-    quad = np.polyval(np.polyfit(l10[held], v, 2), l10)
-    rss_quad = float(np.sum((v - quad[held]) ** 2))
-    on_line = _line_design(model, True, lof["vertices"])
-    if rss_quad >= float(np.sum((v - on_line @ np.linalg.lstsq(on_line, v, rcond=None)[0]) ** 2)):
+    v, design = free.log_lr_opt[held], _line_design(model, True, lof["vertices"])
+    quad = np.polyval(np.polyfit(design[:, 1], v, 2), design[:, 1])
+    rss_quad = float(np.sum((v - quad) ** 2))
+    if rss_quad >= float(np.sum((v - design @ np.linalg.lstsq(design, v, rcond=None)[0]) ** 2)):
         return _Smooth(np.zeros(n), None)
-    design = _line_design(model, True, model.used)
-    departure = quad - design @ np.linalg.lstsq(design, quad, rcond=None)[0]
+    departure = np.zeros(n)  # a B whose own lr_opt is not held stays put: the quadratic is not extrapolated
+    departure[held] = quad - design @ np.linalg.lstsq(design, quad, rcond=None)[0]
     return _Smooth(departure, rss_quad / (len(held) - 3))
 
 
