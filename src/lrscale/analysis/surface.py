@@ -481,9 +481,8 @@ def _jackknife(model, p_bend, slopes, departure=None) -> dict | None:
     nor lack_of_fit (its free lr_opt share the shape) sees: on SGD on a noisy quadratic with 2 seeds the
     largest B's vertex sat 0.02–0.03 decade above the others' and the CIs missed the truth's broken line in
     0.21 of the answers (bench/README.md, "Bend answers: the jackknife"). The refits run on the runs moved by
-    −`departure` (_smooth's: a smooth curve's own departure from the broken line, which the truth's broken
-    line shares, is not read as error). None with under 5 batch sizes (a half left with no batch size beyond
-    the knot). `ci95_model`: the CIs before (Wald, lack_of_fit)."""
+    −`departure` (_smooth's). None with under 5 batch sizes (a half left with no batch size beyond the knot).
+    `ci95_model`: the CIs before (Wald, lack_of_fit)."""
     n = len(model.used)
     if n < 5:
         return None
