@@ -357,6 +357,7 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     assert res["forms"]["mccandlish"]["b_noise"] == pytest.approx(64, rel=0.05)
     answer, hypotheses, caveats = res["verdict"].split("\n")
     assert caveats.startswith("Caveats: the joint model assumes a broken line in log-log for lr_opt")
+    assert "the CIs are at least as wide as those departures about a quadratic in log B make them (t, 4 dof)" in caveats
     # 0.74 and 0.26: the truth's own broken line (least squares through its log lr_opt at the 7 B, knot at
     # B = 64). The smooth curve departs from that line by more than the seeds' scatter (lack of fit), but the
     # truth's line shares that pattern: read about a quadratic in log B (surface._smooth) the departures are

@@ -341,9 +341,10 @@ def caveats_line(r) -> str:
         lof = (r["surface"]["bend"] if slopes_answer(r) else r["surface"]).get("lack_of_fit") or {}
         if lof.get("used"):
             line = "the broken line" if slopes_answer(r) else "the power law"
+            about = " about a quadratic in log B" if lof.get("s2_smooth") is not None else ""  # surface._smooth
             parts.append(f"each batch size's own lr_opt departs from {line} by more than the runs' scatter (F = "
-                         f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are at least as wide as those departures "
-                         f"make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
+                         f"{lof['f']:.3g}, p = {lof['p_value']:.2g}): the CIs are at least as wide as those "
+                         f"departures{about} make them (t, {lof['vertex_dof']} dof), and {'the slopes are averages' if slopes_answer(r) else 'β is an average slope'}"
                          " over the batch sizes run")
         edge = r["surface"].get("open_edge")
         if edge and r["answer"]["untested"] != "open_edge" and not slopes_answer(r):  # a bend answers with slopes
