@@ -411,10 +411,10 @@ def _smooth(model, free, lof) -> _Smooth:
     v, design = free.log_lr_opt[held], _line_design(model, True, lof["vertices"])
     quad = np.polyval(np.polyfit(design[:, 1], v, 2), design[:, 1])
     rss_quad = float(np.sum((v - quad) ** 2))
-    if rss_quad >= float(np.sum((v - design @ np.linalg.lstsq(design, v, rcond=None)[0]) ** 2)):
+    if rss_quad >= float(np.sum(_off_line(design, v) ** 2)):
         return _Smooth(np.zeros(n), None)
     departure = np.zeros(n)  # a B whose own lr_opt is not held stays put: the quadratic is not extrapolated
-    departure[held] = quad - design @ np.linalg.lstsq(design, quad, rcond=None)[0]
+    departure[held] = _off_line(design, quad)
     return _Smooth(departure, rss_quad / (len(held) - 3))
 
 
@@ -499,9 +499,14 @@ def _jackknife(model, p_bend, slopes, departure=None) -> dict | None:
     return out
 
 
+def _off_line(design, y) -> np.ndarray:
+    """y less its least-squares fit on the design's columns."""
+    return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+
+
 def _vertex_bend_p(design, v) -> float:
     """The bend's F test (1, n_B − 3 dof) on each B's own log10 lr_opt v: the line against the broken line."""
-    rss = [float(np.sum((v - d @ np.linalg.lstsq(d, v, rcond=None)[0]) ** 2)) for d in (design[:, :2], design)]
+    rss = [float(np.sum(_off_line(d, v) ** 2)) for d in (design[:, :2], design)]
     dof = len(v) - 3
     f = (rss[0] - rss[1]) / (rss[1] / dof) if rss[1] > 0 else math.inf
     return float(stats.f.sf(max(f, 0.0), 1, dof))
