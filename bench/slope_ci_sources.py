@@ -3,15 +3,16 @@
 Where the bend test fires, each slope's CI (below and above the knot) is the model's Wald t-CI, widened
 to lack of fit's t-CI where that fires and to the delete-one-B jackknife's t-CI (surface._bend_test,
 _jackknife). This script scores each source alone against the truth's least-squares broken line, to
-say which one sets the width where the answer over-covers, and prices two alternatives not adopted:
+say which one sets the width where the answer over-covers, and prices three alternatives not adopted:
 - Wald, bounds active: the walls' cubic terms (k ≥ 0) that sit at their bound (k < 1e-6) held fixed in
   the covariance (on a symmetric bowl the truth's k is 0, and a free k trades with the vertex both ways);
 - jackknife, leverage-weighted: each B's refit deviation from the full fit weighted by 1 − h (h its
-  leverage in the broken line's design over log B: unbiased under the model, like HC2) instead of the
+  leverage in the broken line's design over log B: unbiased under the model, like HC2; the full fit on the
+  same runs the refits read, moved off _smooth's departure where it was read) instead of the
   delete-one variance (which inflates a high-leverage B's residual by its leverage, like HC3);
 - jackknife, shape held: each refit keeps the full fit's walls (k, at the full fit's B positions t) and
   refits only the line and each B's floor and curvature (a free k may leave its bound as a B is left out).
-Truths (7 B, 8..512, fit_accuracy's random-phase grid, σ = 0.01, 1 and 2 seeds):
+Truths (7 B, 8..512, fit_accuracy's random-phase grid and σ = 0.01 but for NQM-SGD's own, 1 and 2 seeds):
 - kinked: lr_opt a broken line at the knot (slope 0.8 to B = 64, 0.4 above): in the family, symmetric
   (c·d²) and asymmetric (c·d² + 2c·d³ above) bowls;
 - mccandlish: lr_max / (1 + 128/B), symmetric bowl (fit_accuracy's over-covering one-seed cell);
@@ -79,7 +80,8 @@ def half_widths(seen, dof) -> dict:
     out["jackknife_shape_held"] = (t_jack * np.sqrt((n - 1) / n * np.sum((held - held.mean(axis=0)) ** 2, axis=0))).tolist()
     design = surface._line_design(model, True, model.used)
     lev = np.diag(design @ np.linalg.pinv(design.T @ design) @ design.T)
-    full = np.array([p[surface.BETA], p[surface.BETA] + p[surface.GAMMA]])
+    q = moved.fit(p, {})[0]  # the full fit on the runs the refits read
+    full = np.array([q[surface.BETA], q[surface.BETA] + q[surface.GAMMA]])
     out["jackknife"] = (t_jack * np.sqrt((n - 1) / n * np.sum((drops - drops.mean(axis=0)) ** 2, axis=0))).tolist()
     out["jackknife_leverage"] = (t_jack * np.sqrt(np.sum((1 - lev)[:, None] * (drops - full) ** 2, axis=0))).tolist()
     return out
@@ -110,6 +112,7 @@ def score(sweep, lr_opt) -> dict | None:
     out["answer_hit"] = [(lo is None or lo <= t) and (hi is None or t <= hi) for (lo, hi), t in zip(cis, target)]
     out["answer"] = [math.inf if None in ci else (ci[1] - ci[0]) / 2 for ci in cis]
     out["err"] = (est - target).tolist()
+    out["walls_at_bound"] = int(np.sum(seen["p_bend"][surface.N_LINE:] < 1e-6))
     out["lack_of_fit_used"] = j["bend"]["lack_of_fit"]["used"]
     return out
 
@@ -125,6 +128,7 @@ def run_cell(spec) -> dict:
     out["error_sd"] = err.std(axis=0).tolist()
     out["mean_error"] = err.mean(axis=0).tolist()
     out["lack_of_fit_used"] = float(np.mean([r["lack_of_fit_used"] for r in rows]))
+    out["walls_at_bound"] = float(np.mean([r["walls_at_bound"] for r in rows]))
     for src in SOURCES:
         half = np.array([r[src] for r in rows])
         hits = np.array([r["answer_hit"] for r in rows]) if src == "answer" else np.abs(err) <= half
@@ -135,16 +139,17 @@ def run_cell(spec) -> dict:
 
 def markdown(rows) -> str:
     pair = lambda v, spec=".3f": "/".join(format(x, spec) for x in v)  # noqa: E731
-    head = "| truth | bowl | seeds | bend answers | lack of fit used | slope error sd | " + " | ".join(SOURCES) + " |"
-    lines = [head, "|" + "---|" * (6 + len(SOURCES)),
-             "| | | | | | lower/upper | " + " | ".join("coverage; half-width" for _ in SOURCES) + " |"]
+    head = ("| truth | bowl | seeds | bend answers | lack of fit used | walls at bound (of 4) | slope error sd | "
+            + " | ".join(SOURCES) + " |")
+    lines = [head, "|" + "---|" * (7 + len(SOURCES)),
+             "| | | | | | | lower/upper | " + " | ".join("coverage; half-width" for _ in SOURCES) + " |"]
     for r in rows:
         if not r["bend_answers"]:
-            lines.append(f"| {r['truth']} | {r['shape']} | {r['seeds']} | 0 |" + " - |" * (2 + len(SOURCES)))
+            lines.append(f"| {r['truth']} | {r['shape']} | {r['seeds']} | 0 |" + " - |" * (3 + len(SOURCES)))
             continue
         cells = [f"{pair(r[s]['coverage'], '.2f')}; {pair(r[s]['half_width'])}" for s in SOURCES]
         lines.append(f"| {r['truth']} | {r['shape']} | {r['seeds']} | {r['bend_answers']} | {r['lack_of_fit_used']:.2f} | "
-                     f"{pair(r['error_sd'])} | "
+                     f"{r['walls_at_bound']:.2f} | {pair(r['error_sd'])} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 
