@@ -37,8 +37,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lrscale.analysis import surface  # noqa: E402
 from fit_accuracy import synthetic, truth  # noqa: E402
-from smooth_reading import broken_line  # noqa: E402
-from truths_outside import BATCH, geo_centre, nqm_sgd  # noqa: E402
+from smooth_reading import broken_line, kinked_line  # noqa: E402
+from truths_outside import BATCH, nqm_sgd  # noqa: E402
 
 CELLS = [("kinked", "sym", 1), ("kinked", "asym", 1), ("kinked", "sym", 2), ("kinked", "asym", 2),
          ("mccandlish", "sym", 1), ("nqm_sgd", "-", 2)]
@@ -48,41 +48,40 @@ SOURCES = ("wald", "wald_bounds_active", "jackknife", "jackknife_leverage", "jac
 def draw(name, shape, seeds, rng):
     if name == "nqm_sgd":
         return nqm_sgd(rng, seeds)
-    if name == "kinked":
-        l10 = np.log10(BATCH / 64)
-        lr_opt = geo_centre(10 ** (0.8 * np.minimum(l10, 0) + 0.4 * np.maximum(l10, 0)))
-    else:
-        lr_opt = truth(name, 128)
+    lr_opt = kinked_line() if name == "kinked" else truth(name, 128)
     return synthetic(lr_opt, shape, 0.01, seeds, rng), lr_opt
 
 
+def two_slopes(q) -> np.ndarray:
+    """The broken line's slopes below and above the knot in parameters q."""
+    return np.array([q[surface.BETA], q[surface.BETA] + q[surface.GAMMA]])
+
+
 def half_widths(seen, dof) -> dict:
-    """Each source's half-width per slope (lower, upper), from the model _jackknife was handed."""
+    """The alternatives' half-widths per slope (lower, upper), from the model _jackknife was handed, and how many
+    wall terms sit at their bound 0 (`walls_at_bound`)."""
     model, p, departure = seen["model"], seen["p_bend"], seen["departure"]
-    n, grads = len(model.used), [np.eye(len(p))[surface.BETA], np.eye(len(p))[surface.BETA] + np.eye(len(p))[surface.GAMMA]]
+    n, grads = len(model.used), np.array([two_slopes(e) for e in np.eye(len(p))]).T  # slopes are linear in p
     s2 = float(np.sum(model.residuals(p) ** 2)) / dof
     at_bound = [i for i in range(surface.N_LINE, len(p)) if p[i] < 1e-6]
     t_model, t_jack = stats.t.ppf(0.975, dof), stats.t.ppf(0.975, n - 1)
-    out = {}
+    out = {"walls_at_bound": len(at_bound)}
     for key, fixed in (("wald", []), ("wald_bounds_active", at_bound)):
         cov = surface._covariance(model, p, fixed, s2)
         out[key] = [t_model * math.sqrt(max(float(g @ cov @ g), 0.0)) for g in grads]
     moved = model.shifted(-departure)
-    drops = np.array([[q[surface.BETA], q[surface.BETA] + q[surface.GAMMA]]
-                      for q in (moved.without(b).fit(p, {})[0] for b in model.used)])
+    drops = np.array([two_slopes(moved.without(b).fit(p, {})[0]) for b in model.used])
     shape = {i: float(p[i]) for i in range(surface.N_LINE, len(p))}
     held = []
     for b in model.used:
         sub = moved.without(b)
         sub.t = moved.t[moved.group != model.used.index(b)]  # the walls where the full fit put them
         held.append(sub.fit(p, shape)[0])
-    held = np.array([[q[surface.BETA], q[surface.BETA] + q[surface.GAMMA]] for q in held])
+    held = np.array([two_slopes(q) for q in held])
     out["jackknife_shape_held"] = (t_jack * np.sqrt((n - 1) / n * np.sum((held - held.mean(axis=0)) ** 2, axis=0))).tolist()
     design = surface._line_design(model, True, model.used)
     lev = np.diag(design @ np.linalg.pinv(design.T @ design) @ design.T)
-    q = moved.fit(p, {})[0]  # the full fit on the runs the refits read
-    full = np.array([q[surface.BETA], q[surface.BETA] + q[surface.GAMMA]])
-    out["jackknife"] = (t_jack * np.sqrt((n - 1) / n * np.sum((drops - drops.mean(axis=0)) ** 2, axis=0))).tolist()
+    full = two_slopes(moved.fit(p, {})[0])  # the full fit on the runs the refits read
     out["jackknife_leverage"] = (t_jack * np.sqrt(np.sum((1 - lev)[:, None] * (drops - full) ** 2, axis=0))).tolist()
     return out
 
@@ -107,12 +106,12 @@ def score(sweep, lr_opt) -> dict | None:
     slopes = j["bend"]["slopes"]
     est = np.array([slopes["lower"], slopes["upper"]])
     out = half_widths(seen, j["dof"] - 1)  # the broken line's dof: the power law's less γ
+    out["jackknife"] = [slopes["jackknife"][k + "_half_width"] for k in ("lower", "upper")]  # the answer's own
     cis = [slopes[k + "_ci95"] for k in ("lower", "upper")]
     target = broken_line(lr_opt)
     out["answer_hit"] = [(lo is None or lo <= t) and (hi is None or t <= hi) for (lo, hi), t in zip(cis, target)]
     out["answer"] = [math.inf if None in ci else (ci[1] - ci[0]) / 2 for ci in cis]
     out["err"] = (est - target).tolist()
-    out["walls_at_bound"] = int(np.sum(seen["p_bend"][surface.N_LINE:] < 1e-6))
     out["lack_of_fit_used"] = j["bend"]["lack_of_fit"]["used"]
     return out
 

@@ -32,9 +32,14 @@ from truths_outside import BATCH, geo_centre, nqm_sgd  # noqa: E402
 KNOT = 64
 
 
-def kinked_scatter(rng, seeds):
+def kinked_line() -> np.ndarray:
+    """lr_opt a broken line in log-log at the knot: slope 0.8 below B = 64, 0.4 above."""
     l10 = np.log10(BATCH / KNOT)
-    line = geo_centre(10 ** (0.8 * np.minimum(l10, 0) + 0.4 * np.maximum(l10, 0)))
+    return geo_centre(10 ** (0.8 * np.minimum(l10, 0) + 0.4 * np.maximum(l10, 0)))
+
+
+def kinked_scatter(rng, seeds):
+    line = kinked_line()
     offset = 10 ** rng.normal(0, 0.02, len(BATCH))
     return synthetic(line * offset, "sym", 0.01, seeds, rng), line
 
