@@ -57,6 +57,11 @@ def _band_beta(sweep):
     return r["beta"], r["ci95"]
 
 
+def cell_rng(name, seeds):
+    """The random stream of a cell's sweeps: the same for every setting (and every script that draws them)."""
+    return np.random.default_rng(zlib.crc32(repr((name, seeds)).encode()))
+
+
 def _draw(name, seeds, rng):
     """A sweep and its true lr_opt per B: an outside truth by name, or an inside power law (β 0.5, or 1
     where the name ends in _beta1)."""
@@ -72,7 +77,7 @@ def run(spec):
     for other, in_use in IN_USE.items():  # a worker runs many settings: only this one differs
         setattr(MODULE[other], other, in_use)
     setattr(MODULE[constant], constant, value)
-    rng = np.random.default_rng(zlib.crc32(repr((name, seeds)).encode()))  # the same sweeps for every setting
+    rng = cell_rng(name, seeds)  # the same sweeps for every setting
     cov, width, err, bend, lof = [], [], [], [], []
     for _ in range(reps):
         sweep, lr_opt = _draw(name, seeds, rng)
@@ -150,8 +155,8 @@ def main():
 
 def run_cells(cell_fn, specs, args, table, t0):
     """Every cell on args.workers processes; the table printed, the rows written to args.out as JSON."""
-    with Pool(args.workers) as pool:
-        rows = pool.map(cell_fn, specs)
+    with Pool(args.workers) as pool:  # a cell gives one row, or a list of them (one per setting)
+        rows = [r for cell in pool.map(cell_fn, specs) for r in (cell if isinstance(cell, list) else [cell])]
     print(table(rows))
     reps = sorted({r.get("reps", args.reps) for r in rows})
     print(f"({time.time() - t0:.0f} s, {' or '.join(map(str, reps))} sweeps per cell)")
