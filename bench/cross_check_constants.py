@@ -9,7 +9,8 @@ Where they were set: FLOOR_STEPS, MIN_CURVATURE_T and the form test's constants 
 bench/fit_accuracy.py's inside cells (UNDECIDED_DCHI2 on its McCandlish 32 cell), so the out-of-family rows
 are held out for them and the inside power laws are not; HETEROGENEITY_P (5%, Cochran's Q on the seed
 spreads, and the trend test of σ in log B) with issue 28.3, with no record of a tuning run; HELD_DECADES (the
-stability cap's 0.01-decade tolerance) with the cap, before the cliff truths were drawn to test it; MIN_INSIDE
+stability cap's and the open-edge rule's 0.01-decade tolerance) with the cap, in the commit that drew the cliff
+truths (in sample for it); MIN_INSIDE
 (2) on the budget demo's 32k-sample sweep and one synthetic sweep whose grid missed every optimum, none of
 these cells. Since issue 23 the per-B optima are a cross-check (the verdict declines where they disagree
 with the joint β beyond the two CIs) and their form test is a caveat (it decides only where no joint model
