@@ -10,9 +10,8 @@ bench/fit_accuracy.py's inside cells (UNDECIDED_DCHI2 on its McCandlish 32 cell)
 are held out for them and the inside power laws are not; HETEROGENEITY_P (5%, Cochran's Q on the seed
 spreads, and the trend test of σ in log B) with issue 28.3, with no record of a tuning run; HELD_DECADES (the
 stability cap's and the open-edge rule's 0.01-decade tolerance) with the cap, in the commit that drew the cliff
-truths (in sample for it); MIN_INSIDE
-(2) on the budget demo's 32k-sample sweep and one synthetic sweep whose grid missed every optimum, none of
-these cells. Since issue 23 the per-B optima are a cross-check (the verdict declines where they disagree
+truths (in sample for it); MIN_INSIDE (2) on the budget demo's 32k-sample sweep and one synthetic sweep whose
+grid missed every optimum, none of these cells. Since issue 23 the per-B optima are a cross-check (the verdict declines where they disagree
 with the joint β beyond the two CIs) and their form test is a caveat (it decides only where no joint model
 fits), so each constant is scored on the answer: the verdict's declines, the true β ruled out, a wrong single
 hypothesis; and on the per-B optima themselves: their β's t-CI coverage and half-width, their lr_opt CIs'
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fit_accuracy import BENDING, judge  # noqa: E402
 from lrscale.analysis.names import NO_FORM, UNDECIDED  # noqa: E402
-from surface_constants import INSIDE_BETA, NAMES, _draw, cell_rng, run_cells  # noqa: E402
+from surface_constants import INSIDE_BETA, NAMES, _draw, cell_rng, run_cells, set_constants  # noqa: E402
 from truths_outside import BATCH, TRUTHS, slope  # noqa: E402
 
 from lrscale.analysis import fit, forms, loss_noise, optima, surface  # noqa: E402
@@ -93,15 +92,8 @@ def _score(r, beta_true, lr_opt) -> dict:
     return out
 
 
-def _set(constant, value):
-    for other, in_use in IN_USE.items():
-        setattr(MODULE[other], other, in_use)
-    if constant in MODULE:  # else the in-use setting
-        setattr(MODULE[constant], constant, value)
-
-
 def run(spec):
-    """Every setting (and the in-use one, None) on one cell's sweeps: {setting: [score per sweep]}."""
+    """Every setting (the in-use one first) on one cell's sweeps: a row per setting (`_summary`)."""
     settings, name, seeds, reps = spec
     rng = cell_rng(name, seeds)
     scores = {s: [] for s in settings}
@@ -111,10 +103,10 @@ def run(spec):
             sweep, lr_opt = _draw(name, seeds, rng)
             beta_true = slope(lr_opt) if name in TRUTHS else INSIDE_BETA[name]
             for s in settings:
-                _set(*s)
+                set_constants(MODULE, IN_USE, *s)  # ("in use", None) resets them all
                 scores[s].append(_score(fit.analyse(sweep, bootstrap=0, seed=i), beta_true, lr_opt))
     finally:
-        _set("in use", None)
+        set_constants(MODULE, IN_USE, "in use", None)
         surface.fit_surface = plain
     return [{"constant": c, "value": v, "truth": name, "seeds": seeds, "reps": reps, **_summary(scores[(c, v)])}
             for c, v in settings]
@@ -147,12 +139,11 @@ def markdown(rows) -> str:
         head = ["truth", "seeds"] + [f"in use ({in_use})" if c == "in use" else f"{c}={v:g}" for c, v in settings]
         out += [" / ".join(shown) + " per setting", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name, seeds in cells:
-            parts = [name, str(seeds)]
+            parts, fits = [name, str(seeds)], at[("in use", None, name, seeds)]["per_b_fits"]
             for c, v in settings:
-                r = at[("in use", None, name, seeds)] if c == "in use" else at[(c, v, name, seeds)]
+                r = at[(c, v, name, seeds)]
                 text = " / ".join("-" if r[k] is None else f"{r[k]:.3f}" if "width" in k else f"{r[k]:.2f}"
                                   for k in shown)
-                fits = at[("in use", None, name, seeds)]["per_b_fits"]
                 parts.append(text + (f" ({r['per_b_fits']} per-B fits)" if kind == "per_b" and r["per_b_fits"] != fits else ""))
             out.append("| " + " | ".join(parts) + " |")
         out.append("")

@@ -62,6 +62,15 @@ def cell_rng(name, seeds):
     return np.random.default_rng(zlib.crc32(repr((name, seeds)).encode()))
 
 
+def set_constants(module, in_use, constant, value):
+    """Every constant in `in_use` back to its value in its module (`module[name]`), then `constant` (if one of
+    them) to `value`: a worker runs many settings, and only this one may differ."""
+    for other, v in in_use.items():
+        setattr(module[other], other, v)
+    if constant in module:
+        setattr(module[constant], constant, value)
+
+
 def _draw(name, seeds, rng):
     """A sweep and its true lr_opt per B: an outside truth by name, or an inside power law (β 0.5, or 1
     where the name ends in _beta1)."""
@@ -74,9 +83,7 @@ def _draw(name, seeds, rng):
 
 def run(spec):
     (constant, value), name, seeds, reps = spec
-    for other, in_use in IN_USE.items():  # a worker runs many settings: only this one differs
-        setattr(MODULE[other], other, in_use)
-    setattr(MODULE[constant], constant, value)
+    set_constants(MODULE, IN_USE, constant, value)
     rng = cell_rng(name, seeds)  # the same sweeps for every setting
     cov, width, err, bend, lof = [], [], [], [], []
     for _ in range(reps):
