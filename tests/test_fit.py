@@ -357,7 +357,8 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     assert res["forms"]["mccandlish"]["b_noise"] == pytest.approx(64, rel=0.05)
     answer, hypotheses, caveats = res["verdict"].split("\n")
     assert caveats.startswith("Caveats: the joint model assumes a broken line in log-log for lr_opt")
-    assert "the CIs are at least as wide as those departures about a quadratic in log B make them (t, 4 dof)" in caveats
+    assert "the CIs are at least as wide as those departures about a quadratic in log B make them" in caveats
+    assert res["surface"]["bend"]["lack_of_fit"]["vertex_dof"] == 4 and "dof" not in res["verdict"]  # in the report
     # 0.74 and 0.26: the truth's own broken line (least squares through its log lr_opt at the 7 B, knot at
     # B = 64). The smooth curve departs from that line by more than the seeds' scatter (lack of fit), but the
     # truth's line shares that pattern: read about a quadratic in log B (surface._smooth) the departures are
@@ -374,7 +375,7 @@ def test_mccandlish_sweep_is_named_in_fit_json_and_report(tmp_path):
     assert np.ptp(departure) > 0.04 and jk["widened"]  # the pattern moved out (±0.02–0.03 decade) before the refits
     half = jk["upper_half_width"]
     assert slopes["upper_ci95"] == pytest.approx([slopes["upper"] - half, slopes["upper"] + half])
-    assert "the joint model prefers the mccandlish form with B_noise = 64 [6" in answer  # a noiseless bowl
+    assert "the mccandlish form fits it best, with B_noise = 64 [6" in answer  # a noiseless bowl
     assert res["surface"]["forms"]["mccandlish"]["b_noise_ci95"] == pytest.approx([64, 64], rel=0.01)
     assert res["surface"]["forms"]["preferred"] == "mccandlish"
     assert hypotheses == "Hypotheses: not tested (no constant β)"

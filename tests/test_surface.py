@@ -7,6 +7,7 @@ import pytest
 
 from lrscale.analysis import fit, report, surface
 from lrscale.analysis.sweep_table import Sweep
+from lrscale.analysis.verdict import _ci as verdict_ci
 from lrscale.analysis.verdict import edge_changes, verdict
 
 BS = (8, 16, 32, 64, 128, 256, 512)
@@ -133,7 +134,11 @@ def test_the_verdict_declines_when_the_two_estimators_disagree(tmp_path):
 def test_the_band_alone_disagreeing_is_enough_to_decline():
     r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=0)
     assert r["answer"]["untested"] is None and r["answer"]["disagreeing"] == []
-    assert "the near-optimal band β = " in r["verdict"] and "within the combined CI" in r["verdict"]
+    assert "near-optimal band" not in r["verdict"] and "per-B optima" not in r["verdict"]  # agreeing: the report's
+    rows = dict(line[2:].split(" | ")[:2] for line in report.joint_table(r).split("\n")[2:])
+    assert rows["per-B optima (cross-check)"].startswith(f"β = {r['beta']:.3f} ")
+    assert "from the joint β, less than the combined CI half-width" in rows["per-B optima (cross-check)"]
+    assert "from the joint β, less than the combined CI half-width" in rows["near-optimal band (cross-check)"]
     r["band"]["beta"] += 0.3
     r["band"]["ci95"] = [r["band"]["beta"] - 0.02, r["band"]["beta"] + 0.02]
     r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
@@ -174,7 +179,9 @@ def test_the_joint_model_answers_where_too_few_per_b_optima_are_bracketed():
     assert r["surface"]["batch_sizes"] == list(BS) and covers(r["surface"]["ci95"], 0.5)
     assert r["answer"]["estimator"] == "surface" and r["answer"]["cross_check"] is False
     answer, hypotheses, caveats = r["verdict"].split("\n")
-    assert answer.endswith("no per-B cross-check: only 2 batch size(s) have a per-B optimum")  # nor a band: edges
+    assert answer == f"Answer: β = {r['surface']['beta']:.3f} (95% CI {verdict_ci(r['surface']['ci95'])}, from " \
+        f"{r['surface']['n_runs']} runs at 7 batch sizes)"
+    assert "; no cross-check: only 2 batch size(s) have a per-B optimum and the near-optimal band gives no β" in caveats
     assert hypotheses.startswith("Hypotheses: 0.5 (square-root / Gaussian) is the only hypothesis inside the CI")
     assert "Excluded: B=8 (edge" in caveats
 
@@ -203,8 +210,8 @@ def test_a_bending_form_the_joint_model_prefers_is_not_decided_without_a_bend():
     r["answer"] = fit._answer(r, [0.5, 0.667, 1.0])
     answer, hypotheses, caveats = verdict(r, [0.5, 0.667, 1.0]).split("\n")
     assert r["answer"]["untested"] == "form"
-    assert answer.startswith("Answer: not decided: the joint model prefers the mccandlish form with B_noise = 40 "
-                             "[20, 90], a bend its broken line at B = 64 does not find (p = ")
+    assert answer.startswith("Answer: not decided: lr_opt(B) is not a power law: the mccandlish form fits it best, with "
+                             "B_noise = 40 [20, 90], though no change of slope at B = 64 stands out")
     assert "an average, not an exponent" in answer and "bends in log-log" not in answer
     assert hypotheses == "Hypotheses: not tested (no constant β)"
     assert "the per-B optima" not in caveats
@@ -399,7 +406,7 @@ def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():
         assert hits >= 4  # a 95% CI: 3 or fewer of 5 has probability 0.02
     r = fit.analyse(make_sweep(mccandlish, bowl, sigma=0.01, seed=0), bootstrap=20)
     assert r["verdict"].startswith("Answer: not decided: lr_opt bends in log-log")
-    assert "the joint model prefers the mccandlish form with B_noise = " in r["verdict"]
+    assert "the mccandlish form fits it best, with B_noise = " in r["verdict"]
     no_bend = surface.fit_surface(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=0))["forms"]
     assert no_bend["preferred"] == "none"  # fitted, but neither beats the power law: their CIs are not profiled
     assert no_bend["mccandlish"]["b_noise_ci95"] is None and no_bend["surge"]["lack_of_fit"] is None

@@ -80,12 +80,33 @@ def joint_table(result) -> str:
             ("runs that survived at or past a stability edge (not read)", str(j.get("survivors_left_out", 0))),
             ("stability edge (lowest lr where a run diverged: caps lr_opt)", _edge_text(j)),
             ("residual σ", f"{j['sigma']:.3g}" + _trend_text(j)),
-            ("near-optimal band (cross-check)", band_text(result.get("band") or {})),
+            ("per-B optima (cross-check)", _per_b_check_text(result)),
+            ("near-optimal band (cross-check)", band_text(result.get("band") or {})
+             + _agreement(result["answer"].get("cross_checks", {}).get("band"))),
             ("bend (a change of slope vs a power law)", f"p = {bend['p_value']:.2g}; {slope_text(j)}" + _jackknife_text(bend)),
             ("forms of lr_opt(B) (RSS of every run)", _forms_text(j)),
             ("cubic wall above / below the optimum", f"{s['k_above'][0]:.2f} → {s['k_above'][1]:.2f} / "
              f"{s['k_below'][0]:.2f} → {s['k_below'][1]:.2f} (B = {s['at_batch_size'][0]} → {s['at_batch_size'][1]})")]
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _agreement(check) -> str:
+    """How far a cross-check's β lies from the joint β, against their combined CI half-width."""
+    if not check or check.get("difference") is None:
+        return ""
+    if math.isinf(check["combined_half_width"]):
+        return f"; {check['difference']:.3f} from the joint β (a CI is open: no disagreement can show)"
+    return (f"; {check['difference']:.3f} from the joint β, " + ("more" if check["disagree"] else "less")
+            + f" than the combined CI half-width {check['combined_half_width']:.3f}")
+
+
+def _per_b_check_text(result) -> str:
+    """The per-B optima's β (t and bootstrap CIs) and how far it lies from the joint β."""
+    if result["beta"] is None:
+        return f"none: {result['n_used']} batch size(s) have a per-B optimum (need at least 3)"
+    return (f"β = {result['beta']:.3f} {interval(result['ci95_t'], '.3f')} (t), "
+            f"{interval(result['ci95_bootstrap'], '.3f')} (bootstrap)"
+            + _agreement(result["answer"].get("cross_checks", {}).get("per_batch")))
 
 
 def _jackknife_text(bend) -> str:
