@@ -37,7 +37,7 @@ def test_fixed_steps_with_repeated_data_is_said_first(tmp_path):
     caveats = r["verdict"].split("\n")[2].split("; ")
     assert caveats[1].startswith("budget: 1000 steps per run at every B")
     assert caveats[2] == ("β here mixes batch noise with data repetition: B=8 makes 0.16 pass(es) over the "
-                          "training data, B=512 10. No batch size excluded.")
+                          "training data, B=512 10. Every batch size read.")
 
 
 def test_fixed_samples_and_fresh_data_only_name_the_budget(tmp_path):

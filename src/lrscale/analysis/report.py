@@ -65,7 +65,8 @@ def joint_table(result) -> str:
     j = result.get("surface") or {}
     if j.get("beta") is None:
         return (f"No joint model: {j.get('reason', 'no per-B optima')}.\n\nNear-optimal band (cross-check): "
-                + band_text(result.get("band") or {}) + ".")
+                + band_text(result.get("band") or {})
+                + _agreement(result["answer"].get("cross_checks", {}).get("band"), "the per-B optima's β") + ".")
     s, bend = j["shape"], j["bend"]
     lof = j.get("lack_of_fit") or {}
     rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']})"
@@ -90,13 +91,13 @@ def joint_table(result) -> str:
     return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-def _agreement(check) -> str:
-    """How far a cross-check's β lies from the joint β, against their combined CI half-width."""
+def _agreement(check, answer="the joint β") -> str:
+    """How far a cross-check's β lies from the answer's, against their combined CI half-width."""
     if not check or check.get("difference") is None:
         return ""
     if math.isinf(check["combined_half_width"]):
-        return f"; {check['difference']:.3f} from the joint β (a CI is open: no disagreement can show)"
-    return (f"; {check['difference']:.3f} from the joint β, " + ("more" if check["disagree"] else "less")
+        return f"; {check['difference']:.3f} from {answer} (a CI is open: no disagreement can show)"
+    return (f"; {check['difference']:.3f} from {answer}, " + ("more" if check["disagree"] else "less")
             + f" than the combined CI half-width {check['combined_half_width']:.3f}")
 
 

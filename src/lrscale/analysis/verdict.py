@@ -21,7 +21,7 @@ import math
 from . import budget
 from .forms import close_second
 from .names import GRAD_CLIPPED, MCCANDLISH, NO_FORM, POWER_LAW, SURGE, UNDECIDED
-from .surface import slide
+from .surface import MIN_POINTS_PER_B, WINDOW_DECADES, slide
 
 HYPOTHESIS_NAMES = {0.5: "square-root / Gaussian", 0.667: "Laplace", 1.0: "linear"}
 FORM_NAMES = {POWER_LAW: "power law C·B^β", MCCANDLISH: "McCandlish lr_max/(1 + B_noise/B)",
@@ -128,10 +128,19 @@ def hypothesis_sentence(r, hypotheses) -> str:
 
 
 def exclusion_text(r) -> str:
-    if not r["excluded"]:
-        return "No batch size excluded."
+    """The batch sizes the answer did not read, then those the per-B optima left out, with why. The joint
+    model reads an edge batch size's half bowl, so for its answer the per-B exclusions are a cross-check's,
+    said as such; it skips a flat one (no curvature to place its optimum)."""
     parts = [f"B={e['batch_size']} ({', '.join(e['reasons'])})" for e in r["excluded"]]
-    return "Excluded: " + "; ".join(parts) + "."
+    if r["answer"]["estimator"] != "surface":
+        return "Excluded: " + "; ".join(parts) + "." if parts else "No batch size excluded."
+    j = r["surface"]
+    few = f"fewer than {MIN_POINTS_PER_B} lrs that trained within {WINDOW_DECADES:g} decade of the best"
+    unread = [f"B={p['batch_size']} ({'flat' if p['batch_size'] in j['skipped_flat'] else few})"
+              for p in r["per_batch"] if p["batch_size"] not in j["batch_sizes"]]
+    text = f"Not read: {'; '.join(unread)}." if unread else "Every batch size read."
+    others = [e for e, x in zip(parts, r["excluded"]) if x["batch_size"] in j["batch_sizes"]]
+    return text + (" The per-B optima also left out " + "; ".join(others) + "." if others else "")
 
 
 def slope_text(j) -> str:
@@ -160,7 +169,11 @@ def answer_line(r) -> str:
         if a.get("untested") == "estimator_dependent":
             return (f"Answer: not decided (estimator-dependent): the per-B optima give {_per_b(r)}; "
                     f"{_cross_check_text(r, 'band')}")
-        return f"Answer: β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])})"
+        cis = f"95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])}"  # the hypotheses read both
+        if r["preferred_form"] != POWER_LAW:  # no constant slope: it undercuts a single β (issue 23.4)
+            return (f"Answer: not decided: {_per_b_form_view(r)}; one power law through them would have β = "
+                    f"{r['beta']:.3f} ({cis}), an average, not an exponent")
+        return f"Answer: β = {r['beta']:.3f} ({cis})"
     why = a["untested"]
     if why == "estimator_dependent":
         others = "; ".join(_cross_check_text(r, name) for name in a["disagreeing"])
@@ -287,8 +300,8 @@ def _per_b_form_view(r) -> str:
         return f"the per-B optima prefer the {pref} form with {bn_text(r['forms'][pref])}"
     if pref == UNDECIDED:
         return "the per-B optima bend (McCandlish or surge, undecided)"
-    if pref not in (None, POWER_LAW):
-        return f"the per-B optima fit no form of lr_opt(B) ({r['preference_reason']})"
+    if pref not in (None, POWER_LAW):  # why (χ², p) is the report's form table's
+        return "the per-B optima fit no form of lr_opt(B) within their errors"
     return ""
 
 
