@@ -10,8 +10,9 @@
               disagrees, the Caveats when none could check the answer.
   Hypotheses  one clause: the only hypothesis inside the CI / not separated / between two / outside
               all, or not tested (and why). Never "consistent with": a CI can only rule out.
-  Caveats     the assumption the answer rests on first, then an unchecked estimator, shape, clipping,
-              and the exclusions.
+  Caveats     the assumption the answer rests on first, then an unchecked estimator, each B's lr_opt
+              off the curve, an unseen bowl bottom, the per-B optima's own form, budget, clipping, and
+              last what the answer did not read and what the per-B optima also left out.
 χ², F, p, dof and method names are in the report's tables, not here (the noise share of the per-B
 error is not measured by any benchmark, so no line states it: issue 23.4).
 """
