@@ -41,12 +41,8 @@ def _unit(sweep) -> tuple[str | None, float | None]:
 
 def _epochs(sweep) -> dict:
     """B -> median passes over the training set of its runs (B without any: left out)."""
-    out = {}
-    for b in sweep.batch_sizes:
-        e = sweep.epochs.get(b)
-        if e is not None and np.isfinite(e).any():
-            out[b] = float(np.nanmedian(e))
-    return out
+    return {b: float(np.nanmedian(e)) for b in sweep.batch_sizes
+            if (e := sweep.epochs.get(b)) is not None and np.isfinite(e).any()}
 
 
 def _overfit_at_optimum(sweep, per_batch: list) -> list:

@@ -2,18 +2,8 @@
 
 Every past version of this study was fooled by its analysis: argmin on a coarse grid, optima at the
 grid's edge fitted as if real, flat landscapes fitted anyway, 2xSE called a 95% CI on 4 points, a
-power law fitted to a curve that bends. Here, in order:
-  sweep_table  the results CSV (three formats) -> a loss table per batch size
-  optima       one B's local fit: lr_opt with a calibrated SE, and flags with reasons (edge, clipped, flat, ...)
-  locators     the typed per-B result (Optimum) and its locator (LocalFit): place, redraw for the
-               bootstrap, noise share, describe
-  forms        power law, McCandlish and surge fitted to lr_opt(B) by WLS and compared
-  surface      one model of every run near the optima at once: β with a profile CI, the loss shape
-               drifting with B as nuisance parameters, and a test of the power law against a bend
-  band         a cross-check with no curve: each B's lr_opt as the centre of its runs near the best loss
-  verdict      the sentence, from the intervals only
-  report       fit.json, best_per_batch.csv, report.md, plots
-`analyse` ties them together; `run_fit` is the CLI's entry point.
+power law fitted to a curve that bends. `analyse` ties the package's modules (lrscale.analysis lists
+them) together; `run_fit` is the CLI's entry point.
 """
 
 import hashlib
@@ -47,17 +37,6 @@ def ols(batch_sizes, lr_opts):
             "r2": 1 - float(np.sum(np.square(line["residuals"]))) / ss_tot if ss_tot > 0 else math.nan}
 
 
-def _settings(**given) -> dict:
-    """The analysis section: schema defaults, overridden by the settings given (not None)."""
-    return {**config.defaults()["analysis"], **{k: v for k, v in given.items() if v is not None}}
-
-
-def _noise_summary(model: dict) -> dict:
-    """fit.json's account of σ(B): per B (string keys, as JSON has them), the test and the trend."""
-    per_b = lambda d: {str(b): v for b, v in d.items()}  # noqa: E731
-    return {k: per_b(v) if isinstance(v, dict) else v for k, v in model.items()}
-
-
 def _bootstrap(included: list, locator, s: dict, noise: dict) -> list:
     """β from sweeps redrawn with the noise (seed means ± σ_B/√seeds, plus the B-to-B shape bias on
     each lr_opt), refitted with the same weights: calibrated with 1 or 2 seeds alike. Each optimum is
@@ -70,27 +49,23 @@ def _bootstrap(included: list, locator, s: dict, noise: dict) -> list:
     for _ in range(s["bootstrap"] if len(included) >= 3 and sigma else 0):
         # σ itself is an estimate: draw it from its sampling distribution (χ² with the noise dof)
         sigma_k = sigma * math.sqrt(dof / rng.chisquare(dof)) if math.isfinite(dof) else sigma
-        locator.start_draw(rng, sigma_k / sigma)
-        y = [LN10 * locator.draw_log10(o.batch_size, rng) for o in included]
+        y = [LN10 * locator.draw_log10(o.batch_size, rng, sigma_k / sigma) for o in included]
         betas.append(forms.wls_line(np.log(b), y, var)["beta"])
     return betas
 
 
 def _non_monotonic(included):
-    drops = []
-    for a, b in zip(included, included[1:]):
-        if b["lr_opt"] < a["lr_opt"]:
-            ca, cb = a.get("lr_opt_ci95"), b.get("lr_opt_ci95")
-            if ca and cb and cb[1] < ca[0]:  # the drop is beyond the uncertainty of both points
-                drops.append({"from_batch_size": a["batch_size"], "to_batch_size": b["batch_size"],
-                              "lr_opt_from": a["lr_opt"], "lr_opt_to": b["lr_opt"]})
-    return drops
+    """Where lr_opt falls from one used B to the next beyond the uncertainty of both (their CIs apart)."""
+    return [{"from_batch_size": a["batch_size"], "to_batch_size": b["batch_size"], "lr_opt_from": a["lr_opt"],
+             "lr_opt_to": b["lr_opt"]} for a, b in zip(included, included[1:]) if b["lr_opt"] < a["lr_opt"]
+            and a.get("lr_opt_ci95") and b.get("lr_opt_ci95") and b["lr_opt_ci95"][1] < a["lr_opt_ci95"][0]]
 
 
 def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=None, include_edge=None) -> dict:
     """lr_opt per batch size, the form of lr_opt(B), β with CIs, hypotheses and the verdict. Unset
     settings take the defaults of the config's analysis section (src/lrscale/schemas/config.schema.yaml)."""
-    s = _settings(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
+    given = dict(estimator=estimator, hypotheses=hypotheses, bootstrap=bootstrap, seed=seed, include_edge=include_edge)
+    s = {**config.defaults()["analysis"], **{k: v for k, v in given.items() if v is not None}}
     noise = loss_noise.of_sweep(sweep)
     per_b, local = locators.locate_all(sweep, noise, s["estimator"], s["include_edge"])
     included = [o for o in per_b if o.included]
@@ -127,9 +102,11 @@ LOSS_SIGMA_ALIASES = {"noise_sigma": "loss_sigma", "noise_source": "loss_sigma_s
 
 
 def _noise_keys(noise: dict) -> dict:
-    """fit.json's σ of one run's loss, under its old and its new (LOSS_SIGMA_ALIASES) names."""
+    """fit.json's σ of one run's loss, under its old and its new (LOSS_SIGMA_ALIASES) names; σ(B) per B
+    with string keys, as JSON has them."""
+    by_b = {k: {str(b): x for b, x in v.items()} if isinstance(v, dict) else v for k, v in noise["model"].items()}
     keys = {"noise_sigma": noise["sigma"], "noise_source": noise["source"], "noise_dof": noise["dof"],
-            "noise_by_batch": _noise_summary(noise["model"])}
+            "noise_by_batch": by_b}
     return {**keys, **{LOSS_SIGMA_ALIASES[k]: v for k, v in keys.items()}}
 
 
@@ -219,14 +196,9 @@ def untested_reasons(result, disagreeing, hypotheses) -> list:
     (verdict.edge_changes: inside the CIs' reach, outside their core; surface._open_edge)."""
     joint = result["surface"]
     return [("non_monotonic", bool(result["non_monotonic"])), ("stability_edge", bool(joint.get("lr_opt_at_edge"))),
-            ("open_edge", edge_dependent(joint, hypotheses)),
+            ("open_edge", bool(edge_changes(joint, hypotheses))),
             ("form", joint["forms"]["preferred"] != NO_FORM), ("bend", bool(joint["bend"]["bends"])),
             ("estimator_dependent", bool(disagreeing))]
-
-
-def edge_dependent(joint, hypotheses) -> bool:
-    """Whether the hypotheses inside the joint CI change where training breaks at an open edge."""
-    return bool(edge_changes(joint, hypotheses))
 
 
 BAND_POINTS, BAND_DRAWS = 60, 100  # a form's band: batch sizes drawn at, refits behind it

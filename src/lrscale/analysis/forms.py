@@ -37,8 +37,7 @@ def _shape(form: str, ln_b: np.ndarray, ln_bn: float) -> np.ndarray:
     """ln lr − ln scale for the bending forms at B_noise = e^ln_bn."""
     if form == MCCANDLISH:
         return -np.logaddexp(0.0, ln_bn - ln_b)  # −ln(1 + B_noise/B)
-    half = 0.5 * (ln_bn - ln_b)
-    return -np.log(np.cosh(half))  # ½(√(Bn/B) + √(B/Bn)) = cosh(½ ln(Bn/B))
+    return -np.log(np.cosh(0.5 * (ln_bn - ln_b)))  # ½(√(Bn/B) + √(B/Bn)) = cosh(½ ln(Bn/B))
 
 
 def local_slope(form: str, b, b_noise) -> float:
@@ -154,9 +153,7 @@ def compare(b, lr_opt, se_ln, se_dof=math.inf) -> dict:
     `se_dof`: degrees of freedom behind the SEs (their noise estimate): the goodness-of-fit test
     is then an F test, not χ², so a noisy noise estimate does not reject a true form."""
     y, var = np.log(np.asarray(lr_opt, float)), np.asarray(se_ln, float) ** 2
-    fits = {POWER_LAW: fit_power_law(b, y, var)}
-    for form in BENDING:
-        fits[form] = fit_bending(form, b, y, var)
+    fits = {POWER_LAW: fit_power_law(b, y, var), **{form: fit_bending(form, b, y, var) for form in BENDING}}
     n = len(y)
     for f in fits.values():
         f["aicc"] = f["chi2"] + 4 + 12 / (n - 3) if n > 3 else math.inf

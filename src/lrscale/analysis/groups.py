@@ -14,6 +14,7 @@ The sentence puts the caveat that undercuts the answer first and names the assum
 """
 
 import contextlib
+import csv
 import io
 import math
 import re
@@ -128,8 +129,6 @@ def _numeric(values) -> bool:
 def split(path, by: list) -> tuple[list, list]:
     """(header, [(group {column: text}, rows)]) of a results CSV, groups in ascending order of their
     values (numerically where a column is numeric); a column not in the CSV is a one-line error."""
-    import csv
-
     rows = [r for r in csv.reader(read_text(path, "results CSV").splitlines()) if any(c.strip() for c in r)]
     if not rows:
         raise UserError(f"{path}: empty file; expected a header row and one row per run")
@@ -208,9 +207,6 @@ def fit_groups(results_csv, by: list, cfg: dict, out_dir) -> dict:
 
 
 def _csv(rows: list) -> str:
-    import csv
-    import io
-
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()

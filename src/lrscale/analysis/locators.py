@@ -5,9 +5,9 @@ of the joint model of the loss surface (lrscale.analysis.surface), which replace
 locator of issue 10 (issue 23: a pass/fail gate on one shape for every B, accepted on curves that
 differed in shape).
 
-A locator places optima (`place`), redraws them for the bootstrap (`start_draw`, `draw_log10`),
-says which share of an optimum's variance more seeds can shrink (`noise_share`) and how it located
-(`describe`); the fit and the bootstrap ask the optimum's own locator.
+A locator locates every B's optimum (`located`; `locate_all` adds the SEs, CIs and flags), redraws them
+for the bootstrap (`draw_log10`), says which share of an optimum's variance more seeds can shrink
+(`noise_share`) and how it located (`describe`); the fit and the bootstrap ask the optimum's own locator.
 """
 
 import math
@@ -57,20 +57,6 @@ class Optimum:
         return {**out, "loss_sigma": self.noise_sigma, "loss_sigma_dof": self.noise_sigma_dof}
 
 
-@dataclass
-class Placement:
-    """What a locator says of one optimum; the fit adds the SE, the CI and the flags."""
-
-    lr_opt: float
-    loss_at_opt: float
-    se_noise_log10: float | None  # None: no noise estimate
-    shape_total: float  # SD of the shape bias left in lr_opt (decades), for its own CI
-    shape_across_b: float  # its part that varies from B to B, for fits across B
-    dof: float
-    method: str
-    unseen: float = 0.0  # a side of the optimum unseen: its grid step's quantisation (optima.unseen_floor)
-
-
 def point_sd(sweep: Sweep, b, noise: dict):
     """SD of each seed-mean loss of batch size b (its σ over the runs behind it); None without σ."""
     sigma = noise_at(noise, b)["sigma"]
@@ -110,31 +96,13 @@ class LocalFit:
         opt.parabola, opt.curvature_t = loc["parabola"], loc["curvature_t"]
         return opt, loc, mean
 
-    def identifiable(self) -> list:
-        """The B whose optimum has a shape: (b, locate's dict, means)."""
-        return [(b, loc, mean) for b, (_, loc, mean) in self.located.items() if identifiable(loc)]
-
-    def place(self, b) -> Placement | None:
-        opt, loc, _ = self.located[b]
-        if opt.lr_opt is None:
-            return None
-        method = {"parabola": QUADRATIC}.get(self.estimator, self.estimator)
-        if loc["x_vertex"] is None:
-            edge = optima.unbracketed(np.isfinite(self.located[b][2]), loc["i_best"]) is not None
-            method = GRID_POINT_EDGE if edge else GRID_POINT_FLAT
-        return Placement(opt.lr_opt, opt.loss_at_opt, _vertex_se(loc, self.noise), self.shape["total"],
-                         self.shape["across_b"], noise_at(self.noise, b)["dof"], method, optima.unseen_floor(loc))
-
-    def start_draw(self, rng, scale: float) -> None:
-        self._scale = scale
-
-    def draw_log10(self, b, rng) -> float:
-        """The optimum located again on seed means redrawn with the noise, plus the B-to-B shape bias."""
-        sweep = self.sweep
-        lrs, n = sweep.lrs[b], sweep.counts(b)
-        mean = optima.seed_mean(sweep.losses[b], sweep.ran_mask(b))
-        mean = mean + rng.normal(0, 1, len(mean)) * self._scale * point_sd(sweep, b, self.noise)
-        lr_opt = optima.locate(lrs, mean, self.estimator, runs=n, grid_lrs=sweep.grid.get(b))["lr_opt"]
+    def draw_log10(self, b, rng, scale: float) -> float:
+        """The optimum located again on seed means redrawn with the noise (its SD times scale), plus the B-to-B
+        shape bias."""
+        sweep, mean = self.sweep, self.located[b][2]
+        mean = mean + rng.normal(0, 1, len(mean)) * scale * point_sd(sweep, b, self.noise)
+        lr_opt = optima.locate(sweep.lrs[b], mean, self.estimator, runs=sweep.counts(b),
+                               grid_lrs=sweep.grid.get(b))["lr_opt"]
         return math.log10(lr_opt) + rng.normal(0, self.shape["across_b"])
 
     def noise_share(self, opt: Optimum) -> float:
@@ -154,37 +122,34 @@ def identifiable(loc) -> bool:
     return bool(loc and loc["shape_bias"] and not loc["clipped"] and curved >= optima.MIN_CURVATURE_T)
 
 
-def _vertex_se(loc, noise):
-    """SE of log10 lr_opt from noise for a per-B vertex: the delta method's, or one grid step for an
-    unbracketed optimum (it lies beyond the edge); None without a noise estimate."""
-    if loc is not None and loc["se_log10"] is not None:
-        return loc["se_log10"]
-    return loc["step"] if loc is not None and noise["sigma"] is not None else None
-
-
 def locate_all(sweep: Sweep, noise: dict, estimator: str, include_edge: bool):
     """Every B's Optimum with SE, CI, flags and whether it enters the fits across B; and the locator."""
     local = LocalFit(sweep, noise, estimator)
-    out = []
-    for b, (opt, loc, mean) in local.located.items():
-        _finish(opt, local.place(b), local, loc, mean, sweep, noise, include_edge)
-        out.append(opt)
-    return out, local
+    for opt, loc, mean in local.located.values():
+        _finish(opt, local, loc, mean, sweep, noise, include_edge)
+    return [opt for opt, _, _ in local.located.values()], local
 
 
-def _finish(opt: Optimum, p: Placement | None, locator, loc, mean, sweep, noise, include_edge) -> None:
-    """The placement's lr_opt and SEs (noise and shape bias in quadrature: the whole bias for the CI,
-    its B-to-B part for fits across B), the flags with reasons, and whether the optimum is used."""
+def _finish(opt: Optimum, locator: LocalFit, loc, mean, sweep, noise, include_edge) -> None:
+    """How the optimum was placed, its SEs (noise and shape bias in quadrature: the whole bias for the CI,
+    its B-to-B part for fits across B; an unseen side's quantisation for the CI alone), the flags with
+    reasons, and whether the optimum is used."""
     b = opt.batch_size
     own, se = noise_at(noise, b), None
-    if p is not None:
-        opt.lr_opt, opt.loss_at_opt, opt.method, opt.locator, opt.dof = p.lr_opt, p.loss_at_opt, p.method, locator, p.dof
-        opt.se_noise_log10 = p.se_noise_log10
-        if p.se_noise_log10 is not None:
-            se = optima.total_se(p.se_noise_log10, p.shape_total)
-            opt.lr_opt_se_log10 = optima.total_se(se, p.unseen)
-            opt.lr_opt_se_across_b_log10 = optima.total_se(p.se_noise_log10, p.shape_across_b)
-            opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, se, p.dof, p.unseen)
+    if opt.lr_opt is not None:
+        edge = loc["x_vertex"] is None and optima.unbracketed(np.isfinite(mean), loc["i_best"]) is not None
+        opt.method = ({"parabola": QUADRATIC}.get(locator.estimator, locator.estimator) if loc["x_vertex"] is not None
+                      else GRID_POINT_EDGE if edge else GRID_POINT_FLAT)
+        opt.locator, opt.dof = locator, own["dof"]
+        # the delta method's SE, or one grid step for an unbracketed optimum (it lies beyond the edge)
+        opt.se_noise_log10 = loc["se_log10"] if loc["se_log10"] is not None else (
+            loc["step"] if noise["sigma"] is not None else None)
+        if opt.se_noise_log10 is not None:
+            unseen, shape = optima.unseen_floor(loc), locator.shape
+            se = optima.total_se(opt.se_noise_log10, shape["total"])
+            opt.lr_opt_se_log10 = optima.total_se(se, unseen)
+            opt.lr_opt_se_across_b_log10 = optima.total_se(opt.se_noise_log10, shape["across_b"])
+            opt.lr_opt_ci95 = optima.ci95(opt.lr_opt, se, opt.dof, unseen)
     # flat is judged on what the data pin (noise and shape floor), not on an unseen side's quantisation
     opt.flags = optima.flags_for(sweep.lrs[b], mean, loc, se, own, sweep.clipped.get(b))
     opt.noise_sigma, opt.noise_sigma_dof = own["sigma"], own["dof"]

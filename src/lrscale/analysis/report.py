@@ -29,11 +29,6 @@ def summary_table(result) -> str:
     return "\n".join(lines)
 
 
-def locating_text(result) -> str:
-    """How the optima were located, and the assumption it rests on (the locators say it: fit.json `locating`)."""
-    return result["locating"]
-
-
 def noise_text(result) -> str:
     """Which σ of one run's loss the SEs rest on: one for every B, or one per B (fit.json `noise_by_batch`)."""
     m = result.get("noise_by_batch") or {}
@@ -53,11 +48,6 @@ def budget_text(result) -> str:
              budget.optimizer_sentence(result.get("optimizer_scaling"))]
     text = " ".join(p for p in parts if p)
     return text + "\n\n" if text else ""
-
-
-def verdict_md(result) -> str:
-    """The verdict's lines (Answer, Hypotheses, Caveats) as a list."""
-    return "\n".join(f"- {line}" for line in result["verdict"].split("\n"))
 
 
 def joint_table(result) -> str:
@@ -258,13 +248,14 @@ def write_all(result, out: Path, runs=(), results_frame=None) -> None:
     atomic_write_json(out / "fit.json", {k: v for k, v in result.items() if k != "boot_betas"})
     atomic_write_text(out / "best_per_batch.csv", _best_csv(result))
     table = summary_table(result)
+    verdict_lines = "\n".join(f"- {line}" for line in result["verdict"].split("\n"))  # Answer, Hypotheses, Caveats
     report = (f"# lrscale fit: {result['input']['path']}\n\nEstimator: {result['estimator']}; noise σ = "
               f"{_fmt(result['noise_sigma'], '.3g')} ({result['noise_source']}); bootstrap: {result['bootstrap']['n']} "
-              f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n{locating_text(result)}\n\n"
+              f"({result['bootstrap']['method']}).\n\n## lr_opt per batch size\n\n{table}\n\n{result['locating']}\n\n"
               f"{noise_text(result)}\n\n{budget_text(result)}"
               f"{rounds_section(result)}## Joint model of the loss surface\n\n{joint_table(result)}\n\n"
               f"## Form comparison\n\n{forms_table(result)}\n\n"
-              f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{verdict_md(result)}\n\n"
+              f"## Gradient noise\n\n{noise_table(result)}\n\n## Verdict\n\n{verdict_lines}\n\n"
               + "".join(f"![{p}]({p}.png)\n" for p in PLOTS))
     atomic_write_text(out / "report.md", report)
     write_pages(result, report, out, results_frame)
@@ -310,30 +301,23 @@ def table_page(title: str, frame) -> str:
     return PAGE.format(title=html.escape(title), body=f"<h1>{html.escape(title)}</h1>\n{note}\n{body}")
 
 
-def best_per_batch_frame(result):
-    """best_per_batch.csv's table, every cell as written there."""
-    import io
-
-    import pandas as pd
-
-    return pd.read_csv(io.StringIO(_best_csv(result)), dtype=str, keep_default_na=False)
-
-
 def write_pages(result, report_md: str, out: Path, results_frame) -> None:
     """PAGES for Snakemake's HTML report: report.html (the verdict first, then report.md's tables;
     the plots are results of their own there), results_table.html (`results_frame`: the results CSV as read)
     and best_per_batch_table.html."""
     import html
+    import io
 
     import markdown
+    import pandas as pd
 
+    best = pd.read_csv(io.StringIO(_best_csv(result)), dtype=str, keep_default_na=False)  # every cell as written
     text = report_md.split("\n## Verdict\n")[0]  # the verdict leads the page instead; the plots are results
     body = (f"<h1>Verdict</h1>\n<p class=\"verdict\">{html.escape(result['verdict']).replace(chr(10), '<br>')}</p>\n"
             + markdown.markdown(text.split("\n", 1)[1], extensions=["tables"]))
     pages = {"report": PAGE.format(title="lrscale verdict", body=body),
              "results_table": table_page(f"results.csv ({result['input']['path']})", results_frame),
-             "best_per_batch_table": table_page("best_per_batch.csv: lr_opt per batch size",
-                                                best_per_batch_frame(result))}
+             "best_per_batch_table": table_page("best_per_batch.csv: lr_opt per batch size", best)}
     assert list(pages) == PAGES, "lrscale.PAGES and the pages written disagree"
     for name, page in pages.items():
         atomic_write_text(out / f"{name}.html", page)

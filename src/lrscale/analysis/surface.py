@@ -21,10 +21,8 @@ s²·F(1, dof). That s² is the runs' scatter, which measures β only while each
 lies on the curve: refitted with every B's lr_opt free (the shape shared), a curve that misses them
 by more than the runs' scatter (an F test at LOF_P: `lack_of_fit`) has its CIs widened to at least
 the t-CIs (n_B − k dof) that those departures give the curve in log10 lr_opt (a split-plot's
-whole-plot error), and β is then the average slope of lr_opt over the batch sizes run. (Sizing the
-profile itself by the departures was tried first: the drifting walls absorb part of a tilt of the
-line, so the profile is flat in β at that scale and the CI came out 2-3x the t-CI through the true
-vertices, covering 1.00.)
+whole-plot error), and β is then the average slope of lr_opt over the batch sizes run (sizing the
+profile itself by the departures was tried and dropped: bench/README.md, "When lr_opt leaves its curve").
 
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
 middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
@@ -50,21 +48,15 @@ the edge; it cuts the profile CI where the data above the optimum are missing be
 diverged, and it brackets an optimum that lies between the last finite lr and the edge. Where the cap
 holds lr_opt (`lr_opt_at_edge`: the fit would put the bowl's bottom past the edge), the best lr there
 is where training breaks, not the bottom of a bowl, one power law bends to fit both regimes, and the
-verdict tests no hypothesis. (An F test of the fit with against without the cap was tried first: on a
-bowl whose edge closes in past its vertex from B = 64 on it fired in 5 of 20 sweeps, where the cap
-held in 18; a bowl whose bottom lies a bowl's width under its edge held it in none. Censoring a
-diverged run's loss above the highest finite loss at its B was tried and dropped: on a bowl that
-diverges 0.3 decades above its optimum its β CI covered 0 of 40 sweeps, against 40 of 40 without.)
+verdict tests no hypothesis (an F test of the cap, and censoring a diverged run's loss, were tried and
+dropped: bench/README.md, "Diverged runs: the stability edge").
 An optimum the cap brackets but does not hold, above the highest lr read (`open_edge`), is the bowl's
 bottom extrapolated from one side: whether training breaks before it is unseen, and the verdict tests
 no hypothesis whose standing changes anywhere between the fit and training breaking right above that lr
 (at any of the open batch sizes, each on its own).
 An lr above the best where only some seeds diverged is an edge too, and its survivors are left out:
-they are the runs that stayed calm, not a sample of that lr (an edge where every run diverged, with
-the survivors read as losses, covered β in 0.925 of 200 sweeps of bench/truths_outside.py's
-ragged_edge and messy with 2 seeds, against 0.975 and 0.955 this way, at 1.3–1.5x the CI width).
-Absent runs hold nothing. A batch size
-at the grid's edge contributes the half bowl it holds; a flat one (no curvature: the per-B fit's
+they are the runs that stayed calm, not a sample of that lr (bench/README.md, "Partly diverged lrs and
+unseen sides"). Absent runs hold nothing. A batch size at the grid's edge contributes the half bowl it holds; a flat one (no curvature: the per-B fit's
 flag) holds nothing about where its optimum is and is skipped. Assumption named in the verdict: one power law for
 lr_opt(B) and a loss shape inside the family above.
 """
@@ -168,7 +160,7 @@ class _Model:
     power law (above) or a bending form of fit_forms, whose second parameter (at BETA) is then
     log10 B_noise."""
 
-    def __init__(self, used, pts, b_ref, edges=None, next_to_edge=(), form=POWER_LAW, knot=None):
+    def __init__(self, used, pts, b_ref, edges=None, next_to_edge=(), form=POWER_LAW, knot=None, w=None):
         self.used, self.pts, self.b_ref, self.form = used, pts, b_ref, form
         self.group = np.searchsorted(np.array(used), pts[:, 0].astype(int))
         self.x, self.y = pts[:, 1], pts[:, 2]
@@ -177,7 +169,7 @@ class _Model:
         self.above = np.maximum(np.log10(pts[:, 0] / self.knot), 0.0)
         span = math.log(max(used) / min(used))
         self.t = np.log(pts[:, 0] / min(used)) / span  # 0 at the smallest B used, 1 at the largest
-        self.w = np.ones_like(self.y)  # 1/σ(B) relative to σ at B_ref: the residuals' weights
+        self.w = np.ones_like(self.y) if w is None else w  # 1/σ(B) relative to σ at B_ref: the residuals' weights
         self.edges = {b: e for b, e in (edges or {}).items() if b in used}
         self.next_to_edge = set(next_to_edge)  # batch sizes whose edge lies right above the highest lr read
         self.stiffness = EDGE_STIFFNESS * float(np.std(self.y))
@@ -185,10 +177,8 @@ class _Model:
     def without(self, b) -> "_Model":
         """The same model less batch size b's runs, its knot, B_ref and weights kept (the jackknife's)."""
         keep = self.group != self.used.index(b)
-        sub = _Model([u for u in self.used if u != b], self.pts[keep], self.b_ref, self.edges, self.next_to_edge,
-                     self.form, self.knot)
-        sub.w = self.w[keep]
-        return sub
+        return _Model([u for u in self.used if u != b], self.pts[keep], self.b_ref, self.edges, self.next_to_edge,
+                      self.form, self.knot, self.w[keep])
 
     def shifted(self, by) -> "_Model":
         """The same model with each used B's runs (and its stability edge) moved by by[i] decades in lr, its
@@ -196,9 +186,7 @@ class _Model:
         pts = self.pts.copy()
         pts[:, 1] += np.asarray(by)[self.group]
         edges = {b: e + by[self.used.index(b)] for b, e in self.edges.items()}
-        out = _Model(self.used, pts, self.b_ref, edges, self.next_to_edge, self.form, self.knot)
-        out.w = self.w
-        return out
+        return _Model(self.used, pts, self.b_ref, edges, self.next_to_edge, self.form, self.knot, self.w)
 
     def curve(self, p, l10, above):
         """log10 lr_opt at l10 = log10(B / B_ref) (above: log10(B / B_knot) where positive, else 0)."""

@@ -117,18 +117,14 @@ def read_table(path, final_window=None, horizon=None) -> Sweep:
     text = read_text(path, "results CSV")
     if "\x00" in text:
         raise UserError(f"{path}: contains NUL bytes; expected a CSV")
-    rows = list(csv.reader(text.splitlines()))
-    rows = [r for r in rows if any(c.strip() for c in r)]
+    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
     if not rows:
         raise UserError(f"{path}: empty file; expected a header row and one row per run")
     header = [h.strip() for h in rows[0]]
     fmt = next((f for f, cols in FORMATS.items() if all(c in header for c in cols)), None)
     if fmt is None:
-        if "summary/batch_size" in header:
-            missing = [c for c in FORMATS["wandb_export"] if c not in header]
-        else:
-            missing = [c for c in FORMATS["seed_study"] if c not in header]
-            missing = [c for c in FORMATS["lrscale"] if c not in header] if "seed" in header else missing
+        meant = "wandb_export" if "summary/batch_size" in header else "lrscale" if "seed" in header else "seed_study"
+        missing = [c for c in FORMATS[meant] if c not in header]
         raise UserError(f"{path}: missing column(s) {missing}; expected lrscale results.csv, the seed study's CSV "
                         "or a W&B summary export")
     if len(rows) < 2:
@@ -154,13 +150,6 @@ def read_table(path, final_window=None, horizon=None) -> Sweep:
     return sweep
 
 
-def _frame(records: list[dict]):
-    import pandas as pd  # at the table's edge only: the DAG build and lrscale status never load it
-
-    rows = [r if isinstance(r, dict) else dict(zip(RUN_COLUMNS, r)) for r in records]
-    return pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)  # columns a record lacks: NaN (not known)
-
-
 def _text_frame(header, rows):
     """The CSV's cells as text, one column per header name (a report page shows them as written)."""
     import pandas as pd
@@ -168,9 +157,14 @@ def _text_frame(header, rows):
     return pd.DataFrame([r[: len(header)] for r in rows], columns=header, dtype=str)
 
 
-def from_frame(runs, fmt, final_window) -> Sweep:
-    """A Sweep from a DataFrame of RUN_COLUMNS, one row per run: per batch size a (seed x lr) table
-    (NaN where a seed was not run at an lr); noise[B] the median SE of a final-window mean loss."""
+def from_records(records, fmt, final_window) -> Sweep:
+    """A Sweep from runs given as RUN_COLUMNS tuples or dicts, one per run (read_table, from_runs, tests and
+    benchmarks build these): per batch size a (seed x lr) table (NaN where a seed was not run at an lr);
+    noise[B] the median SE of a final-window mean loss."""
+    import pandas as pd  # at the table's edge only: the DAG build and lrscale status never load it
+
+    rows = [r if isinstance(r, dict) else dict(zip(RUN_COLUMNS, r)) for r in records]
+    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)  # columns a record lacks: NaN (not known)
     if runs.empty:
         raise ValueError("no runs: a Sweep needs at least one (batch_size, lr, seed) run")
     dup = runs.duplicated(["batch_size", "lr", "seed"])
@@ -194,11 +188,6 @@ def from_frame(runs, fmt, final_window) -> Sweep:
         ses = at_b["se"][has_se[at_b.index]]
         sweep.noise[b] = float(np.median(ses.to_numpy())) if len(ses) else None
     return sweep
-
-
-def from_records(records, fmt, final_window) -> Sweep:
-    """A Sweep from runs given as RUN_COLUMNS tuples or dicts (tests and benchmarks build these)."""
-    return from_frame(_frame(records), fmt, final_window)
 
 
 def from_runs(runs, final_window) -> Sweep:

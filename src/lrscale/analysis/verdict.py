@@ -347,8 +347,8 @@ def caveats_line(r) -> str:
         curve = ("a broken line in log-log for lr_opt (one change of slope)" if slopes_answer(r) else "lr_opt ∝ B^β")
         parts.append(f"the joint model assumes {curve} and, near each optimum, a loss bowl with a cubic wall on "
                      "each side whose steepness drifts with log B" + _left_out_clause(r["surface"]))
-        if r["answer"]["untested"] is None and unchecked_text(r):  # estimator dependence untested: next to it
-            parts.append(unchecked_text(r))
+        if r["answer"]["untested"] is None and (unchecked := unchecked_text(r)):  # estimator dependence untested
+            parts.append(unchecked)
         lof = (r["surface"]["bend"] if slopes_answer(r) else r["surface"]).get("lack_of_fit") or {}
         if lof.get("used"):
             line = "the broken line" if slopes_answer(r) else "the power law"
