@@ -4,10 +4,11 @@ across runs (and sessions) for as long as the analysis package does not change.
 Cells: bench/fit_accuracy.py's 40 inside cells (the old benchmark's: power laws, McCandlish, surge, a flat
 column, σ falling with B) and its 18 outside cells (bench/truths_outside.py), each with 1 and 2 seeds, with
 the same draws: sweep i of a cell here is sweep i of fit_accuracy's archive of that cell (bootstrap 0).
-Each analysed sweep is one line of the store (JSONL), tagged with the analysis package's version (a hash
-of its code with docstrings left out, so a reworded docstring keeps the store; any code change starts a
-new one). A run adds the sweeps [--start, --stop) of every chosen cell that the store lacks, round-robin in
-chunks so an interrupted run leaves every cell about as far as the others; --table scores the store.
+Each analysed sweep is one line of the store (JSONL), tagged with a version (a hash of the analysis
+package's code, its defaults, the draws' code and this script's functions that make a line, docstrings left
+out: a reworded docstring or a new reading of the table keeps the store; any other change starts a new one).
+A run adds the sweeps [--start, --stop) of every chosen cell that the store lacks, round-robin in chunks so
+an interrupted run leaves every cell about as far as the others; --table scores the store.
 
 The reading (one per target, the same in every cell; shares with a Wilson 95% interval):
   ruled out       the verdict commits to an answer whose CI misses the truth. An answer is β with one CI
@@ -80,14 +81,21 @@ TARGETS = {  # name: (which cells, the column scored, the bounds a cell's value 
 }
 N_BOOT = 1000  # resamples of a cell's sweeps for the intervals of the half-width ratio and the pooled lr coverage
 
+RECORD_CODE = ("all_cells", "draws", "is_power_law", "score", "run_chunk")  # this script's code behind a store line
+
+
 def analysis_version() -> str:
-    """A hash of what a stored score depends on: the analysis package's code (lrscale.analysis), the
-    analysis settings' defaults, and the draws and judging (truths_outside.py, fit_accuracy.py, this
-    script), the code with docstrings left out (a reworded docstring keeps the store)."""
+    """A hash of what a stored line depends on: the analysis package's code (lrscale.analysis), the
+    analysis settings' defaults, the draws and judging (truths_outside.py, fit_accuracy.py) and this
+    script's functions that make a line (RECORD_CODE; the reading of the table is not in it), the code with
+    docstrings left out (a reworded docstring keeps the store)."""
     digest = hashlib.sha256(json.dumps(config.defaults()["analysis"], sort_keys=True).encode())
+    here = Path(__file__).resolve()
     for path in [*sorted((ROOT / "src" / "lrscale" / "analysis").glob("*.py")),
-                 *(ROOT / "bench" / name for name in ("truths_outside.py", "fit_accuracy.py", "score_targets.py"))]:
+                 *(ROOT / "bench" / name for name in ("truths_outside.py", "fit_accuracy.py")), here]:
         tree = ast.parse(path.read_text())
+        if path == here:
+            tree.body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in RECORD_CODE]
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
             if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
