@@ -9,6 +9,20 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+
+def _pin_blas_kernel() -> None:
+    """The golden files (tests/golden) hold fit.json to 1e-12 and were built with OpenBLAS's SkylakeX
+    kernels; the Haswell ones (what OpenBLAS picks on an AMD EPYC, or what OPENBLAS_CORETYPE=Haswell in a
+    machine's environment asks for) sum in another order and move ill-conditioned nuisance parameters by up
+    to 10% (the reports stay identical). Where the CPU has AVX-512 the kernels are pinned to SkylakeX, whatever
+    the environment says, before numpy loads, for this process and every one it starts."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if "numpy" not in sys.modules and cpuinfo.exists() and " avx512f " in cpuinfo.read_text().replace("\n", " "):
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+_pin_blas_kernel()
+
 import pytest
 import yaml
 from hypothesis import HealthCheck, settings

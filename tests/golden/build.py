@@ -5,7 +5,9 @@
 
 Run `--expected` only when a change of the fit's numbers is intended (and say so in the commit);
 tests/test_golden.py checks that the outputs stay byte-identical (fit.json: up to 1e-12 and added
-keys). The inputs are committed, so they never depend on a numpy version's random streams.
+keys). The inputs are committed, so they never depend on a numpy version's random streams. The expected
+files were written with OpenBLAS's SkylakeX kernels: on a CPU with AVX-512, run --expected with
+OPENBLAS_CORETYPE=SkylakeX, as tests/conftest.py pins it for the tests.
 
 Cases: demo (the CPU demo's results.csv, 7 B x 7 lrs x 2 seeds), one_seed (its seed 0), adaptive
 (a two-round adaptive sweep of tests/test_adaptive_workflow.py's config, with its round plans),
