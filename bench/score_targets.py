@@ -257,14 +257,15 @@ def summarize(cell, recs) -> dict:
 
 
 def pooled(rows, store) -> list:
-    """The cells' sweeps pooled by world, loss shape (inside) and truth (power law or not): where a target
-    sits for a family of cells, at 4-8x one cell's sweeps."""
+    """The cells' sweeps pooled by world, loss shape (inside) and truth (power law or bending): where a target
+    sits for a family of cells, at 4-12x one cell's sweeps (the bootstrap intervals resample sweeps across
+    the pooled cells, not within each)."""
     groups = {}
     for r in rows:
         shape = "" if not r["inside"] else " asym" if " asym " in r["cell"] else " sym"
-        key = f"pooled {'inside' if r['inside'] else 'outside'}{shape} {'power law' if r['power_law'] else 'bending'}"
-        groups.setdefault(key, []).extend(store[r["cell"]].values())
-    return [summarize(k, v) for k, v in sorted(groups.items())]
+        key = f"pooled {'inside' if r['inside'] else 'outside'}{shape}{'' if r['power_law'] else ' bending'}"
+        groups.setdefault(key, (r["inside"], []))[1].extend(store[r["cell"]].values())
+    return [{**summarize(k, recs), "inside": inside} for k, (inside, recs) in sorted(groups.items())]
 
 
 def covers(scope, row) -> bool:
@@ -292,18 +293,21 @@ def fmt(v, spec=".3f") -> str:
 
 
 def markdown(rows, met) -> str:
-    head = ["cell", "n", "ruled out [95%]", "not decided", "slope answers", "joint cov. [95%]", "mean err. [95%]",
-            "hw joint/per-B [95%]", "wrong single", "per-B lr cov."]
+    head = ["cell", "n", "ruled out [95%]", "not decided [95%]", "slope answers [95%]", "joint cov. [95%]",
+            "mean err. [95%]", "hw joint/per-B [95%]", "wrong single [95%]", "per-B lr cov. [95%]"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ci = lambda k: "[" + ", ".join(fmt(v, ".2f") for v in r[k + "_ci"]) + "]"  # noqa: E731
         lines.append("| " + " | ".join([r["cell"] + (" (power law)" if r["power_law"] else ""), str(r["n"]),
-                                         f"{fmt(r['ruled_out'], '.3f')} {ci('ruled_out')}", fmt(r["not_decided"], ".2f"),
-                                         fmt(r["slope_answers"], ".2f"), f"{fmt(r['coverage'])} {ci('coverage')}",
+                                         f"{fmt(r['ruled_out'], '.3f')} {ci('ruled_out')}",
+                                         f"{fmt(r['not_decided'], '.2f')} {ci('not_decided')}",
+                                         f"{fmt(r['slope_answers'], '.2f')} {ci('slope_answers')}",
+                                         f"{fmt(r['coverage'])} {ci('coverage')}",
                                          f"{fmt(r['mean_error'], '+.4f')} [{fmt(r['mean_error_ci'][0], '+.3f')}, "
                                          f"{fmt(r['mean_error_ci'][1], '+.3f')}]",
                                          f"{fmt(r['half_width_ratio'], '.2f')} {ci('half_width_ratio')}",
-                                         fmt(r["wrong_single"], ".3f"), fmt(r["lr_coverage"])]) + " |")
+                                         f"{fmt(r['wrong_single'], '.3f')} {ci('wrong_single')}",
+                                         f"{fmt(r['lr_coverage'])} {ci('lr_coverage')}"]) + " |")
     lines.append("")
     for name, v in met.items():
         missed = f"; missed by: {'; '.join(v['missed'])}" if v["missed"] else ""
