@@ -63,7 +63,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
-from fit_accuracy import _cell_name, cells, inside_draws, judge, outside_draws, truth  # noqa: E402
+from fit_accuracy import _cell_name, cells, inside_draws, judge, outside_draws  # noqa: E402
 from truths_outside import BATCH, TRUTHS, slope  # noqa: E402
 
 from lrscale import config  # noqa: E402
@@ -195,13 +195,8 @@ def jobs(chosen, store, start, stop, chunk, version) -> list:
 
 
 def wilson(k, n) -> list:
-    """The Wilson 95% interval of a share k/n."""
-    if n == 0:
-        return [None, None]
-    z, p = 1.959964, k / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
-        1 + z * z / n)
-    return [centre - half, centre + half]
+    """The Wilson 95% interval of a share k/n (scipy's)."""
+    return list(map(float, stats.binomtest(int(k), n).proportion_ci(method="wilson"))) if n else [None, None]
 
 
 def _boot(recs, stat) -> list:
