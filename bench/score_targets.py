@@ -52,6 +52,7 @@ import ast
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from multiprocessing import Pool
@@ -163,7 +164,8 @@ def run_chunk(job):
         if i < start:
             continue  # drawn, not analysed: the rng stream stays fit_accuracy's
         rec = score(analyse(sweep, bootstrap=0, seed=seed), lr_opt, flat)
-        lines.append({"version": version, "cell": cell, "i": i, "power_law": is_power_law(lr_opt), **rec})
+        lines.append({"version": version, "cell": cell, "i": i, "power_law": is_power_law(lr_opt), **rec,
+                      "blas": os.environ.get("OPENBLAS_CORETYPE")})  # the kernel moves ill-conditioned fits ~1e-8
     return lines
 
 

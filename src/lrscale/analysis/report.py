@@ -60,7 +60,7 @@ def joint_table(result) -> str:
     s, bend = j["shape"], j["bend"]
     lof = j.get("lack_of_fit") or {}
     rows = [("β (lr_opt ∝ B^β)", f"{j['beta']:.3f} {interval(j['ci95'], '.3f')} (profile likelihood, F(1, {j['dof']})"
-             + (f"; widened to the t-CI, {lof['vertex_dof']} dof, of each B's own lr_opt about the line)"
+             + (f"; widened to the t-CI, {lof['vertex_dof']} dof, of the line through each B's own lr_opt)"
                 if lof.get("widened") else ")")),
             ("lack of fit of the line (each B's own lr_opt against it)", _lack_of_fit_text(lof)),
             ("lack of fit of the bend's broken line", _lack_of_fit_text(j["bend"].get("lack_of_fit") or {})),
@@ -151,7 +151,9 @@ def _trend_text(j) -> str:
     if t.get("p_value") is None:
         return ""
     return (f" at B = {j['b_ref']:.3g}; σ ∝ B^{t['omega']:.2f} (p = {t['p_value']:.2g}, "
-            + ("each B weighted by it)" if t["used"] else "not modelled: the same σ for every B)"))
+            + (("each B weighted by it" + (f"; ω ± {t['omega_se']:.2f} moves β by ±{t['beta_move']:.3f}: t times that added to its CI"
+                                           if "beta_move" in t else "") + ")")
+               if t["used"] else "not modelled: the same σ for every B)"))
 
 
 def band_text(band: dict) -> str:
