@@ -2,8 +2,12 @@
 of z = error / (CI half-width / 1.96) for the joint β (against the cell's true or pseudo-true β) and for a
 bend answer's two slopes (against the truth's own broken line, fit_accuracy.slope_hits' pseudo-truth). A CI
 that is right has sd(z) near 1 and covers 95%; sd(z) over 1 is a CI too narrow, a mean z away from 0 a bias.
---omega W holds σ(B)'s exponent at W instead of estimating it (its uncertainty then out of the CI: the
-diagnostic behind surface._omega_widen, with W the truth's −0.5 on the σ ∝ B^−½ cells).
+z reads the CI's half-width: where a CI is lopsided about its estimate (a hull of two CIs) read the coverage.
+Sweeps as analyse() reads them (flat batch sizes skipped), bootstrap 0; a CI with an open end is left out,
+so the coverage is over closed CIs (score_targets counts an open end as covering).
+--omega W holds σ(B)'s exponent at W in every fit instead of estimating it (still one dof, whatever the
+dof to spare; its SE 0, so no widening for it): the diagnostic behind surface._omega_widen, with W the
+truth's −0.5 on the σ ∝ B^−½ cells.
 
     python bench/ci_spread.py "inside power_law 1.0 σ∝B^-½ asym 2 seed(s)" [--sweeps 200] [--omega -0.5]
 """
@@ -24,6 +28,7 @@ from score_targets import all_cells, draws  # noqa: E402
 from truths_outside import slope  # noqa: E402
 
 from lrscale.analysis import surface  # noqa: E402
+from lrscale.analysis.fit import analyse  # noqa: E402
 
 
 def hold_omega(omega):
@@ -71,8 +76,8 @@ def main():
     if args.omega is not None:
         hold_omega(args.omega)
     got, start = {"beta": [], "lower": [], "upper": []}, time.time()
-    for sweep, lr_opt, _ in draws(*cells[args.cell], args.sweeps):
-        j = surface.fit_surface(sweep)
+    for sweep, lr_opt, seed in draws(*cells[args.cell], args.sweeps):
+        j = analyse(sweep, bootstrap=0, seed=seed)["surface"]
         if j["beta"] is None:
             continue
         got["beta"].append(z_of(j["beta"], j["ci95"], slope(lr_opt)))

@@ -165,7 +165,7 @@ def run_chunk(job):
             continue  # drawn, not analysed: the rng stream stays fit_accuracy's
         rec = score(analyse(sweep, bootstrap=0, seed=seed), lr_opt, flat)
         lines.append({"version": version, "cell": cell, "i": i, "power_law": is_power_law(lr_opt), **rec,
-                      "blas": os.environ.get("OPENBLAS_CORETYPE")})  # the kernel moves ill-conditioned fits ~1e-8
+                      "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")})  # None: OpenBLAS picks the kernel
     return lines
 
 

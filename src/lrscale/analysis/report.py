@@ -151,7 +151,7 @@ def _trend_text(j) -> str:
     if t.get("p_value") is None:
         return ""
     return (f" at B = {j['b_ref']:.3g}; σ ∝ B^{t['omega']:.2f} (p = {t['p_value']:.2g}, "
-            + (("each B weighted by it" + (f"; ω ± {t['omega_se']:.2f} moves β by ±{t['beta_move']:.3f}: t times that added to its CI"
+            + (("each B weighted by it" + (f"; ω ± {t['omega_se']:.2f} moves β by ±{t['beta_move']:.3f}: t times that added to its CI in quadrature"
                                            if "beta_move" in t else "") + ")")
                if t["used"] else "not modelled: the same σ for every B)"))
 

@@ -15,7 +15,9 @@ noisier: σ(B) = σ·(B/B_ref)^ω, ω the slope of the log squared residuals on 
 refitted with weights 1/σ(B)² (one step of feasible GLS; ω and its t test's p are reported), so the
 noisy end no longer sets the answer nor the quiet end inherits its scatter. The profile holds ω fixed, yet
 β̂ moves with the weights: β refitted at ω ± its SE gives that move, added in quadrature to each side of
-β's CI (_omega_widen; the CI was 10-15% too narrow on σ ∝ B^-½ with β = 1 without it). It is modelled whatever
+β's CI (_omega_widen; on σ ∝ B^-½ with β = 1, asymmetric curves, 2 seeds, the error's spread in CI units was
+1.09 with ω estimated, 1.02 with ω held at its truth: bench/README.md, "ω's uncertainty"). The bend's slopes
+and the forms' B_noise get no such term. It is modelled whatever
 that p (TREND_P = 1) wherever a dof is to spare: one seed's residuals show a real trend to a 5% test in
 only about half the sweeps, and a trend left out is the costlier error. β's 95% CI is the
 profile likelihood's: the βs whose refitted (weighted) RSS rises above the minimum by less than
@@ -23,9 +25,10 @@ s²·F(1, dof). That s² is the runs' scatter, which measures β only while each
 lies on the curve: refitted with every B's lr_opt free (the shape shared), a curve that misses them
 by more than the runs' scatter (an F test at LOF_P: `lack_of_fit`) has its CIs widened to at least
 the t-CIs (n_B − k dof) that those departures give the curve in log10 lr_opt (a split-plot's
-whole-plot error), centred on the least-squares line through those lr_opt themselves: β is then the
-average slope of lr_opt over the batch sizes run, and the joint fit, which weighs each B by what its runs
-hold and trades the line against the loss shape's drift, may put it elsewhere (sizing the
+whole-plot error) about the least-squares line through those lr_opt themselves, centred on it: the
+CI then also holds the average slope of lr_opt over the bracketed batch sizes, unweighted, where the joint
+fit (β̂, still the answer), which weighs each B by what its runs hold and trades the line against the loss
+shape's drift, puts it elsewhere (sizing the
 profile itself by the departures was tried and dropped: bench/README.md, "When lr_opt leaves its curve").
 
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
@@ -236,7 +239,7 @@ class _Model:
         keep = np.abs(r) > 1e-12 * max(np.max(np.abs(r)), 1e-300)  # an exact zero has no logarithm
         lnb, ln_r2 = self.l10[keep] * math.log(10), np.log(r[keep] ** 2)
         if keep.sum() < 5 or np.ptp(lnb) == 0:
-            return {"omega": 0.0, "p_value": None, "used": False}
+            return {"omega": 0.0, "omega_se": None, "p_value": None, "used": False}
         fit = stats.linregress(lnb, ln_r2)
         omega, p_value = float(fit.slope / 2), float(fit.pvalue)
         used = bool(p_value <= TREND_P and allow)  # allow: a dof to spare for ω
@@ -377,10 +380,13 @@ def _line_design(model, bend, batch_sizes) -> np.ndarray:
 
 def _vertex_t(model, free, lof, bend, s2=None) -> tuple:
     """The line's design over the held vertices, its least-squares coefficients through their own lr_opt,
-    the coefficients' covariance s2·(XᵀX)⁻¹ (s2: lof's unless given) and t at 97.5% on their dof."""
-    design = _line_design(model, bend, lof["vertices"])
-    coef = np.linalg.lstsq(design, _held(model, free, lof), rcond=None)[0]
-    s2 = lof["s2"] if s2 is None else s2
+    the coefficients' covariance s2·(XᵀX)⁻¹ and t at 97.5% on their dof; s2 (unless given) the vertices'
+    mean square about that line (lof's s2 is about the joint fit's curve: centred here, the gap between the
+    two would be counted twice), kept in lof as `s2_line`."""
+    design, v = _line_design(model, bend, lof["vertices"]), _held(model, free, lof)
+    coef = np.linalg.lstsq(design, v, rcond=None)[0]
+    lof["s2_line"] = float(np.sum(_off_line(design, v) ** 2) / lof["vertex_dof"])
+    s2 = lof["s2_line"] if s2 is None else s2
     return design, coef, s2 * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["vertex_dof"]))
 
 
@@ -570,15 +576,18 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
 
 def _omega_widen(model, p_hat, trend, ci, t95) -> list:
     """β's CI widened for ω's uncertainty: the profile holds the weights at the estimated ω, but β̂ moves
-    with them. β refitted with the weights at ω ± its SE gives that move (delta method, Kackar–Harville's
-    correction for estimated variance parameters, `beta_move`); t times it is added in quadrature to each side
-    of the CI."""
+    with them. β refitted with the weights at ω ± its SE gives that move (`beta_move`, half the difference: a
+    delta-method term in the manner of Kackar and Harville's for estimated variance parameters, with this
+    sweep's own sensitivity of β to ω in place of its expectation); t times it is added in quadrature to each
+    side of the CI."""
     omega, se = trend["omega"], trend["omega_se"]
     betas = []
-    for w in (omega - se, omega + se):
-        model.weigh(w)
-        betas.append(model.fit(p_hat, {GAMMA: 0.0})[0][BETA])
-    model.weigh(omega)
+    try:
+        for w in (omega - se, omega + se):
+            model.weigh(w)
+            betas.append(model.fit(p_hat, {GAMMA: 0.0})[0][BETA])
+    finally:
+        model.weigh(omega)
     trend["beta_move"] = float(abs(betas[1] - betas[0]) / 2)
     move, beta = t95 * trend["beta_move"], float(p_hat[BETA])
     lo, hi = ci
