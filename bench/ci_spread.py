@@ -56,6 +56,10 @@ def z_of(value, ci, truth):
     return (value - truth) / ((ci[1] - ci[0]) / 2 / 1.96), bool(ci[0] <= truth <= ci[1])
 
 
+def fmt(v, spec) -> str:
+    return "—" if v is None else format(v, spec)
+
+
 def summary(pairs) -> dict:
     z = np.array([p[0] for p in pairs])
     return {"n": len(pairs), "sd_z": float(z.std(ddof=1)) if len(z) > 1 else None,
@@ -90,7 +94,6 @@ def main():
           f" ({time.time() - start:.0f} s)")
     print("| estimate | n | sd(z) | mean z | coverage |\n|---|---|---|---|---|")
     for key, r in rows.items():
-        fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
         print(f"| {key} | {r['n']} | {fmt(r['sd_z'], '.3f')} | {fmt(r['mean_z'], '+.3f')} | {fmt(r['coverage'], '.3f')} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"cell": args.cell, "sweeps": args.sweeps, "omega": args.omega,
