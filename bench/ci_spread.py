@@ -1,6 +1,6 @@
 """How wide the joint model's CIs are against how far its answers miss, on one score_targets cell: the spread
 of z = error / (CI half-width / 1.96) for the joint β (against the cell's true or pseudo-true β) and for a
-bend answer's two slopes (against the truth's own broken line, fit_accuracy.slope_hits' pseudo-truth). A CI
+bend answer's two slopes (against the truth's own broken line, fit_accuracy.truth_slopes). A CI
 that is right has sd(z) near 1 and covers 95%; sd(z) over 1 is a CI too narrow, a mean z away from 0 a bias.
 z reads the CI's half-width: where a CI is lopsided about its estimate (a hull of two CIs) read the coverage.
 Sweeps as analyse() reads them (flat batch sizes skipped), bootstrap 0; a CI with an open end is left out,
@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
-from fit_accuracy import BATCH  # noqa: E402
+from fit_accuracy import truth_slopes  # noqa: E402
 from score_targets import all_cells, draws  # noqa: E402
 from truths_outside import slope  # noqa: E402
 
@@ -37,16 +37,6 @@ def hold_omega(omega):
         model.weigh(omega)
         return {"omega": omega, "omega_se": 0.0, "p_value": None, "used": True}
     surface._Model.sigma_trend = fixed
-
-
-def broken_line(j, lr_opt) -> dict:
-    """The truth's least-squares broken line through the batch sizes the model read: its two slopes."""
-    at = {int(b): v for b, v in zip(BATCH, lr_opt)}
-    l10 = np.log10(np.array(j["batch_sizes"], float))
-    knot = np.log10(j["bend"]["slopes"]["lower_range"][1])
-    design = np.column_stack([np.ones(len(l10)), l10, np.maximum(l10 - knot, 0)])
-    coef = np.linalg.lstsq(design, np.log10([at[b] for b in j["batch_sizes"]]), rcond=None)[0]
-    return {"lower": coef[1], "upper": coef[1] + coef[2]}
 
 
 def z_of(value, ci, truth):
@@ -86,7 +76,7 @@ def main():
             continue
         got["beta"].append(z_of(j["beta"], j["ci95"], slope(lr_opt)))
         if j["bend"]["bends"]:
-            truth, slopes = broken_line(j, lr_opt), j["bend"]["slopes"]
+            truth, slopes = truth_slopes(j, lr_opt), j["bend"]["slopes"]
             for key in ("lower", "upper"):
                 got[key].append(z_of(slopes[key], slopes[key + "_ci95"], truth[key]))
     rows = {key: summary([p for p in pairs if p is not None]) for key, pairs in got.items()}

@@ -169,18 +169,23 @@ def bounds(ci) -> tuple:
     return (-np.inf if ci[0] is None else ci[0]), (np.inf if ci[1] is None else ci[1])
 
 
-def slope_hits(j, lr_opt, cis=None) -> dict:
-    """Whether the joint model's CIs on the slopes below and above its knot (or `cis`, {"lower": ci, "upper": ci})
-    hold the truth's: the least-squares broken line (one change of slope at the knot) through the true log
-    lr_opt at the batch sizes the model used (its pseudo-truth)."""
+def truth_slopes(j, lr_opt) -> dict:
+    """The truth's slopes below and above the joint model's knot: its least-squares broken line (one change of
+    slope at the knot) through the true log lr_opt at the batch sizes the model used (the pseudo-truth a bend
+    answer is scored against)."""
     slopes, used = j["bend"]["slopes"], j["batch_sizes"]
-    cis = cis or {k: slopes[k + "_ci95"] for k in ("lower", "upper")}
     at = {int(b): v for b, v in zip(BATCH, lr_opt)}
     l = np.log10(np.array(used, float))
     design = np.column_stack([np.ones(len(l)), l, np.maximum(l - np.log10(slopes["lower_range"][1]), 0)])
     coef = np.linalg.lstsq(design, np.log10([at[b] for b in used]), rcond=None)[0]
-    truth = {"lower": coef[1], "upper": coef[1] + coef[2]}
-    return {k: cis[k][0] <= truth[k] <= cis[k][1] for k in truth}
+    return {"lower": coef[1], "upper": coef[1] + coef[2]}
+
+
+def slope_hits(j, lr_opt, cis=None) -> dict:
+    """Whether the joint model's CIs on the slopes below and above its knot (or `cis`, {"lower": ci, "upper": ci})
+    hold the truth's (truth_slopes)."""
+    cis = cis or {k: j["bend"]["slopes"][k + "_ci95"] for k in ("lower", "upper")}
+    return {k: cis[k][0] <= t <= cis[k][1] for k, t in truth_slopes(j, lr_opt).items()}
 
 
 def _bend_answer(j, lr_opt) -> dict:

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lrscale.analysis import fit, report, surface
 from lrscale.analysis.sweep_table import Sweep
@@ -621,3 +622,22 @@ def test_an_open_edge_behind_a_stability_edge_is_a_caveat_naming_other_hypothese
     caveats = r["verdict"].splitlines()[2]
     assert caveats.startswith("Caveats:") and "at B = 8, 16 the fitted bowl's bottom lies above the highest lr" in caveats
     assert "(the line through the optima moved, not a refit), other hypotheses inside the CI" in caveats
+
+
+def test_a_slopes_ci_given_a_false_bend_covers_and_the_wald_ci_does_not():
+    # A power law (γ = 0) read through the bend test: the slope below the knot and γ̂ are correlated (ρ = −0.8,
+    # as a broken line's are), and only the draws whose γ̂ passes the 5% test are answered with slopes.
+    rng = np.random.default_rng(3)
+    se, se_g, rho, dof = 0.1, 0.12, -0.8, 60
+    t95, cut = stats.t.ppf(0.975, dof), stats.t.ppf(1 - surface.BEND_P / 2, dof)
+    cov = np.array([[se**2, rho * se * se_g], [rho * se * se_g, se_g**2]])
+    draws = rng.multivariate_normal([0.5, 0.0], cov, size=40000)
+    picked = draws[np.abs(draws[:, 1]) > cut * se_g][:800]
+    assert len(picked) == 800
+    wald = np.mean([abs(v - 0.5) <= t95 * se for v, _ in picked])
+    cis = [surface._selective_ci(v, se, rho * se * se_g, g, abs(g) / se_g, dof, t95) for v, g in picked]  # linear: t = γ̂/SE
+    given = np.mean([lo <= 0.5 <= hi for lo, hi in cis])
+    assert wald < 0.85  # the selection's bias: the answered slopes fell far by chance
+    assert 0.93 <= given <= 0.97  # 800 draws: binomial SE 0.008
+    # where the selection removes nothing (γ̂ uncorrelated with the slope) it is the Wald t-CI
+    assert surface._selective_ci(0.5, se, 0.0, 0.4, 0.4 / se_g, dof, t95) == pytest.approx([0.5 - t95 * se, 0.5 + t95 * se])

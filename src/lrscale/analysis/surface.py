@@ -33,7 +33,9 @@ profile itself by the departures was tried and dropped: bench/README.md, "When l
 
 The power law is tested against a bend: lr_opt(B) a broken line in log-log, one slope below the
 middle batch size used and another above it (one more parameter, an F test at BEND_P). Its two
-slopes, with Wald CIs, are what the verdict reports when lr_opt bends: an average slope over each
+slopes are what the verdict reports when lr_opt bends, with CIs given that the test fired (_selective_ci:
+the Wald CIs of a false bend's slopes covered 0.62-0.78, the test having picked the sweeps whose slopes
+fell far by chance): an average slope over each
 half of the range, not a derivative at one B (which no sweep of 7 batch sizes pins down); there their
 CIs are at least the delete-one-B jackknife's (_jackknife: a batch size whose own lr_opt sits apart at
 the end of a half pulls the line to itself and hides from its residuals). The
@@ -378,16 +380,26 @@ def _line_design(model, bend, batch_sizes) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _vertex_t(model, free, lof, bend, s2=None) -> tuple:
-    """The line's design over the held vertices, its least-squares coefficients through their own lr_opt,
-    the coefficients' covariance s2·(XᵀX)⁻¹ and t at 97.5% on their dof; s2 (unless given) the vertices'
-    mean square about that line (lof's s2 is about the joint fit's curve: centred here, the gap between the
-    two would be counted twice), kept in lof as `s2_line`."""
+class _VertexLine(NamedTuple):
+    """The least-squares line (or broken line) through the held vertices' own log10 lr_opt (_vertex_t)."""
+
+    design: np.ndarray  # over the held vertices: 1, log10(B / B_ref)[, the bend's term]
+    v: np.ndarray  # their own log10 lr_opt
+    coef: np.ndarray  # the line's least-squares coefficients through v
+    cov: np.ndarray  # the coefficients' covariance s2·(XᵀX)⁻¹
+    t95: float  # t at 97.5% on lack_of_fit's vertex_dof
+    s2_line: float  # the vertices' mean square about that line (lack_of_fit's `s2_line`)
+
+
+def _vertex_t(model, free, lof, bend, s2=None) -> _VertexLine:
+    """The line through the held vertices' own lr_opt and the t-CI their scatter gives its coefficients: s2
+    (unless given) their mean square about that line (lof's s2 is about the joint fit's curve: centred here,
+    the gap between the two would be counted twice)."""
     design, v = _line_design(model, bend, lof["vertices"]), _held(model, free, lof)
-    coef = np.linalg.lstsq(design, v, rcond=None)[0]
-    lof["s2_line"] = float(np.sum(_off_line(design, v) ** 2) / lof["vertex_dof"])
-    s2 = lof["s2_line"] if s2 is None else s2
-    return design, coef, s2 * np.linalg.pinv(design.T @ design), float(stats.t.ppf(0.975, lof["vertex_dof"]))
+    s2_line = float(np.sum(_off_line(design, v) ** 2) / lof["vertex_dof"])
+    cov = (s2_line if s2 is None else s2) * np.linalg.pinv(design.T @ design)
+    return _VertexLine(design, v, np.linalg.lstsq(design, v, rcond=None)[0], cov,
+                       float(stats.t.ppf(0.975, lof["vertex_dof"])), s2_line)
 
 
 class _Smooth(NamedTuple):
@@ -445,7 +457,8 @@ def _vertex_profile_ci(model, p, free, lof, ends) -> list:
 
 def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     """The power law against lr_opt bending in log-log: an F test on one more parameter (a change of
-    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof). Where
+    slope at the middle batch size), and the slopes of the two halves with Wald CIs (t, its dof; `wald_ci95`),
+    where it bends their CIs given that it did (_selective_ci). Where
     each B's own lr_opt departs from the broken line by more than the runs' scatter, the bend must also
     stand out of those departures (the same F test on each B's own lr_opt, n_B − 3 dof: the larger p
     is the test's) and the slopes' CIs are at least the t-CIs they give, centred on the broken line through those
@@ -463,21 +476,62 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
     smooth = _smooth(model, free, lof)
     lof["s2_smooth"] = smooth.s2
     if lof["used"]:
-        design, coef, cov_lof, t95_lof = _vertex_t(model, free, lof, True, smooth.s2)
-        p_value = max(p_value, _vertex_bend_p(design, _held(model, free, lof)))
+        line = _vertex_t(model, free, lof, True, smooth.s2)
+        lof["s2_line"] = line.s2_line
+        p_value = max(p_value, _vertex_bend_p(line.design, line.v))
     slopes = {"lower_range": [min(model.used), model.knot], "upper_range": [model.knot, max(model.used)]}
     for key, grad_gamma in (("lower", 0.0), ("upper", 1.0)):
         grad = np.zeros(len(p_bend))
         grad[BETA], grad[GAMMA] = 1.0, grad_gamma
         value, se = float(grad @ p_bend), math.sqrt(max(float(grad @ cov @ grad), 0.0))
         slopes[key] = value
-        slopes[key + "_ci95"] = [value - t95 * se, value + t95 * se]
+        slopes.setdefault("wald_ci95", {})[key] = [value - t95 * se, value + t95 * se]
+        slopes[key + "_ci95"] = list(slopes["wald_ci95"][key])
+        if p_value < BEND_P:  # the answer: its CI given that the bend was found
+            slopes[key + "_ci95"] = _selective_ci(value, se, float(grad @ cov[:, GAMMA]), p_bend[GAMMA],
+                                                  float(stats.t.isf(p_value / 2, dof)), dof, t95)
         if lof["used"]:
             g3 = np.array([0.0, 1.0, grad_gamma])  # (m, β, γ) in the line's design
-            slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], float(g3 @ coef),
-                                           t95_lof * math.sqrt(float(g3 @ cov_lof @ g3)), lof)
+            slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], float(g3 @ line.coef),
+                                           line.t95 * math.sqrt(float(g3 @ line.cov @ g3)), lof)
     slopes["jackknife"] = _jackknife(model, p_bend, slopes, smooth.departure) if p_value < BEND_P else None
     return {"p_value": p_value, "bends": p_value < BEND_P, "slopes": slopes, "lack_of_fit": lof}
+
+
+def _selective_ci(value, se, cov_gamma, gamma, t_seen, dof, t95) -> list:
+    """A slope's 95% CI given that the bend test fired. The slopes are read only where the test passed; on a
+    power law that picks the sweeps whose γ̂, and through their correlation the slopes, fell far by chance (the
+    Wald CIs of false bends covered 0.62-0.78). The slope's estimate is normal with its Wald SE; γ̂ is b times
+    it plus a part independent of it, and given that part the test passing is the slope lying outside one
+    interval. The CI inverts that truncated normal (the polyhedral lemma of Lee, Sun, Sun and Taylor 2016, for
+    this one selection event); where the truncation removes nothing it is the Wald t-CI (the SE scaled by
+    t95 / z95). The test is read as |γ̂| passing its cut: the γ̂ at which the test's own statistic (t_seen, its
+    p as a t on dof) would have sat at BEND_P, so the cut follows the F test on RSS, not γ̂'s Wald SE (which,
+    the model being nonlinear in γ, can put a p = 0.002 bend right at the cut)."""
+    if se <= 0 or not math.isfinite(t_seen) or abs(cov_gamma) <= 1e-9 * se * abs(gamma):
+        return [value - t95 * se, value + t95 * se]
+    sd, b = se * t95 / stats.norm.ppf(0.975), cov_gamma / se**2
+    cut = abs(gamma) * min(stats.t.isf(BEND_P / 2, dof) / t_seen, 1.0)
+    ends = sorted(((-cut - (gamma - b * value)) / b, (cut - (gamma - b * value)) / b))  # the slopes it rejects
+    side = 1.0 if value >= ends[1] else -1.0  # the estimate lies above the rejected interval, or below it
+
+    def far(theta):  # log P(an estimate at least as far out on its side | the test passed), true slope theta
+        kept = np.logaddexp(stats.norm.logcdf((ends[0] - theta) / sd), stats.norm.logsf((ends[1] - theta) / sd))
+        return stats.norm.logsf(side * (value - theta) / sd) - kept
+
+    out = []
+    for level in (0.025, 0.975) if side > 0 else (0.975, 0.025):
+        out.append(_root(lambda theta: far(theta) - math.log(level), value, sd))
+    return out
+
+
+def _root(fn, start, step) -> float:
+    """The root of a monotone fn, bracketed by steps doubling out from start on both sides."""
+    lo, hi, grow = start - step, start + step, step
+    while np.sign(fn(lo)) == np.sign(fn(hi)):
+        grow *= 2
+        lo, hi = lo - grow, hi + grow
+    return float(optimize.brentq(fn, lo, hi, xtol=1e-6 * step))
 
 
 def _jackknife(model, p_bend, slopes, departure=None) -> dict | None:
@@ -490,7 +544,7 @@ def _jackknife(model, p_bend, slopes, departure=None) -> dict | None:
     largest B's vertex sat 0.02–0.03 decade above the others' and the CIs missed the truth's broken line in
     0.21 of the answers (bench/README.md, "Bend answers: the jackknife"). The refits run on the runs moved by
     −`departure` (_smooth's). None with under 5 batch sizes (a half left with no batch size beyond the knot).
-    `ci95_model`: the CIs before (Wald, lack_of_fit)."""
+    `ci95_model`: the CIs before (given the test, lack_of_fit)."""
     n = len(model.used)
     if n < 5:
         return None
@@ -545,8 +599,9 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     free = _free_vertices(model, p_hat, dof)
     lof = _lack_of_fit(model, p_hat, rss_min, 2, free)
     if lof["used"]:  # each B's own lr_opt scatters about the line: β's CI is at least that scatter's t-CI
-        _, coef, cov_lof, t95_lof = _vertex_t(model, free, lof, False)
-        lo, hi = _widen([lo, hi], float(coef[1]), t95_lof * math.sqrt(cov_lof[1, 1]), lof)
+        line = _vertex_t(model, free, lof, False)
+        lof["s2_line"] = line.s2_line
+        lo, hi = _widen([lo, hi], float(line.coef[1]), line.t95 * math.sqrt(line.cov[1, 1]), lof)
     log_lr_opt = {b: float(model.log_lr_opt(p_hat, b)) for b in used}
     inside = [b for b in used if _bracketed(model, b, log_lr_opt[b])]
     if len(inside) < MIN_INSIDE:
