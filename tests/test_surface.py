@@ -639,5 +639,14 @@ def test_a_slopes_ci_given_a_false_bend_covers_and_the_wald_ci_does_not():
     given = np.mean([lo <= 0.5 <= hi for lo, hi in cis])
     assert wald < 0.85  # the selection's bias: the answered slopes fell far by chance
     assert 0.93 <= given <= 0.97  # 800 draws: binomial SE 0.008
-    # where the selection removes nothing (γ̂ uncorrelated with the slope) it is the Wald t-CI
-    assert surface._selective_ci(0.5, se, 0.0, 0.4, 0.4 / se_g, dof, t95) == pytest.approx([0.5 - t95 * se, 0.5 + t95 * se])
+    # where the selection removes nothing it is the Wald t-CI: γ̂ uncorrelated with the slope, or a bend far past
+    # its cut (the truncated normal's limit, not the early return)
+    wald_ci = [0.5 - t95 * se, 0.5 + t95 * se]
+    assert surface._selective_ci(0.5, se, 0.0, 0.4, 0.4 / se_g, dof, t95) == pytest.approx(wald_ci)
+    assert surface._selective_ci(0.5, se, rho * se * se_g, 0.4, 1e6, dof, t95) == pytest.approx(wald_ci, abs=1e-6)
+    # the upper slope: positively correlated with γ̂ (ρ = +0.5), γ̂ of either sign
+    cov[0, 1] = cov[1, 0] = 0.5 * se * se_g
+    draws = rng.multivariate_normal([0.3, 0.0], cov, size=40000)
+    picked = draws[np.abs(draws[:, 1]) > cut * se_g][:800]
+    cis = [surface._selective_ci(v, se, 0.5 * se * se_g, g, abs(g) / se_g, dof, t95) for v, g in picked]
+    assert 0.93 <= np.mean([lo <= 0.3 <= hi for lo, hi in cis]) <= 0.97 and all(lo < hi for lo, hi in cis)
