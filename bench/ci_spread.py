@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 from fit_accuracy import truth_slopes  # noqa: E402
-from score_targets import all_cells, draws  # noqa: E402
+from score_targets import all_cells, draws, fmt  # noqa: E402
 from truths_outside import slope  # noqa: E402
 
 from lrscale.analysis import surface  # noqa: E402
@@ -44,10 +44,6 @@ def z_of(value, ci, truth):
     if ci is None or None in ci:
         return None
     return (value - truth) / ((ci[1] - ci[0]) / 2 / 1.96), bool(ci[0] <= truth <= ci[1])
-
-
-def fmt(v, spec) -> str:
-    return "—" if v is None else format(v, spec)
 
 
 def summary(pairs) -> dict:
