@@ -19,8 +19,9 @@ coverage, how often they disagree with the joint β (estimator_dependent), and t
 (McCandlish, surge or undecided between them), undecided, no form passing its χ² test.
 
 One worker runs every setting on a sweep before the next; the joint fit is computed once per sweep and
-per set of batch sizes it skips (a setting that changes neither the fit's inputs nor its constants reuses
-it), so the per-B settings cost one analysis each without a refit.
+per setting of the constants it reads after its fit (a setting that changes neither the fit's inputs nor its
+constants reuses it), so the per-B settings cost one analysis each without a refit (the skipped set was its key until 2026-12-06,
+when the joint model stopped skipping the per-B fit's flat batch sizes).
 
     python bench/cross_check_constants.py [--reps 60] [--only FLOOR_STEPS] [--cells messy nqm_sgd]
                                           [--seeds 1] [--out bench/results/cross_check_constants.json]
@@ -60,18 +61,18 @@ TABLE = {"FLOOR_STEPS": "per_b", "MIN_CURVATURE_T": "per_b", "HETEROGENEITY_P": 
 
 
 class _JointCache:
-    """surface.fit_surface, computed once per sweep for each set of skipped batch sizes and each value of
-    the constants it reads after its fit (HELD_DECADES, MIN_INSIDE)."""
+    """surface.fit_surface, computed once per sweep for each value of the constants it reads after its fit
+    (HELD_DECADES, MIN_INSIDE)."""
 
     def __init__(self, fit_surface):
         self.fit_surface, self.store, self.sweep = fit_surface, {}, None
 
-    def __call__(self, sweep, skip=(), b_ref=None):
+    def __call__(self, sweep, b_ref=None):
         if sweep is not self.sweep:
             self.sweep, self.store = sweep, {}
-        key = (tuple(sorted(skip)), b_ref, surface.HELD_DECADES, surface.MIN_INSIDE)
+        key = (b_ref, surface.HELD_DECADES, surface.MIN_INSIDE)
         if key not in self.store:
-            self.store[key] = self.fit_surface(sweep, skip=skip, b_ref=b_ref)
+            self.store[key] = self.fit_surface(sweep, b_ref=b_ref)
         return self.store[key]
 
 

@@ -54,7 +54,7 @@ class _FreeModel(surface._Model):
 
 def fit_forms(sweep):
     """Every form's RSS on the runs fit_surface reads (no batch size skipped), α, and the free form's dof."""
-    read = surface._points(sweep, set())
+    read = surface._points(sweep)
     model = _FreeModel(read.used, read.pts, float(np.exp(np.mean(np.log(read.used)))), read.edges,
                        read.next_to_edge)
     p_pl, rss_pl = model.fit(surface._start(model), {GAMMA: 0.0})

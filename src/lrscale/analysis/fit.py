@@ -87,7 +87,7 @@ def analyse(sweep: Sweep, estimator=None, hypotheses=None, bootstrap=None, seed=
     if len(included) >= 3:
         _fit_forms(result, included, s["hypotheses"], boot_beta, noise["dof"])
     flat = [o.batch_size for o in per_b if FLAT in o.flags]
-    result["surface"] = surface.fit_surface(sweep, skip=flat)
+    result["surface"] = surface.fit_surface(sweep)  # it reads flat ones too: its own test is whether a bowl is there
     result["band"] = band.fit_band(sweep, lambda b: locators.noise_at(noise, b)["sigma"], skip=flat)
     result["answer"] = _answer(result, s["hypotheses"])
     result["budget"] = budget.assess(sweep, result["per_batch"])

@@ -65,8 +65,7 @@ def joint_table(result) -> str:
             ("lack of fit of the line (each B's own lr_opt against it)", _lack_of_fit_text(lof)),
             ("lack of fit of the bend's broken line", _lack_of_fit_text(j["bend"].get("lack_of_fit") or {})),
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
-             + ", ".join(map(str, j["batch_sizes"])) + (f"; flat, skipped: {', '.join(map(str, j['skipped_flat']))}"
-                                                         if j["skipped_flat"] else "")),
+             + ", ".join(map(str, j["batch_sizes"]))),
             ("diverged runs (not read as losses)", str(j["diverged_left_out"])),
             ("runs that survived at or past a stability edge (not read)", str(j.get("survivors_left_out", 0))),
             ("stability edge (lowest lr where a run diverged: caps lr_opt)", _edge_text(j)),

@@ -65,8 +65,10 @@ no hypothesis whose standing changes anywhere between the fit and training break
 (at any of the open batch sizes, each on its own).
 An lr above the best where only some seeds diverged is an edge too, and its survivors are left out:
 they are the runs that stayed calm, not a sample of that lr (bench/README.md, "Partly diverged lrs and
-unseen sides"). Absent runs hold nothing. A batch size at the grid's edge contributes the half bowl it holds; a flat one (no curvature: the per-B fit's
-flag) holds nothing about where its optimum is and is skipped. Assumption named in the verdict: one power law for
+unseen sides"). Absent runs hold nothing. A batch size at the grid's edge contributes the half bowl it holds; a flat one (no
+curvature: the per-B fit's flag) is read too, its c_B near 0 placing nothing and its runs holding σ: whether the
+losses hold a bowl at all is the model's own test (_bowl_p: an F test against a flat line at each batch size;
+above BOWL_P no joint model), where the per-B flat flag skipped them one by one. Assumption named in the verdict: one power law for
 lr_opt(B) and a loss shape inside the family above.
 """
 
@@ -96,6 +98,8 @@ EDGE_STIFFNESS = 100.0  # an lr_opt 0.01 decade past a stability edge costs one 
 LOF_P = 0.05  # each B's own lr_opt departs from the curve by more than the runs' scatter at this p: the
 # curve's CIs are sized by those departures (lack_of_fit; set before any run, the conventional 5%)
 MIN_PURE_DOF = 3  # the free-vertex fit needs this many dof for the runs' scatter, else no lack-of-fit test
+BOWL_P = 0.01  # the losses hold no bowl (the model against a flat line at each B) above this p: no joint model.
+# Set before any run; a benchmark or demo sweep's bowl sits at p far below it (pure noise: 0.43-1.0)
 TREND_P = 1.0  # σ(B) is modelled when the residuals' trend in log B has p at or below this: 1, always (a dof to
 # spare). A 5% test let a real σ ∝ B^-½ through in only half the one-seed sweeps, and the missed ones put the
 # noisiest B at the lever's end (β = 1, asymmetric, one seed: coverage 0.885 -> 0.910 on 400 paired sweeps);
@@ -114,14 +118,12 @@ class _Points(NamedTuple):
     next_to_edge: set  # B whose edge lies right above the highest lr read (an optimum up to it is bracketed)
 
 
-def _points(sweep, skip) -> _Points:
-    """The runs the model reads: per batch size not in `skip`, the finite runs within WINDOW_DECADES
+def _points(sweep) -> _Points:
+    """The runs the model reads: per batch size, the finite runs within WINDOW_DECADES
     of its best lr and below its stability edge. The best lr is one where no run diverged, if there
     is one (the survivors' mean at an lr where some seeds diverged flatters it)."""
     rows, used, diverged, past_edge, edges, next_to_edge = [], [], 0, 0, {}, set()
     for b in sweep.batch_sizes:
-        if b in skip:
-            continue
         loss, x = sweep.losses[b], np.log10(sweep.lrs[b])
         finite = np.isfinite(loss)
         if not finite.any():
@@ -576,10 +578,9 @@ def _vertex_bend_p(design, v) -> float:
     return float(stats.f.sf(max(f, 0.0), 1, dof))
 
 
-def fit_surface(sweep, skip=(), b_ref=None) -> dict:
-    """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none.
-    `skip`: batch sizes whose loss holds nothing about where the optimum is (flat: no curvature)."""
-    read = _points(sweep, set(skip))
+def fit_surface(sweep, b_ref=None) -> dict:
+    """The joint model's β (lr_opt ∝ B^β) with its profile CI and the bend test, or why it has none."""
+    read = _points(sweep)
     used, pts = read.used, read.pts
     n_par = 2 + N_SHAPE + 2 * len(used)  # m, β, the shape, a_B and c_B
     dof = len(pts) - n_par
@@ -589,6 +590,11 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
     model = _Model(used, pts, b_ref, read.edges, read.next_to_edge)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
+    known = [v for v in sweep.noise.values() if v]  # the runs' within-run noise: a floor on one run's σ
+    bowl_p = _bowl_p(model, rss_min, n_par, dof, float(np.median(known)) if known else 0.0)
+    if bowl_p > BOWL_P:
+        return {"beta": None, "bowl_p": bowl_p, "reason": f"its losses hold no bowl: a flat line at each batch size "
+                f"fits the {len(pts)} runs read about as well (F test, p = {bowl_p:.2g})"}
     trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
         p_hat, rss_min = model.fit(p_hat, {GAMMA: 0.0})
@@ -623,12 +629,30 @@ def fit_surface(sweep, skip=(), b_ref=None) -> dict:
             "n_runs": int(len(pts)), "diverged_left_out": read.diverged,
             "survivors_left_out": read.past_edge,
             "stability_edge": {str(b): float(10**e) for b, e in model.edges.items()},
-            "lr_opt_at_edge": at_edge, "open_edge": open_edge, "batch_sizes": used, "skipped_flat": sorted(skip), "b_ref": b_ref,
+            "lr_opt_at_edge": at_edge, "open_edge": open_edge, "batch_sizes": used,
+            "skipped_flat": [],  # fit.json's key kept (a public contract): flat batch sizes are read since 2026-12-06
+            "b_ref": b_ref,
             "lr_opt": {str(b): v for b, v in lr_opt.items()}, "inside_grid": inside,
             "shape": {"k_above": [float(k[0]), float(k[1])], "k_below": [float(k[2]), float(k[3])],
                       "at_batch_size": [min(used), max(used)]},
             "curvature": {str(b): float(c[1]) for b, c in zip(used, floors)},
-            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95, free, with_ci=bend["bends"])}
+            "bend": bend, "forms": fit_forms(model, p_hat, rss_min, dof, f95, free, with_ci=bend["bends"]),
+            "bowl_p": bowl_p}
+
+
+def _bowl_p(model, rss, n_par, dof, floor) -> float:
+    """Whether the runs read hold a bowl at all: the model (unweighted) against a flat line at each batch size
+    (a_B alone), an F test on the other n_par − n_B parameters, its σ² at least floor² (the runs' own
+    within-run noise, as the per-B optima's σ with one seed: a smooth bowl far under it is not read as one). A
+    batch size with no curvature of its own is read (its c_B near 0 places nothing; its runs hold σ), so this is
+    the model's own test that the losses hold a bowl, where the per-B flat flag was that test batch size by
+    batch size."""
+    flat = sum(float(np.sum((model.y[sel] - model.y[sel].mean()) ** 2))
+               for sel in (model.group == i for i in range(len(model.used))))
+    df1 = n_par - len(model.used)
+    s2 = max(rss / dof, floor**2)
+    f = (flat - rss) / df1 / s2 if s2 > 0 else math.inf
+    return float(stats.f.sf(max(f, 0.0), df1, dof))
 
 
 def _omega_widen(model, p_hat, trend, ci, t95) -> list:

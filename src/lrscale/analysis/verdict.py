@@ -131,14 +131,13 @@ def hypothesis_sentence(r, hypotheses) -> str:
 def exclusion_text(r) -> str:
     """The batch sizes the answer did not read, then those the per-B optima left out, with why. The joint
     model reads an edge batch size's half bowl, so for its answer the per-B exclusions are a cross-check's,
-    said as such; it skips a flat one (no curvature to place its optimum)."""
+    said as such; it reads a flat one too (its own test is whether the losses hold a bowl at all)."""
     parts = [f"B={e['batch_size']} ({', '.join(e['reasons'])})" for e in r["excluded"]]
     if r["answer"]["estimator"] != "surface":
         return "Excluded: " + "; ".join(parts) + "." if parts else "No batch size excluded."
     j = r["surface"]
     few = f"fewer than {MIN_POINTS_PER_B} lrs that trained within {WINDOW_DECADES:g} decade of the best"
-    unread = [f"B={p['batch_size']} ({'flat' if p['batch_size'] in j['skipped_flat'] else few})"
-              for p in r["per_batch"] if p["batch_size"] not in j["batch_sizes"]]
+    unread = [f"B={p['batch_size']} ({few})" for p in r["per_batch"] if p["batch_size"] not in j["batch_sizes"]]
     text = f"Not read: {'; '.join(unread)}." if unread else "Every batch size read."
     others = [e for e, x in zip(parts, r["excluded"]) if x["batch_size"] in j["batch_sizes"]]
     return text + (" The per-B optima also left out " + "; ".join(others) + "." if others else "")
