@@ -134,6 +134,8 @@ def test_flat_flag(tmp_path):
     r = fit.analyse(fit.read_table(write_csv(tmp_path / "s.csv", rows)), bootstrap=0)
     assert all("flat" in x["flags"] for x in r["per_batch"])
     assert r["beta"] is None and "no beta" in r["verdict"]
+    # the joint model reads them all: under the runs' reported within-run noise (1e-4 / √100) the bowl is none
+    assert r["surface"]["beta"] is None and r["surface"]["reason"].startswith("no bowl along its lr_opt curve")
 
 
 def test_flat_from_seed_spread(tmp_path):

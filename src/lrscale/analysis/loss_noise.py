@@ -108,11 +108,17 @@ def model(spread: dict, pooled: tuple, batch_sizes) -> dict:
                        + ", each B's own spread shrunk toward it")}
 
 
+def within_run_sigma(sweep) -> float | None:
+    """The median over batch sizes of the runs' within-run noise (the metrics' train_loss_std as the SE of
+    the final window's mean): a lower bound on one run's σ, None where the metrics give none."""
+    known = [v for v in sweep.noise.values() if v]
+    return float(np.median(known)) if known else None
+
+
 def of_sweep(sweep) -> dict:
     """σ of one run's final loss: pooled over the sweep (sigma, dof, source; optima.pooled_sigma) and
     `model`: per batch size (`model`)."""
-    known = [v for v in sweep.noise.values() if v]
-    fallback = float(np.median(known)) if known else None
+    fallback = within_run_sigma(sweep)
     sigma, dof, source = optima.pooled_sigma(sweep.lrs, sweep.losses, fallback, sweep.ran, sweep.grid)
     if sigma is not None and source != "seed spread" and fallback is not None and fallback > sigma:
         # one seed: the within-run noise is a lower bound; when it is the larger, it is the estimate used

@@ -66,9 +66,10 @@ no hypothesis whose standing changes anywhere between the fit and training break
 An lr above the best where only some seeds diverged is an edge too, and its survivors are left out:
 they are the runs that stayed calm, not a sample of that lr (bench/README.md, "Partly diverged lrs and
 unseen sides"). Absent runs hold nothing. A batch size at the grid's edge contributes the half bowl it holds; a flat one (no
-curvature: the per-B fit's flag) is read too, its c_B near 0 placing nothing and its runs holding σ: whether the
-losses hold a bowl at all is the model's own test (_bowl_p: an F test against a flat line at each batch size;
-above BOWL_P no joint model), where the per-B flat flag skipped them one by one. Assumption named in the verdict: one power law for
+curvature: the per-B fit's flag) is read too, its c_B near 0 (or below: a hump) placing little and its runs
+holding σ: whether the losses hold a bowl at all is the model's own test (_bowl_p: a one-sided F test against
+a flat line at each batch size; above BOWL_P no joint model), where the per-B flat flag skipped them one by
+one, and a batch size counts toward MIN_INSIDE and holds a vertex for the lack of fit only where c_B > 0. Assumption named in the verdict: one power law for
 lr_opt(B) and a loss shape inside the family above.
 """
 
@@ -78,6 +79,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, stats
 
+from .loss_noise import within_run_sigma
 from .names import BENDING, MCCANDLISH, NO_FORM, POWER_LAW, UNDECIDED
 
 WINDOW_DECADES = 1.0  # runs farther from a B's best lr are left to the local shape (g is a local model)
@@ -316,6 +318,7 @@ class _Free(NamedTuple):
     rss: float | None  # None: too few runs left to measure their scatter (dof < MIN_PURE_DOF)
     dof: int
     log_lr_opt: np.ndarray | None  # each used B's own log10 lr_opt
+    curved: np.ndarray | None  # whether each used B's c_B is positive there (a bowl, not a hump or a flat line)
 
 
 def _free_vertices(model, p, dof) -> _Free:
@@ -324,7 +327,7 @@ def _free_vertices(model, p, dof) -> _Free:
     n = len(model.used)
     free_dof = dof - (n - 2)
     if free_dof < MIN_PURE_DOF:
-        return _Free(None, free_dof, None)
+        return _Free(None, free_dof, None, None)
     edges = np.array([model.edges.get(b, np.inf) for b in model.used])
 
     def resid(q):
@@ -334,7 +337,8 @@ def _free_vertices(model, p, dof) -> _Free:
     start = np.r_[[model.log_lr_opt(p, b) for b in model.used], p[N_LINE:]]
     lower, upper = np.r_[[-np.inf] * n, [0.0] * N_SHAPE], np.r_[[np.inf] * n, [K_MAX] * N_SHAPE]
     res = _least_squares(resid, np.clip(start, lower, upper), (lower, upper))
-    return _Free(float(np.sum(res.fun**2)), free_dof, res.x[:n])
+    floors = model.project(_shape(model.x - res.x[:n][model.group], model.t, res.x[n:]))[1]
+    return _Free(float(np.sum(res.fun**2)), free_dof, res.x[:n], np.array([c > 0 for _, c in floors]))
 
 
 def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
@@ -342,7 +346,7 @@ def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
     rss) by more than the runs' scatter: an F test on n_B − n_curve dof against the free fit's. Where it
     does (p < LOF_P) and enough of the free lr_opt lie among the lrs read (`vertices`: an unbracketed one
     runs off with nothing to hold it), `used`: `s2` is their departures' mean square in log10 lr_opt on
-    `vertex_dof`, and the curve's CIs are widened to at least the t-CIs that scatter gives the least-squares
+    `vertex_dof` (a batch size with no bowl of its own, c_B ≤ 0, holds no vertex either), and the curve's CIs are widened to at least the t-CIs that scatter gives the least-squares
     line through those lr_opt (centred on its parameters: _vertex_t)."""
     dof = len(model.used) - n_curve
     if free.rss is None or dof < 1:
@@ -353,7 +357,7 @@ def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
     else:
         f = excess / dof / (free.rss / free.dof) if free.rss > 0 else math.inf
     p_value = float(stats.f.sf(f, dof, free.dof))
-    held = [i for i, b in enumerate(model.used) if _bracketed(model, b, free.log_lr_opt[i])]
+    held = [i for i, b in enumerate(model.used) if free.curved[i] and _bracketed(model, b, free.log_lr_opt[i])]
     departures = free.log_lr_opt[held] - np.array([model.log_lr_opt(p, model.used[i]) for i in held])
     vertex_dof = len(held) - n_curve
     return {"f": float(f), "p_value": p_value, "dof": int(dof), "pure_dof": int(free.dof),
@@ -487,11 +491,13 @@ def _bend_test(model, p_hat, rss_min, n_par, n_runs, free) -> dict:
         grad[BETA], grad[GAMMA] = 1.0, grad_gamma
         value, se = float(grad @ p_bend), math.sqrt(max(float(grad @ cov @ grad), 0.0))
         slopes[key] = value
-        wald = slopes.setdefault("wald_ci95", {})[key] = [value - t95 * se, value + t95 * se]
-        # the answer's CI is the one given that the bend was found
-        given = p_value < BEND_P and _selective_ci(value, se, float(grad @ cov[:, GAMMA]), p_bend[GAMMA],
-                                                   float(stats.t.isf(p_value / 2, dof)), dof, wald)
-        slopes[key + "_ci95"] = given or list(wald)
+        wald = [value - t95 * se, value + t95 * se]
+        slopes.setdefault("wald_ci95", {})[key] = wald
+        if p_value < BEND_P:  # the answer's CI is the one given that the bend was found
+            slopes[key + "_ci95"] = _selective_ci(value, se, float(grad @ cov[:, GAMMA]), p_bend[GAMMA],
+                                                  float(stats.t.isf(p_value / 2, dof)), dof, wald)
+        else:
+            slopes[key + "_ci95"] = list(wald)
         if lof["used"]:
             g3 = np.array([0.0, 1.0, grad_gamma])  # (m, β, γ) in the line's design
             slopes[key + "_ci95"] = _widen(slopes[key + "_ci95"], float(g3 @ line.coef),
@@ -516,7 +522,7 @@ def _selective_ci(value, se, cov_gamma, gamma, t_seen, dof, wald) -> list:
     (valid given the test: the estimate is the one the selection pushed out): the CI is stretched to the
     estimate, so that no slope is printed outside its own CI (on false bends with ρ ∈ {−0.8, −0.5, 0.5, 0.9}:
     coverage 0.947-0.957 → 0.960-0.972, width +1%; the hull with the Wald CI gave 0.960-0.979 at +10%). An end
-    the search cannot bracket within 4,000 SDs gives the Wald CI."""
+    the search cannot bracket within 4,000 SDs is open (None)."""
     if se <= 0 or not math.isfinite(t_seen) or abs(cov_gamma) <= 1e-9 * se * abs(gamma):
         return list(wald)
     sd, b = (wald[1] - wald[0]) / (2 * stats.norm.ppf(0.975)), cov_gamma / se**2
@@ -532,10 +538,8 @@ def _selective_ci(value, se, cov_gamma, gamma, t_seen, dof, wald) -> list:
         toward = -math.copysign(1.0, side * (far(value) - math.log(level)))
         return _crossing(lambda theta: toward * side * (far(theta) - math.log(level)), value, sd, toward)
 
-    out = [end(0.025), end(0.975)]
-    if None in out:
-        return list(wald)
-    return [min(min(out), value), max(max(out), value)]
+    lo, hi = [end(0.025), end(0.975)][:: int(side)]  # far's 2.5% end is the lower one where side > 0
+    return [None if lo is None else min(lo, value), None if hi is None else max(hi, value)]
 
 
 def _jackknife(model, p_bend, slopes, departure=None) -> dict | None:
@@ -590,11 +594,10 @@ def fit_surface(sweep, b_ref=None) -> dict:
     b_ref = b_ref or float(np.exp(np.mean(np.log(used))))
     model = _Model(used, pts, b_ref, read.edges, read.next_to_edge)
     p_hat, rss_min = model.fit(_start(model), {GAMMA: 0.0})
-    known = [v for v in sweep.noise.values() if v]  # the runs' within-run noise: a floor on one run's σ
-    bowl_p = _bowl_p(model, rss_min, n_par, dof, float(np.median(known)) if known else 0.0)
+    bowl_p = _bowl_p(model, p_hat, n_par, dof, within_run_sigma(sweep) or 0.0)
     if bowl_p > BOWL_P:
-        return {"beta": None, "bowl_p": bowl_p, "reason": f"its losses hold no bowl: a flat line at each batch size "
-                f"fits the {len(pts)} runs read about as well (F test, p = {bowl_p:.2g})"}
+        return {"beta": None, "bowl_p": bowl_p, "reason": f"no bowl along its lr_opt curve: a flat line at each batch "
+                f"size fits the {len(pts)} runs read about as well as its bowls do (one-sided F test, p = {bowl_p:.2g})"}
     trend = model.sigma_trend(p_hat, allow=dof > 3)
     if trend["used"]:  # refit with each batch size weighted by its σ(B); ω costs a dof
         p_hat, rss_min = model.fit(p_hat, {GAMMA: 0.0})
@@ -611,15 +614,16 @@ def fit_surface(sweep, b_ref=None) -> dict:
         lof["s2_line"] = line.s2_line
         lo, hi = _widen([lo, hi], float(line.coef[1]), line.t95 * math.sqrt(line.cov[1, 1]), lof)
     log_lr_opt = {b: float(model.log_lr_opt(p_hat, b)) for b in used}
-    inside = [b for b in used if _bracketed(model, b, log_lr_opt[b])]
+    _, floors = model.linear(p_hat)
+    inside = [b for b, (_, c) in zip(used, floors) if c > 0 and _bracketed(model, b, log_lr_opt[b])]
     if len(inside) < MIN_INSIDE:
         return {"beta": None, "reason": f"its lr_opt lies among the lrs it read (within a decade of each B's best) "
-                f"at {len(inside)} of {len(used)} batch sizes (β would extrapolate the loss shape past the grid)"}
+                f"at {len(inside)} of {len(used)} batch sizes, in a bowl there (β would extrapolate the loss "
+                "shape past the grid)"}
     if not all(abs(v) < MAX_DECADES for v in log_lr_opt.values()):
         return {"beta": None, "reason": f"its lr_opt runs past 1e±{MAX_DECADES:.0f} at some batch size (β = "
                 f"{p_hat[BETA]:.3g} through {len(inside)} optima among the lrs read: no answer)"}
     lr_opt = {b: 10**v for b, v in log_lr_opt.items()}
-    _, floors = model.linear(p_hat)
     k = p_hat[N_LINE:]
     bend = _bend_test(model, p_hat, rss_min, n_par, len(pts), free)
     at_edge = [b for b, e in model.edges.items() if log_lr_opt[b] > e - HELD_DECADES]
@@ -640,19 +644,25 @@ def fit_surface(sweep, b_ref=None) -> dict:
             "bowl_p": bowl_p}
 
 
-def _bowl_p(model, rss, n_par, dof, floor) -> float:
-    """Whether the runs read hold a bowl at all: the model (unweighted) against a flat line at each batch size
-    (a_B alone), an F test on the other n_par − n_B parameters, its σ² at least floor² (the runs' own
-    within-run noise, as the per-B optima's σ with one seed: a smooth bowl far under it is not read as one). A
-    batch size with no curvature of its own is read (its c_B near 0 places nothing; its runs hold σ), so this is
-    the model's own test that the losses hold a bowl, where the per-B flat flag was that test batch size by
-    batch size."""
-    flat = sum(float(np.sum((model.y[sel] - model.y[sel].mean()) ** 2))
-               for sel in (model.group == i for i in range(len(model.used))))
+def _bowl_p(model, p, n_par, dof, floor) -> float:
+    """Whether the runs read hold a bowl at all: the model at p (unweighted) against a flat line at each batch
+    size (a_B alone), an F test on the other n_par − n_B parameters, one-sided: a batch size whose c_B is not
+    positive (a hump, or nothing) counts as its flat line, so humps are no evidence of a bowl. Its σ² is at
+    least floor² (the runs' within-run noise, as the per-B optima's σ with one seed: a smooth bowl far under it
+    is not read as one). A batch size with no curvature of its own is read, its c_B near 0 or below it placing
+    little and its runs holding σ: this is the model's own test that the losses hold a bowl, where the per-B
+    flat flag was that test batch size by batch size."""
+    resid, floors = model.linear(p)
+    flat = bowl = 0.0
+    for i, (_, c) in enumerate(floors):
+        sel = model.group == i
+        flat_b = float(np.sum((model.y[sel] - model.y[sel].mean()) ** 2))
+        flat, bowl = flat + flat_b, bowl + (float(np.sum(resid[sel] ** 2)) if c > 0 else flat_b)
+    if flat - bowl <= 0:
+        return 1.0
     df1 = n_par - len(model.used)
-    s2 = max(rss / dof, floor**2)
-    f = (flat - rss) / df1 / s2 if s2 > 0 else math.inf
-    return float(stats.f.sf(max(f, 0.0), df1, dof))
+    s2 = max(bowl / dof, floor**2)
+    return float(stats.f.sf((flat - bowl) / df1 / s2, df1, dof)) if s2 > 0 else 0.0
 
 
 def _omega_widen(model, p_hat, trend, ci, t95) -> list:

@@ -1,0 +1,87 @@
+"""Two score_targets stores (two analysis versions) compared sweep by sweep on the same draws.
+
+Each store line is one analysed sweep (cell, i); a line of the old store and one of the new with the same
+(cell, i) analysed the same draw. Per cell: the sweeps whose record changed at all, the answers that changed
+kind (β, slopes, declined), the truth ruled out, the joint β's coverage and median half-width on the sweeps
+both versions gave a joint β; then the cells pooled as score_targets pools them (power-law truths, bending
+truths).
+
+    git show <old commit>:bench/results/score_targets.jsonl > /tmp/old.jsonl
+    python bench/store_diff.py /tmp/old.jsonl bench/results/score_targets.jsonl [--out bench/out/store_diff.json]
+"""
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from score_targets import fmt  # noqa: E402
+
+COMPARED = ("answer", "ruled_out", "wrong_single", "covered", "half_width", "error")
+
+
+def read(path) -> dict:
+    """{(cell, i): record} of one store, its one version (a store holding two is refused)."""
+    out, versions = {}, set()
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        out[(r["cell"], r["i"])] = r
+        versions.add(r["version"])
+    if len(versions) != 1:
+        sys.exit(f"{path}: expected one analysis version, found {sorted(versions) or 'none'}")
+    return out
+
+
+def compare(pairs) -> dict:
+    """The paired counts of one group of (old, new) records."""
+    both = [(o, n) for o, n in pairs if "covered" in o and "covered" in n]
+    return {"n": len(pairs), "changed": sum(any(o.get(k) != n.get(k) for k in COMPARED) for o, n in pairs),
+            "answer_changed": sum(o["answer"] != n["answer"] for o, n in pairs),
+            "declined": [sum(r["answer"] == "declined" for r in side) for side in zip(*pairs)],
+            "ruled_out": [sum(r["ruled_out"] for r in side) for side in zip(*pairs)],
+            "wrong_single": [sum(r["wrong_single"] for r in side) for side in zip(*pairs)],
+            "joint_n": len(both), "covered": [sum(r["covered"] for r in side) for side in zip(*both)] or [0, 0],
+            "median_half_width": [statistics.median(r["half_width"] for r in side) for side in zip(*both)]
+            if both else [None, None]}
+
+
+def row(name, c) -> str:
+    """One markdown row: old → new for each count."""
+    arrow = lambda pair, spec="d": f"{fmt(pair[0], spec)} → {fmt(pair[1], spec)}"  # noqa: E731
+    return (f"| {name} | {c['n']} | {c['changed']} | {c['answer_changed']} | {arrow(c['declined'])} | "
+            f"{arrow(c['ruled_out'])} | {arrow(c['wrong_single'])} | {c['joint_n']} | {arrow(c['covered'])} | "
+            f"{arrow(c['median_half_width'], '.3f')} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("old")
+    ap.add_argument("new")
+    ap.add_argument("--out", default="bench/out/store_diff.json")
+    args = ap.parse_args()
+    old, new = read(args.old), read(args.new)
+    keys = sorted(set(old) & set(new))
+    cells, pools = collections.defaultdict(list), collections.defaultdict(list)
+    for k in keys:
+        cells[k[0]].append((old[k], new[k]))
+        pools["pooled " + ("power law" if old[k]["power_law"] else "bending")].append((old[k], new[k]))
+    rows = {name: compare(pairs) for name, pairs in [*cells.items(), *sorted(pools.items())]}
+    print("| cell | n | changed | answer kind changed | declined | ruled out | wrong single | joint β both | "
+          "joint covered | joint median half-width |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, c in rows.items():
+        if c["changed"] or name.startswith("pooled"):
+            print(row(name, c))
+    unchanged = [name for name, c in rows.items() if not c["changed"] and not name.startswith("pooled")]
+    print(f"\n{len(keys)} sweeps paired ({next(iter(old.values()))['version']} → {next(iter(new.values()))['version']}); "
+          f"cells with no record changed: {len(unchanged)}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"old": args.old, "new": args.new, "rows": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
