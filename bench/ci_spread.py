@@ -3,7 +3,7 @@ of z = error / (CI half-width / 1.96) for the joint β (against the cell's true 
 bend answer's two slopes (against the truth's own broken line, fit_accuracy.truth_slopes). A CI
 that is right has sd(z) near 1 and covers 95%; sd(z) over 1 is a CI too narrow, a mean z away from 0 a bias.
 z reads the CI's half-width: where a CI is lopsided about its estimate (a hull of two CIs) read the coverage.
-Sweeps as analyse() reads them (flat batch sizes skipped), bootstrap 0; a CI with an open end is left out,
+Sweeps as analyse() reads them (flat batch sizes read since 2026-12-06), bootstrap 0; a CI with an open end is left out,
 so the coverage is over closed CIs (score_targets counts an open end as covering).
 --omega W holds σ(B)'s exponent at W in every fit instead of estimating it (still one dof, whatever the
 dof to spare; its SE 0, so no widening for it): the diagnostic behind surface._omega_widen, with W the
