@@ -65,12 +65,13 @@ no hypothesis whose standing changes anywhere between the fit and training break
 (at any of the open batch sizes, each on its own).
 An lr above the best where only some seeds diverged is an edge too, and its survivors are left out:
 they are the runs that stayed calm, not a sample of that lr (bench/README.md, "Partly diverged lrs and
-unseen sides"). Absent runs hold nothing. A batch size at the grid's edge contributes the half bowl it holds; a flat one (no
-curvature: the per-B fit's flag) is read too, its c_B near 0 (or below: a hump) placing little and its runs
-holding σ: whether the losses hold a bowl at all is the model's own test (_bowl_p: a one-sided F test against
-a flat line at each batch size; above BOWL_P no joint model), where the per-B flat flag skipped them one by
-one, and a batch size counts toward MIN_INSIDE and holds a vertex for the lack of fit only where c_B > 0. Assumption named in the verdict: one power law for
-lr_opt(B) and a loss shape inside the family above.
+unseen sides"). Absent runs hold nothing. A batch size at the grid's edge contributes the half bowl it
+holds; a flat one (no curvature: the per-B fit's flag) is read too, its c_B near 0 (or below: a hump)
+placing little and its runs holding σ: whether the losses hold a bowl at all is the model's own test
+(_bowl_p: a one-sided F test against a flat line at each batch size; above BOWL_P no joint model), where
+the per-B flat flag skipped them one by one, and a batch size counts toward MIN_INSIDE and holds a vertex
+for the lack of fit only where c_B > 0. Assumption named in the verdict: one power law for lr_opt(B) and a
+loss shape inside the family above.
 """
 
 import math
@@ -346,8 +347,9 @@ def _lack_of_fit(model, p, rss, n_curve, free) -> dict:
     rss) by more than the runs' scatter: an F test on n_B − n_curve dof against the free fit's. Where it
     does (p < LOF_P) and enough of the free lr_opt lie among the lrs read (`vertices`: an unbracketed one
     runs off with nothing to hold it), `used`: `s2` is their departures' mean square in log10 lr_opt on
-    `vertex_dof` (a batch size with no bowl of its own, c_B ≤ 0, holds no vertex either), and the curve's CIs are widened to at least the t-CIs that scatter gives the least-squares
-    line through those lr_opt (centred on its parameters: _vertex_t)."""
+    `vertex_dof` (a batch size with no bowl of its own, c_B ≤ 0, holds no vertex either), and the curve's CIs
+    are widened to at least the t-CIs that scatter gives the least-squares line through those lr_opt (centred
+    on its parameters: _vertex_t)."""
     dof = len(model.used) - n_curve
     if free.rss is None or dof < 1:
         return {"f": None, "p_value": None, "dof": dof, "used": False}
@@ -512,10 +514,10 @@ def _selective_ci(value, se, cov_gamma, gamma, t_seen, dof, wald) -> list:
     Wald CIs of false bends covered 0.62-0.78). The slope's estimate is normal with its Wald SE; γ̂ is b times
     it plus a part independent of it, and given that part the test passing is the slope lying outside one
     interval. The CI inverts that truncated normal (the polyhedral lemma of Lee, Sun, Sun and Taylor 2016, for
-    this one selection event), with the SE scaled by t95 / z95 (from the Wald t-CI `wald`, which it is where the
-    truncation removes nothing). The test is read as |γ̂| passing its cut: the γ̂ at which the test's own statistic (t_seen, its
-    p as a t on dof) would have sat at BEND_P, so the cut follows the F test on RSS, not γ̂'s Wald SE (which,
-    the model being nonlinear in γ, can put a p = 0.002 bend right at the cut). Where lack of fit made the
+    this one selection event), with the SE scaled by t95 / z95 (from the Wald t-CI `wald`, which it is where
+    the truncation removes nothing). The test is read as |γ̂| passing its cut: the γ̂ at which the test's own
+    statistic (t_seen, its p as a t on dof) would have sat at BEND_P, so the cut follows the F test on RSS,
+    not γ̂'s Wald SE (which, the model being nonlinear in γ, can put a p = 0.002 bend right at the cut). Where lack of fit made the
     vertices' own bend test the deciding one (the larger p), its p is read on the joint fit's dof and γ̂: an
     approximation of the event that selected the sweep, and the vertex line's t-CI in the final hull is not
     adjusted for it. A bend barely past its cut can give a truncated-normal CI that excludes the estimate itself
@@ -528,7 +530,7 @@ def _selective_ci(value, se, cov_gamma, gamma, t_seen, dof, wald) -> list:
     sd, b = (wald[1] - wald[0]) / (2 * stats.norm.ppf(0.975)), cov_gamma / se**2
     cut = abs(gamma) * min(stats.t.isf(BEND_P / 2, dof) / t_seen, 1.0)
     ends = sorted(((-cut - (gamma - b * value)) / b, (cut - (gamma - b * value)) / b))  # the slopes it rejects
-    side = math.copysign(1.0, b * gamma)  # γ̂ past +cut or −cut: the estimate lies above the rejected interval, or below
+    side = math.copysign(1.0, b * gamma)  # γ̂ past ±cut: the estimate lies above the rejected interval, or below
 
     def far(theta):  # log P(an estimate at least as far out on its side | the test passed), true slope theta
         kept = np.logaddexp(stats.norm.logcdf((ends[0] - theta) / sd), stats.norm.logsf((ends[1] - theta) / sd))
