@@ -667,3 +667,19 @@ def test_a_slopes_ci_given_a_false_bend_covers_and_the_wald_ci_does_not():
     cis = [surface._selective_ci(v, se, 0.5 * se * se_g, g, abs(g) / se_g, dof, wald_at(v)) for v, g in picked]
     assert 0.94 <= np.mean([lo <= 0.3 <= hi for lo, hi in cis]) <= 0.985  # 0.971 in 4,000
     assert all(lo <= v <= hi and lo < hi for (lo, hi), (v, _) in zip(cis, picked))  # no slope outside its own CI
+
+
+def test_a_slopes_ci_end_past_the_search_is_open_not_wald():
+    # A bend right at its cut (t 1e-8 over it) whose slope barely correlates with γ̂ (b = 1e-4): the slopes the
+    # test rejects span ~8,000 decades, and the CI's far end lies past the search's 4,000 SDs: open (None),
+    # never the Wald CI (the narrow choice there), the near end stretched to the estimate; mirrored with γ̂ < 0
+    se, dof = 0.1, 60
+    t95, t_cut = stats.t.ppf(0.975, dof), stats.t.isf(surface.BEND_P / 2, dof)
+    wald = [0.5 - t95 * se, 0.5 + t95 * se]
+    below = surface._selective_ci(0.5, se, 1e-6, 0.4, t_cut * (1 + 1e-8), dof, wald)
+    above = surface._selective_ci(0.5, se, 1e-6, -0.4, t_cut * (1 + 1e-8), dof, wald)
+    assert below == [None, 0.5] and above == [0.5, None]
+    assert verdict_ci(below) == "[open, 0.500]"
+    # 100x farther from the cut the same end is found, far out: the None above is the search's reach, not a fault
+    lo, hi = surface._selective_ci(0.5, se, 1e-6, 0.4, t_cut * (1 + 1e-6), dof, wald)
+    assert lo is not None and lo < 0.5 - 50 * se and 0.5 <= hi < 0.5 + t95 * se
