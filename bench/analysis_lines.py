@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--head", default="HEAD")
     ap.add_argument("--out", default="bench/out/analysis_lines.json")
     args = ap.parse_args()
+    args.base, args.head = (subprocess.run(["git", "rev-parse", "--short", r], check=True, capture_output=True,
+                                           text=True).stdout.strip() for r in (args.base, args.head))
     base, head = at(args.base), at(args.head)
     cols = ("total", "code", "docstring", "comment", "blank")
     print(f"| module | {' | '.join(f'{c} {args.base} → {args.head}' for c in cols)} |")
