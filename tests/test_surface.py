@@ -120,6 +120,14 @@ def test_flat_batch_sizes_are_read_pure_noise_holds_no_bowl_and_too_few_give_a_r
         noise.losses.update({b: 1.0 + rng.normal(0, 0.01, v.shape) for b, v in noise.losses.items()})
         j = surface.fit_surface(noise)
         assert j["beta"] is None and j["bowl_p"] > surface.BOWL_P and j["reason"].startswith("no bowl along its lr_opt curve")
+    # one seed of pure noise where the per-B optima still find 3+ vertices: their β (CI ±8) is no answer either
+    rng = np.random.default_rng(101)
+    noise = make_sweep(power_law(0.5), bowl, seeds=1)
+    noise.losses.update({b: 1.0 + rng.normal(0, 0.01, v.shape) for b, v in noise.losses.items()})
+    r = fit.analyse(noise, bootstrap=0)
+    assert r["beta"] is not None and r["surface"]["bowl_p"] > surface.BOWL_P and r["answer"]["untested"] == "no_bowl"
+    assert r["verdict"].startswith("Answer: not decided: the joint model of every run finds no bowl along one")
+    assert "\nHypotheses: not tested (no bowl along one lr_opt curve)\n" in r["verdict"]
     few = surface.fit_surface(make_sweep(power_law(0.5), bowl, bs=(8, 64), sigma=0.01))
     assert few["beta"] is None and few["reason"].startswith("2 batch sizes with 3+ lrs within 1 decade")
 
@@ -150,6 +158,8 @@ def test_the_band_alone_disagreeing_is_enough_to_decline():
     assert "near-optimal band" not in r["verdict"] and "per-B optima" not in r["verdict"]  # agreeing: the report's
     rows = dict(line[2:].split(" | ")[:2] for line in report.joint_table(r).split("\n")[2:])
     assert rows["per-B optima (cross-check)"].startswith(f"β = {r['beta']:.3f} ")
+    assert rows["bowls along the lr_opt curve (one-sided F test against a flat line at each B)"] == (
+        f"p = {r['surface']['bowl_p']:.2g} (no joint model above 0.01) |")  # the row's last cell
     assert "from the joint β, less than the combined CI half-width" in rows["per-B optima (cross-check)"]
     assert "from the joint β, less than the combined CI half-width" in rows["near-optimal band (cross-check)"]
     r["band"]["beta"] += 0.3
@@ -440,10 +450,11 @@ def test_a_real_sweep_whose_model_runs_off_gets_a_reason_not_an_overflow():
     assert r["surface"]["reason"].startswith("no bowl along its lr_opt curve: a flat line at each batch size fits "
                                              "the 54 runs read about as well as its bowls do")
     answer, hypotheses, caveats = r["verdict"].split("\n")
-    # the per-B optima answer, and fit no power law: a single β is undercut, so not decided (issue 23.4)
-    assert answer.startswith("Answer: not decided: the per-B optima fit no form of lr_opt(B) within their errors; "
-                             "one power law through them would have β = 1.297")
-    assert hypotheses == "Hypotheses: not tested (the data do not show a constant slope)"
+    # no bowl along one lr_opt curve undercuts the per-B optima's β too (and they fit no power law): not decided
+    assert answer == ("Answer: not decided: the joint model of every run finds no bowl along one power-law lr_opt (a "
+                      "flat loss at each batch size fits about as well); the per-B optima give β = 1.297 [0.542, 2.052]; "
+                      "the per-B optima fit no form of lr_opt(B) within their errors")
+    assert hypotheses == "Hypotheses: not tested (no bowl along one lr_opt curve)"
     assert caveats.startswith("Caveats: β comes from the per-B optima alone (no joint model of the loss surface: ")
 
 

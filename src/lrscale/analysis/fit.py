@@ -161,17 +161,21 @@ def _answer(result, hypotheses) -> dict:
     beyond the CIs), the hypotheses inside β's CI do not depend on an unseen bowl bottom under a diverged lr,
     and no cross-check disagrees beyond their combined CI (else `untested` says why: non_monotonic,
     stability_edge, open_edge (read before form and bend: it undercuts the runs' optima that any curve reads),
-    form, bend or estimator_dependent; `disagreeing` names the cross-checks). The
+    form, bend or estimator_dependent; `disagreeing` names the cross-checks). Where no joint model fits, the
+    per-B optima answer, untested (`no_bowl`) where the joint model found no bowl along its lr_opt curve. The
     per-B optima's own form test is a caveat, not a gate: in one benchmark cell (σ ∝ B^-½, one seed) it
     took the small batch sizes' noise for a bend in 0.17 of its sweeps (bench/README.md, "Why the
     verdict declines")."""
     joint, ci_t = result["surface"], result["ci95_t"]
-    if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks
+    if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks,
+        # unless the joint model found no bowl along its lr_opt curve: that undercuts any β (no_bowl)
         band = _compare({"beta": result["beta"], "ci95": ci_t}, result["band"])
+        no_bowl = joint.get("bowl_p", 0.0) > surface.BOWL_P
         return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t,
                 "estimator_dependent": band["disagree"] if result["beta"] is not None else None,
                 "disagreeing": ["band"] if band["disagree"] else [], "cross_checks": {"band": band},
-                "untested": "estimator_dependent" if band["disagree"] else None, "surface_missing": joint.get("reason")}
+                "untested": "no_bowl" if no_bowl else "estimator_dependent" if band["disagree"] else None,
+                "surface_missing": joint.get("reason")}
     checks = {"per_batch": _compare(joint, {"beta": result["beta"], "ci95": ci_t}),
               "band": _compare(joint, result["band"])}
     disagreeing = [name for name, c in checks.items() if c["disagree"]]

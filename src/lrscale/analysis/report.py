@@ -9,7 +9,7 @@ from .. import PAGES, PLOTS
 from ..fileio import atomic_write_json, atomic_write_text
 from . import budget
 from .names import MCCANDLISH, POWER_LAW, SURGE
-from .surface import LOF_P, WINDOW_DECADES
+from .surface import BOWL_P, LOF_P, WINDOW_DECADES
 from .verdict import FORM_NAMES, bn_text, interval, lr_interval, noise_sentence, slope_text
 
 
@@ -64,6 +64,8 @@ def joint_table(result) -> str:
                 if lof.get("widened") else ")")),
             ("lack of fit of the line (each B's own lr_opt against it)", _lack_of_fit_text(lof)),
             ("lack of fit of the bend's broken line", _lack_of_fit_text(j["bend"].get("lack_of_fit") or {})),
+            ("bowls along the lr_opt curve (one-sided F test against a flat line at each B)",
+             f"p = {j['bowl_p']:.2g} (no joint model above {BOWL_P:g})"),
             ("runs, batch sizes", f"{j['n_runs']} runs within {WINDOW_DECADES:g} decade(s) of each best lr; B = "
              + ", ".join(map(str, j["batch_sizes"]))),
             ("diverged runs (not read as losses)", str(j["diverged_left_out"])),

@@ -166,6 +166,10 @@ def answer_line(r) -> str:
     """β with one CI, or "not decided" with the reason that undercuts a single β first."""
     a, j = r["answer"], r["surface"]
     if a["estimator"] != "surface":
+        if a.get("untested") == "no_bowl":
+            return ("Answer: not decided: the joint model of every run finds no bowl along one power-law lr_opt "
+                    f"(a flat loss at each batch size fits about as well); the per-B optima give {_per_b(r)}"
+                    + (f"; {_per_b_form_view(r)}" if r["preferred_form"] != POWER_LAW else ""))
         if a.get("untested") == "estimator_dependent":
             return (f"Answer: not decided (estimator-dependent): the per-B optima give {_per_b(r)}; "
                     f"{_cross_check_text(r, 'band')}")
@@ -309,8 +313,9 @@ def hypotheses_line(r, hypotheses) -> str:
     """One clause: what the answer's CI says about the hypotheses, or that none is tested."""
     a = r["answer"]
     if a["estimator"] != "surface":
-        if a.get("untested") == "estimator_dependent":
-            return "Hypotheses: not tested (the estimators disagree)"
+        if a.get("untested") in ("estimator_dependent", "no_bowl"):
+            return "Hypotheses: not tested (" + ("the estimators disagree" if a["untested"] == "estimator_dependent"
+                                                 else "no bowl along one lr_opt curve") + ")"
         return "Hypotheses: " + (hypothesis_sentence(r, hypotheses) if r["preferred_form"] == POWER_LAW else
                                  "not tested (the data do not show a constant slope)")
     if a["untested"] is not None:
