@@ -57,7 +57,7 @@ def fit_forms(sweep):
     read = surface._points(sweep)
     model = _FreeModel(read.used, read.pts, float(np.exp(np.mean(np.log(read.used)))), read.edges,
                        read.next_to_edge)
-    p_pl, rss_pl = model.fit(surface._start(model), {GAMMA: 0.0})
+    p_pl, rss_pl = surface._best_fit(model)
     n_par = 2 + surface.N_SHAPE + 2 * len(read.used)
     trend = model.sigma_trend(p_pl, allow=len(read.pts) - n_par > 3)  # as fit_surface
     if trend["used"]:  # weighted by σ(B) as fit_surface does

@@ -74,7 +74,7 @@ def test_the_ci_is_profile_likelihood_with_an_f_calibration():
     assert r["sigma"] == pytest.approx(0.02, rel=0.3)  # the residual scatter is the seed noise
     # at each end the refitted (σ(B)-weighted) RSS has risen by s²·F(1, dof) over the minimum
     model = surface._Model(r["batch_sizes"], surface._points(sweep)[1], r["b_ref"])
-    p_hat, _ = model.fit(surface._start(model), {surface.GAMMA: 0.0})
+    p_hat, _ = surface._best_fit(model)
     assert model.sigma_trend(p_hat)["used"]
     p_hat, rss_min = model.fit(p_hat, {surface.GAMMA: 0.0})
     limit = rss_min + r["sigma"] ** 2 * surface.stats.f.ppf(0.95, 1, r["dof"])
@@ -436,26 +436,36 @@ def test_a_bending_lr_opt_gets_its_form_and_b_noise_from_every_run():
     assert no_bend["mccandlish"]["b_noise_ci95"] is None and no_bend["surge"]["lack_of_fit"] is None
 
 
-def test_a_real_sweep_whose_model_runs_off_gets_a_reason_not_an_overflow():
-    # the budget demo's fixed-steps sweep (lrs 3e-5..0.3, 512 steps; tests/data): the joint fit's lr_opt ran
-    # past 1e308 at a batch size, and `lrscale fit` died with OverflowError before its extrapolation guard.
-    # Read whole (its flat B = 64 too), the power law puts B = 8 and 16 on humps (c_B < 0), which the bowl
-    # test does not count as bowls (two-sided, they made p = 0.006 and a joint β of 1.9)
+def test_a_real_sweep_fitted_from_several_starts_finds_its_bowls():
+    # the budget demo's fixed-steps sweep (lrs 3e-5..0.3, 512 steps; tests/data): fitted from one start (a line
+    # through each B's best lr, pulled by its flat B = 64), the power law first ran lr_opt past 1e308 at a batch
+    # size (an OverflowError before the MAX_DECADES guard), then settled at β = 2.5 with B = 8 and 16 on humps
+    # and no bowl along it (p = 0.91, 18x the RSS of the best start's fit): the per-B optima's β was no answer
     from pathlib import Path
 
     from lrscale.analysis.sweep_table import read_table
 
     r = fit.analyse(read_table(Path(__file__).parent / "data" / "budget_demo_steps.csv"), bootstrap=0)
-    assert r["surface"]["beta"] is None and r["surface"]["bowl_p"] > 0.5
-    assert r["surface"]["reason"].startswith("no bowl along its lr_opt curve: a flat line at each batch size fits "
-                                             "the 54 runs read about as well as its bowls do")
+    j = r["surface"]
+    assert j["beta"] is not None and j["bowl_p"] < 1e-12 and all(j["curvature"][str(b)] > 0 for b in (8, 16))
     answer, hypotheses, caveats = r["verdict"].split("\n")
-    # no bowl along one lr_opt curve undercuts the per-B optima's β too (and they fit no power law): not decided
-    assert answer == ("Answer: not decided: the joint model of every run finds no bowl along one power-law lr_opt (a "
-                      "flat loss at each batch size fits about as well); the per-B optima give β = 1.297 [0.542, 2.052]; "
-                      "the per-B optima fit no form of lr_opt(B) within their errors")
-    assert hypotheses == "Hypotheses: not tested (no bowl along one lr_opt curve)"
-    assert caveats.startswith("Caveats: β comes from the per-B optima alone (no joint model of the loss surface: ")
+    # the joint model finds a bend where the per-B optima fit no form: not decided either way (issue 23.4)
+    assert answer.startswith("Answer: not decided: lr_opt bends in log-log, no single β: slope 0.21 [-0.59, 1.38] "
+                             "over B = 8–64, 2.49 [0.29, 4.69] over B = 64–256")
+    assert hypotheses == "Hypotheses: not tested (no constant β)"
+    assert caveats.startswith("Caveats: the joint model assumes a broken line in log-log for lr_opt")
+
+
+def test_no_bowl_undercuts_the_per_b_beta_only_where_the_bowl_test_refused():
+    r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=0)
+    assert r["beta"] is not None
+    r["surface"] = {"beta": None, "reason": "its lr_opt runs past 1e±300 at some batch size"}  # another refusal
+    assert fit._answer(r, [0.5])["untested"] is None
+    r["surface"] = {"beta": None, "bowl_p": 0.5, "reason": "no bowl along its lr_opt curve"}
+    r["band"] = {**r["band"], "beta": r["beta"] + 10.0, "ci95": [r["beta"] + 9.9, r["beta"] + 10.1]}  # disagrees
+    assert fit._answer(r, [0.5])["untested"] == "no_bowl"  # before the band's disagreement
+    r["beta"] = None  # no per-B β: nothing to undercut ("no beta")
+    assert fit._answer(r, [0.5])["untested"] is None
 
 
 def test_humps_are_no_bowl():
@@ -630,7 +640,7 @@ def test_shifting_each_batch_size_moves_its_runs_and_its_stability_edge():
     sweep = make_sweep(power_law(0.5), bowl, sigma=0.003, wall=0.6)  # runs 0.6 decade past the optimum diverge
     read = surface._points(sweep)
     model = surface._Model(read.used, read.pts, 64.0, read.edges)
-    p, _ = model.fit(surface._start(model), {surface.GAMMA: 0.0})
+    p, _ = surface._best_fit(model)
     by = 0.1 * np.log10(np.array(read.used) / 64.0)  # β up by 0.1, the intercept at B_ref kept
     moved = model.shifted(by)
     q, _ = moved.fit(p, {surface.GAMMA: 0.0})

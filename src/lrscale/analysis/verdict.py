@@ -313,9 +313,9 @@ def hypotheses_line(r, hypotheses) -> str:
     """One clause: what the answer's CI says about the hypotheses, or that none is tested."""
     a = r["answer"]
     if a["estimator"] != "surface":
-        if a.get("untested") in ("estimator_dependent", "no_bowl"):
-            return "Hypotheses: not tested (" + ("the estimators disagree" if a["untested"] == "estimator_dependent"
-                                                 else "no bowl along one lr_opt curve") + ")"
+        why = {"estimator_dependent": "the estimators disagree", "no_bowl": "no bowl along one lr_opt curve"}
+        if a.get("untested") in why:
+            return f"Hypotheses: not tested ({why[a['untested']]})"
         return "Hypotheses: " + (hypothesis_sentence(r, hypotheses) if r["preferred_form"] == POWER_LAW else
                                  "not tested (the data do not show a constant slope)")
     if a["untested"] is not None:
@@ -372,7 +372,9 @@ def caveats_line(r) -> str:
                          "optima's errors can understate the noisiest batch sizes' scatter, as one seed's pooled σ "
                          "does where σ falls with B, and take it for a bend)")
     else:
-        parts.append(f"β comes from the per-B optima alone (no joint model of the loss surface: "
+        parts.append(f"no joint model of the loss surface: {r['answer']['surface_missing']}"
+                     if r["answer"].get("untested") == "no_bowl" else
+                     f"β comes from the per-B optima alone (no joint model of the loss surface: "
                      f"{r['answer']['surface_missing']}), which assume a parabola near each optimum")
     budget_text = budget.sentence(r["budget"]) if r.get("budget") else ""
     if budget_text and r["budget"]["mixes_repetition"]:  # it changes what β means: right after the assumption
