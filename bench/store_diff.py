@@ -1,7 +1,8 @@
 """Two score_targets stores (two analysis versions) compared sweep by sweep on the same draws.
 
 Each store line is one analysed sweep (cell, i); a line of the old store and one of the new with the same
-(cell, i) analysed the same draw. Per cell: the sweeps whose record changed at all, the answers that changed
+(cell, i) analysed the same draw. Per cell: the sweeps whose record changed at all, those that moved (a
+yes/no or the answer's kind changed, or the joint β or its half-width by more than MOVED), the answers that changed
 kind (β, slopes, declined), the truth ruled out, the joint β's coverage and median half-width on the sweeps
 both versions gave a joint β; then the cells pooled as score_targets pools them (power-law truths, bending
 truths).
@@ -21,6 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from score_targets import fmt  # noqa: E402
 
 COMPARED = ("answer", "ruled_out", "wrong_single", "covered", "half_width", "error")
+MOVED = 1e-3  # a record "moved": a yes/no or kind changed, or the joint β or its half-width by more than this
+
+
+def moved(o, n) -> bool:
+    """Whether a record changed by more than a solver's precision (a refit that lands on the same minimum
+    from another start moves β by ~1e-5)."""
+    if any(o.get(k) != n.get(k) for k in ("answer", "ruled_out", "wrong_single", "covered")):
+        return True
+    return any((o.get(k) is None) != (n.get(k) is None) or (o.get(k) is not None and abs(o[k] - n[k]) > MOVED)
+               for k in ("half_width", "error"))
 
 
 def read(path) -> dict:
@@ -39,6 +50,7 @@ def compare(pairs) -> dict:
     """The paired counts of one group of (old, new) records."""
     both = [(o, n) for o, n in pairs if "covered" in o and "covered" in n]
     return {"n": len(pairs), "changed": sum(any(o.get(k) != n.get(k) for k in COMPARED) for o, n in pairs),
+            "moved": sum(moved(o, n) for o, n in pairs),
             "answer_changed": sum(o["answer"] != n["answer"] for o, n in pairs),
             "declined": [sum(r["answer"] == "declined" for r in side) for side in zip(*pairs)],
             "ruled_out": [sum(r["ruled_out"] for r in side) for side in zip(*pairs)],
@@ -51,7 +63,7 @@ def compare(pairs) -> dict:
 def row(name, c) -> str:
     """One markdown row: old → new for each count."""
     arrow = lambda pair, spec="d": f"{fmt(pair[0], spec)} → {fmt(pair[1], spec)}"  # noqa: E731
-    return (f"| {name} | {c['n']} | {c['changed']} | {c['answer_changed']} | {arrow(c['declined'])} | "
+    return (f"| {name} | {c['n']} | {c['changed']} | {c['moved']} | {c['answer_changed']} | {arrow(c['declined'])} | "
             f"{arrow(c['ruled_out'])} | {arrow(c['wrong_single'])} | {c['joint_n']} | {arrow(c['covered'])} | "
             f"{arrow(c['median_half_width'], '.3f')} |")
 
@@ -69,15 +81,17 @@ def main():
         cells[k[0]].append((old[k], new[k]))
         pools["pooled " + ("power law" if old[k]["power_law"] else "bending")].append((old[k], new[k]))
     rows = {name: compare(pairs) for name, pairs in [*cells.items(), *sorted(pools.items())]}
-    print("| cell | n | changed | answer kind changed | declined | ruled out | wrong single | joint β both | "
-          "joint covered | joint median half-width |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| cell | n | changed | moved > {MOVED:g} | answer kind changed | declined | ruled out | wrong single | "
+          "joint β both | joint covered | joint median half-width |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, c in rows.items():
-        if c["changed"] or name.startswith("pooled"):
+        if c["moved"] or name.startswith("pooled"):
             print(row(name, c))
     unchanged = [name for name, c in rows.items() if not c["changed"] and not name.startswith("pooled")]
+    still = [name for name, c in rows.items() if not c["moved"] and not name.startswith("pooled")]
     print(f"\n{len(keys)} sweeps paired ({next(iter(old.values()))['version']} → {next(iter(new.values()))['version']}); "
-          f"cells with no record changed: {len(unchanged)}")
+          f"cells with no record changed: {len(unchanged)}; with none moved by more than {MOVED:g} (not listed): "
+          f"{len(still)}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"old": args.old, "new": args.new, "rows": rows}, indent=1))
     print(f"wrote {args.out}")
