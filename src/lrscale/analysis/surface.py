@@ -289,11 +289,13 @@ START_BETAS = (0.0, 0.5, 1.0)  # the power law's other starts (see _best_fit)
 
 def _starts(model) -> list:
     """Starts for the power law: β from a line through each used B's best lr, then each of START_BETAS more
-    than 0.25 from it, with m through those best lrs; no bend; a shape without asymmetry."""
+    than 0.25 from it (a time saver, not a proof: a start 0.15 above the line's β can end in another minimum,
+    the best one on a benchmark sweep where the line's start did not; the other two are tried), with m
+    through those best lrs; no bend; a shape without asymmetry."""
     xs = [model.x[model.group == i][np.argmin(model.y[model.group == i])] for i in range(len(model.used))]
     l10 = np.log10(np.array(model.used) / model.b_ref)
     beta, m = np.polyfit(l10, xs, 1)
-    others = [b for b in START_BETAS if abs(b - beta) > 0.25]  # one near the line's β ends where the line's does
+    others = [b for b in START_BETAS if abs(b - beta) > 0.25]  # saves a fit; such a start can end elsewhere
     lines = [(m, beta)] + [(float(np.mean(xs - b * l10)), b) for b in others]
     return [np.array([m, b, 0.0] + [0.0] * N_SHAPE) for m, b in lines]
 
