@@ -429,3 +429,20 @@ def test_no_beta_fit_is_quiet(tmp_path, bs):
     assert json.loads((tmp_path / "analysis/fit.json").read_text())["beta"] is None
     assert r.stderr == "", r.stderr
     assert "no beta" in r.stdout
+
+
+def test_answered_beta_is_the_beta_the_answer_line_commits_to():
+    """verdict.answered_beta (what `fit --by` and the horizons' summary list) against the verdict's Answer line on
+    every golden fit.json: a β where the line answers with one, None where it says "not decided" or "no beta"."""
+    from conftest import REPO
+    from lrscale.analysis.verdict import answered_beta
+
+    seen = set()
+    for path in sorted((REPO / "tests" / "golden").glob("*/expected/fit.json")):
+        r = json.loads(path.read_text())
+        line = r["verdict"].splitlines()[0]
+        got = answered_beta(r)
+        assert (got is None) == line.startswith(("Answer: not decided", "Answer: no beta")), path
+        assert got is None or line.startswith(f"Answer: β = {got[0]:.3f} (95% CI [{got[1][0]:.3f}"), path
+        seen.add(line.split(":")[1].strip().split(" ")[0])
+    assert {"β", "not", "no"} <= seen  # decided, not decided and no β, each on some golden

@@ -356,6 +356,16 @@ def test_summary_says_why_there_is_no_joint_fit_and_names_horizons_without_a_bet
     assert "| 4,000 | — | — |" in horizons.markdown(s)
 
 
+def test_a_horizon_whose_verdict_is_not_decided_lists_no_beta():
+    from lrscale.analysis import horizons
+
+    fits = {d: _fit_like(d, 0.5, 0.3) for d in (1000, 4000, 16000)}
+    fits[4000]["answer"]["untested"] = "bend"  # its fit has a β, its verdict reads "not decided: lr_opt bends"
+    s = horizons.summarize(fits)
+    assert [p["beta"] for p in s["per_horizon"]] == [0.5, None, 0.5] and s["per_horizon"][1]["ci95"] is None
+    assert s["sentence"].startswith("D = 4,000: no β of its own") and s["joint"]["beta"] is not None  # its optima count
+
+
 def test_horizons_cli_writes_the_summary_and_rejects_a_fit_of_every_row(tmp_path):
     paths = []
     rng = np.random.default_rng(1)

@@ -47,15 +47,24 @@ def _wait(driver, find):
     return WebDriverWait(driver, 30).until(lambda d: find(d))  # waits for the element, not for a time
 
 
+def _rows(driver):
+    """The result rows the menu lists (a result's row names its path; a folder's does not)."""
+    from selenium.webdriver.common.by import By
+
+    return [tr for tr in driver.find_elements(By.CSS_SELECTOR, "nav tr") if "/" in tr.text]
+
+
 def _open(driver, report, category, subcategory=None):
     """Open the report at a category (and subcategory): the result rows listed, {file name: row}."""
     from selenium.webdriver.common.by import By
 
     driver.get(f"file://{report / 'report.html'}")
-    _click(driver, _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, category))[0])
     if subcategory:
-        _click(driver, _wait(driver, lambda d: d.find_elements(By.LINK_TEXT, subcategory))[0])
-    rows = _wait(driver, lambda d: [tr for tr in d.find_elements(By.CSS_SELECTOR, "nav tr") if "/" in tr.text])
+        _click_until(driver, lambda d: d.find_elements(By.LINK_TEXT, category),
+                     lambda d: d.find_elements(By.LINK_TEXT, subcategory))
+        rows = _click_until(driver, lambda d: d.find_elements(By.LINK_TEXT, subcategory), _rows)
+    else:
+        rows = _click_until(driver, lambda d: d.find_elements(By.LINK_TEXT, category), _rows)
     return {tr.text.rsplit("/", 1)[1]: tr for tr in rows}
 
 
@@ -92,6 +101,28 @@ def _click(driver, element):
     _wait(driver, landed)
 
 
+def _click_until(driver, links, arrived):
+    """Click the first of links(driver) until arrived(driver) holds, and return what it found. A
+    click can land and still do nothing (CI once saw a category's click leave the menu as it was,
+    the page having just loaded), and a menu entry clicked again only sets the same view, so the
+    click is repeated while the view has not come; waits for the view, never for a time."""
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
+
+    def step(d):
+        try:
+            found = arrived(d)
+            if found:
+                return found
+            for link in links(d)[:1]:
+                d.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+                link.click()
+        except (ElementClickInterceptedException, StaleElementReferenceException):
+            pass  # covered while the menu animates, or replaced by a render: the next poll tries again
+        return False
+
+    return _wait(driver, step)
+
+
 def test_verdict_and_tables_render(report, browser):
     from selenium.webdriver.common.by import By
 
@@ -122,8 +153,8 @@ def test_verdict_and_tables_render(report, browser):
     assert "batch_sizes: [8, 16, 32]" in _in_frame(browser, "pre")[0].text
     browser.switch_to.default_content()
     browser.get(f"file://{report / 'report.html'}")
-    _click(browser, _wait(browser, lambda d: d.find_elements(By.LINK_TEXT, "Statistics"))[0])
-    assert _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "canvas, svg.marks"))  # runtimes (vega)
+    assert _click_until(browser, lambda d: d.find_elements(By.LINK_TEXT, "Statistics"),
+                        lambda d: d.find_elements(By.CSS_SELECTOR, "canvas, svg.marks"))  # runtimes (vega)
 
 
 def test_every_plot_renders(report, browser):

@@ -170,7 +170,7 @@ def _answer(result, hypotheses) -> dict:
     if joint["beta"] is None:  # no joint fit: the per-B optima answer, as before the joint model, the band checks,
         # unless the joint model found no bowl along its lr_opt curve: that undercuts any β (no_bowl)
         band = _compare({"beta": result["beta"], "ci95": ci_t}, result["band"])
-        no_bowl = result["beta"] is not None and joint.get("bowl_p", 0.0) > surface.BOWL_P
+        no_bowl = result["beta"] is not None and "bowl_p" in joint  # only the bowl test refuses with its p
         return {"estimator": "per_batch", "beta": result["beta"], "ci95": ci_t,
                 "estimator_dependent": band["disagree"] if result["beta"] is not None else None,
                 "disagreeing": ["band"] if band["disagree"] else [], "cross_checks": {"band": band},

@@ -25,6 +25,7 @@ from scipy import stats
 
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_text
+from .verdict import answered_beta
 
 LN10 = math.log(10)
 AGREE_P = 0.05  # the groups' βs differ when Cochran's Q rejects one β at this p
@@ -189,11 +190,11 @@ def fit_groups(results_csv, by: list, cfg: dict, out_dir) -> dict:
             continue
         fits[entry["label"]] = fit
         a = fit["answer"]
+        beta, ci = answered_beta(fit) or (None, None)  # a β its verdict leaves "not decided" is not listed
         dof = fit["surface"].get("dof") if a["estimator"] == "surface" else fit.get("dof")
-        per.append({**entry, "beta": a["beta"], "ci95": a["ci95"], "estimator": a["estimator"], "n_used": fit["n_used"],
-                    "dof": dof,
-                    "reason": None if a["beta"] is not None else fit["verdict"].splitlines()[0].removeprefix("Answer: ")})
-        print(f"[lrscale fit --by] {entry['label']}: " + (f"β = {a['beta']:.3f} {_ci(a['ci95'])}" if a["beta"] is not None
+        per.append({**entry, "beta": beta, "ci95": ci, "estimator": a["estimator"], "n_used": fit["n_used"], "dof": dof,
+                    "reason": None if beta is not None else fit["verdict"].splitlines()[0].removeprefix("Answer: ")})
+        print(f"[lrscale fit --by] {entry['label']}: " + (f"β = {beta:.3f} {_ci(ci)}" if beta is not None
               else "no β") + f" ({where}/report.md)")
     summary = summarize(by, per, fits)
     plots.lr_opt_by_group(fits, summary, out_dir / "lr_opt_by_group.png")

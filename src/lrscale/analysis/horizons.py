@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_text
 from .groups import optima_of, two_stage
 from .names import MCCANDLISH
+from .verdict import answered_beta
 
 MIN_DOF = 2  # a scale estimated from fewer residual dof makes a t-CI little more than a guess
 
@@ -79,7 +80,7 @@ def joint(rows: list) -> dict:
 
 def summarize(fits: dict) -> dict:
     """The horizons' summary: per horizon (its own answer), the joint fit and the sentence."""
-    per = [{"horizon": d, "beta": f["answer"]["beta"], "ci95": f["answer"]["ci95"],
+    per = [{"horizon": d, **dict(zip(("beta", "ci95"), answered_beta(f) or (None, None))),  # "not decided": no β
             "estimator": f["answer"]["estimator"], "verdict": f["verdict"].splitlines()[0],
             "n_used": f["n_used"], **proxies(f)} for d, f in sorted(fits.items())]
     model = joint(optima(fits))

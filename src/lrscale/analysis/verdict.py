@@ -162,6 +162,17 @@ def slopes_answer(r) -> bool:
     return a["estimator"] == "surface" and a["untested"] in ("bend", "form") and r["surface"]["bend"]["bends"]
 
 
+def answered_beta(r) -> tuple | None:
+    """(β, its CI) where the Answer line commits to one β (answer_line's last line of either estimator),
+    None where it says "not decided" or has no β: what a summary over several fits may list as a β."""
+    a = r["answer"]
+    if a["beta"] is None or a.get("untested") is not None:
+        return None
+    if a["estimator"] != "surface" and r["preferred_form"] != POWER_LAW:
+        return None
+    return a["beta"], a["ci95"]
+
+
 def answer_line(r) -> str:
     """β with one CI, or "not decided" with the reason that undercuts a single β first."""
     a, j = r["answer"], r["surface"]
