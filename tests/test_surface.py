@@ -456,6 +456,42 @@ def test_a_real_sweep_fitted_from_several_starts_finds_its_bowls():
     assert caveats.startswith("Caveats: the joint model assumes a broken line in log-log for lr_opt")
 
 
+def test_profile_ci_refits_from_the_estimate_and_the_nearest_solved_value(monkeypatch):
+    """McCandlish's log10 B_noise profile on the budget demo's fixed-steps sweep: refitted only by continuation
+    from the nearest solved value it settles in a poorer minimum and ends the CI early; refitted only from the
+    estimate's parameters it can too (β = 1.217 there: RSS 0.111 against 0.011 continued). The CI, from both
+    starts, reaches at least as far as either start alone."""
+    from pathlib import Path
+    from lrscale.analysis.names import MCCANDLISH, POWER_LAW
+    from lrscale.analysis.sweep_table import read_table
+
+    calls, real = [], surface._profile_ci
+    monkeypatch.setattr(surface, "_profile_ci", lambda model, *a: calls.append((model, model.form, a)) or real(model, *a))
+    fit.analyse(read_table(Path(__file__).parent / "data" / "budget_demo_steps.csv"), bootstrap=0)
+    model, model.form, (p_hat, rss_min, s2, f95, se) = next(c for c in calls if c[1] == MCCANDLISH)
+    limit = rss_min + s2 * f95
+
+    def upper_end(continued):
+        solved = {float(p_hat[surface.BETA]): p_hat}
+
+        def prof(b):
+            start = solved[min(solved, key=lambda v: abs(v - b))] if continued else p_hat
+            p, rss = model.fit(start, {surface.BETA: b, surface.GAMMA: 0.0})
+            solved[b] = p
+            return rss - limit
+
+        return surface._crossing(prof, p_hat[surface.BETA], max(se, 0.01), 1)
+
+    from_estimate, continued = upper_end(False), upper_end(True)
+    assert abs(continued - from_estimate) > 0.01  # one start settled in a poorer minimum (1.571 against 1.585)
+    assert real(model, p_hat, rss_min, s2, f95, se)[1] >= max(from_estimate, continued) - 1e-3
+    model.form, p = POWER_LAW, next(c for c in calls if c[1] == POWER_LAW)[2][0]
+    p_pl = p
+    for b in np.linspace(p_pl[surface.BETA], 1.2, 9):  # β continued from the estimate in steps of 0.09
+        p, continued_rss = model.fit(p, {surface.BETA: b, surface.GAMMA: 0.0})
+    assert model.fit(p_pl, {surface.BETA: 1.2, surface.GAMMA: 0.0})[1] > 5 * continued_rss  # 0.111 against 0.011
+
+
 def test_no_bowl_undercuts_the_per_b_beta_only_where_the_bowl_test_refused():
     r = fit.analyse(make_sweep(power_law(0.5), bowl, sigma=0.01, seed=2), bootstrap=0)
     assert r["beta"] is not None
