@@ -55,6 +55,8 @@ def test_grouped_fit_per_group_outputs_summary_and_a_group_too_small(tmp_path):
     assert alpha["dof"] == 4 - 1 - 1  # the small group's two optima still give it a level
     assert s["sentence"].startswith("2 of 4 groups have no β (listed with why). The groups' βs agree within their CIs")
     assert "α_params = " in s["sentence"] and "lr_opt ∝ params^α_params across groups" in s["sentence"]
+    assert "(from their per-B optima, also those of params=4e+07, params=6.4e+08, which have no β of their own)" in s[
+        "sentence"]  # the fit across groups reads them: said, not hidden
     lines = r.stdout.splitlines()  # one line per group and the summary, not each group's tables and verdict
     assert len(lines) == 5 and all(line.startswith("[lrscale fit --by] ") for line in lines) and "Verdict" not in r.stdout
     assert lines[0].startswith("[lrscale fit --by] params=1e+07: β = 0.5") and r.stderr == "", r.stderr

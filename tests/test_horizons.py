@@ -363,7 +363,8 @@ def test_a_horizon_whose_verdict_is_not_decided_lists_no_beta():
     fits[4000]["answer"]["untested"] = "bend"  # its fit has a β, its verdict reads "not decided: lr_opt bends"
     s = horizons.summarize(fits)
     assert [p["beta"] for p in s["per_horizon"]] == [0.5, None, 0.5] and s["per_horizon"][1]["ci95"] is None
-    assert s["sentence"].startswith("D = 4,000: no β of its own") and s["joint"]["beta"] is not None  # its optima count
+    assert s["sentence"].startswith("D = 4,000: no β of its own (its report says why); the fit across horizons still "
+                                    "reads every horizon's per-B optima. ") and s["joint"]["beta"] is not None
 
 
 def test_horizons_cli_writes_the_summary_and_rejects_a_fit_of_every_row(tmp_path):

@@ -77,36 +77,28 @@ def _in_frame(driver, css):
     return _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, css))
 
 
-def _show(driver, row):
-    """Click a result's eye button: the content pane shows it."""
+def _show(driver, row, arrived):
+    """Click a result's eye button until the content pane shows it (arrived(driver) holds): what it found."""
     from selenium.webdriver.common.by import By
 
-    _click(driver, row.find_elements(By.TAG_NAME, "a")[0])
+    return _click_until(driver, lambda d: row.find_elements(By.TAG_NAME, "a")[:1], arrived)
 
 
-def _click(driver, element):
-    """Click an element once nothing lies over it: the menu animates (CI once saw a <span> take a
-    click meant for an eye button), so wait for the click to land rather than for a time."""
-    from selenium.common.exceptions import ElementClickInterceptedException
+def _iframe(driver):
+    """The content pane's iframe (an html result's; the page opens on the rule graph, which has none)."""
+    from selenium.webdriver.common.by import By
 
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-
-    def landed(_):
-        try:
-            element.click()
-        except ElementClickInterceptedException:
-            return False
-        return True
-
-    _wait(driver, landed)
+    return driver.find_elements(By.TAG_NAME, "iframe")
 
 
 def _click_until(driver, links, arrived):
     """Click the first of links(driver) until arrived(driver) holds, and return what it found. A
     click can land and still do nothing (CI once saw a category's click leave the menu as it was,
     the page having just loaded), and a menu entry clicked again only sets the same view, so the
-    click is repeated while the view has not come; waits for the view, never for a time."""
-    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
+    click is repeated while the view has not come (an eye button too: the menu's width animates as a
+    subcategory opens); waits for the view, never for a time."""
+    from selenium.common.exceptions import (ElementClickInterceptedException, ElementNotInteractableException,
+                                            StaleElementReferenceException)
 
     def step(d):
         try:
@@ -116,8 +108,8 @@ def _click_until(driver, links, arrived):
             for link in links(d)[:1]:
                 d.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
                 link.click()
-        except (ElementClickInterceptedException, StaleElementReferenceException):
-            pass  # covered while the menu animates, or replaced by a render: the next poll tries again
+        except (ElementClickInterceptedException, ElementNotInteractableException, StaleElementReferenceException):
+            pass  # covered or hidden while the menu animates, or replaced by a render: the next poll tries again
         return False
 
     return _wait(driver, step)
@@ -133,7 +125,7 @@ def test_verdict_and_tables_render(report, browser):
     landing = " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
     first = " ".join(fit["verdict"][:80].split())  # the lines of the verdict, as the page flows them
     assert "Verdict: " + first in landing  # the first screen says it
-    _show(browser, _open(browser, report, "1. Verdict")["report.html"])
+    _show(browser, _open(browser, report, "1. Verdict")["report.html"], _iframe)
     text = _in_frame(browser, "p.verdict ~ table")[0].find_element(By.XPATH, "/html/body").text
     browser.switch_to.default_content()
     (REPO / "tests" / "artifacts").mkdir(exist_ok=True)
@@ -141,7 +133,7 @@ def test_verdict_and_tables_render(report, browser):
     assert first in " ".join(text.split())
     assert "lr_opt per batch size" in text and "Form comparison" in text
     assert not re.findall(r"\d\.\d{7,}", text), "a number with 16 digits on the verdict page"
-    _show(browser, _open(browser, report, "5. Runs")["results_table.html"])
+    _show(browser, _open(browser, report, "5. Runs")["results_table.html"], _iframe)
     cells = [td.text for td in _in_frame(browser, "tbody tr td:first-child")]
     every = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "tbody td")]
     browser.switch_to.default_content()
@@ -149,7 +141,7 @@ def test_verdict_and_tables_render(report, browser):
     long = [c for c in every if re.fullmatch(r"-?[\d.]+", c) and len(c.replace(".", "").lstrip("-0")) > 6
             and not re.fullmatch(r"\d+", c)]
     assert every and not long, long  # results.csv's 0.33759316079318524 reads 0.3376 (the CSV keeps every digit)
-    _show(browser, _open(browser, report, "5. Runs")["config.html"])
+    _show(browser, _open(browser, report, "5. Runs")["config.html"], _iframe)
     assert "batch_sizes: [8, 16, 32]" in _in_frame(browser, "pre")[0].text
     browser.switch_to.default_content()
     browser.get(f"file://{report / 'report.html'}")
@@ -168,12 +160,11 @@ def test_every_plot_renders(report, browser):
         for name, row in rows.items():
             if not name.endswith(".png"):
                 continue
-            _show(browser, row)
             loaded = "return arguments[0].complete && arguments[0].naturalWidth"  # 0 until decoded
-            img = _wait(browser, lambda d: [i for i in d.find_elements(By.TAG_NAME, "img")
-                                            if (i.get_attribute("src") or "").startswith("data:image/png")
-                                            and name in i.get_attribute("src")[:200]
-                                            and d.execute_script(loaded, i)])[0]
+            img = _show(browser, row, lambda d: [i for i in d.find_elements(By.TAG_NAME, "img")
+                                                 if (i.get_attribute("src") or "").startswith("data:image/png")
+                                                 and name in i.get_attribute("src")[:200]
+                                                 and d.execute_script(loaded, i)])[0]
             assert browser.execute_script(loaded, img) > 400
             shown.add(name[:-4])
     assert shown == set(PLOTS) | {CURVES_PER_BATCH.format(batch=b) for b in BATCH}

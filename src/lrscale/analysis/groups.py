@@ -247,7 +247,10 @@ def sentence(summary: dict) -> str:
                                      + " across groups" if summary["numeric"] else ""))
     if joint["beta"] is None:
         return text + f"; no joint fit: {joint['reason']}."
-    text += f": β = {joint['beta']:.3f} {_ci(joint['beta_ci95'])} within groups (from their per-B optima)"
+    text += f": β = {joint['beta']:.3f} {_ci(joint['beta_ci95'])} within groups (from their per-B optima"
+    unanswered = [p["label"] for p in per if p["beta"] is None and p["n_used"]]  # a "not decided" verdict, or too few B
+    own = "has no β of its own" if len(unanswered) == 1 else "have no β of their own"
+    text += f", also those of {', '.join(unanswered)}, which {own})" if unanswered else ")"
     for name, s in joint["slopes"].items():
         text += f"; α_{name} = {s['value']:.3f} " + (_ci(s["ci95"]) if s["ci95"] else "(no CI)")
     return text + (f" ({joint['slopes_reason']})" if joint.get("slopes_reason") else "") + "."

@@ -110,6 +110,8 @@ def sentence(per: list, model: dict) -> str:
     first = f"{', '.join(missing)}: no β of its own (its report says why). " if missing else ""
     if model["beta"] is None:
         return f"{first}No joint fit across horizons: {model['reason']}."
+    if any(p["beta"] is None and p["n_used"] for p in per):  # a "not decided" verdict, or too few B
+        first = first.removesuffix(". ") + "; the fit across horizons still reads every horizon's per-B optima. "
     assumption = "Assumes lr_opt = C·B^β·D^−γ with one β for every horizon"
     # measured (bench/horizon_accuracy.py): γ rests on how whole horizons scatter, so few horizons give
     # few dof; one-stage CIs (every optimum independent) missed an NQM-SGD truth's γ in 99% of sweeps

@@ -311,19 +311,25 @@ def _best_fit(model):
 def _profile_ci(model, p_hat, rss_min, s2, f95, se):
     """The values of the parameter at BETA (β, or a bending form's log10 B_noise) where the profile RSS
     (γ = 0) crosses rss_min + s²·F(1, dof), searched outward from the estimate. Each value is refitted from
-    the estimate's parameters and from those solved at the nearest value (continuation), the lower RSS kept:
-    either alone can settle in a poorer minimum, whose RSS would end the CI early (the budget demo's
-    fixed-steps sweep: β = 1.217 from the estimate, RSS 0.111 against 0.011 continued; McCandlish's log10
-    B_noise CI there ends at 1.519 by continuation alone, 1.585 from the estimate, 1.587 from both)."""
+    the one solved nearest it (continuation) and, where that leaves it outside the CI, from the estimate's
+    parameters too, the lower RSS kept: either start alone can settle in a poorer minimum, whose RSS would
+    end the CI early (on the budget demo's fixed-steps sweep the estimate's start puts β = 1.217 at RSS
+    0.111 against 0.011 continued, and continuation alone ends McCandlish's log10 B_noise CI at 1.519
+    against 1.585 from the estimate), while a value inside the CI by one start is inside by the other's
+    lower RSS too. Each value is solved once (the root finder evaluates its bracket's ends again)."""
     limit = rss_min + s2 * f95
-    solved = {float(p_hat[BETA]): p_hat}
+    fixed = lambda b: {BETA: b, GAMMA: 0.0}  # noqa: E731
+    solved = {}  # value: (parameters, RSS)
 
     def prof(b):
-        near = solved[min(solved, key=lambda s: abs(s - b))]
-        fits = [model.fit(start, {BETA: b, GAMMA: 0.0}) for start in ([p_hat] if near is p_hat else [p_hat, near])]
-        p, rss = min(fits, key=lambda fit: fit[1])
-        solved[float(b)] = p
-        return rss - limit
+        b = float(b)
+        if b not in solved:
+            near = min(solved, key=lambda v: abs(v - b), default=None)
+            fit = model.fit(p_hat if near is None else solved[near][0], fixed(b))
+            if near is not None and fit[1] > limit:
+                fit = min(fit, model.fit(p_hat, fixed(b)), key=lambda f: f[1])
+            solved[b] = fit
+        return solved[b][1] - limit
 
     if prof(p_hat[BETA]) >= 0:  # no scatter at all (a noiseless surface): the CI is the point
         return [float(p_hat[BETA])] * 2
