@@ -446,3 +446,31 @@ def test_answered_beta_is_the_beta_the_answer_line_commits_to():
         assert got is None or line.startswith(f"Answer: β = {got[0]:.3f} (95% CI [{got[1][0]:.3f}"), path
         seen.add(line.split(":")[1].strip().split(" ")[0])
     assert {"β", "not", "no"} <= seen  # decided, not decided and no β, each on some golden
+
+
+ANSWER_VARIANTS = {  # the golden power-law fit's answer, reset as each other branch of the Answer line would have it
+    "joint, estimator-dependent": ({"untested": "estimator_dependent", "disagreeing": ["band"]}, {}),
+    "joint, non-monotonic": ({"untested": "non_monotonic"},
+                             {"non_monotonic": [{"from_batch_size": 64, "to_batch_size": 128}]}),
+    "per-B, decided": ({"estimator": "per_batch", "untested": None}, {}),
+    "per-B, a bending form": ({"estimator": "per_batch", "untested": None}, {"preferred_form": "mccandlish"}),
+    "per-B, no bowl": ({"estimator": "per_batch", "untested": "no_bowl"}, {}),
+    "per-B, estimator-dependent": ({"estimator": "per_batch", "untested": "estimator_dependent"}, {}),
+}
+
+
+@pytest.mark.parametrize("variant", ANSWER_VARIANTS)
+def test_answered_beta_agrees_with_the_answer_line_on_every_branch(variant):
+    from conftest import REPO
+    from lrscale.analysis.verdict import answer_line, answered_beta
+
+    r = json.loads((REPO / "tests/golden/power_law_sym_2seeds/expected/fit.json").read_text())
+    answer, result = ANSWER_VARIANTS[variant]
+    if answer.get("estimator") == "per_batch":  # the per-B optima's β and t-CI, as fit._answer gives them
+        r["answer"].update(beta=r["beta"], ci95=r["ci95_t"])
+    r["answer"].update(answer)
+    r.update(result)
+    line, got = answer_line(r), answered_beta(r)
+    assert (got is None) == line.startswith("Answer: not decided"), line
+    assert got is None or line.startswith(f"Answer: β = {got[0]:.3f} (95% CI [{got[1][0]:.3f}"), line
+    assert (got is not None) == (variant == "per-B, decided")  # the one branch here that commits to a β
