@@ -58,13 +58,11 @@ def _open(driver, report, category, subcategory=None):
     """Open the report at a category (and subcategory): the result rows listed, {file name: row}."""
     from selenium.webdriver.common.by import By
 
+    link = lambda text: lambda d: d.find_elements(By.LINK_TEXT, text)  # noqa: E731
     driver.get(f"file://{report / 'report.html'}")
     if subcategory:
-        _click_until(driver, lambda d: d.find_elements(By.LINK_TEXT, category),
-                     lambda d: d.find_elements(By.LINK_TEXT, subcategory))
-        rows = _click_until(driver, lambda d: d.find_elements(By.LINK_TEXT, subcategory), _rows)
-    else:
-        rows = _click_until(driver, lambda d: d.find_elements(By.LINK_TEXT, category), _rows)
+        _click_until(driver, link(category), link(subcategory))
+    rows = _click_until(driver, link(subcategory or category), _rows)
     return {tr.text.rsplit("/", 1)[1]: tr for tr in rows}
 
 
