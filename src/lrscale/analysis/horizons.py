@@ -80,9 +80,11 @@ def joint(rows: list) -> dict:
 
 def summarize(fits: dict) -> dict:
     """The horizons' summary: per horizon (its own answer), the joint fit and the sentence."""
-    per = [{"horizon": d, **dict(zip(("beta", "ci95"), answered_beta(f) or (None, None))),  # "not decided": no β
-            "estimator": f["answer"]["estimator"], "verdict": f["verdict"].splitlines()[0],
-            "n_used": f["n_used"], **proxies(f)} for d, f in sorted(fits.items())]
+    per = []
+    for d, f in sorted(fits.items()):
+        beta, ci = answered_beta(f) or (None, None)  # "not decided": no β
+        per.append({"horizon": d, "beta": beta, "ci95": ci, "estimator": f["answer"]["estimator"],
+                    "verdict": f["verdict"].splitlines()[0], "n_used": f["n_used"], **proxies(f)})
     model = joint(optima(fits))
     return {"horizons": sorted(fits), "per_horizon": per, "joint": model, "sentence": sentence(per, model)}
 

@@ -163,8 +163,8 @@ def slopes_answer(r) -> bool:
 
 
 def answered_beta(r) -> tuple | None:
-    """(β, its CI) where the Answer line commits to one β (answer_line's last line of either estimator),
-    None where it says "not decided" or has no β: what a summary over several fits may list as a β."""
+    """(β, its CI) where the Answer commits to one β, None where it says "not decided" or has no β: the one
+    decision answer_line and every summary over several fits (fit --by, horizons) read."""
     a = r["answer"]
     if a["beta"] is None or a.get("untested") is not None:
         return None
@@ -174,21 +174,16 @@ def answered_beta(r) -> tuple | None:
 
 
 def answer_line(r) -> str:
-    """β with one CI, or "not decided" with the reason that undercuts a single β first."""
+    """β with one CI where answered_beta commits to one, else "not decided" with the reason that undercuts a
+    single β first."""
     a, j = r["answer"], r["surface"]
+    if answered_beta(r) is not None:
+        if a["estimator"] != "surface":  # the hypotheses read both CIs
+            return f"Answer: β = {r['beta']:.3f} (95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])})"
+        return (f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, from {j['n_runs']} runs at "
+                f"{len(j['batch_sizes'])} batch sizes)")
     if a["estimator"] != "surface":
-        if a.get("untested") == "no_bowl":
-            return ("Answer: not decided: the joint model of every run finds no bowl along one power-law lr_opt "
-                    f"(a flat loss at each batch size fits about as well); the per-B optima give {_per_b(r)}"
-                    + (f"; {_per_b_form_view(r)}" if r["preferred_form"] != POWER_LAW else ""))
-        if a.get("untested") == "estimator_dependent":
-            return (f"Answer: not decided (estimator-dependent): the per-B optima give {_per_b(r)}; "
-                    f"{_cross_check_text(r, 'band')}")
-        cis = f"95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])}"  # the hypotheses read both
-        if r["preferred_form"] != POWER_LAW:  # no constant slope: it undercuts a single β (issue 23.4)
-            return (f"Answer: not decided: {_per_b_form_view(r)}; one power law through them would have β = "
-                    f"{r['beta']:.3f} ({cis}), an average, not an exponent")
-        return f"Answer: β = {r['beta']:.3f} ({cis})"
+        return _per_b_declined(r)
     why = a["untested"]
     if why == "estimator_dependent":
         others = "; ".join(_cross_check_text(r, name) for name in a["disagreeing"])
@@ -204,27 +199,45 @@ def answer_line(r) -> str:
                 f"breaks, not the bottom of a bowl; "
                 f"one power law through both gives β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
     if why == "open_edge":
-        e = j["open_edge"]
-        inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
-        changed = edge_changes(j, hypotheses_in(r))
-        between = ", ".join(f"{h:g}" for h in changed if not (holds(a["ci95"], h) or holds(e["ci95"], h)))
-        if 0.0 in e["shift_range"] and inside(a["ci95"]) != inside(e["ci95"]):
-            differ = (f"the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})"
-                      + (f", and it passes over {between} between them" if between else ""))
-        else:  # the CI passes over a hypothesis in between, or the open B lie on both sides of the middle
-            differ = (f"the CI holds {', '.join(f'{h:g}' for h in changed)} for some places training may break "
-                      "and not for others")
-        return (f"Answer: not decided: {_open_edge_where(e)}; β = {a['beta']:.3f} {_ci(a['ci95'])} if training holds "
-                f"up to the bottom, {_edge_extreme(e, 'if it breaks')}, and {differ}")
+        return _open_edge_answer(r)
     if why == "form" and not j["bend"]["bends"]:  # a bending form fits, though not a bend at the middle B
         return (f"Answer: not decided: lr_opt(B) is not a power law: {_form_view(r)}, though no change of slope at B = "
                 f"{j['bend']['slopes']['lower_range'][1]} stands out; one power law over the whole range would have "
                 f"β = {a['beta']:.3f} {_ci(a['ci95'])}, an average, not an exponent")
-    if slopes_answer(r):
-        forms = f"; {_form_view(r)}" if _form_view(r) else ""
-        return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)}{forms}; one power law "
-                f"over the whole range would have β = {a['beta']:.2f} {_ci(a['ci95'])}, an average, not an exponent")
-    return f"Answer: β = {a['beta']:.3f} (95% CI {_ci(a['ci95'])}, from {j['n_runs']} runs at {len(j['batch_sizes'])} batch sizes)"
+    forms = f"; {_form_view(r)}" if _form_view(r) else ""  # what is left: lr_opt bends (slopes_answer)
+    return (f"Answer: not decided: lr_opt bends in log-log, no single β: {slope_text(j)}{forms}; one power law "
+            f"over the whole range would have β = {a['beta']:.2f} {_ci(a['ci95'])}, an average, not an exponent")
+
+
+def _per_b_declined(r) -> str:
+    """The per-B optima's Answer where it does not commit: no bowl, estimator-dependent, or lr_opt bends."""
+    if r["answer"].get("untested") == "no_bowl":
+        return ("Answer: not decided: the joint model of every run finds no bowl along one power-law lr_opt "
+                f"(a flat loss at each batch size fits about as well); the per-B optima give {_per_b(r)}"
+                + (f"; {_per_b_form_view(r)}" if r["preferred_form"] != POWER_LAW else ""))
+    if r["answer"].get("untested") == "estimator_dependent":
+        return (f"Answer: not decided (estimator-dependent): the per-B optima give {_per_b(r)}; "
+                f"{_cross_check_text(r, 'band')}")
+    cis = f"95% CI {_ci(r['ci95_t'])}, bootstrap {_ci(r['ci95_bootstrap'])}"
+    return (f"Answer: not decided: {_per_b_form_view(r)}; one power law through them would have β = "  # issue 23.4
+            f"{r['beta']:.3f} ({cis}), an average, not an exponent")
+
+
+def _open_edge_answer(r) -> str:
+    """Not decided: a bowl's bottom unseen above the highest lr that trained, and the hypotheses inside β's CI
+    depend on where training breaks."""
+    a, e = r["answer"], r["surface"]["open_edge"]
+    inside = lambda ci: ", ".join(f"{h:g}" for h in hypotheses_in(r, ci)) or "none"  # noqa: E731
+    changed = edge_changes(r["surface"], hypotheses_in(r))
+    between = ", ".join(f"{h:g}" for h in changed if not (holds(a["ci95"], h) or holds(e["ci95"], h)))
+    if 0.0 in e["shift_range"] and inside(a["ci95"]) != inside(e["ci95"]):
+        differ = (f"the hypotheses inside the CI differ ({inside(a['ci95'])} against {inside(e['ci95'])})"
+                  + (f", and it passes over {between} between them" if between else ""))
+    else:  # the CI passes over a hypothesis in between, or the open B lie on both sides of the middle
+        differ = (f"the CI holds {', '.join(f'{h:g}' for h in changed)} for some places training may break "
+                  "and not for others")
+    return (f"Answer: not decided: {_open_edge_where(e)}; β = {a['beta']:.3f} {_ci(a['ci95'])} if training holds "
+            f"up to the bottom, {_edge_extreme(e, 'if it breaks')}, and {differ}")
 
 
 def unchecked_text(r) -> str:
