@@ -146,21 +146,28 @@ def nqm_sgd(rng, seeds):
 PHASE2_GRID = np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
 
 
-def messy(rng, seeds):
+MESSY_DEFECTS = ("diverge", "absent", "growing_sd", "offset")
+
+
+def messy(rng, seeds, without=(), lrs=PHASE2_GRID):
+    """`without`: defects of MESSY_DEFECTS left out, `lrs` another grid (bench/messy_bias.py); each variant
+    draws the same random numbers (a defect left out draws them and does not use them), so sweeps pair."""
     lr_opt = _power_law(0.5)
     losses, ran = {}, {}
     for b, opt in zip(BATCH, lr_opt):
-        d = np.log10(PHASE2_GRID / opt)
+        d = np.log10(lrs / opt)
         clean = 1 + b**-0.5 + 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3
-        sd = SIGMA * (1 + 3 * np.clip(d / WALL, 0, 1))  # 4x the noise at the wall
-        offset = rng.normal(0, SIGMA, (seeds, 1))  # one per (seed, B), at every lr
+        sd = SIGMA * (1 + (0 if "growing_sd" in without else 3) * np.clip(d / WALL, 0, 1))  # 4x at the wall
+        offset = rng.normal(0, SIGMA, (seeds, 1)) * ("offset" not in without)  # one per (seed, B), at every lr
         table = clean + offset + rng.normal(0, 1, (seeds, 7)) * sd
         p_diverge = np.clip((d - 0.5) / (WALL - 0.5), 0, 1)  # none below half a decade, all past the wall
+        if "diverge" in without:
+            p_diverge = (d > WALL).astype(float)  # past the wall only, as every other truth
         table[rng.uniform(size=(seeds, 7)) < p_diverge] = np.nan
-        present = rng.uniform(size=(seeds, 7)) >= 0.10
+        present = rng.uniform(size=(seeds, 7)) >= (0.0 if "absent" in without else 0.10)
         table[~present] = np.nan
         losses[int(b)], ran[int(b)] = table, present
-    return make_sweep(PHASE2_GRID, losses, ran), lr_opt
+    return make_sweep(lrs, losses, ran), lr_opt
 
 
 KINK_B = 24
