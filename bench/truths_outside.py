@@ -150,8 +150,9 @@ MESSY_DEFECTS = ("diverge", "absent", "growing_sd", "offset")
 
 
 def messy(rng, seeds, without=(), lrs=PHASE2_GRID):
-    """`without`: defects of MESSY_DEFECTS left out, `lrs` another grid (bench/messy_bias.py); each variant
-    draws the same random numbers (a defect left out draws them and does not use them), so sweeps pair."""
+    """`without`: defects of MESSY_DEFECTS left out (another name is ignored), `lrs` another grid of 7 lrs
+    (bench/messy_bias.py); each variant draws the same random numbers (a defect left out draws them and does
+    not use them), so sweeps pair."""
     lr_opt = _power_law(0.5)
     losses, ran = {}, {}
     for b, opt in zip(BATCH, lr_opt):
