@@ -21,11 +21,11 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
+from score_targets import _mean_ci as mean_ci  # noqa: E402
 from truths_outside import MESSY_DEFECTS, PHASE2_GRID, messy  # noqa: E402
 
 from lrscale.analysis.surface import fit_surface  # noqa: E402
@@ -65,10 +65,8 @@ def run_chunk(job):
 
 
 def _mean_ci(xs) -> list:
-    """The mean and its t 95% interval."""
-    xs = np.asarray(xs, float)
-    half = stats.t.ppf(0.975, len(xs) - 1) * xs.std(ddof=1) / np.sqrt(len(xs))
-    return [float(xs.mean()), float(xs.mean() - half), float(xs.mean() + half)]
+    """The mean and its t 95% interval (score_targets' interval)."""
+    return [float(np.mean(xs)), *mean_ci(xs)]
 
 
 def summarize(results) -> list:
