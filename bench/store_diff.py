@@ -3,8 +3,9 @@
 Each store line is one analysed sweep (cell, i); a line of the old store and one of the new with the same
 (cell, i) analysed the same draw. Per cell: the sweeps whose record changed at all, those that moved (a
 yes/no or the answer's kind changed, or the joint β or its half-width by more than MOVED), the answers that changed
-kind (β, slopes, declined), the truth ruled out, the joint β's coverage and median half-width on the sweeps
-both versions gave a joint β; then the cells pooled as score_targets pools them (power-law truths, bending
+kind (β, slopes, declined), the truth ruled out, the joint β's coverage, median half-width and errors' SD in
+CI units (z = error / (half-width / 1.96): near 1 for a right CI, under 1 a conservative one; sweeps whose CI
+has a closed half-width in both versions) on the sweeps both versions gave a joint β; then the cells pooled as score_targets pools them (power-law truths, bending
 truths).
 
     git show <old commit>:bench/results/score_targets.jsonl > /tmp/old.jsonl
@@ -57,7 +58,13 @@ def compare(pairs) -> dict:
             "wrong_single": [sum(r["wrong_single"] for r in side) for side in zip(*pairs)],
             "joint_n": len(both), "covered": [sum(r["covered"] for r in side) for side in zip(*both)] or [0, 0],
             "median_half_width": [statistics.median(r["half_width"] for r in side) for side in zip(*both)]
-            if both else [None, None]}
+            if both else [None, None], "sd_z": [_sd_z(side) for side in zip(*both)] if both else [None, None]}
+
+
+def _sd_z(records) -> float | None:
+    """The joint β's errors in units of its CI's half-width / 1.96 (closed CIs only): their SD."""
+    z = [r["error"] / (r["half_width"] / 1.96) for r in records if r.get("error") is not None and r.get("half_width")]
+    return statistics.pstdev(z) if len(z) > 1 else None
 
 
 def row(name, c) -> str:
@@ -65,7 +72,7 @@ def row(name, c) -> str:
     arrow = lambda pair, spec="d": f"{fmt(pair[0], spec)} → {fmt(pair[1], spec)}"  # noqa: E731
     return (f"| {name} | {c['n']} | {c['changed']} | {c['moved']} | {c['answer_changed']} | {arrow(c['declined'])} | "
             f"{arrow(c['ruled_out'])} | {arrow(c['wrong_single'])} | {c['joint_n']} | {arrow(c['covered'])} | "
-            f"{arrow(c['median_half_width'], '.3f')} |")
+            f"{arrow(c['median_half_width'], '.3f')} | {arrow(c['sd_z'], '.2f')} |")
 
 
 def main():
@@ -82,8 +89,8 @@ def main():
         pools["pooled " + ("power law" if old[k]["power_law"] else "bending")].append((old[k], new[k]))
     rows = {name: compare(pairs) for name, pairs in [*cells.items(), *sorted(pools.items())]}
     print(f"| cell | n | changed | moved > {MOVED:g} | answer kind changed | declined | ruled out | wrong single | "
-          "joint β both | joint covered | joint median half-width |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "joint β both | joint covered | joint median half-width | joint error SD in CI units |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, c in rows.items():
         if c["moved"] or name.startswith("pooled"):
             print(row(name, c))
