@@ -2,11 +2,11 @@
 
 Each store line is one analysed sweep (cell, i); a line of the old store and one of the new with the same
 (cell, i) analysed the same draw. Per cell: the sweeps whose record changed at all, those that moved (a
-yes/no or the answer's kind changed, or the joint β or its half-width by more than MOVED), the answers that changed
-kind (β, slopes, declined), the truth ruled out, the joint β's coverage, median half-width and errors' SD in
-CI units (z = error / (half-width / 1.96): near 1 for a right CI, under 1 a conservative one; sweeps whose CI
-has a closed half-width in both versions) on the sweeps both versions gave a joint β; then the cells pooled as score_targets pools them (power-law truths, bending
-truths).
+yes/no or the answer's kind changed, or the joint β or its half-width by more than MOVED), the answers that
+changed kind (β, slopes, declined), the truth ruled out; on the sweeps both versions gave a joint β, its
+coverage, median half-width, mean error, errors' SD and their SD in CI units (z = error / (half-width / 1.96):
+near 1 for a right CI, under 1 a conservative one; closed CIs only); then the cells pooled as score_targets
+pools them (power-law truths, bending truths).
 
     git show <old commit>:bench/results/score_targets.jsonl > /tmp/old.jsonl
     python bench/store_diff.py /tmp/old.jsonl bench/results/score_targets.jsonl [--out bench/out/store_diff.json]
@@ -50,6 +50,7 @@ def read(path) -> dict:
 def compare(pairs) -> dict:
     """The paired counts of one group of (old, new) records."""
     both = [(o, n) for o, n in pairs if "covered" in o and "covered" in n]
+    per_side = lambda fn: [fn(side) for side in zip(*both)] if both else [None, None]  # noqa: E731
     return {"n": len(pairs), "changed": sum(any(o.get(k) != n.get(k) for k in COMPARED) for o, n in pairs),
             "moved": sum(moved(o, n) for o, n in pairs),
             "answer_changed": sum(o["answer"] != n["answer"] for o, n in pairs),
@@ -57,8 +58,22 @@ def compare(pairs) -> dict:
             "ruled_out": [sum(r["ruled_out"] for r in side) for side in zip(*pairs)],
             "wrong_single": [sum(r["wrong_single"] for r in side) for side in zip(*pairs)],
             "joint_n": len(both), "covered": [sum(r["covered"] for r in side) for side in zip(*both)] or [0, 0],
-            "median_half_width": [statistics.median(r["half_width"] for r in side) for side in zip(*both)]
-            if both else [None, None], "sd_z": [_sd_z(side) for side in zip(*both)] if both else [None, None]}
+            "median_half_width": per_side(lambda side: statistics.median(r["half_width"] for r in side)),
+            "mean_error": per_side(_mean_error), "sd_error": per_side(_sd_error), "sd_z": per_side(_sd_z)}
+
+
+def _errors(records) -> list:
+    return [r["error"] for r in records if r.get("error") is not None]
+
+
+def _mean_error(records) -> float | None:
+    """The joint β's mean error."""
+    return statistics.fmean(_errors(records)) if _errors(records) else None
+
+
+def _sd_error(records) -> float | None:
+    """The joint β's errors' SD."""
+    return statistics.pstdev(_errors(records)) if len(_errors(records)) > 1 else None
 
 
 def _sd_z(records) -> float | None:
@@ -69,10 +84,11 @@ def _sd_z(records) -> float | None:
 
 def row(name, c) -> str:
     """One markdown row: old → new for each count."""
-    arrow = lambda pair, spec="d": f"{fmt(pair[0], spec)} → {fmt(pair[1], spec)}"  # noqa: E731
-    return (f"| {name} | {c['n']} | {c['changed']} | {c['moved']} | {c['answer_changed']} | {arrow(c['declined'])} | "
-            f"{arrow(c['ruled_out'])} | {arrow(c['wrong_single'])} | {c['joint_n']} | {arrow(c['covered'])} | "
-            f"{arrow(c['median_half_width'], '.3f')} | {arrow(c['sd_z'], '.2f')} |")
+    arrow = lambda key, spec="d": f"{fmt(c[key][0], spec)} → {fmt(c[key][1], spec)}"  # noqa: E731
+    cells = [name, c["n"], c["changed"], c["moved"], c["answer_changed"], arrow("declined"), arrow("ruled_out"),
+             arrow("wrong_single"), c["joint_n"], arrow("covered"), arrow("median_half_width", ".3f"),
+             arrow("mean_error", "+.4f"), arrow("sd_error", ".4f"), arrow("sd_z", ".2f")]
+    return "| " + " | ".join(map(str, cells)) + " |"
 
 
 def main():
@@ -88,9 +104,10 @@ def main():
         cells[k[0]].append((old[k], new[k]))
         pools["pooled " + ("power law" if old[k]["power_law"] else "bending")].append((old[k], new[k]))
     rows = {name: compare(pairs) for name, pairs in [*cells.items(), *sorted(pools.items())]}
-    print(f"| cell | n | changed | moved > {MOVED:g} | answer kind changed | declined | ruled out | wrong single | "
-          "joint β both | joint covered | joint median half-width | joint error SD in CI units |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ["cell", "n", "changed", f"moved > {MOVED:g}", "answer kind changed", "declined", "ruled out", "wrong single",
+            "joint β both", "joint covered", "joint median half-width", "joint mean error", "joint error SD",
+            "joint error SD in CI units"]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for name, c in rows.items():
         if c["moved"] or name.startswith("pooled"):
             print(row(name, c))
