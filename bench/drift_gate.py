@@ -14,7 +14,8 @@ truths_outside's rising wall):
                 other way),
 and on score_targets' cells (their draws). The constant shape is `surface._Model` with its log B coordinate
 t held at 0 (k± at the smallest B apply at every B); its dof still count four wall steepnesses (two spare
-of the 40-90: a slightly wider CI, conservative for the gate).
+of the 40-90: a slightly wider CI, conservative for the gate). Coverage is over the sweeps with a closed joint β
+CI (conditional on an answer; not score_targets' "ruled out", which counts the verdict's declines).
 
     python bench/drift_gate.py [--sweeps 150] [--workers 2] [--out bench/out/drift_gate.json]
 """

@@ -4,9 +4,10 @@ Each store line is one analysed sweep (cell, i); a line of the old store and one
 (cell, i) analysed the same draw. Per cell: the sweeps whose record changed at all, those that moved (a
 yes/no or the answer's kind changed, or the joint β or its half-width by more than MOVED), the answers that
 changed kind (β, slopes, declined), the truth ruled out; on the sweeps both versions gave a joint β, its
-coverage, median half-width, mean error, errors' SD and their SD in CI units (z = error / (half-width / 1.96):
-near 1 for a right CI, under 1 a conservative one; closed CIs only); then the cells pooled as score_targets
-pools them (power-law truths, bending truths).
+coverage, median half-width, mean error, errors' SD and their SD in CI units (z = error / (half-width / 1.96),
+about its mean, so a bias shows in the mean error, not here: near 1 for a right unbiased CI, under 1 a
+conservative one; each version's closed CIs; the CI's own factor √F(1, dof) is about 2.0, so it reads 2-3% low);
+then the cells pooled as score_targets pools them (power-law truths, bending truths).
 
     git show <old commit>:bench/results/score_targets.jsonl > /tmp/old.jsonl
     python bench/store_diff.py /tmp/old.jsonl bench/results/score_targets.jsonl [--out bench/out/store_diff.json]
