@@ -93,10 +93,9 @@ def drift_p(sweep) -> float | None:
     dof = len(read.pts) - (2 + surface.N_SHAPE + 2 * len(read.used))
     if len(read.used) < surface.MIN_BATCHES or dof < 3:
         return None
-    rss = []
+    b_ref, rss = float(np.exp(np.mean(np.log(read.used)))), []
     for ctx in (contextlib.nullcontext, constant_shape):
         with ctx():
-            b_ref = float(np.exp(np.mean(np.log(read.used))))
             rss.append(surface._best_fit(surface._Model(read.used, read.pts, b_ref, read.edges, read.next_to_edge))[1])
     f = max(rss[1] - rss[0], 0.0) / 2 / (rss[0] / dof)
     return float(stats.f.sf(f, 2, dof))
@@ -109,8 +108,9 @@ def beta_ci(sweep) -> list | None:
 
 def sweeps(cell, start, stop):
     """Sweeps [start, stop) of a cell: score_targets' draws, or a gentle truth on its own seeds."""
-    if cell in all_cells():
-        return [s for s, _, _ in draws(*all_cells()[cell], stop)][start:stop]
+    scored = all_cells().get(cell)
+    if scored:
+        return [s for s, _, _ in draws(*scored, stop)][start:stop]
     kind, seeds = cell.split()
     return [GENTLE[kind](np.random.default_rng((777, zlib.crc32(kind.encode()), int(seeds), i)), int(seeds))[0]
             for i in range(start, stop)]

@@ -69,12 +69,14 @@ def _errors(records) -> list:
 
 def _mean_error(records) -> float | None:
     """The joint β's mean error."""
-    return statistics.fmean(_errors(records)) if _errors(records) else None
+    errors = _errors(records)
+    return statistics.fmean(errors) if errors else None
 
 
 def _sd_error(records) -> float | None:
     """The joint β's errors' SD."""
-    return statistics.pstdev(_errors(records)) if len(_errors(records)) > 1 else None
+    errors = _errors(records)
+    return statistics.pstdev(errors) if len(errors) > 1 else None
 
 
 def _sd_z(records) -> float | None:
