@@ -45,27 +45,25 @@ GATES = (1.0, 0.2, 0.05, 0.01, 0.0)  # drop the drift where p > P: 1 keeps it al
 CHUNK = 10
 
 
-def gentle_wall(rng, seeds):
+def _gentle(rng, seeds, coordinate, wall_term):
+    """A power law (β = 0.5) in the asymmetric in-family bowl on truths_outside's grid and noise: loss = 1 + B^-½
+    + 0.2·z² + wall_term(j)·max(z, 0)³ + N(0, σ), z = coordinate(d, b) for d = log10(lr / lr_opt), NaN past the wall."""
     lr_opt, lrs = to._power_law(0.5), to.random_phase_grid(rng)
     losses = {}
     for j, (b, opt) in enumerate(zip(to.BATCH, lr_opt)):
-        d = np.log10(lrs / opt)
-        wall = 0.3 + 0.2 * j / (len(to.BATCH) - 1)
-        table = 1 + b**-0.5 + 0.2 * d**2 + wall * np.maximum(d, 0) ** 3 + rng.normal(0, to.SIGMA, (seeds, 7))
-        table[:, d > to.WALL] = np.nan
-        losses[int(b)] = table
-    return to.make_sweep(lrs, losses), lr_opt
-
-
-def gentle_basin(rng, seeds):
-    lr_opt, lrs = to._power_law(0.5), to.random_phase_grid(rng)
-    losses = {}
-    for b, opt in zip(to.BATCH, lr_opt):
-        z = np.log10(lrs / opt) / (b / 8) ** 0.04
-        table = 1 + b**-0.5 + 0.2 * z**2 + 0.4 * np.maximum(z, 0) ** 3 + rng.normal(0, to.SIGMA, (seeds, 7))
+        z = coordinate(np.log10(lrs / opt), b)
+        table = 1 + b**-0.5 + 0.2 * z**2 + wall_term(j) * np.maximum(z, 0) ** 3 + rng.normal(0, to.SIGMA, (seeds, 7))
         table[:, z > to.WALL] = np.nan
         losses[int(b)] = table
     return to.make_sweep(lrs, losses), lr_opt
+
+
+def gentle_wall(rng, seeds):
+    return _gentle(rng, seeds, lambda d, b: d, lambda j: 0.3 + 0.2 * j / (len(to.BATCH) - 1))
+
+
+def gentle_basin(rng, seeds):
+    return _gentle(rng, seeds, lambda d, b: d / (b / 8) ** 0.04, lambda j: 0.4)
 
 
 GENTLE = {"gentle_wall": gentle_wall, "gentle_basin": gentle_basin}
@@ -107,19 +105,19 @@ def beta_ci(sweep) -> list | None:
 
 
 def sweeps(cell, start, stop):
-    """Sweeps [start, stop) of a cell: score_targets' draws, or a gentle truth on its own seeds."""
+    """Sweeps [start, stop) of a cell with their true lr_opt: score_targets' draws, or a gentle truth on its own seeds."""
     scored = all_cells().get(cell)
     if scored:
-        return [s for s, _, _ in draws(*scored, stop)][start:stop]
+        return [(s, lr_opt) for s, lr_opt, _ in draws(*scored, stop)][start:stop]
     kind, seeds = cell.split()
-    return [GENTLE[kind](np.random.default_rng((777, zlib.crc32(kind.encode()), int(seeds), i)), int(seeds))[0]
+    return [GENTLE[kind](np.random.default_rng((777, zlib.crc32(kind.encode()), int(seeds), i)), int(seeds))
             for i in range(start, stop)]
 
 
 def run_chunk(job):
     cell, start, stop = job
     out = []
-    for i, sweep in zip(range(start, stop), sweeps(cell, start, stop)):
+    for i, (sweep, _) in zip(range(start, stop), sweeps(cell, start, stop)):
         drift = beta_ci(sweep)
         with constant_shape():
             held = beta_ci(sweep)
@@ -128,7 +126,8 @@ def run_chunk(job):
 
 
 def truth(cell) -> float:
-    return 1.0 if "power_law 1.0" in cell else 0.5
+    """The cell's true β: the slope of its truth's lr_opt (every truth scored here is a power law)."""
+    return to.slope(sweeps(cell, 0, 1)[0][1])
 
 
 def score(records, beta, gate) -> dict:
