@@ -1,0 +1,131 @@
+"""The joint β's CI where a wall's steepness is 0, a little above 0, and well above it: can a CI be right
+(0.90-0.98, the truth ruled out in ≤ 5%) on both sides of the bound?
+
+Truth: power law β = 0.5 on fit_accuracy's grid (7 B = 8..512, 7 lrs half a decade apart, random phase,
+σ = 0.01, runs past 1.25 decades above the optimum diverge), loss 1 + B^−½ + c·d² + a·c·d³₊ (c = 0.2, d =
+log10 lr − log10 lr_opt): a = 0 is fit_accuracy's symmetric curve, a = 2 its asymmetric one, and the model's
+k₊ is a at every B; k₋ is 0 throughout. Each sweep's joint CI (`surface.fit_surface`, with its σ(B) and
+lack-of-fit widenings) four ways, on the same draws:
+  free    lrscale as it is: every k± free to leave its bound along β's profile
+  held    the k± that the estimate holds on the bound held there along the profile (tried 2026-12-07,
+          bench/README "Wall steepness on its bound: the profile")
+  plugin  F(1, dof) scaled by the chi-bar-squared quantile of the model linearised at the estimate, its k±
+          on the bound taken as 0 (`chi_bar_scale.scale`; tried 2026-12-07)
+  oracle  the same with the k± that the truth holds at 0 taken as 0 (k₋, and k₊ where a = 0): what a
+          threshold could do if an analysis knew which walls are 0
+Per (a, seeds, way): the share of sweeps whose CI holds the true β, the median half-width and the errors'
+SD in CI units (z = error / (half-width / 1.96)).
+
+    python bench/wall_near_bound.py [--sweeps 200] [--walls 0 0.3 1 2] [--workers 2] [--out bench/out/wall_near_bound.json]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import zlib
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chi_bar_scale import BOUND, scale  # noqa: E402
+from fit_accuracy import CURVATURE, DIVERGE_ABOVE, truth  # noqa: E402
+from truths_outside import BATCH, make_sweep, random_phase_grid  # noqa: E402
+
+from lrscale.analysis import surface  # noqa: E402
+
+BETA, SIGMA = 0.5, 0.01
+WAYS = ("free", "held", "plugin", "oracle")
+SHAPE = range(surface.N_LINE, surface.N_LINE + surface.N_SHAPE)
+K_BELOW = [surface.N_LINE + 2, surface.N_LINE + 3]  # k₋ at the smallest and the largest B
+
+
+def sweeps(wall, seeds, n):
+    """The cell's n sweeps, reproducible from (wall, seeds)."""
+    rng = np.random.default_rng(zlib.crc32(repr(("wall_near_bound", wall, seeds)).encode()))
+    lr_opt = truth("power_law", BETA)
+    for _ in range(n):
+        lrs = random_phase_grid(rng)
+        losses = {}
+        for b, opt in zip(BATCH, lr_opt):
+            d = np.log10(lrs) - np.log10(opt)
+            clean = 1.0 + 1.0 / np.sqrt(b) + CURVATURE * (d**2 + wall * np.maximum(d, 0) ** 3)
+            table = clean + rng.normal(0, SIGMA, (seeds, len(lrs)))
+            table[:, d > DIVERGE_ABOVE] = np.nan
+            losses[int(b)] = table
+        yield make_sweep(lrs, losses)
+
+
+def profile_for(way, wall):
+    """surface._profile_ci as `way` computes β's CI."""
+    profile = surface._profile_ci
+
+    def held(model, p_hat, *args):
+        on = {i: 0.0 for i in SHAPE if p_hat[i] <= BOUND}
+        fit = model.fit
+        model.fit = lambda start, fixed: fit(start, {**fixed, **on})
+        try:
+            return profile(model, p_hat, *args)
+        finally:
+            del model.fit
+
+    def scaled(model, p_hat, rss_min, s2, f95, se):
+        on = [i for i in SHAPE if p_hat[i] <= BOUND] if way == "plugin" else list(SHAPE) if wall == 0 else K_BELOW
+        return profile(model, p_hat, rss_min, s2, f95 * scale(model, p_hat, on), se)
+
+    return {"free": profile, "held": held}.get(way, scaled)
+
+
+def run(job) -> dict:
+    """One (wall, seeds, way) cell over its sweeps."""
+    wall, seeds, way, n = job
+    profile, surface._profile_ci = surface._profile_ci, profile_for(way, wall)
+    errors, halves, covered = [], [], 0
+    try:
+        for sweep in sweeps(wall, seeds, n):
+            fit = surface.fit_surface(sweep)
+            if fit["beta"] is None or None in fit["ci95"]:
+                continue
+            lo, hi = fit["ci95"]
+            covered += lo <= BETA <= hi
+            errors.append(fit["beta"] - BETA)
+            halves.append((hi - lo) / 2)
+    finally:
+        surface._profile_ci = profile
+    z = [e / (h / 1.96) for e, h in zip(errors, halves) if h > 0]
+    return {"wall": wall, "seeds": seeds, "way": way, "sweeps": n, "closed_ci": len(errors),
+            "coverage": covered / len(errors) if errors else None,
+            "median_half_width": float(np.median(halves)) if halves else None,
+            "z_sd": statistics.stdev(z) if len(z) > 1 else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweeps", type=int, default=200)
+    ap.add_argument("--walls", type=float, nargs="*", default=[0.0, 0.3, 1.0, 2.0])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "wall_near_bound.json"))
+    args = ap.parse_args()
+    jobs = [(w, s, way, args.sweeps) for s in args.seeds for w in args.walls for way in WAYS]
+    start = time.time()
+    with Pool(args.workers) as pool:
+        rows = pool.map(run, jobs, chunksize=1)
+    fmt = lambda v, spec=".3f": "—" if v is None else format(v, spec)  # noqa: E731
+    print("| a (k₊) | seeds | way | closed CIs | coverage | median half-width | z SD |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['wall']:g} | {r['seeds']} | {r['way']} | {r['closed_ci']} | {fmt(r['coverage'])} | "
+              f"{fmt(r['median_half_width'])} | {fmt(r['z_sd'], '.2f')} |")
+    wall_s = time.time() - start
+    print(f"{len(jobs)} cells, {args.sweeps} sweeps each, {wall_s:.0f} s")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"sweeps": args.sweeps, "wall_s": wall_s, "rows": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
