@@ -22,6 +22,7 @@ explains the over-coverage comes near it.
 """
 
 import argparse
+import contextlib
 import itertools
 import json
 import statistics
@@ -84,20 +85,29 @@ def scale(model, p, on) -> float:
     return float(np.quantile(ratio, 0.95) / stats.chi2.ppf(0.95, 1))
 
 
+@contextlib.contextmanager
+def profile_as(make):
+    """surface._profile_ci replaced by make(the original) while the block runs, then restored."""
+    profile = surface._profile_ci
+    surface._profile_ci = make(profile)
+    try:
+        yield
+    finally:
+        surface._profile_ci = profile
+
+
 def fitted(sweep):
     """(model, estimate) of the joint power law at the point its β profile is searched, or None (no β)."""
     seen = []
-    profile = surface._profile_ci
 
-    def capture(model, p_hat, *args):
-        seen.append((model, p_hat.copy()))
-        return profile(model, p_hat, *args)
+    def capture(profile):
+        def searched(model, p_hat, *args):
+            seen.append((model, p_hat.copy()))
+            return profile(model, p_hat, *args)
+        return searched
 
-    surface._profile_ci = capture
-    try:
+    with profile_as(capture):
         surface.fit_surface(sweep)
-    finally:
-        surface._profile_ci = profile
     return seen[0] if seen else None
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chi_bar_scale import BOUND, scale  # noqa: E402
+from chi_bar_scale import BOUND, profile_as, scale  # noqa: E402
 from fit_accuracy import CURVATURE, DIVERGE_ABOVE, truth  # noqa: E402
 from truths_outside import BATCH, make_sweep, random_phase_grid  # noqa: E402
 
@@ -64,9 +64,8 @@ def sweeps(wall, seeds, n):
         yield make_sweep(lrs, losses)
 
 
-def profile_for(way, wall):
-    """surface._profile_ci as `way` computes β's CI."""
-    profile = surface._profile_ci
+def profile_for(way, wall, profile):
+    """surface._profile_ci (the original: `profile`) as `way` computes β's CI."""
 
     def held(model, p_hat, *args):
         on = {i: 0.0 for i in SHAPE if p_hat[i] <= BOUND}
@@ -87,9 +86,8 @@ def profile_for(way, wall):
 def run(job) -> dict:
     """One (wall, seeds, way) cell over its sweeps."""
     wall, seeds, way, n = job
-    profile, surface._profile_ci = surface._profile_ci, profile_for(way, wall)
     errors, halves, covered = [], [], 0
-    try:
+    with profile_as(lambda profile: profile_for(way, wall, profile)):
         for sweep in sweeps(wall, seeds, n):
             fit = surface.fit_surface(sweep)
             if fit["beta"] is None or None in fit["ci95"]:
@@ -98,8 +96,6 @@ def run(job) -> dict:
             covered += lo <= BETA <= hi
             errors.append(fit["beta"] - BETA)
             halves.append((hi - lo) / 2)
-    finally:
-        surface._profile_ci = profile
     z = [e / (h / 1.96) for e, h in zip(errors, halves) if h > 0]
     return {"wall": wall, "seeds": seeds, "way": way, "sweeps": n, "closed_ci": len(errors),
             "coverage": covered / len(errors) if errors else None,
