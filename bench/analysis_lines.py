@@ -31,8 +31,9 @@ def docstring_lines(src: str) -> set:
     return doc
 
 
-def kinds(src: str) -> dict:
-    """{code, docstring, comment, blank}: each line counted once (code beats a trailing comment)."""
+def line_sets(src: str) -> dict:
+    """{code, docstring, comment}: the numbers of the lines of each kind, each line in one set (code beats a
+    trailing comment)."""
     doc, code, comment = docstring_lines(src), set(), set()
     for tok in tokenize.generate_tokens(io.StringIO(src).readline):
         name = tokenize.tok_name[tok.type].lower()
@@ -40,10 +41,13 @@ def kinds(src: str) -> dict:
             comment.add(tok.start[0])
         elif name not in LAYOUT:
             code.update(range(tok.start[0], tok.end[0] + 1))
-    code -= doc
-    total = len(src.splitlines())
-    return {"total": total, "code": len(code), "docstring": len(doc), "comment": len(comment - code - doc),
-            "blank": total - len(code | doc | comment)}
+    return {"code": code - doc, "docstring": doc, "comment": comment - code - doc}
+
+
+def kinds(src: str) -> dict:
+    """{total, code, docstring, comment, blank}: line counts."""
+    sets, total = line_sets(src), len(src.splitlines())
+    return {"total": total, **{k: len(v) for k, v in sets.items()}, "blank": total - len(set().union(*sets.values()))}
 
 
 def at(rev: str) -> dict:
