@@ -48,14 +48,16 @@ def truth(kind, param):
     return geo_centre(lr)
 
 
-def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0):
-    """One sweep; σ(B) = sigma·(B/64)^sigma_slope (0: the same σ for every B)."""
+def synthetic(lr_opt, shape, sigma, seeds, rng, flat_b=None, sigma_slope=0.0, wall=None):
+    """One sweep; σ(B) = sigma·(B/64)^sigma_slope (0: the same σ for every B); loss c·(d² + wall·d³₊), wall
+    (the model's k₊) 2 for shape "asym" and 0 for "sym" unless given."""
+    wall = (2 if shape == "asym" else 0) if wall is None else wall
     lrs = random_phase_grid(rng)  # one grid, random phase
     losses = {}
     for b, opt in zip(BATCH, lr_opt):
         d = np.log10(lrs) - np.log10(opt)
         c = 0.0 if b == flat_b else CURVATURE
-        clean = 1.0 + 1.0 / np.sqrt(b) + c * d**2 + (2 * c * np.maximum(d, 0) ** 3 if shape == "asym" else 0)
+        clean = 1.0 + 1.0 / np.sqrt(b) + c * d**2 + (wall * c * np.maximum(d, 0) ** 3 if wall else 0)
         table = clean + rng.normal(0, sigma * (b / 64) ** sigma_slope, (seeds, len(lrs)))
         table[:, d > DIVERGE_ABOVE] = np.nan
         losses[int(b)] = table

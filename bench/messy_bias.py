@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 from score_targets import _mean_ci as mean_ci  # noqa: E402
+from score_targets import ci_ends  # noqa: E402
 from truths_outside import MESSY_DEFECTS, PHASE2_GRID, messy  # noqa: E402
 
 from lrscale.analysis.surface import fit_surface  # noqa: E402
@@ -59,7 +60,7 @@ def run_chunk(job):
     for i in range(start, stop):
         r = fit_surface(sweep_of(i, seeds, without, phase))
         if r["beta"] is not None:
-            lo, hi = (end if end is not None else bound for end, bound in zip(r["ci95"], (-np.inf, np.inf)))
+            lo, hi = ci_ends(r["ci95"])
             out.append((i, r["beta"] - BETA, bool(lo <= BETA <= hi)))
     return name, out
 

@@ -82,7 +82,7 @@ TARGETS = {  # name: (which cells, the column scored, the bounds a cell's value 
 }
 N_BOOT = 1000  # resamples of a cell's sweeps for the intervals of the half-width ratio and the pooled lr coverage
 
-RECORD_CODE = ("all_cells", "draws", "is_power_law", "score", "run_chunk")  # this script's code behind a store line
+RECORD_CODE = ("all_cells", "draws", "is_power_law", "ci_ends", "score", "run_chunk")  # this script's code behind a store line
 
 
 def analysis_version() -> str:
@@ -133,6 +133,11 @@ def is_power_law(lr_opt) -> bool:
     return bool(np.max(np.abs(np.polyval(fit, np.log(BATCH)) - np.log(lr_opt))) < 1e-9)
 
 
+def ci_ends(ci) -> tuple:
+    """A CI's two ends, an open one (None) as −∞ or +∞."""
+    return (-math.inf if ci[0] is None else ci[0]), (math.inf if ci[1] is None else ci[1])
+
+
 def score(r, lr_opt, flat) -> dict:
     """One analysed sweep under the reading above."""
     beta_true = slope(lr_opt)
@@ -144,8 +149,7 @@ def score(r, lr_opt, flat) -> dict:
            (r["answer"].get("untested") or ("no beta" if r["beta"] is None else None))}
     s = r["surface"]
     if s["beta"] is not None:
-        lo, hi = (-math.inf if s["ci95"][0] is None else s["ci95"][0]), (math.inf if s["ci95"][1] is None else
-                                                                          s["ci95"][1])
+        lo, hi = ci_ends(s["ci95"])
         rec.update(error=s["beta"] - beta_true, covered=bool(lo <= beta_true <= hi), half_width=(hi - lo) / 2)
     if r["beta"] is not None:
         rec["per_b_half_width"] = (r["ci95_t"][1] - r["ci95_t"][0]) / 2

@@ -150,7 +150,7 @@ MESSY_DEFECTS = ("diverge", "absent", "growing_sd", "offset")
 
 
 def messy(rng, seeds, without=(), lrs=PHASE2_GRID):
-    """`without`: defects of MESSY_DEFECTS left out (another name is ignored), `lrs` another grid of 7 lrs
+    """`without`: defects of MESSY_DEFECTS left out (another name is ignored), `lrs` another grid
     (bench/messy_bias.py); each variant draws the same random numbers (a defect left out draws them and does
     not use them), so sweeps pair."""
     lr_opt = _power_law(0.5)
@@ -160,12 +160,12 @@ def messy(rng, seeds, without=(), lrs=PHASE2_GRID):
         clean = 1 + b**-0.5 + 0.2 * d**2 + 0.4 * np.maximum(d, 0) ** 3
         sd = SIGMA * (1 + (0 if "growing_sd" in without else 3) * np.clip(d / WALL, 0, 1))  # 4x at the wall
         offset = rng.normal(0, SIGMA, (seeds, 1)) * ("offset" not in without)  # one per (seed, B), at every lr
-        table = clean + offset + rng.normal(0, 1, (seeds, 7)) * sd
+        table = clean + offset + rng.normal(0, 1, (seeds, len(lrs))) * sd
         p_diverge = np.clip((d - 0.5) / (WALL - 0.5), 0, 1)  # none below half a decade, all past the wall
         if "diverge" in without:
             p_diverge = (d > WALL).astype(float)  # past the wall only, as every other truth
-        table[rng.uniform(size=(seeds, 7)) < p_diverge] = np.nan
-        present = rng.uniform(size=(seeds, 7)) >= (0.0 if "absent" in without else 0.10)
+        table[rng.uniform(size=(seeds, len(lrs))) < p_diverge] = np.nan
+        present = rng.uniform(size=(seeds, len(lrs))) >= (0.0 if "absent" in without else 0.10)
         table[~present] = np.nan
         losses[int(b)], ran[int(b)] = table, present
     return make_sweep(lrs, losses, ran), lr_opt
