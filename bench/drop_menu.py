@@ -31,10 +31,11 @@ FEATURES = {
         "fit.json's bootstrap keys become null"),
     "per-B bending forms (McCandlish, surge on the per-B optima)": (
         ["forms:PREFER_DCHI2", "forms:UNDECIDED_DCHI2", "forms:WEAK_DCHI2", "forms:GOF_P", "forms:_shape",
-         "forms:local_slope", "forms:_profile", "forms:_interval", "forms:fit_bending", "forms:compare",
-         "forms:gof_p", "forms:close_second", "forms:prefer", "verdict:FORM_NAMES", "verdict:plausible_bend",
-         "verdict:_per_b_form_view", "report:forms_table"],
-        "the report's form comparison, the per-B form clauses and plot bands; fit.json forms.mccandlish/surge "
+         "forms:local_slope", "forms:_profile", "forms:_interval", "forms:fit_bending", "forms:gof_p",
+         "forms:prefer", "verdict:FORM_NAMES", "verdict:plausible_bend", "verdict:_per_b_form_view",
+         "report:forms_table"],  # not forms.compare (it also gives the kept per-B power law), nor close_second
+        "the report's form comparison, the per-B form clauses and plot bands, the B_noise clause beside the "
+        "gradient noise's B_simple, the per-B fallback's no-form decline; fit.json forms.mccandlish/surge "
         "vanish; horizons' B_noise proxy must move to the joint model's forms"),
     "per-B SE floors (shape bias, unseen side)": (
         ["optima:FLOOR_STEPS", "optima:side_unseen", "optima:cubic_vertex", "optima:shape_bias",
@@ -87,9 +88,23 @@ def spans(src: str) -> dict:
 
 
 def unit_lines(lines: list, first: int, last: int) -> set:
-    """The unit's lines with the comment block right above it and the blank lines after it (1-based)."""
-    while first > 1 and lines[first - 2].lstrip().startswith("#"):
-        first -= 1
+    """The unit's lines (1-based) with its comments and the blank lines after it: the comment block right above
+    it, unless that block continues the trailing comment of the code line above the block (a constant's
+    rationale run on), and such a run-on of its own last line's comment."""
+    def comment(n):
+        return lines[n - 1].lstrip().startswith("#")
+
+    def trailing(n):
+        return not comment(n) and "  #" in lines[n - 1]
+
+    top = first
+    while top > 1 and comment(top - 1):
+        top -= 1
+    if not (top > 1 and trailing(top - 1)):
+        first = top
+    if trailing(last):
+        while last < len(lines) and comment(last + 1):
+            last += 1
     while last < len(lines) and not lines[last].strip():
         last += 1
     return set(range(first, last + 1))

@@ -5,7 +5,7 @@ Truth: power law β = 0.5 on fit_accuracy's grid (7 B = 8..512, 7 lrs half a dec
 σ = 0.01, runs past 1.25 decades above the optimum diverge), loss 1 + B^−½ + c·d² + a·c·d³₊ (c = 0.2, d =
 log10 lr − log10 lr_opt): a = 0 is fit_accuracy's symmetric curve, a = 2 its asymmetric one, and the model's
 k₊ is a at every B; k₋ is 0 throughout. Each sweep's joint CI (`surface.fit_surface`, with its σ(B) and
-lack-of-fit widenings) four ways, on the same draws:
+lack-of-fit widenings) each way, on the same draws:
   free    lrscale as it is: every k± free to leave its bound along β's profile
   held    the k± that the estimate holds on the bound held there along the profile (tried 2026-12-07,
           bench/README "Wall steepness on its bound: the profile")
